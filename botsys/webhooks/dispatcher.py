@@ -1,0 +1,296 @@
+"""The delivery loop: claim due deliveries, send them, record every attempt.
+
+Concurrency: at most ``concurrency`` deliveries held by this replica and at most ``per_host``
+in flight per destination (host:port). A claimed delivery whose destination is full may wait
+for one more wave (``per_host`` waiters); beyond that it is released back to the store with a
+short delay, so one black-holed receiver can never occupy the replica's slots (and waiters
+never sit so long that their lease expires under them).
+
+Durability lives in the store: a crash mid-send leaves the lease to expire and another replica
+retries. ``stop()`` releases waiters, lets sends finish for a grace period, then abandons the
+rest to lease expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+from yarl import URL
+
+from botsys.config import WebhookSettings
+from botsys.webhooks.guard import AllowList, Guard
+from botsys.webhooks.policy import Schedule, classify_status, decide, parse_retry_after
+from botsys.webhooks.sender import Sender, SendResult, build_session
+from botsys.webhooks.types import AttemptRecord, Delivery, DeliveryStore
+
+log = logging.getLogger(__name__)
+
+OnAttempt = Callable[[AttemptRecord, Delivery], None]
+SessionFactory = Callable[[], aiohttp.ClientSession]
+
+
+@dataclass
+class _Host:
+    """In-flight bookkeeping for one destination."""
+
+    slots: asyncio.Semaphore
+    waiting: int = 0
+
+
+class WebhookDispatcher:
+    """Durable webhook delivery over a ``DeliveryStore``; ``run()`` / ``run_once()`` / ``stop()``."""
+
+    def __init__(
+        self,
+        store: DeliveryStore,
+        settings: WebhookSettings,
+        *,
+        session_factory: SessionFactory | None = None,
+        guard: Guard | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        on_attempt: OnAttempt | None = None,
+        idle_wait_s: float = 1.0,
+        busy_host_delay_ms: int = 1000,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._allow = AllowList.parse(settings.allow)
+        self._guard = guard or Guard(self._allow)
+        self._session_factory = session_factory or self._default_session
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._on_attempt = on_attempt
+        self._idle_wait_s = idle_wait_s
+        self._busy_host_delay_ms = busy_host_delay_ms
+        self._schedule = Schedule(settings.retry_delay_ms, settings.max_delay_ms)
+        self._hosts: dict[str, _Host] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+        self._sender: Sender | None = None
+        self.lease_lost = 0  # attempts whose result another replica now owns
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Deliver until ``stop()``."""
+        self._stopping.clear()
+        while not self._stopping.is_set():
+            claimed, asked = await self._fill()
+            if self._free() == 0:
+                await self._wait_for(self._slot_freed.wait(), None)
+            elif claimed < asked or asked == 0:
+                await self._wait_for(self._store.wait_for_work(self._idle_wait_s), None)
+
+    async def run_once(self) -> int:
+        """Claim one batch, deliver it, wait for those attempts to be recorded. For tests
+        and single-shot tools; returns how many deliveries were claimed."""
+        before = set(self._tasks)
+        claimed, _ = await self._fill()
+        await asyncio.gather(*(self._tasks - before), return_exceptions=True)
+        return claimed
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop claiming; sends in flight get ``grace_s`` (default: the attempt timeout)
+        to finish, the rest are cancelled and left to lease expiry."""
+        self._stopping.set()
+        grace = self._settings.timeout_s if grace_s is None else grace_s
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = self._sender = None
+
+    # -- claiming --------------------------------------------------------------------------
+
+    def _free(self) -> int:
+        return max(0, self._settings.concurrency - len(self._tasks))
+
+    async def _fill(self) -> tuple[int, int]:
+        asked = self._free()
+        if asked == 0 or self._stopping.is_set():
+            return 0, asked
+        deliveries = await self._store.claim_due(asked)
+        for delivery in deliveries:
+            self._start(delivery)
+        return len(deliveries), asked
+
+    def _start(self, delivery: Delivery) -> None:
+        task = asyncio.create_task(self._handle(delivery), name=f"webhook:{delivery.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("webhook delivery task crashed", exc_info=task.exception())
+
+    async def _wait_for(self, awaitable, timeout: float | None) -> None:
+        """Wait for ``awaitable`` or ``stop()``, whichever comes first."""
+        self._slot_freed.clear()
+        waiter = asyncio.ensure_future(awaitable)
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({waiter, stopper}, timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            for fut in (waiter, stopper):
+                fut.cancel()
+            await asyncio.gather(waiter, stopper, return_exceptions=True)
+
+    # -- one delivery ----------------------------------------------------------------------
+
+    async def _handle(self, delivery: Delivery) -> None:
+        host = self._host(delivery.url)
+        if host.slots.locked() and host.waiting >= self._settings.per_host:
+            await self._release(delivery, self._busy_host_delay_ms)
+            return
+        host.waiting += 1
+        try:
+            acquired = await self._acquire_unless_stopped(host.slots)
+        finally:
+            host.waiting -= 1
+        if not acquired:  # shutting down: hand it back instead of starting a send
+            await self._release(delivery, 0)
+            return
+        try:
+            result = await self._sender_for().send(delivery)
+        finally:
+            host.slots.release()
+        await self._record(delivery, result)
+
+    async def _acquire_unless_stopped(self, slots: asyncio.Semaphore) -> bool:
+        if not slots.locked():
+            await slots.acquire()  # free slot: immediate, no helper tasks on the hot path
+            return not self._release_if_stopping(slots)
+        acquire = asyncio.ensure_future(slots.acquire())
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({acquire, stopper}, return_when="FIRST_COMPLETED")
+        finally:
+            stopper.cancel()
+            if not acquire.done():
+                acquire.cancel()
+        await asyncio.gather(acquire, stopper, return_exceptions=True)
+        if acquire.cancelled():
+            return False
+        return not self._release_if_stopping(slots)
+
+    def _release_if_stopping(self, slots: asyncio.Semaphore) -> bool:
+        if self._stopping.is_set():
+            slots.release()
+            return True
+        return False
+
+    def _host(self, url: str) -> _Host:
+        try:
+            parsed = URL(url)
+            key = f"{parsed.host}:{parsed.port}"
+        except (ValueError, TypeError):
+            key = "?"
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = _Host(asyncio.Semaphore(self._settings.per_host))
+        return host
+
+    async def _release(self, delivery: Delivery, delay_ms: int) -> None:
+        if not await self._store.release(delivery, delay_ms):
+            self.lease_lost += 1
+
+    async def _record(self, delivery: Delivery, result: SendResult) -> None:
+        record, next_at = self.judge(delivery, result)
+        if self._on_attempt is not None:
+            try:
+                self._on_attempt(record, delivery)
+            except Exception:  # a metrics hook must never lose a delivery
+                log.exception("on_attempt hook failed")
+        if not await self._store.finish_attempt(delivery, record, next_at):
+            self.lease_lost += 1
+            log.warning(
+                "webhook lease lost; another replica owns the delivery now",
+                extra={"delivery_id": delivery.id, "job_id": delivery.job_id},
+            )
+
+    def judge(self, delivery: Delivery, result: SendResult) -> tuple[AttemptRecord, int | None]:
+        """The attempt record and the next attempt time (None: final)."""
+        if result.blocked:
+            verdict = "permanent"
+        elif result.status is None:
+            verdict = "retry"  # timeout or connection error
+        else:
+            verdict = classify_status(result.status)
+        now_ms = int(self._clock() * 1000)
+        retry_after = parse_retry_after(result.retry_after, now_ms)
+        decision = decide(
+            verdict,
+            delivery.attempt,
+            delivery.max_attempts,
+            now_ms,
+            self._schedule,
+            self._rng,
+            retry_after,
+        )
+        record = AttemptRecord(
+            at_ms=result.at_ms,
+            duration_ms=result.duration_ms,
+            status_code=result.status,
+            error=result.error or _status_error(result.status),
+            response_excerpt=result.excerpt,
+            outcome=decision.outcome,
+        )
+        return record, decision.next_attempt_at_ms
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def _sender_for(self) -> Sender:
+        if self._sender is None:
+            self._session = self._session_factory()
+            self._sender = Sender(
+                self._session,
+                secret=self._settings.secret,
+                timeout_s=self._settings.timeout_s,
+                allow=self._allow,
+                clock=self._clock,
+            )
+        return self._sender
+
+    def _default_session(self) -> aiohttp.ClientSession:
+        return build_session(
+            self._settings.timeout_s,
+            self._guard,
+            limit=self._settings.concurrency,
+            limit_per_host=self._settings.per_host,
+        )
+
+
+def _status_error(status: int | None) -> str | None:
+    if status is None or 200 <= status < 300:
+        return None
+    if 300 <= status < 400:
+        return f"HTTP {status}: redirects are not followed; update the webhook URL"
+    return f"HTTP {status}"
+
+
+async def drain(dispatcher: WebhookDispatcher, rounds: int = 100) -> int:
+    """Call ``run_once`` until nothing is due (tests, CLI tools). Returns deliveries sent."""
+    total = 0
+    for _ in range(rounds):
+        claimed = await dispatcher.run_once()
+        total += claimed
+        if claimed == 0:
+            break
+    return total
