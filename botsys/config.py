@@ -229,7 +229,9 @@ def build_settings(raw: Mapping[str, Any], source: str = "dict") -> Settings:
 
 def _build_bot_type(name: str, spec: Any) -> BotTypeSettings:
     if not _NAME.match(name):
-        raise ConfigError(f"bot_types.{name}: bot type names are lowercase identifiers (a-z, 0-9, _)")
+        raise ConfigError(
+            f"bot_types.{name}: bot type names are lowercase identifiers (a-z, 0-9, _)"
+        )
     if not isinstance(spec, Mapping):
         raise ConfigError(f"bot_types.{name} must be a table")
     bt = _build(BotTypeSettings, {**spec, "name": name}, f"bot_types.{name}")
@@ -272,30 +274,45 @@ def _build(cls: type, values: Any, where: str):
 
 
 def _check(key: str, value: Any, f: dataclasses.Field) -> Any:
-    kind = f.type if isinstance(f.type, type) else eval(f.type)  # noqa: S307 - our own annotations
+    kind = _kind(f)
     shown = "(value not shown)" if key in SECRET_KEYS else repr(value)
-    meta = f.metadata
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} = {shown}: must be true or false")
-        return value
-    if kind in (int, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} = {shown}: must be a number")
-        if kind is int and not float(value).is_integer():
-            raise ConfigError(f"{key} = {shown}: must be a whole number")
-        value = kind(value)
-        lo, hi = meta.get("lo"), meta.get("hi")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ConfigError(f"{key} = {shown}: must be between {lo} and {hi}")
-        return value
-    if kind is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} = {shown}: must be a string")
-        choices = meta.get("choices")
-        if choices and value not in choices:
-            raise ConfigError(f"{key} = {shown}: must be one of {', '.join(choices)}")
-        return value
+    checker = {bool: _check_bool, int: _check_number, float: _check_number, str: _check_str}
+    return checker.get(kind, _check_list)(key, shown, value, kind, f.metadata)
+
+
+def _kind(f: dataclasses.Field) -> type:
+    kind = f.type if isinstance(f.type, type) else eval(f.type)  # noqa: S307 - our own annotations
+    return list if getattr(kind, "__origin__", None) is list else kind
+
+
+def _check_bool(key, shown, value, kind, meta):
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} = {shown}: must be true or false")
+    return value
+
+
+def _check_number(key, shown, value, kind, meta):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key} = {shown}: must be a number")
+    if kind is int and not float(value).is_integer():
+        raise ConfigError(f"{key} = {shown}: must be a whole number")
+    value = kind(value)
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(f"{key} = {shown}: must be between {lo} and {hi}")
+    return value
+
+
+def _check_str(key, shown, value, kind, meta):
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} = {shown}: must be a string")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{key} = {shown}: must be one of {', '.join(choices)}")
+    return value
+
+
+def _check_list(key, shown, value, kind, meta):
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{key} = {shown}: must be a list of strings")
     return list(value)
@@ -325,9 +342,7 @@ def _env_value(env_name: str, key: str, text: str) -> Any:
 def _field_type(key: str) -> type:
     parts = key.split(".")
     cls = BotTypeSettings if parts[0] == "bot_types" else SECTIONS[parts[0]]
-    f = {f.name: f for f in dataclasses.fields(cls)}[parts[-1]]
-    kind = f.type if isinstance(f.type, type) else eval(f.type)  # noqa: S307
-    return list if getattr(kind, "__origin__", None) is list else kind
+    return _kind({f.name: f for f in dataclasses.fields(cls)}[parts[-1]])
 
 
 def _set_dotted(raw: dict, key: str, value: Any) -> None:

@@ -1,0 +1,339 @@
+"""The orchestrator: per bot type, claim jobs under the distributed semaphore and run them.
+
+One dispatcher task per bot type claims (Lua, atomic) while this replica has local room, hands
+each job to the runner, renews its lease, and records the outcome with the lease's fencing
+token. Wake-ups come from Redis pub/sub (enqueue, release, limit change, cancel), never from
+busy polling; a short timeout covers delayed jobs and expired leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Settings
+from .jobs import CANCELLED, Claim, retry_delay_ms
+from .queue import JobQueue
+from .runners.types import AttemptOutcome, AttemptSpec, Runner
+from .store.connection import REDIS_DOWN
+
+log = logging.getLogger("botsys.orchestrator")
+
+LEASE_LOST, CANCEL, DRAIN = "lease_lost", "cancel", "drain"
+
+
+class _Sink:
+    """Buffers a running bot's events; the orchestrator flushes them to Redis in batches."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self._progress: int | None = None
+        self._lines: list[str] = []
+        self.dirty = False
+
+    def started(self, pid: int) -> None:
+        self.pid = pid
+
+    def progress(self, percent: int) -> None:
+        self._progress = percent
+        self.dirty = True
+
+    def log(self, text: str) -> None:
+        self._lines.append(text)
+        self.dirty = True
+
+    def take(self) -> tuple[int | None, list[str]]:
+        progress, lines = self._progress, self._lines
+        self._progress, self._lines, self.dirty = None, [], False
+        return progress, lines
+
+
+@dataclass
+class RunningAttempt:
+    claim: Claim
+    task: asyncio.Task
+    sink: _Sink
+    lease_deadline: float  # local monotonic time by which the lease must have been renewed
+    stop_reason: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.task.cancel()
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        queue: JobQueue,
+        runner: Runner,
+        settings: Settings,
+        *,
+        metrics: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        bot_types: list[str] | None = None,
+    ):
+        self.queue = queue
+        self.runner = runner
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.bot_types = bot_types or queue.bot_types
+        e = settings.engine
+        self.lease_s = e.lease_ms / 1000
+        self.heartbeat_s = min(e.heartbeat_ms, e.lease_ms / 3) / 1000
+        self.inflight: dict[str, RunningAttempt] = {}
+        self._attempt_tasks: set[asyncio.Task] = set()
+        self._wake = {t: asyncio.Event() for t in self.bot_types}
+        self._room = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task] = []
+        self.claimed_total = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.queue.seed_limits()
+        self._tasks = [asyncio.create_task(self._listen(), name="orchestrator-listen")]
+        self._tasks.append(asyncio.create_task(self._heartbeats(), name="orchestrator-heartbeat"))
+        self._tasks.append(asyncio.create_task(self._flusher(), name="orchestrator-flush"))
+        for t in self.bot_types:
+            self._tasks.append(asyncio.create_task(self._dispatch(t), name=f"dispatch-{t}"))
+
+    async def stop(self, drain_timeout_s: float | None = None) -> None:
+        """Stop claiming; let running attempts finish up to the drain timeout, requeue the rest."""
+        self._stopping = True
+        for ev in (*self._wake.values(), self._room):
+            ev.set()
+        timeout = (
+            self.settings.server.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
+        )
+        if self._attempt_tasks:
+            await asyncio.wait(set(self._attempt_tasks), timeout=timeout)
+        for ra in list(self.inflight.values()):
+            ra.stop(DRAIN)
+        if self._attempt_tasks:
+            await asyncio.wait(set(self._attempt_tasks))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def wake(self, bot_type: str | None = None) -> None:
+        for t, ev in self._wake.items():
+            if bot_type in (None, t):
+                ev.set()
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def _free_local(self) -> int:
+        return self.settings.engine.max_in_flight - len(self.inflight)
+
+    async def _dispatch(self, bot_type: str) -> None:
+        wake, backoff = self._wake[bot_type], 0.1
+        while not self._stopping:
+            free = self._free_local()
+            if free <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            wake.clear()
+            try:
+                wait_ms, claims = await self.queue.claim(bot_type, free)
+                backoff = 0.1
+            except REDIS_DOWN as exc:
+                log.warning("claim failed for %s (%s); retrying in %.1fs", bot_type, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            for claim in claims:
+                self._start_attempt(claim)
+            if claims and len(claims) == free:
+                continue  # there may be more waiting
+            timeout = self.settings.engine.idle_wait_s
+            if wait_ms >= 0:
+                timeout = min(timeout, wait_ms / 1000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
+
+    def _start_attempt(self, claim: Claim) -> None:
+        self.claimed_total += 1
+        sink = _Sink()
+        spec = AttemptSpec(
+            job_id=claim.job_id,
+            bot_type=claim.job.bot_type,
+            bot=claim.job.get("bot", ""),
+            payload=claim.payload,
+            attempt=claim.attempt,
+            timeout_s=claim.timeout_s,
+        )
+        run = asyncio.create_task(self.runner.run(spec, sink), name=f"run-{claim.job_id}")
+        ra = RunningAttempt(claim, run, sink, self.clock() + self.lease_s)
+        self.inflight[claim.job_id] = ra
+        task = asyncio.create_task(self._attempt(ra), name=f"attempt-{claim.job_id}")
+        self._attempt_tasks.add(task)
+        task.add_done_callback(self._attempt_tasks.discard)
+        if self.metrics is not None and claim.started_ms and claim.created_ms:
+            self.metrics.observe_wait(
+                spec.bot_type, max(0, claim.started_ms - claim.created_ms) / 1000
+            )
+
+    async def _attempt(self, ra: RunningAttempt) -> None:
+        outcome: AttemptOutcome | None = None
+        try:
+            outcome = await ra.task
+        except asyncio.CancelledError:
+            if ra.stop_reason is None:
+                raise  # we ourselves are being cancelled
+        except Exception as exc:  # a runner bug must not lose the job
+            log.exception("runner crashed on %s", ra.claim.job_id)
+            outcome = AttemptOutcome("failed", error=f"runner error: {type(exc).__name__}: {exc}")
+        try:
+            await self._flush(ra)
+            await self._record(ra, outcome)
+        finally:
+            self.inflight.pop(ra.claim.job_id, None)
+            self._room.set()
+
+    async def _record(self, ra: RunningAttempt, outcome: AttemptOutcome | None) -> None:
+        claim, reason = ra.claim, ra.stop_reason
+        if reason == LEASE_LOST:
+            log.warning("lease lost for %s: bot stopped, outcome discarded", claim.job_id)
+            return
+        if reason == DRAIN:
+            await self._with_retries(lambda: self.queue.requeue(claim))
+            return
+        if reason == CANCEL or outcome is None:
+            outcome = AttemptOutcome(CANCELLED, error="cancelled")  # type: ignore[arg-type]
+        delay = retry_delay_ms(
+            claim.failures + 1,
+            self.settings.engine.retry_delay_ms,
+            self.settings.engine.retry_max_delay_ms,
+        )
+        result = "" if outcome.result is None else json.dumps(outcome.result, separators=(",", ":"))
+        done = await self._with_retries(
+            lambda: self.queue.complete(
+                claim,
+                outcome.status,
+                result_json=result,
+                error=outcome.error or "",
+                retry_delay_ms=delay,
+            )
+        )
+        if done is not None and not done.recorded:
+            log.warning("completion of %s refused: lease lost to another replica", claim.job_id)
+        elif done is not None and self.metrics is not None:
+            self.metrics.observe_execution(
+                claim.job.bot_type, done.state, time.monotonic() - ra.started
+            )
+
+    async def _with_retries(self, call):
+        """Redis may blip; keep trying for about one lease (after that the lease is gone anyway)."""
+        deadline, delay = self.clock() + self.lease_s, 0.05
+        while True:
+            try:
+                return await call()
+            except REDIS_DOWN as exc:
+                if self.clock() > deadline:
+                    log.error("giving up writing an outcome after %.0fs: %s", self.lease_s, exc)
+                    return None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    # -- leases ----------------------------------------------------------------------------
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            await self.renew_leases()
+
+    async def renew_leases(self) -> None:
+        by_type: dict[str, list[RunningAttempt]] = {}
+        for ra in list(self.inflight.values()):
+            if ra.stop_reason is None:
+                by_type.setdefault(ra.claim.job.bot_type, []).append(ra)
+        for bot_type, attempts in by_type.items():
+            sent = self.clock()
+            try:
+                status = await asyncio.wait_for(
+                    self.queue.heartbeat(
+                        bot_type, [(a.claim.job_id, a.claim.token) for a in attempts]
+                    ),
+                    self.heartbeat_s,
+                )
+            except (*REDIS_DOWN, TimeoutError) as exc:
+                log.warning("lease renewal failed for %s: %s", bot_type, type(exc).__name__)
+                continue
+            for a in attempts:
+                s = status.get(a.claim.job_id, 0)
+                if s == 0:
+                    a.stop(LEASE_LOST)
+                else:
+                    a.lease_deadline = sent + self.lease_s
+                    if s == 2:
+                        a.stop(CANCEL)
+        self._fence()
+
+    def _fence(self) -> None:
+        """Self-fencing: a bot whose lease could not be renewed in time is killed before the
+        lease can expire, so the limit holds even when Redis or this event loop stalls."""
+        margin = self.heartbeat_s / 2
+        now = self.clock()
+        for ra in list(self.inflight.values()):
+            if ra.stop_reason is None and now > ra.lease_deadline - margin:
+                log.warning(
+                    "could not renew the lease of %s in time: stopping its bot", ra.claim.job_id
+                )
+                ra.stop(LEASE_LOST)
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def _flusher(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            for ra in list(self.inflight.values()):
+                if ra.sink.dirty:
+                    with contextlib.suppress(*REDIS_DOWN):
+                        await self._flush(ra)
+
+    async def _flush(self, ra: RunningAttempt) -> None:
+        if not ra.sink.dirty:
+            return
+        progress, lines = ra.sink.take()
+        await self.queue.record_events(ra.claim.job.bot_type, ra.claim.job_id, progress, lines)
+
+    async def _listen(self) -> None:
+        """Pub/sub fan-in: wake dispatchers, and kill bots whose job was cancelled elsewhere."""
+        k = self.queue.keys
+        wake_channels = {k.wake_channel(t): t for t in self.bot_types}
+        cancel_channel = k.cancel_channel()
+        while True:
+            pubsub = self.queue.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(cancel_channel, *wake_channels)
+                self.wake()  # we may have missed messages while (re)connecting
+                async for msg in pubsub.listen():
+                    self._on_message(msg, wake_channels, cancel_channel)
+            except REDIS_DOWN as exc:
+                log.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    def _on_message(self, msg: dict, wake_channels: dict[str, str], cancel_channel: str) -> None:
+        if msg.get("type") != "message":
+            return
+        channel = msg["channel"]
+        if channel == cancel_channel:
+            ra = self.inflight.get(msg["data"])
+            if ra is not None:
+                ra.stop(CANCEL)
+        elif channel in wake_channels:
+            self._wake[wake_channels[channel]].set()

@@ -1,0 +1,298 @@
+"""JobQueue: the Python API over the Lua scripts. Thin: one script (or pipeline) per call."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from .config import Settings
+from .jobs import PRIORITY_DEFAULT, TERMINAL, Claim, Job, bot_type_of, new_job_id
+from .store.keys import Keys
+from .store.scripts import Scripts
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+LOG_LINES_KEPT = 2000
+
+
+class UnknownJob(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    job_id: str
+    created: bool  # False: an earlier job with the same idempotency key
+
+
+@dataclass(frozen=True)
+class Completion:
+    recorded: bool  # False: this replica no longer owns the job (nothing was written)
+    state: str = ""  # terminal state, or "delayed" when a retry was scheduled
+    delivery_id: str = ""
+    retry_at_ms: int = 0
+
+
+@dataclass(frozen=True)
+class TypeStats:
+    waiting: int
+    delayed: int
+    running: int
+    limit: int
+    paused: bool
+    counts: Mapping[str, int]  # terminal state → jobs ever finished in it
+    webhook_pending: int
+    webhook_delivered: int
+    webhook_dead: int
+
+
+class JobQueue:
+    def __init__(
+        self, redis: Redis, settings: Settings, replica: str, scripts: Scripts | None = None
+    ):
+        self.redis = redis
+        self.settings = settings
+        self.replica = replica
+        self.keys = Keys(settings.redis.prefix)
+        self.scripts = scripts or Scripts(redis)
+        self._ctx = {t: self._context(t) for t in settings.bot_types}
+
+    @property
+    def bot_types(self) -> list[str]:
+        return list(self.settings.bot_types)
+
+    def _context(self, bot_type: str) -> str:
+        e, k = self.settings.engine, self.keys
+        return json.dumps(
+            {
+                "replica": self.replica,
+                "retention_s": e.retention_s,
+                "failed_retention_s": e.failed_retention_s,
+                "max_index": e.max_index,
+                "webhook_attempts": self.settings.webhooks.max_retries,
+                "lease_ms": e.lease_ms,
+                "max_stalls": e.max_stalls,
+                "events_prefix": k.events_channel(""),
+                "deliveries_channel": k.deliveries_channel(),
+                "wake_channel": k.wake_channel(bot_type),
+                "cancel_channel": k.cancel_channel(),
+            }
+        )
+
+    async def _run(self, name: str, bot_type: str, *args: Any, now: int | None = None) -> Any:
+        keys = [self.keys.type_prefix(bot_type)]
+        argv = [self._ctx[bot_type], "" if now is None else now, *args]
+        return await self.scripts.run(name, keys, argv)
+
+    def type_of(self, job_id: str) -> str:
+        t = bot_type_of(job_id)
+        if t is None or t not in self._ctx:
+            raise UnknownJob(job_id)
+        return t
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def seed_limits(self) -> dict[str, int]:
+        return {
+            t: int(await self._run("seed_limit", t, bt.limit))
+            for t, bt in self.settings.bot_types.items()
+        }
+
+    async def enqueue(
+        self,
+        bot_type: str,
+        bot: str,
+        payload: Any = None,
+        *,
+        priority: int = PRIORITY_DEFAULT,
+        webhook_url: str = "",
+        timeout_s: float | None = None,
+        max_attempts: int | None = None,
+        delay_ms: int = 0,
+        idempotency_key: str = "",
+        now: int | None = None,
+    ) -> Enqueued:
+        bt = self.settings.bot_types[bot_type]
+        job_id = new_job_id(bot_type, now)
+        fields = {
+            "botType": bot_type,
+            "bot": bot,
+            "payload": json.dumps({} if payload is None else payload, separators=(",", ":")),
+            "priority": priority,
+            "webhookUrl": webhook_url,
+            "timeoutMs": int((timeout_s or bt.timeout_s) * 1000),
+            "maxAttempts": max_attempts or bt.max_attempts,
+            "idempotencyKey": idempotency_key,
+        }
+        created, jid = await self._run(
+            "enqueue", bot_type, job_id, json.dumps(fields), delay_ms, IDEMPOTENCY_TTL_S, now=now
+        )
+        return Enqueued(jid, bool(created))
+
+    async def claim(
+        self, bot_type: str, count: int, now: int | None = None
+    ) -> tuple[int, list[Claim]]:
+        """Returns (ms until delayed/expired work is due, or -1; the claimed jobs)."""
+        reply = await self._run("claim", bot_type, count, now=now)
+        claims = []
+        for flat in reply[1:]:
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            claims.append(Claim(Job(fields), fields["token"]))
+        return int(reply[0]), claims
+
+    async def heartbeat(
+        self, bot_type: str, leases: Iterable[tuple[str, str]], now: int | None = None
+    ) -> dict[str, int]:
+        """Renew leases: job id → 1 renewed, 0 lost, 2 renewed but cancel requested."""
+        leases = list(leases)
+        flat = [x for pair in leases for x in pair]
+        reply = await self._run("heartbeat", bot_type, *flat, now=now)
+        return {job_id: int(s) for (job_id, _), s in zip(leases, reply[1:], strict=True)}
+
+    async def complete(
+        self,
+        claim: Claim,
+        status: str,
+        *,
+        result_json: str = "",
+        error: str = "",
+        retry_delay_ms: int = 0,
+        now: int | None = None,
+    ) -> Completion:
+        t = claim.job.bot_type
+        reply = await self._run(
+            "complete",
+            t,
+            claim.job_id,
+            claim.token,
+            status,
+            result_json,
+            error,
+            retry_delay_ms,
+            now=now,
+        )
+        if int(reply[0]) == 0:
+            return Completion(False)
+        if int(reply[0]) == 2:
+            return Completion(True, "delayed", retry_at_ms=int(reply[1]))
+        return Completion(True, reply[1], reply[2])
+
+    async def requeue(self, claim: Claim, now: int | None = None) -> bool:
+        return bool(
+            await self._run("requeue", claim.job.bot_type, claim.job_id, claim.token, now=now)
+        )
+
+    async def cancel(self, job_id: str, now: int | None = None) -> tuple[int, str]:
+        """(-1, '') unknown; (0, state) already finished; (1, 'cancelled'); (2, 'running')."""
+        reply = await self._run("cancel", self.type_of(job_id), job_id, now=now)
+        return int(reply[0]), (reply[1] if len(reply) > 1 else "")
+
+    async def retry(self, job_id: str, now: int | None = None) -> tuple[int, str]:
+        reply = await self._run("retry", self.type_of(job_id), job_id, now=now)
+        return int(reply[0]), (reply[1] if len(reply) > 1 else "")
+
+    # -- events from running bots ----------------------------------------------------------
+
+    async def record_events(
+        self, bot_type: str, job_id: str, progress: int | None, lines: list[str]
+    ) -> None:
+        """Progress and log lines of a running attempt, in one round trip; fanned out to SSE."""
+        pipe = self.redis.pipeline(transaction=False)
+        channel = self.keys.events_channel(job_id)
+        if progress is not None:
+            pipe.hset(self.keys.job(bot_type, job_id), "progress", progress)
+            pipe.publish(channel, json.dumps({"type": "progress", "progress": progress}))
+        if lines:
+            log_key = self.keys.log(bot_type, job_id)
+            pipe.rpush(log_key, *lines)
+            pipe.ltrim(log_key, -LOG_LINES_KEPT, -1)
+            pipe.publish(channel, json.dumps({"type": "log", "lines": lines}))
+        await pipe.execute()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> Job | None:
+        try:
+            t = self.type_of(job_id)
+        except UnknownJob:
+            return None
+        fields = await self.redis.hgetall(self.keys.job(t, job_id))
+        return Job(fields) if fields.get("state") else None
+
+    async def logs(self, job_id: str, tail: int = LOG_LINES_KEPT) -> list[str]:
+        t = self.type_of(job_id)
+        return await self.redis.lrange(self.keys.log(t, job_id), -tail, -1)
+
+    async def list_jobs(
+        self, bot_type: str, state: str | None = None, limit: int = 50, before_ms: int | None = None
+    ) -> list[Job]:
+        """Newest first. ``before_ms`` is the cursor: jobs indexed strictly before that score."""
+        index = self._index_for(bot_type, state)
+        hi = f"({before_ms}" if before_ms is not None else "+inf"
+        ids = await self.redis.zrevrangebyscore(index, hi, "-inf", start=0, num=limit * 2)
+        jobs = await self._load(bot_type, ids)
+        if state and state not in TERMINAL:
+            jobs = [j for j in jobs if j.state == state]
+        return jobs[:limit]
+
+    def _index_for(self, bot_type: str, state: str | None) -> str:
+        k = self.keys
+        if state in TERMINAL:
+            return k.done(bot_type, state)
+        return k.jobs(bot_type)
+
+    async def _load(self, bot_type: str, ids: list[str]) -> list[Job]:
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(self.keys.job(bot_type, job_id))
+        return [Job(f) for f in await pipe.execute() if f.get("state")]
+
+    async def index_score(self, job: Job, state: str | None) -> int:
+        """The cursor value for the page after ``job``."""
+        if state in TERMINAL:
+            return int(job.get("finishedAt") or 0)
+        return int(job.get("createdAt") or 0)
+
+    async def stats(self) -> dict[str, TypeStats]:
+        """Every type's counts in one pipelined round trip (also feeds /metrics)."""
+        pipe = self.redis.pipeline(transaction=False)
+        types = self.bot_types
+        for t in types:
+            k = self.keys
+            pipe.zcard(k.queue(t))
+            pipe.zcard(k.delayed(t))
+            pipe.zcard(k.active(t))
+            pipe.hgetall(k.meta(t))
+            pipe.zcard(k.deliveries(t))
+        replies = await pipe.execute()
+        out = {}
+        for i, t in enumerate(types):
+            waiting, delayed, running, meta, pending = replies[i * 5 : i * 5 + 5]
+            out[t] = TypeStats(
+                waiting=waiting,
+                delayed=delayed,
+                running=running,
+                limit=int(meta.get("limit", 0)),
+                paused=meta.get("paused") == "1",
+                counts={s: int(meta.get(s, 0)) for s in TERMINAL},
+                webhook_pending=pending,
+                webhook_delivered=int(meta.get("webhook_delivered", 0)),
+                webhook_dead=int(meta.get("webhook_dead", 0)),
+            )
+        return out
+
+    # -- live queue control ----------------------------------------------------------------
+
+    async def set_queue(
+        self, bot_type: str, *, limit: int | None = None, paused: bool | None = None
+    ):
+        pipe = self.redis.pipeline(transaction=True)
+        if limit is not None:
+            pipe.hset(self.keys.meta(bot_type), "limit", limit)
+        if paused is not None:
+            pipe.hset(self.keys.meta(bot_type), "paused", int(paused))
+        pipe.publish(self.keys.wake_channel(bot_type), "limit")
+        await pipe.execute()

@@ -1,0 +1,86 @@
+"""Every Redis key and channel name botsys uses, in one place.
+
+All keys of one bot type share the hash tag ``{<type>}`` so each script touches a single Redis
+Cluster slot. Lua scripts receive the type's prefix (``Keys.type_prefix``) as KEYS[1] and derive
+the per-type names listed in ``lua/lib.lua`` (``K``); the suffixes below must match it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Suffixes under a type prefix; mirrored by lua/lib.lua's K table (tests check both agree).
+QUEUE = "queue"  # ZSET waiting ids, score priority * 2^32 + seq
+DELAYED = "delayed"  # ZSET ids waiting for a retry or a start time, score = due ms
+ACTIVE = "active"  # ZSET the semaphore: running ids, score = lease expiry ms
+META = "meta"  # HASH limit, paused, sequences, counters
+JOBS = "jobs"  # ZSET every job id by creation ms (listing, newest first)
+DELIVERIES = "deliveries"  # ZSET pending delivery ids, score = due ms (or lease expiry)
+TERMINAL_STATES = ("succeeded", "failed", "timed_out", "cancelled")
+DELIVERY_STATES = ("delivered", "dead")
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "botsys"
+
+    def type_prefix(self, bot_type: str) -> str:
+        return f"{self.prefix}:{{{bot_type}}}:"
+
+    def _t(self, bot_type: str, suffix: str) -> str:
+        return self.type_prefix(bot_type) + suffix
+
+    def queue(self, t: str) -> str:
+        return self._t(t, QUEUE)
+
+    def delayed(self, t: str) -> str:
+        return self._t(t, DELAYED)
+
+    def active(self, t: str) -> str:
+        return self._t(t, ACTIVE)
+
+    def meta(self, t: str) -> str:
+        return self._t(t, META)
+
+    def jobs(self, t: str) -> str:
+        return self._t(t, JOBS)
+
+    def done(self, t: str, state: str) -> str:
+        return self._t(t, f"done:{state}")
+
+    def deliveries(self, t: str) -> str:
+        return self._t(t, DELIVERIES)
+
+    def delivery_index(self, t: str, state: str) -> str:
+        return self._t(t, f"dlv:{state}")
+
+    def job(self, t: str, job_id: str) -> str:
+        return self._t(t, f"job:{job_id}")
+
+    def log(self, t: str, job_id: str) -> str:
+        return self._t(t, f"log:{job_id}")
+
+    def delivery(self, t: str, delivery_id: str) -> str:
+        return self._t(t, f"delivery:{delivery_id}")
+
+    def attempts(self, t: str, delivery_id: str) -> str:
+        return self._t(t, f"attempts:{delivery_id}")
+
+    def idempotency(self, t: str, key: str) -> str:
+        return self._t(t, f"idem:{key}")
+
+    def ratelimit(self, client: str) -> str:
+        return f"{self.prefix}:{{rl}}:{client}"
+
+    # Pub/sub channels (not slot-bound).
+    def wake_channel(self, t: str) -> str:
+        return f"{self.prefix}:wake:{t}"
+
+    def deliveries_channel(self) -> str:
+        return f"{self.prefix}:wake-deliveries"
+
+    def cancel_channel(self) -> str:
+        return f"{self.prefix}:cancel"
+
+    def events_channel(self, job_id: str) -> str:
+        return f"{self.prefix}:events:{job_id}"

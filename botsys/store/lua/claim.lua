@@ -1,0 +1,81 @@
+-- claim.lua — the semaphore: admit up to ARGV[3] waiting jobs while running < limit.
+-- In one atomic step: promote due delayed jobs, reap expired leases (requeue, or fail after
+-- max_stalls, or finish a cancel whose owner died), then pop the best waiting jobs and give
+-- each a lease (score = expiry, Redis time) and a fencing token.
+-- KEYS[1]  type prefix
+-- ARGV[1]  context JSON (lease_ms, max_stalls, replica, ...);  ARGV[2] now ('' = TIME)
+-- ARGV[3]  how many this replica can take now
+-- Returns  {wait_ms, job1, job2, ...}: wait_ms = ms until the next delayed job is due or lease
+--          expires (-1: none); jobN = the claimed job's HGETALL (includes token and attempt)
+local now = now_ms(ARGV[2])
+local want = tonumber(ARGV[3])
+
+local due = redis.call('ZRANGEBYSCORE', K.delayed, '-inf', now, 'LIMIT', 0, 200)
+for _, id in ipairs(due) do
+  redis.call('ZREM', K.delayed, id)
+  local job = hgetall(job_key(id))
+  if job.state == 'delayed' then
+    redis.call('HSET', job_key(id), 'state', 'queued')
+    redis.call('ZADD', K.queue, queue_score(job), id)
+    publish_state(CTX.events_prefix, id, 'queued')
+  end
+end
+
+local expired = redis.call('ZRANGEBYSCORE', K.active, '-inf', now - 1, 'LIMIT', 0, 200)
+for _, id in ipairs(expired) do
+  redis.call('ZREM', K.active, id)
+  local job = hgetall(job_key(id))
+  if job.state == 'running' then
+    local stalls = redis.call('HINCRBY', job_key(id), 'stalls', 1)
+    local opts = {now = now}
+    for k, v in pairs(CTX) do opts[k] = v end
+    if job.cancelRequested == '1' then
+      opts.error = 'cancelled'
+      finish_job(id, job, 'cancelled', opts)
+    elseif stalls > CTX.max_stalls then
+      opts.error = 'stalled: its lease expired ' .. stalls .. ' times (replica died or stalled)'
+      finish_job(id, job, 'failed', opts)
+    else
+      redis.call('HSET', job_key(id), 'state', 'queued')
+      redis.call('HDEL', job_key(id), 'token', 'owner', 'leaseUntil')
+      redis.call('ZADD', K.queue, queue_score(job), id)
+      publish_state(CTX.events_prefix, id, 'queued', ',"reason":"stalled"')
+    end
+  end
+end
+
+local out = {-1}
+local meta = hgetall(K.meta)
+local free = (tonumber(meta.limit) or 0) - redis.call('ZCARD', K.active)
+if meta.paused ~= '1' and free > 0 and want > 0 then
+  local n = math.min(free, want)
+  while n > 0 do
+    local popped = redis.call('ZPOPMIN', K.queue)
+    if #popped == 0 then break end
+    local id = popped[1]
+    local jk = job_key(id)
+    if redis.call('EXISTS', jk) == 1 then
+      local token = redis.call('HINCRBY', K.meta, 'token', 1)
+      local lease_until = now + CTX.lease_ms
+      redis.call('ZADD', K.active, lease_until, id)
+      redis.call('HINCRBY', jk, 'attempt', 1)
+      redis.call('HSET', jk, 'state', 'running', 'token', token, 'owner', CTX.replica,
+        'startedAt', now, 'leaseUntil', lease_until, 'progress', 0)
+      table.insert(out, redis.call('HGETALL', jk))
+      publish_state(CTX.events_prefix, id, 'running', ',"replica":' .. cjson.encode(CTX.replica))
+      n = n - 1
+    end
+  end
+end
+
+local next_due = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
+local next_lease = redis.call('ZRANGE', K.active, 0, 0, 'WITHSCORES')
+local wake = -1
+if #next_due > 0 then wake = tonumber(next_due[2]) - now end
+if #next_lease > 0 then
+  local w = tonumber(next_lease[2]) - now
+  if wake < 0 or w < wake then wake = w end
+end
+if wake >= 0 and wake < 1 then wake = 1 end
+out[1] = wake
+return out

@@ -1,0 +1,41 @@
+-- complete.lua — record an attempt's outcome; refused unless the caller holds the lease.
+-- A failed or timed-out attempt with attempts left goes back to delayed (backoff); otherwise
+-- the terminal state, result, counters, retention and the webhook delivery are written here,
+-- in the same step, so a crash cannot lose a result or its delivery.
+-- KEYS[1]  type prefix
+-- ARGV[1]  context JSON;  ARGV[2] now ('' = TIME);  ARGV[3] job id;  ARGV[4] token
+-- ARGV[5]  status: succeeded | failed | timed_out | cancelled
+-- ARGV[6]  result (raw JSON text, '' = none);  ARGV[7] error ('' = none)
+-- ARGV[8]  retry delay ms if this attempt is retried
+-- Returns  {0} lost (not the owner: nothing written) | {1, state, delivery id or ''} finished
+--          | {2, due ms} retry scheduled
+local now = now_ms(ARGV[2])
+local id, token, status = ARGV[3], ARGV[4], ARGV[5]
+local jk = job_key(id)
+local job = hgetall(jk)
+if job.token ~= token or not redis.call('ZSCORE', K.active, id) then return {0} end
+redis.call('ZREM', K.active, id)
+redis.call('PUBLISH', CTX.wake_channel, 'release')
+
+local failures = tonumber(job.failures or 0)
+if (status == 'failed' or status == 'timed_out') and job.cancelRequested ~= '1'
+    and failures + 1 < tonumber(job.maxAttempts or 1) then
+  local due = now + tonumber(ARGV[8])
+  redis.call('HSET', jk, 'state', 'delayed', 'failures', failures + 1, 'runAt', due,
+    'error', ARGV[7])
+  redis.call('HDEL', jk, 'token', 'leaseUntil')
+  redis.call('ZADD', K.delayed, due, id)
+  publish_state(CTX.events_prefix, id, 'delayed', ',"retryAt":' .. due)
+  return {2, due}
+end
+
+if job.cancelRequested == '1' then status = 'cancelled' end
+local opts = {now = now, result = ARGV[6], error = ARGV[7]}
+for k, v in pairs(CTX) do opts[k] = v end
+if status ~= 'failed' and status ~= 'timed_out' then
+  redis.call('HSET', jk, 'failures', failures)
+else
+  redis.call('HSET', jk, 'failures', failures + 1)
+end
+local did = finish_job(id, job, status, opts)
+return {1, status, did or ''}

@@ -1,0 +1,40 @@
+-- finish_delivery.lua — record one delivery attempt; refused unless the caller holds the lease.
+-- KEYS[1]  type prefix
+-- ARGV[1]  context JSON;  ARGV[2] now ('' = TIME);  ARGV[3] delivery id;  ARGV[4] token
+-- ARGV[5]  attempt record JSON;  ARGV[6] outcome: delivered | retry | failed
+-- ARGV[7]  next attempt at (ms; only for retry);  ARGV[8] HTTP status ('' = none)
+-- Returns  0 lost (another replica owns it now) | 1 recorded
+local now = now_ms(ARGV[2])
+local did, token, outcome = ARGV[3], ARGV[4], ARGV[6]
+local dk = delivery_key(did)
+local d = hgetall(dk)
+if d.token ~= token or d.state ~= 'pending' then return 0 end
+local ak = attempts_key(did)
+redis.call('RPUSH', ak, ARGV[5])
+redis.call('LTRIM', ak, -100, -1)
+redis.call('HSET', dk, 'lastStatus', ARGV[8], 'lastAttemptAt', now)
+redis.call('HDEL', dk, 'token', 'leaseUntil')
+local state = 'pending'
+if outcome == 'retry' then
+  redis.call('ZADD', K.deliveries, tonumber(ARGV[7]), did)
+  redis.call('HSET', dk, 'nextAt', ARGV[7])
+else
+  state = (outcome == 'delivered') and 'delivered' or 'dead'
+  redis.call('ZREM', K.deliveries, did)
+  redis.call('HSET', dk, 'state', state, 'finishedAt', now)
+  redis.call('HDEL', dk, 'nextAt')
+  redis.call('HINCRBY', K.meta, 'webhook_' .. state, 1)
+  redis.call('ZADD', dlv_index_key(state), now, did)
+  if redis.call('ZCARD', dlv_index_key(state)) > CTX.max_index then
+    redis.call('ZREMRANGEBYRANK', dlv_index_key(state), 0, -(CTX.max_index + 1))
+  end
+  redis.call('EXPIRE', dk, CTX.failed_retention_s)
+  redis.call('EXPIRE', ak, CTX.failed_retention_s)
+end
+local jk = job_key(d.jobId)
+if redis.call('EXISTS', jk) == 1 and redis.call('HGET', jk, 'deliveryId') == did then
+  redis.call('HSET', jk, 'webhookState', state, 'webhookAttempts', d.attempt,
+    'webhookLastStatus', ARGV[8])
+  if state == 'delivered' then redis.call('HSET', jk, 'webhookDeliveredAt', now) end
+end
+return 1

@@ -1,0 +1,144 @@
+-- lib.lua — helpers shared by the scripts. scripts.py prepends this file to every script;
+-- it is never run alone. Every script receives its bot type's key prefix ("botsys:{python}:")
+-- as KEYS[1]; all keys it touches are derived from that prefix, so they share one hash slot.
+-- The suffixes here mirror botsys/store/keys.py.
+
+local P = KEYS[1]
+local K = {
+  queue = P .. 'queue', delayed = P .. 'delayed', active = P .. 'active', meta = P .. 'meta',
+  jobs = P .. 'jobs', deliveries = P .. 'deliveries',
+}
+local function job_key(id) return P .. 'job:' .. id end
+local function log_key(id) return P .. 'log:' .. id end
+local function done_key(state) return P .. 'done:' .. state end
+local function delivery_key(id) return P .. 'delivery:' .. id end
+local function attempts_key(id) return P .. 'attempts:' .. id end
+local function dlv_index_key(state) return P .. 'dlv:' .. state end
+
+local TWO32 = 4294967296
+
+-- ARGV[1] of every script is the context: a JSON object Python encodes once per bot type with
+-- replica, retention_s, failed_retention_s, max_index, webhook_attempts, lease_ms, max_stalls,
+-- events_prefix, deliveries_channel, wake_channel, cancel_channel.
+local CTX = cjson.decode(ARGV[1])
+
+-- Redis server time in ms unless the caller passes an explicit now (tests control time).
+local function now_ms(arg)
+  if arg and arg ~= '' then return tonumber(arg) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function hgetall(key)
+  local flat = redis.call('HGETALL', key)
+  local map = {}
+  for i = 1, #flat, 2 do map[flat[i]] = flat[i + 1] end
+  return map
+end
+
+-- Epoch ms → ISO-8601 UTC ("2026-11-28T12:00:00.000Z"); days-from-civil inverse (H. Hinnant).
+local function iso(ms)
+  ms = tonumber(ms)
+  if not ms then return nil end
+  local secs = math.floor(ms / 1000)
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d,
+    math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, ms % 1000)
+end
+
+local function json_str(s)
+  if s == nil or s == false or s == '' then return 'null' end
+  return cjson.encode(s)
+end
+
+local function json_num(n)
+  if n == nil or n == '' then return 'null' end
+  return string.format('%d', tonumber(n))
+end
+
+local function queue_score(job)
+  return tonumber(job.priority) * TWO32 + tonumber(job.seq)
+end
+
+-- A state change that clients following the job (SSE) should see.
+local function publish_state(events_prefix, id, state, extra)
+  if events_prefix == nil or events_prefix == '' then return end
+  redis.call('PUBLISH', events_prefix .. id,
+    '{"type":"state","state":' .. cjson.encode(state) .. (extra or '') .. '}')
+end
+
+-- The webhook body, built once at the terminal transition and sent byte-for-byte each attempt.
+-- The result is the bot's raw JSON, spliced in as is (no re-encoding, no precision loss).
+local function webhook_body(id, job, state, result_raw, err, now, replica)
+  local result = (result_raw ~= nil and result_raw ~= '') and result_raw or 'null'
+  return '{"jobId":' .. cjson.encode(id) ..
+    ',"botType":' .. json_str(job.botType) ..
+    ',"bot":' .. json_str(job.bot) ..
+    ',"state":' .. cjson.encode(state) ..
+    ',"success":' .. (state == 'succeeded' and 'true' or 'false') ..
+    ',"result":' .. result ..
+    ',"error":' .. json_str(err) ..
+    ',"attempt":' .. json_num(job.attempt) ..
+    ',"startedAt":' .. json_str(iso(job.startedAt)) ..
+    ',"finishedAt":' .. json_str(iso(now)) ..
+    ',"durationMs":' .. json_num(job.startedAt and (now - tonumber(job.startedAt)) or nil) ..
+    ',"timestamp":' .. json_str(iso(now)) ..
+    ',"executionNode":' .. json_str(replica) .. '}'
+end
+
+-- Schedule the webhook delivery of a finished job (same script as the state change: atomic).
+local function schedule_delivery(id, job, state, result_raw, err, now, replica, max_attempts)
+  local runs = redis.call('HINCRBY', job_key(id), 'deliveryRuns', 1)
+  local did = 'msg_' .. id
+  if runs > 1 then did = did .. '_' .. runs end
+  redis.call('HSET', delivery_key(did), 'id', did, 'jobId', id, 'botType', job.botType,
+    'url', job.webhookUrl, 'body', webhook_body(id, job, state, result_raw, err, now, replica),
+    'attempt', 0, 'maxAttempts', max_attempts, 'state', 'pending', 'createdAt', now, 'nextAt', now)
+  redis.call('ZADD', K.deliveries, now, did)
+  redis.call('HSET', job_key(id), 'deliveryId', did, 'webhookState', 'pending', 'webhookAttempts', 0)
+  return did
+end
+
+-- Record a terminal state: fields, counters, listing index, retention TTLs, webhook delivery.
+-- opts: the context (see below) plus result, error, now.
+local function finish_job(id, job, state, opts)
+  local jk = job_key(id)
+  local now = opts.now
+  local fields = {'state', state, 'finishedAt', now, 'progress', state == 'succeeded' and 100 or (job.progress or 0)}
+  if opts.result ~= nil and opts.result ~= '' then table.insert(fields, 'result'); table.insert(fields, opts.result) end
+  if opts.error ~= nil and opts.error ~= '' then table.insert(fields, 'error'); table.insert(fields, opts.error) end
+  if job.startedAt then
+    table.insert(fields, 'durationMs'); table.insert(fields, now - tonumber(job.startedAt))
+  end
+  redis.call('HSET', jk, unpack(fields))
+  redis.call('HDEL', jk, 'token', 'leaseUntil')
+  redis.call('HINCRBY', K.meta, state, 1)
+  local index = done_key(state)
+  redis.call('ZADD', index, now, id)
+  if redis.call('ZCARD', index) > opts.max_index then
+    redis.call('ZREMRANGEBYRANK', index, 0, -(opts.max_index + 1))
+  end
+  local ttl = (state == 'succeeded' or state == 'cancelled') and opts.retention_s or opts.failed_retention_s
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', now - ttl * 1000)
+  redis.call('EXPIRE', jk, ttl)
+  redis.call('EXPIRE', log_key(id), ttl)
+  local did = nil
+  if job.webhookUrl and job.webhookUrl ~= '' then
+    did = schedule_delivery(id, job, state, opts.result, opts.error, now, opts.replica, opts.webhook_attempts)
+    if opts.deliveries_channel and opts.deliveries_channel ~= '' then
+      redis.call('PUBLISH', opts.deliveries_channel, P)
+    end
+  end
+  publish_state(opts.events_prefix, id, state)
+  return did
+end
