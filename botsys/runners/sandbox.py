@@ -1,0 +1,207 @@
+"""What a bot runs inside: the native wrapper chain, the scrubbed environment, the private folder.
+
+The chain is ``setpriv --pdeathsig KILL [--reuid ...] -- prlimit --data=... -- <command>``: two
+small native programs that each set something up and exec the next, so nothing runs in the
+server between fork and exec (no ``preexec_fn``: the server has threads). A Python wrapper
+would cost ~5x a bot's own start-up.
+
+PDEATHSIG is tied to the *thread* that forked the child: asyncio forks from the event-loop
+thread, so a bot dies when that thread (in practice: the server process) dies. It is set on the
+bot's own process only: children a bot starts itself do not inherit it (they are killed with the
+process group whenever the runner is alive to do it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from botsys.config import BotTypeSettings, ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MIB = 1024 * 1024
+# The only variables a bot inherits from the server; everything else (REDIS_URL, API keys,
+# webhook secrets, NODE_OPTIONS, LD_PRELOAD, ...) is dropped.
+INHERITED_ENV = ("PATH", "LANG", "LC_ALL")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True)
+class Tools:
+    setpriv: str | None
+    prlimit: str | None
+
+
+@functools.cache
+def find_tools() -> Tools:
+    """Locate and probe the wrappers once per process (util-linux ≥ 2.33 for --pdeathsig)."""
+    return Tools(
+        setpriv=_probe("setpriv", "--pdeathsig", "KILL", "--"),
+        prlimit=_probe("prlimit", "--core=0", "--"),
+    )
+
+
+def _probe(name: str, *args: str) -> str | None:
+    path = shutil.which(name)
+    if path is None:
+        return None
+    true = shutil.which("true") or "/bin/true"
+    try:
+        ok = subprocess.run([path, *args, true], timeout=5, capture_output=True).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return path if ok else None
+
+
+def rlimit_args(bt: BotTypeSettings) -> list[str]:
+    """prlimit options for a bot type; a 0 setting means 'not limited'."""
+    args = ["--core=0"]  # core dumps could leak payloads
+    if bt.memory_mb:
+        args.append(f"--{bt.memory_rlimit}={bt.memory_mb * _MIB}")
+    if bt.cpu_s:
+        # soft < hard: the CPU limit shows up as SIGXCPU, distinct from our SIGKILL
+        args.append(f"--cpu={bt.cpu_s}:{bt.cpu_s + 1}")
+    if bt.open_files:
+        args.append(f"--nofile={bt.open_files}")
+    if bt.file_size_mb:
+        args.append(f"--fsize={bt.file_size_mb * _MIB}")
+    if bt.processes:
+        args.append(f"--nproc={bt.processes}")
+    return args
+
+
+def parse_env(bt: BotTypeSettings) -> dict[str, str]:
+    """The type's ``env = ["NAME=value", ...]`` as a dict; a bad entry is a config error."""
+    out: dict[str, str] = {}
+    for item in bt.env:
+        name, sep, value = item.partition("=")
+        if not sep or not _ENV_NAME.match(name):
+            raise ConfigError(f"bot_types.{bt.name}.env: {item!r} is not NAME=value")
+        out[name] = value
+    return out
+
+
+def render(template: list[str], values: Mapping[str, str]) -> list[str]:
+    """Fill ``{python}``-style placeholders; other braces are left alone (no str.format)."""
+    argv = []
+    for part in template:
+        for key, value in values.items():
+            part = part.replace("{" + key + "}", value)
+        argv.append(part)
+    return argv
+
+
+@dataclass(frozen=True)
+class _User:
+    name: str
+    uid: int
+    gid: int
+
+
+class Sandbox:
+    """Per-type wrapper prefix and environment, computed once from the settings."""
+
+    def __init__(self, settings: Settings, tools: Tools | None = None) -> None:
+        self.tools = tools or find_tools()
+        self._base_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+        self._base_env.setdefault("PATH", DEFAULT_PATH)
+        self._base_env.setdefault("LANG", "C.UTF-8")
+        self._users = {n: _user(bt) for n, bt in settings.bot_types.items() if bt.run_as}
+        self._prefix = {n: self._build_prefix(bt) for n, bt in settings.bot_types.items()}
+        self._env = {n: parse_env(bt) for n, bt in settings.bot_types.items()}
+        self._warn_missing_tools()
+
+    def prefix(self, bot_type: str) -> list[str]:
+        return self._prefix[bot_type]
+
+    def env(self, bot_type: str, workdir: Path) -> dict[str, str]:
+        env = dict(self._base_env, HOME=str(workdir), TMPDIR=str(workdir))
+        env.update(self._env[bot_type])
+        return env
+
+    def make_workdir(self, bot_type: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=f"botsys-{bot_type}-"))
+        user = self._users.get(bot_type)
+        if user is not None:
+            os.chown(path, user.uid, user.gid)
+        return path
+
+    async def remove_workdir(self, path: Path) -> None:
+        try:
+            path.rmdir()  # the common case: the bot left nothing behind; one syscall
+        except FileNotFoundError:
+            return
+        except OSError:
+            # A bot may leave many files: remove them off the event loop.
+            await asyncio.to_thread(_force_rmtree, path)
+
+    @staticmethod
+    def values(script: Path, bot: str, build: str, workdir: Path) -> dict[str, str]:
+        return {
+            "python": sys.executable,  # the server's own interpreter (PATH's may be a slow shim)
+            "script": str(script),
+            "bot": bot,
+            "build": build,
+            "workdir": str(workdir),
+        }
+
+    def _build_prefix(self, bt: BotTypeSettings) -> list[str]:
+        prefix: list[str] = []
+        if self.tools.setpriv:
+            prefix += [self.tools.setpriv, "--pdeathsig", "KILL"]
+            user = self._users.get(bt.name)
+            if user is not None:
+                # pdeathsig survives the uid change: setpriv sets it last, just before exec
+                prefix += [f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups"]
+                prefix += ["--no-new-privs"]
+            prefix.append("--")
+        elif bt.run_as:
+            raise ConfigError(f"bot_types.{bt.name}.run_as needs setpriv (util-linux)")
+        if self.tools.prlimit:
+            prefix += [self.tools.prlimit, *rlimit_args(bt), "--"]
+        return prefix
+
+    def _warn_missing_tools(self) -> None:
+        if not self.tools.setpriv:
+            log.warning(
+                "setpriv (util-linux) not found: bots will NOT die with the server on kill -9"
+            )
+        if not self.tools.prlimit:
+            log.warning("prlimit (util-linux) not found: bots run WITHOUT resource limits")
+
+
+def _user(bt: BotTypeSettings) -> _User:
+    try:
+        entry = pwd.getpwnam(bt.run_as)
+    except KeyError:
+        raise ConfigError(f"bot_types.{bt.name}.run_as = {bt.run_as!r}: no such user") from None
+    if os.geteuid() != 0:
+        raise ConfigError(f"bot_types.{bt.name}.run_as = {bt.run_as!r}: needs the server as root")
+    return _User(bt.run_as, entry.pw_uid, entry.pw_gid)
+
+
+def _force_rmtree(path: Path) -> None:
+    def retry(func, failed, _exc):  # a bot may have chmod-ed its own folders to 000
+        try:
+            os.chmod(os.path.dirname(failed), 0o700)
+            func(failed)
+        except OSError as exc:
+            log.warning("could not remove %s: %s", failed, exc)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=retry)
+    else:
+        shutil.rmtree(path, onerror=retry)
