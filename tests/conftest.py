@@ -23,14 +23,29 @@ def redis_server(tmp_path_factory):
 
 
 @pytest.fixture(params=["redis", "fakeredis"])
-async def redis_client(request, redis_server):
-    """The same tests on a real redis-server and on fakeredis (the embedded mode)."""
-    if request.param == "redis":
-        client = Redis.from_url(redis_server.url, decode_responses=True)
-    else:
-        client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
-    yield client
-    await client.aclose()
+async def redis_factory(request, redis_server):
+    """Makes clients of one backend: a real redis-server, or fakeredis (the embedded mode).
+    Each call is a separate connection, as separate replicas would have."""
+    server = fakeredis.FakeServer()
+    clients = []
+
+    def make():
+        if request.param == "redis":
+            client = Redis.from_url(redis_server.url, decode_responses=True)
+        else:
+            client = fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
+        clients.append(client)
+        return client
+
+    make.backend = request.param
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis_client(redis_factory):
+    return redis_factory()
 
 
 def make_settings(**overrides):

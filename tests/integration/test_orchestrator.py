@@ -1,0 +1,252 @@
+"""The orchestrator and the distributed semaphore, with in-process fake runners.
+
+Several Orchestrators, each on its own Redis connection, stand in for replicas. The fake
+runner measures concurrency from the runner side: how many attempts are inside ``run`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from botsys.orchestrator import Orchestrator
+from botsys.queue import JobQueue
+from botsys.runners.types import AttemptOutcome
+from tests.conftest import make_settings
+
+
+class CountingRunner:
+    """Shared by every replica in a test: records the peak number of concurrent attempts."""
+
+    def __init__(self, durations=(0.005, 0.04), fail_ids=(), seed=1):
+        self.running = 0
+        self.peak = 0
+        self.started: list[str] = []
+        self.finished: list[str] = []
+        self.durations = durations
+        self.fail_ids = set(fail_ids)
+        self.rng = random.Random(seed)
+        self.gate: asyncio.Event | None = None
+
+    async def run(self, spec, sink):
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        self.started.append(spec.job_id)
+        try:
+            sink.started(1)
+            sink.progress(50)
+            sink.log(f"hello from {spec.job_id}")
+            if self.gate is not None:
+                await self.gate.wait()
+            else:
+                await asyncio.sleep(self.rng.uniform(*self.durations))
+            if spec.job_id in self.fail_ids:
+                return AttemptOutcome("failed", error="planned failure")
+            return AttemptOutcome("succeeded", result={"job": spec.job_id, "attempt": spec.attempt})
+        finally:
+            self.running -= 1
+            self.finished.append(spec.job_id)
+
+
+async def wait_terminal(q: JobQueue, ids, timeout=30.0):
+    async def all_done():
+        while True:
+            jobs = [await q.get(i) for i in ids]
+            if all(j and j.state in ("succeeded", "failed", "timed_out", "cancelled") for j in jobs):
+                return jobs
+            await asyncio.sleep(0.02)
+
+    return await asyncio.wait_for(all_done(), timeout)
+
+
+def replicas(redis_factory, settings, runner, n=3, **kw):
+    out = []
+    for i in range(n):
+        q = JobQueue(redis_factory(), settings, f"replica-{i}")
+        out.append(Orchestrator(q, runner, settings, **kw))
+    return out
+
+
+async def test_semaphore_never_exceeds_the_limit_and_reaches_it(redis_factory):
+    limit = 4
+    settings = make_settings(**{"bot_types.python.limit": limit})
+    runner = CountingRunner()
+    orchs = replicas(redis_factory, settings, runner, bot_types=["python"])
+    for o in orchs:
+        await o.start()
+    q = orchs[0].queue
+    ids = [(await q.enqueue("python", "simulate", {"i": i})).job_id for i in range(60)]
+    jobs = await wait_terminal(q, ids)
+    for o in orchs:
+        await o.stop(0)
+    assert all(j.state == "succeeded" for j in jobs)
+    assert runner.peak == limit, f"peak concurrency {runner.peak} with limit {limit} over 3 replicas"
+    assert sorted(runner.started) == sorted(ids), "every job ran exactly once"
+    assert sum(o.claimed_total > 0 for o in orchs) >= 2, "work spread over replicas"
+
+
+async def test_priority_order_with_limit_one(redis_factory):
+    settings = make_settings(**{"bot_types.python.limit": 1})
+    runner = CountingRunner(durations=(0.001, 0.002))
+    q = JobQueue(redis_factory(), settings, "r")
+    await q.seed_limits()
+    ids = {}
+    for i, prio in enumerate([5, 5, 1, 3, 1, 1000]):
+        ids[(prio, i)] = (await q.enqueue("python", "simulate", {}, priority=prio)).job_id
+    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    await orch.start()
+    await wait_terminal(q, list(ids.values()))
+    await orch.stop(0)
+    expected = [ids[k] for k in sorted(ids)]
+    assert runner.started == expected, "jobs ran in (priority, FIFO) order"
+
+
+async def test_failed_job_retries_with_backoff_then_fails(redis_factory):
+    settings = make_settings(**{"bot_types.python.limit": 2, "engine.retry_delay_ms": 100})
+    q = JobQueue(redis_factory(), settings, "r")
+    job = (await q.enqueue("python", "simulate", {}, max_attempts=3)).job_id
+    runner = CountingRunner(fail_ids=[job], durations=(0.001, 0.002))
+    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    await orch.start()
+    [final] = await wait_terminal(q, [job])
+    await orch.stop(0)
+    assert final.state == "failed" and final.get("attempt") == "3" and final.get("failures") == "3"
+    assert runner.started == [job] * 3
+
+
+async def test_vanished_replica_jobs_are_reclaimed_after_lease_expiry(redis_factory):
+    settings = make_settings(**{"bot_types.python.limit": 3, "engine.lease_ms": 1000,
+                                "engine.heartbeat_ms": 200, "engine.idle_wait_s": 0.1})
+    runner = CountingRunner()
+    runner.gate = asyncio.Event()
+    doomed, survivor = replicas(redis_factory, settings, runner, n=2, bot_types=["python"])
+    await doomed.start()
+    q = survivor.queue
+    ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(3)]
+    while len(doomed.inflight) < 3:
+        await asyncio.sleep(0.01)
+    held = {ra.claim.job_id: ra.claim for ra in doomed.inflight.values()}
+    # The replica vanishes: its tasks die without releasing anything.
+    for task in doomed._tasks:
+        task.cancel()
+    for ra in doomed.inflight.values():
+        ra.task.cancel()
+    doomed.inflight.clear()
+    runner.gate = None
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await survivor.start()
+    jobs = await wait_terminal(q, ids)
+    took = loop.time() - t0
+    await survivor.stop(0)
+    assert all(j.state == "succeeded" and j.get("owner") == "replica-1" for j in jobs)
+    assert took < 1.0 + 1.5, f"reclaimed {took:.2f}s after the vanish (lease 1 s)"
+    # The vanished replica's stale token can no longer write anything.
+    stale = next(iter(held.values()))
+    assert not (await q.complete(stale, "failed", error="stale")).recorded
+    assert (await q.heartbeat("python", [(stale.job_id, stale.token)])) == {stale.job_id: 0}
+    assert (await q.get(stale.job_id)).state == "succeeded"
+
+
+async def test_clock_skew_between_replicas_cannot_break_the_limit(redis_factory):
+    """Lease math uses Redis TIME; replicas' local clocks 60 s apart change nothing."""
+    limit = 3
+    settings = make_settings(**{"bot_types.python.limit": limit})
+    runner = CountingRunner()
+    loop_time = asyncio.get_running_loop().time
+    orchs = [
+        Orchestrator(JobQueue(redis_factory(), settings, f"skew{i}"), runner, settings,
+                     bot_types=["python"], clock=lambda off=off: loop_time() + off)
+        for i, off in enumerate((0.0, 60.0, -60.0))
+    ]
+    for o in orchs:
+        await o.start()
+    q = orchs[0].queue
+    ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(40)]
+    jobs = await wait_terminal(q, ids)
+    for o in orchs:
+        await o.stop(0)
+    assert all(j.state == "succeeded" for j in jobs)
+    assert runner.peak == limit, f"peak {runner.peak} with clocks 60 s apart, limit {limit}"
+    assert len(runner.started) == 40, "no premature lease expiry caused a re-run"
+
+
+async def test_lost_lease_stops_the_bot_and_writes_nothing(redis_factory):
+    settings = make_settings(**{"bot_types.python.limit": 1})
+    runner = CountingRunner()
+    runner.gate = asyncio.Event()
+    q = JobQueue(redis_factory(), settings, "r")
+    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    await orch.start()
+    job = (await q.enqueue("python", "simulate", {})).job_id
+    while not orch.inflight:
+        await asyncio.sleep(0.01)
+    await q.redis.zrem(q.keys.active("python"), job)  # the lease is gone (e.g. reclaimed)
+    await orch.renew_leases()
+    while orch.inflight:
+        await asyncio.sleep(0.01)
+    assert runner.running == 0 and runner.finished == [job], "the bot was stopped"
+    stored = await q.get(job)
+    assert stored.state == "running" and stored.get("result") is None, "nothing written"
+    await orch.stop(0)
+
+
+async def test_cancel_from_another_replica_kills_the_running_attempt(redis_factory):
+    settings = make_settings(**{"bot_types.python.limit": 1})
+    runner = CountingRunner()
+    runner.gate = asyncio.Event()
+    owner = Orchestrator(JobQueue(redis_factory(), settings, "a"), runner, settings, bot_types=["python"])
+    other = JobQueue(redis_factory(), settings, "b")
+    await owner.start()
+    job = (await other.enqueue("python", "simulate", {}, webhook_url="http://localhost:5000/")).job_id
+    while not owner.inflight:
+        await asyncio.sleep(0.01)
+    assert await other.cancel(job) == (2, "running")
+    [final] = await wait_terminal(other, [job], timeout=5)
+    await owner.stop(0)
+    assert final.state == "cancelled" and runner.running == 0
+    assert final.get("deliveryId"), "a cancelled job's webhook is scheduled too"
+
+
+async def test_drain_requeues_unfinished_attempts_without_charging(redis_factory):
+    settings = make_settings(**{"bot_types.python.limit": 2})
+    runner = CountingRunner()
+    runner.gate = asyncio.Event()
+    q = JobQueue(redis_factory(), settings, "r")
+    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    await orch.start()
+    ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(2)]
+    while len(orch.inflight) < 2:
+        await asyncio.sleep(0.01)
+    await orch.stop(drain_timeout_s=0.05)
+    for job_id in ids:
+        stored = await q.get(job_id)
+        assert stored.state == "queued" and stored.get("attempt") == "0"
+
+
+async def test_progress_and_logs_are_recorded(redis_factory):
+    settings = make_settings()
+    runner = CountingRunner(durations=(0.01, 0.02))
+    q = JobQueue(redis_factory(), settings, "r")
+    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    await orch.start()
+    job = (await q.enqueue("python", "simulate", {})).job_id
+    [final] = await wait_terminal(q, [job])
+    await orch.stop(0)
+    assert final.view()["result"] == {"job": job, "attempt": 1}
+    assert await q.logs(job) == [f"hello from {job}"]
+
+
+@pytest.mark.parametrize("local_cap", [1, 2])
+async def test_local_in_flight_cap(redis_factory, local_cap):
+    settings = make_settings(**{"bot_types.python.limit": 10, "engine.max_in_flight": local_cap})
+    runner = CountingRunner()
+    q = JobQueue(redis_factory(), settings, "r")
+    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    await orch.start()
+    ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(8)]
+    await wait_terminal(q, ids)
+    await orch.stop(0)
+    assert runner.peak == local_cap

@@ -1,0 +1,268 @@
+"""Table-driven tests of each Lua script, on a real redis-server and on fakeredis.
+
+Time is explicit (``now=``) so lease expiry and delays are tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from botsys.queue import JobQueue
+from botsys.store.keys import Keys
+from botsys.store.scripts import LUA_DIR
+from tests.conftest import make_settings
+
+T0 = 1_800_000_000_000  # a fixed "now" in ms
+
+
+@pytest.fixture
+async def q(redis_client):
+    queue = JobQueue(redis_client, make_settings(**{"bot_types.python.limit": 2}), "r1")
+    await queue.seed_limits()
+    return queue
+
+
+async def enqueue_n(q, n, **kw):
+    return [(await q.enqueue("python", "simulate", {"i": i}, now=T0 + i, **kw)).job_id for i in range(n)]
+
+
+def test_every_script_documents_its_contract():
+    for path in LUA_DIR.glob("*.lua"):
+        if path.stem == "lib":
+            continue
+        head = path.read_text().split("\n", 8)
+        header = "\n".join(head)
+        assert "KEYS[1]" in header and "Returns" in header, f"{path.name} lacks its KEYS/Returns header"
+
+
+def test_lua_key_suffixes_match_keys_module():
+    lib = (LUA_DIR / "lib.lua").read_text()
+    k = Keys("p")
+    for name in ("queue", "delayed", "active", "meta", "jobs", "deliveries"):
+        assert re.search(rf"{name} = P \.\. '{name}'", lib), name
+        assert getattr(k, name)("python") == f"p:{{python}}:{name}"
+    for fn, suffix in (("job", "job:"), ("log", "log:"), ("delivery", "delivery:"), ("attempts", "attempts:")):
+        assert f"P .. '{suffix}' .. id" in lib, suffix
+        assert getattr(k, fn)("python", "x") == f"p:{{python}}:{suffix}x"
+
+
+@pytest.mark.parametrize(
+    "priorities, expected_order",
+    [
+        ([5, 1, 3], [1, 2, 0]),  # lower runs first
+        ([3, 3, 3], [0, 1, 2]),  # FIFO within a priority
+        ([1000, 1, 1000, 1], [1, 3, 0, 2]),
+    ],
+)
+async def test_claim_order_is_priority_then_fifo(redis_client, priorities, expected_order):
+    q = JobQueue(redis_client, make_settings(**{"bot_types.python.limit": 100}), "r1")
+    await q.seed_limits()
+    ids = [
+        (await q.enqueue("python", "simulate", {}, priority=p, now=T0 + i)).job_id
+        for i, p in enumerate(priorities)
+    ]
+    _, claims = await q.claim("python", 100, now=T0 + 10)
+    assert [c.job_id for c in claims] == [ids[i] for i in expected_order]
+
+
+@pytest.mark.parametrize("limit, waiting, want, expect", [(2, 5, 10, 2), (2, 1, 10, 1), (5, 5, 3, 3), (0, 3, 3, 0)])
+async def test_claim_admits_only_below_the_limit(redis_client, limit, waiting, want, expect):
+    q = JobQueue(redis_client, make_settings(**{"bot_types.python.limit": limit}), "r1")
+    await q.seed_limits()
+    await enqueue_n(q, waiting)
+    _, claims = await q.claim("python", want, now=T0 + 100)
+    assert len(claims) == expect
+    _, more = await q.claim("python", 100, now=T0 + 101)
+    assert len(claims) + len(more) == min(limit, waiting)  # never more than the limit in total
+    assert await redis_client.zcard(q.keys.active("python")) == min(limit, waiting)
+
+
+async def test_claim_gives_increasing_tokens_and_counts_attempts(q):
+    await enqueue_n(q, 2)
+    _, claims = await q.claim("python", 2, now=T0 + 10)
+    assert [int(c.token) for c in claims] == [1, 2]
+    assert [c.attempt for c in claims] == [1, 1]
+    assert all(c.job.get("owner") == "r1" for c in claims)
+
+
+async def test_enqueue_idempotency_key_returns_the_first_job(q):
+    a = await q.enqueue("python", "simulate", {"x": 1}, idempotency_key="abc")
+    b = await q.enqueue("python", "simulate", {"x": 2}, idempotency_key="abc")
+    c = await q.enqueue("python", "simulate", {"x": 3}, idempotency_key="other")
+    assert (a.created, b.created, c.created) == (True, False, True)
+    assert b.job_id == a.job_id != c.job_id
+    assert await q.redis.zcard(q.keys.queue("python")) == 2
+
+
+async def test_delayed_job_waits_until_due(q):
+    job = await q.enqueue("python", "simulate", {}, delay_ms=5000, now=T0)
+    assert (await q.get(job.job_id)).state == "delayed"
+    wait, claims = await q.claim("python", 1, now=T0 + 4999)
+    assert claims == [] and wait == 1
+    _, claims = await q.claim("python", 1, now=T0 + 5000)
+    assert [c.job_id for c in claims] == [job.job_id]
+
+
+@pytest.mark.parametrize(
+    "status, max_attempts, expect_state",
+    [
+        ("succeeded", 1, "succeeded"),
+        ("failed", 1, "failed"),
+        ("timed_out", 1, "timed_out"),
+        ("failed", 3, "delayed"),
+        ("timed_out", 2, "delayed"),
+        ("cancelled", 3, "cancelled"),
+    ],
+)
+async def test_complete_outcomes(q, status, max_attempts, expect_state):
+    job = await q.enqueue("python", "simulate", {}, max_attempts=max_attempts, now=T0)
+    _, [claim] = await q.claim("python", 1, now=T0 + 1)
+    done = await q.complete(claim, status, result_json='{"ok":1}', error="boom", retry_delay_ms=700, now=T0 + 50)
+    assert done.recorded and done.state == expect_state
+    stored = await q.get(job.job_id)
+    assert stored.state == expect_state
+    assert await q.redis.zcard(q.keys.active("python")) == 0  # slot released either way
+    if expect_state == "delayed":
+        assert done.retry_at_ms == T0 + 750
+        assert await q.redis.zscore(q.keys.delayed("python"), job.job_id) == T0 + 750
+    else:
+        assert await q.redis.zscore(q.keys.done("python", expect_state), job.job_id) == T0 + 50
+        assert await q.redis.ttl(q.keys.job("python", job.job_id)) > 0
+
+
+async def test_retry_backoff_waits_in_delayed_not_mistaken_for_stalled(q):
+    job = await q.enqueue("python", "simulate", {}, max_attempts=2, now=T0)
+    _, [claim] = await q.claim("python", 1, now=T0)
+    await q.complete(claim, "failed", error="x", retry_delay_ms=10_000, now=T0 + 100)
+    # Long after the lease would have expired, the job is still delayed, not stalled.
+    _, claims = await q.claim("python", 1, now=T0 + 9_000)
+    stored = await q.get(job.job_id)
+    assert claims == [] and stored.state == "delayed" and stored.get("stalls") == "0"
+    _, [again] = await q.claim("python", 1, now=T0 + 10_100)
+    assert again.attempt == 2 and again.failures == 1
+
+
+async def test_complete_with_a_stale_token_is_refused_and_writes_nothing(q):
+    job = await q.enqueue("python", "simulate", {}, now=T0)
+    _, [claim] = await q.claim("python", 1, now=T0)
+    # Lease expires (2 s in test settings), another replica reclaims the job.
+    _, [reclaimed] = await q.claim("python", 1, now=T0 + 2500)
+    assert reclaimed.job_id == job.job_id and reclaimed.token != claim.token
+    before = await q.redis.hgetall(q.keys.job("python", job.job_id))
+    stale = await q.complete(claim, "succeeded", result_json='{"stale":true}', now=T0 + 2600)
+    assert not stale.recorded
+    assert await q.redis.hgetall(q.keys.job("python", job.job_id)) == before
+    assert (await q.heartbeat("python", [(job.job_id, claim.token)], now=T0 + 2600)) == {job.job_id: 0}
+    fresh = await q.complete(reclaimed, "succeeded", result_json='{"fresh":true}', now=T0 + 2700)
+    assert fresh.recorded and (await q.get(job.job_id)).view()["result"] == {"fresh": True}
+
+
+@pytest.mark.parametrize(
+    "offset_ms, expect", [(1000, 1), (1999, 1), (2000, 1), (2001, 0), (9000, 0)]
+)
+async def test_heartbeat_extends_only_a_live_lease(q, offset_ms, expect):
+    job = await q.enqueue("python", "simulate", {}, now=T0)
+    _, [claim] = await q.claim("python", 1, now=T0)
+    status = await q.heartbeat("python", [(job.job_id, claim.token)], now=T0 + offset_ms)
+    assert status == {job.job_id: expect}
+    if expect:
+        assert await q.redis.zscore(q.keys.active("python"), job.job_id) == T0 + offset_ms + 2000
+
+
+async def test_heartbeat_reports_a_requested_cancel(q):
+    job = await q.enqueue("python", "simulate", {}, now=T0)
+    _, [claim] = await q.claim("python", 1, now=T0)
+    assert await q.cancel(job.job_id, now=T0 + 1) == (2, "running")
+    assert await q.heartbeat("python", [(job.job_id, claim.token)], now=T0 + 2) == {job.job_id: 2}
+
+
+async def test_expired_lease_requeues_then_fails_after_max_stalls(q):
+    # test settings: lease 2 s, max_stalls 2 (default)
+    job = await q.enqueue("python", "simulate", {}, now=T0)
+    now = T0
+    for stall in (1, 2):
+        _, [claim] = await q.claim("python", 1, now=now)
+        now += 2001
+        _, claims = await q.claim("python", 0, now=now)  # reaps without taking
+        stored = await q.get(job.job_id)
+        assert stored.state == "queued" and stored.get("stalls") == str(stall)
+    _, [claim] = await q.claim("python", 1, now=now)
+    _, _ = await q.claim("python", 0, now=now + 2001)
+    stored = await q.get(job.job_id)
+    assert stored.state == "failed" and "stalled" in stored.get("error")
+    assert await q.redis.zcard(q.keys.active("python")) == 0
+
+
+async def test_cancel_table(q):
+    queued = await q.enqueue("python", "simulate", {}, now=T0)
+    delayed = await q.enqueue("python", "simulate", {}, delay_ms=10_000, now=T0)
+    assert await q.cancel(queued.job_id, now=T0 + 1) == (1, "cancelled")
+    assert await q.cancel(delayed.job_id, now=T0 + 1) == (1, "cancelled")
+    assert await q.cancel(queued.job_id, now=T0 + 2) == (0, "cancelled")
+    assert await q.cancel("python-01JD0000000000000000000000", now=T0) == (-1, "")
+    assert await q.redis.zcard(q.keys.queue("python")) == 0
+    assert await q.redis.zcard(q.keys.delayed("python")) == 0
+
+
+async def test_cancel_of_running_job_whose_owner_died_ends_cancelled(q):
+    job = await q.enqueue("python", "simulate", {}, now=T0)
+    await q.claim("python", 1, now=T0)
+    await q.cancel(job.job_id, now=T0 + 1)
+    await q.claim("python", 0, now=T0 + 2500)  # the reaper sees the expired lease
+    assert (await q.get(job.job_id)).state == "cancelled"
+
+
+async def test_requeue_gives_the_job_back_without_charging_an_attempt(q):
+    job = await q.enqueue("python", "simulate", {}, now=T0)
+    _, [claim] = await q.claim("python", 1, now=T0)
+    assert await q.requeue(claim, now=T0 + 5)
+    stored = await q.get(job.job_id)
+    assert stored.state == "queued" and stored.get("attempt") == "0"
+    assert not await q.requeue(claim, now=T0 + 6)  # token no longer valid
+
+
+async def test_retry_reruns_a_failed_job(q):
+    job = await q.enqueue("python", "simulate", {}, now=T0)
+    _, [claim] = await q.claim("python", 1, now=T0)
+    await q.complete(claim, "failed", error="x", now=T0 + 1)
+    assert await q.retry(job.job_id, now=T0 + 2) == (1, "queued")
+    assert await q.retry(job.job_id, now=T0 + 3) == (0, "queued")
+    _, [again] = await q.claim("python", 1, now=T0 + 4)
+    assert again.attempt == 2 and (await q.get(job.job_id)).get("error") is None
+
+
+async def test_completion_schedules_the_webhook_delivery_atomically(q):
+    job = await q.enqueue("python", "simulate", {}, webhook_url="http://localhost:5000/hook", now=T0)
+    _, [claim] = await q.claim("python", 1, now=T0 + 10)
+    done = await q.complete(claim, "succeeded", result_json='{"big": 12345678901234567890}', now=T0 + 1010)
+    assert done.delivery_id == f"msg_{job.job_id}"
+    d = await q.redis.hgetall(q.keys.delivery("python", done.delivery_id))
+    body = json.loads(d["body"])
+    assert body["jobId"] == job.job_id and body["success"] is True and body["state"] == "succeeded"
+    assert body["durationMs"] == 1000 and body["executionNode"] == "r1"
+    assert '"big": 12345678901234567890' in d["body"]  # the bot's JSON is spliced in verbatim
+    assert body["finishedAt"] == "2027-01-15T08:00:01.010Z"
+    assert await q.redis.zscore(q.keys.deliveries("python"), done.delivery_id) == T0 + 1010
+
+
+async def test_limit_change_and_pause_take_effect_on_next_claim(q):
+    await enqueue_n(q, 5)
+    await q.set_queue("python", paused=True)
+    assert (await q.claim("python", 5, now=T0 + 10))[1] == []
+    await q.set_queue("python", paused=False, limit=4)
+    assert len((await q.claim("python", 5, now=T0 + 11))[1]) == 4
+    stats = (await q.stats())["python"]
+    assert (stats.running, stats.waiting, stats.limit) == (4, 1, 4)
+
+
+async def test_seeded_limit_keeps_a_live_change_until_config_changes(redis_client):
+    s = make_settings(**{"bot_types.python.limit": 2})
+    q = JobQueue(redis_client, s, "r1")
+    assert (await q.seed_limits())["python"] == 2
+    await q.set_queue("python", limit=7)
+    assert (await q.seed_limits())["python"] == 7  # restart, same config: live value kept
+    changed = make_settings(**{"bot_types.python.limit": 3, "redis.prefix": s.redis.prefix})
+    assert (await JobQueue(redis_client, changed, "r1").seed_limits())["python"] == 3
