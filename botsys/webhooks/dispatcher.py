@@ -18,14 +18,20 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from yarl import URL
 
 from botsys.config import WebhookSettings
 from botsys.webhooks.guard import AllowList, Guard
-from botsys.webhooks.policy import Schedule, classify_status, decide, parse_retry_after
+from botsys.webhooks.policy import (
+    Schedule,
+    busy_host_release_ms,
+    classify_status,
+    decide,
+    parse_retry_after,
+)
 from botsys.webhooks.sender import Sender, SendResult, build_session
 from botsys.webhooks.types import AttemptRecord, Delivery, DeliveryStore
 
@@ -37,10 +43,21 @@ SessionFactory = Callable[[], aiohttp.ClientSession]
 
 @dataclass
 class _Host:
-    """In-flight bookkeeping for one destination."""
+    """In-flight bookkeeping for one destination (host:port)."""
 
     slots: asyncio.Semaphore
     waiting: int = 0
+    ewma_ms: float | None = None  # recent attempt durations
+    sending: list[float] = field(default_factory=list)  # monotonic start of each send
+
+    def estimate_ms(self, now: float) -> float:
+        oldest = (now - min(self.sending)) * 1000 if self.sending else 0.0
+        return max(self.ewma_ms or 0.0, oldest)
+
+    def observe(self, duration_ms: int) -> None:
+        self.ewma_ms = (
+            duration_ms if self.ewma_ms is None else 0.7 * self.ewma_ms + 0.3 * duration_ms
+        )
 
 
 class WebhookDispatcher:
@@ -57,7 +74,6 @@ class WebhookDispatcher:
         rng: random.Random | None = None,
         on_attempt: OnAttempt | None = None,
         idle_wait_s: float = 1.0,
-        busy_host_delay_ms: int = 1000,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -68,7 +84,7 @@ class WebhookDispatcher:
         self._rng = rng or random.Random()
         self._on_attempt = on_attempt
         self._idle_wait_s = idle_wait_s
-        self._busy_host_delay_ms = busy_host_delay_ms
+        self._wake_at: float | None = None  # monotonic: a released delivery is due again
         self._schedule = Schedule(settings.retry_delay_ms, settings.max_delay_ms)
         self._hosts: dict[str, _Host] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -77,6 +93,7 @@ class WebhookDispatcher:
         self._session: aiohttp.ClientSession | None = None
         self._sender: Sender | None = None
         self.lease_lost = 0  # attempts whose result another replica now owns
+        self.released = 0  # claims handed back unsent (busy host, shutdown)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -87,8 +104,19 @@ class WebhookDispatcher:
             claimed, asked = await self._fill()
             if self._free() == 0:
                 await self._wait_for(self._slot_freed.wait(), None)
-            elif claimed < asked or asked == 0:
-                await self._wait_for(self._store.wait_for_work(self._idle_wait_s), None)
+            elif claimed < asked:
+                await self._wait_for(self._store.wait_for_work(self._idle_timeout()), None)
+
+    def _idle_timeout(self) -> float:
+        """The idle wait, shortened when a delivery we released is due again sooner (the
+        store publishes a wake-up for new work, not for released work)."""
+        if self._wake_at is None:
+            return self._idle_wait_s
+        remaining = self._wake_at - time.monotonic()
+        if remaining <= 0:
+            self._wake_at = None
+            return 0.0
+        return min(self._idle_wait_s, remaining)
 
     async def run_once(self) -> int:
         """Claim one batch, deliver it, wait for those attempts to be recorded. For tests
@@ -156,9 +184,14 @@ class WebhookDispatcher:
 
     async def _handle(self, delivery: Delivery) -> None:
         host = self._host(delivery.url)
-        if host.slots.locked() and host.waiting >= self._settings.per_host:
-            await self._release(delivery, self._busy_host_delay_ms)
-            return
+        if host.slots.locked():
+            estimate = host.estimate_ms(time.monotonic())
+            delay = busy_host_release_ms(
+                host.waiting, self._settings.per_host, estimate, host.ewma_ms is not None
+            )
+            if delay is not None:
+                await self._release(delivery, delay)
+                return
         host.waiting += 1
         try:
             acquired = await self._acquire_unless_stopped(host.slots)
@@ -167,11 +200,19 @@ class WebhookDispatcher:
         if not acquired:  # shutting down: hand it back instead of starting a send
             await self._release(delivery, 0)
             return
+        result = await self._send(host, delivery)
+        await self._record(delivery, result)
+
+    async def _send(self, host: _Host, delivery: Delivery) -> SendResult:
+        started = time.monotonic()
+        host.sending.append(started)
         try:
             result = await self._sender_for().send(delivery)
         finally:
+            host.sending.remove(started)
             host.slots.release()
-        await self._record(delivery, result)
+        host.observe(result.duration_ms)
+        return result
 
     async def _acquire_unless_stopped(self, slots: asyncio.Semaphore) -> bool:
         if not slots.locked():
@@ -208,6 +249,9 @@ class WebhookDispatcher:
         return host
 
     async def _release(self, delivery: Delivery, delay_ms: int) -> None:
+        due = time.monotonic() + delay_ms / 1000
+        self._wake_at = due if self._wake_at is None else min(self._wake_at, due)
+        self.released += 1
         if not await self._store.release(delivery, delay_ms):
             self.lease_lost += 1
 

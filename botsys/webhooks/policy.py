@@ -91,3 +91,29 @@ def decide(
         # receiver cannot park a delivery for a year.
         delay = max(delay, min(retry_after_ms, schedule.max_delay_ms))
     return Decision("retry", now_ms + delay)
+
+
+# -- per-host admission ---------------------------------------------------------------------
+
+HOST_MAX_WAIT_MS = 1000  # a claimed delivery may queue locally this long for a busy host
+HOST_MIN_RELEASE_MS = 100
+HOST_MAX_RELEASE_MS = 5000
+
+
+def busy_host_release_ms(
+    waiting: int, per_host: int, estimate_ms: float, sampled: bool
+) -> int | None:
+    """None: let a delivery for a host whose ``per_host`` slots are all busy wait locally;
+    otherwise hand it back to the store, due again after the returned delay.
+
+    ``estimate_ms`` is how long a slot at that host takes: recent attempt durations or the
+    age of the oldest send still in flight, whichever is larger; ``sampled`` is False until
+    one attempt there finished. One wave of waiters is always allowed; more only if the host
+    is known to be fast enough that they would start within HOST_MAX_WAIT_MS. A black-holed
+    host therefore holds at most 2 × per_host of the replica's slots, while a busy but
+    healthy host keeps its whole pipeline without round trips to the store.
+    """
+    expected_ms = estimate_ms * (waiting + 1) / per_host
+    if waiting < per_host or (sampled and expected_ms <= HOST_MAX_WAIT_MS):
+        return None
+    return int(min(max(expected_ms, HOST_MIN_RELEASE_MS), HOST_MAX_RELEASE_MS))

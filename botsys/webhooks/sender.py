@@ -106,7 +106,7 @@ class Sender:
 
         problem = check_url(delivery.url, self._allow)  # clear error for literals, no socket
         if problem:
-            return result(error=f"blocked_destination: {problem}", blocked=True)
+            return result(error=_blocked_error(problem), blocked=True)
         try:
             async with asyncio.timeout(self._timeout_s):
                 status, excerpt, retry_after = await self._post(delivery, int(at))
@@ -115,7 +115,7 @@ class Sender:
         except aiohttp.ClientError as exc:
             blocked = _blocked_reason(exc)
             if blocked:
-                return result(error=f"blocked_destination: {blocked}", blocked=True)
+                return result(error=_blocked_error(blocked), blocked=True)
             return result(error=f"connection: {_describe(exc)}")
         return result(status, None, excerpt, retry_after)
 
@@ -161,6 +161,11 @@ def _blocked_reason(exc: BaseException) -> str | None:
             return str(seen)
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _blocked_error(reason: str) -> str:
+    """One machine-readable prefix for every refusal (API and metrics group on it)."""
+    return "blocked_destination: " + reason.removeprefix("blocked destination: ")
 
 
 def _describe(exc: aiohttp.ClientError) -> str:

@@ -70,7 +70,7 @@ class FakeStore:
             max_attempts=max_attempts,
             token="",
         )
-        self.items[delivery.id] = StoredDelivery(delivery, kw.get("due_ms", self.now_ms() + n))
+        self.items[delivery.id] = StoredDelivery(delivery, kw.get("due_ms", self.now_ms()))
         self._wake.set()
         return delivery.id
 
