@@ -22,6 +22,7 @@ from .jobs import CANCELLED, Claim, retry_delay_ms
 from .queue import JobQueue
 from .runners.types import AttemptOutcome, AttemptSpec, Runner
 from .store.connection import REDIS_DOWN
+from .store.notify import Notifier
 
 log = logging.getLogger("botsys.orchestrator")
 
@@ -79,6 +80,7 @@ class Orchestrator:
         metrics: Any = None,
         clock: Callable[[], float] = time.monotonic,
         bot_types: list[str] | None = None,
+        notifier: Notifier | None = None,
     ):
         self.queue = queue
         self.runner = runner
@@ -96,12 +98,16 @@ class Orchestrator:
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
         self.claimed_total = 0
+        # Without a shared notifier (tests, tools) the orchestrator runs its own.
+        self._own_notifier = None if notifier is not None else Notifier(queue.redis)
+        self.subscribe(notifier or self._own_notifier)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.queue.seed_limits()
-        self._tasks = [asyncio.create_task(self._listen(), name="orchestrator-listen")]
+        if self._own_notifier is not None:
+            self._tasks.append(asyncio.create_task(self._own_notifier.run(), name="notifier"))
         self._tasks.append(asyncio.create_task(self._heartbeats(), name="orchestrator-heartbeat"))
         self._tasks.append(asyncio.create_task(self._flusher(), name="orchestrator-flush"))
         for t in self.bot_types:
@@ -308,32 +314,16 @@ class Orchestrator:
         progress, lines = ra.sink.take()
         await self.queue.record_events(ra.claim.job.bot_type, ra.claim.job_id, progress, lines)
 
-    async def _listen(self) -> None:
-        """Pub/sub fan-in: wake dispatchers, and kill bots whose job was cancelled elsewhere."""
+    def subscribe(self, notifier: Notifier) -> None:
+        """Wake dispatchers on enqueue/release/limit changes; kill bots cancelled elsewhere."""
         k = self.queue.keys
-        wake_channels = {k.wake_channel(t): t for t in self.bot_types}
-        cancel_channel = k.cancel_channel()
-        while True:
-            pubsub = self.queue.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(cancel_channel, *wake_channels)
-                self.wake()  # we may have missed messages while (re)connecting
-                async for msg in pubsub.listen():
-                    self._on_message(msg, wake_channels, cancel_channel)
-            except REDIS_DOWN as exc:
-                log.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
-                await asyncio.sleep(0.5)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+        for t in self.bot_types:
+            notifier.on(k.wake_channel(t), lambda _msg, t=t: self._wake[t].set())
+        notifier.on(k.cancel_channel(), self._on_cancel)
 
-    def _on_message(self, msg: dict, wake_channels: dict[str, str], cancel_channel: str) -> None:
-        if msg.get("type") != "message":
-            return
-        channel = msg["channel"]
-        if channel == cancel_channel:
-            ra = self.inflight.get(msg["data"])
-            if ra is not None:
-                ra.stop(CANCEL)
-        elif channel in wake_channels:
-            self._wake[wake_channels[channel]].set()
+    def _on_cancel(self, job_id: str | None) -> None:
+        if job_id is None:
+            return  # reconnected: heartbeats report any cancel we missed
+        ra = self.inflight.get(job_id)
+        if ra is not None:
+            ra.stop(CANCEL)

@@ -82,7 +82,7 @@ class JobQueue:
             }
         )
 
-    async def _run(self, name: str, bot_type: str, *args: Any, now: int | None = None) -> Any:
+    async def run_script(self, name: str, bot_type: str, *args: Any, now: int | None = None) -> Any:
         keys = [self.keys.type_prefix(bot_type)]
         argv = [self._ctx[bot_type], "" if now is None else now, *args]
         return await self.scripts.run(name, keys, argv)
@@ -97,7 +97,7 @@ class JobQueue:
 
     async def seed_limits(self) -> dict[str, int]:
         return {
-            t: int(await self._run("seed_limit", t, bt.limit))
+            t: int(await self.run_script("seed_limit", t, bt.limit))
             for t, bt in self.settings.bot_types.items()
         }
 
@@ -127,7 +127,7 @@ class JobQueue:
             "maxAttempts": max_attempts or bt.max_attempts,
             "idempotencyKey": idempotency_key,
         }
-        created, jid = await self._run(
+        created, jid = await self.run_script(
             "enqueue", bot_type, job_id, json.dumps(fields), delay_ms, IDEMPOTENCY_TTL_S, now=now
         )
         return Enqueued(jid, bool(created))
@@ -136,7 +136,7 @@ class JobQueue:
         self, bot_type: str, count: int, now: int | None = None
     ) -> tuple[int, list[Claim]]:
         """Returns (ms until delayed/expired work is due, or -1; the claimed jobs)."""
-        reply = await self._run("claim", bot_type, count, now=now)
+        reply = await self.run_script("claim", bot_type, count, now=now)
         claims = []
         for flat in reply[1:]:
             fields = dict(zip(flat[::2], flat[1::2], strict=True))
@@ -149,7 +149,7 @@ class JobQueue:
         """Renew leases: job id → 1 renewed, 0 lost, 2 renewed but cancel requested."""
         leases = list(leases)
         flat = [x for pair in leases for x in pair]
-        reply = await self._run("heartbeat", bot_type, *flat, now=now)
+        reply = await self.run_script("heartbeat", bot_type, *flat, now=now)
         return {job_id: int(s) for (job_id, _), s in zip(leases, reply[1:], strict=True)}
 
     async def complete(
@@ -163,7 +163,7 @@ class JobQueue:
         now: int | None = None,
     ) -> Completion:
         t = claim.job.bot_type
-        reply = await self._run(
+        reply = await self.run_script(
             "complete",
             t,
             claim.job_id,
@@ -182,16 +182,16 @@ class JobQueue:
 
     async def requeue(self, claim: Claim, now: int | None = None) -> bool:
         return bool(
-            await self._run("requeue", claim.job.bot_type, claim.job_id, claim.token, now=now)
+            await self.run_script("requeue", claim.job.bot_type, claim.job_id, claim.token, now=now)
         )
 
     async def cancel(self, job_id: str, now: int | None = None) -> tuple[int, str]:
         """(-1, '') unknown; (0, state) already finished; (1, 'cancelled'); (2, 'running')."""
-        reply = await self._run("cancel", self.type_of(job_id), job_id, now=now)
+        reply = await self.run_script("cancel", self.type_of(job_id), job_id, now=now)
         return int(reply[0]), (reply[1] if len(reply) > 1 else "")
 
     async def retry(self, job_id: str, now: int | None = None) -> tuple[int, str]:
-        reply = await self._run("retry", self.type_of(job_id), job_id, now=now)
+        reply = await self.run_script("retry", self.type_of(job_id), job_id, now=now)
         return int(reply[0]), (reply[1] if len(reply) > 1 else "")
 
     # -- events from running bots ----------------------------------------------------------

@@ -1,0 +1,146 @@
+"""The application factory: builds the aiohttp app and wires every component.
+
+Each resource or background loop is its own cleanup context, listed in start order; shutdown
+unwinds them in reverse (HTTP stops first, then the webhook loop, then the orchestrator drains
+its running bots, then Redis closes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+
+from aiohttp import web
+
+from . import __version__
+from .api import setup_api
+from .api.appkeys import (
+    DELIVERIES,
+    METRICS,
+    METRICS_REFRESH,
+    ORCHESTRATOR,
+    QUEUE,
+    REGISTRY,
+    REPLICA,
+    SETTINGS,
+    STARTED_AT,
+    STORE,
+)
+from .config import Settings
+from .deliveries import RedisDeliveryStore
+from .metrics import Metrics, TypeSnapshot, WebhookSnapshot
+from .orchestrator import Orchestrator
+from .queue import JobQueue
+from .runners.process import ProcessRunner
+from .runners.registry import BotRegistry
+from .store.connection import make_client, wait_until_ready, warn_on_risky_settings
+from .store.notify import Notifier
+from .webhooks.dispatcher import WebhookDispatcher
+
+log = logging.getLogger("botsys.app")
+
+
+def replica_name(settings: Settings) -> str:
+    return settings.server.replica or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def create_app(settings: Settings, *, runner=None, with_workers: bool = True) -> web.Application:
+    """``runner`` replaces the subprocess runner (tests); ``with_workers=False`` serves the API
+    only (no dispatchers, no webhook loop)."""
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app[SETTINGS] = settings
+    app[REPLICA] = replica_name(settings)
+    app[STARTED_AT] = time.time()
+    app[REGISTRY] = BotRegistry(settings)
+    app[METRICS] = Metrics(
+        version=__version__, replica=app[REPLICA], bot_types=list(settings.bot_types)
+    )
+    app.cleanup_ctx.append(_store)
+    if with_workers:
+        app.cleanup_ctx.append(_workers(runner))
+    setup_api(app)
+    return app
+
+
+async def _store(app: web.Application):
+    settings = app[SETTINGS]
+    store = make_client(settings.redis.url, settings.redis.connect_timeout_s)
+    if store.embedded:
+        log.warning("redis: %s", store.description)
+    else:
+        log.info("redis: connecting to %s", store.description)
+    await wait_until_ready(store, settings.redis.startup_retry_max_s)
+    await warn_on_risky_settings(store)
+    app[STORE] = store
+    queue = JobQueue(store.redis, settings, app[REPLICA])
+    await queue.seed_limits()
+    app[QUEUE] = queue
+    app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
+    _install_snapshot(app)
+    yield
+    await store.close()
+
+
+def _install_snapshot(app: web.Application) -> None:
+    """/metrics reads cluster-wide gauges from a snapshot refreshed in one pipelined call."""
+    cache: dict = {"types": {}, "webhooks": None}
+
+    async def refresh() -> None:
+        stats = await app[QUEUE].stats()
+        cache["types"] = {
+            t: TypeSnapshot(s.waiting, s.delayed, s.running, s.limit, s.paused)
+            for t, s in stats.items()
+        }
+        cache["webhooks"] = WebhookSnapshot(
+            pending=sum(s.webhook_pending for s in stats.values()),
+            failed=sum(s.webhook_dead for s in stats.values()),
+        )
+
+    app[METRICS].set_snapshot_provider(lambda: cache["types"], lambda: cache["webhooks"])
+    app[METRICS_REFRESH] = refresh
+
+
+def _workers(runner):
+    async def ctx(app: web.Application):
+        settings, queue, metrics = app[SETTINGS], app[QUEUE], app[METRICS]
+        notifier = Notifier(queue.redis)
+        orch = Orchestrator(
+            queue,
+            runner or ProcessRunner(settings, app[REGISTRY]),
+            settings,
+            metrics=metrics,
+            notifier=notifier,
+        )
+        app[ORCHESTRATOR] = orch
+        deliveries = app[DELIVERIES]
+        deliveries.subscribe(notifier)
+        dispatcher = WebhookDispatcher(
+            deliveries,
+            settings.webhooks,
+            on_attempt=lambda record, delivery: metrics.observe_delivery(
+                record.outcome, record.status_code, record.duration_ms / 1000
+            ),
+            idle_wait_s=settings.engine.idle_wait_s,
+        )
+        tasks = [asyncio.create_task(notifier.run(), name="notifier")]
+        await orch.start()
+        tasks.append(asyncio.create_task(dispatcher.run(), name="webhooks"))
+        log.info("replica %s started: bot types %s", app[REPLICA], ", ".join(orch.bot_types))
+        yield
+        log.info("draining: no new claims; running bots get %.0fs", settings.server.drain_timeout_s)
+        await dispatcher.stop()
+        await orch.stop()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await dispatcher.aclose()
+        log.info("drained; bye")
+
+    return ctx

@@ -1,0 +1,190 @@
+"""Webhook deliveries in Redis: the DeliveryStore the dispatcher runs on, plus the reads and
+the redeliver action the API needs. Deliveries live in their job's slot ({type}), so the
+job-completion script can schedule one atomically."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from .jobs import bot_type_of, iso_ms
+from .queue import JobQueue
+from .webhooks.types import AttemptRecord, Delivery
+
+DELIVERY_STATES = ("pending", "delivered", "dead")
+
+
+def delivery_type(delivery_id: str) -> str | None:
+    """msg_<job id>[_<n>] → the job's bot type."""
+    if not delivery_id.startswith("msg_"):
+        return None
+    return bot_type_of(delivery_id[4:].split("_", 1)[0])
+
+
+class RedisDeliveryStore:
+    def __init__(self, queue: JobQueue, lease_ms: int):
+        self.queue = queue
+        self.lease_ms = lease_ms
+        self._wake = asyncio.Event()
+        self._next_due: float | None = None  # loop time when the earliest known delivery is due
+        self._turn = 0  # round-robin start, so no bot type's deliveries starve the others
+
+    def subscribe(self, notifier) -> None:
+        notifier.on(self.queue.keys.deliveries_channel(), lambda _msg: self._wake.set())
+
+    # -- DeliveryStore ---------------------------------------------------------------------
+
+    async def claim_due(self, limit: int) -> list[Delivery]:
+        types = self.queue.bot_types
+        self._turn = (self._turn + 1) % max(1, len(types))
+        out: list[Delivery] = []
+        soonest = None
+        for t in types[self._turn :] + types[: self._turn]:
+            if len(out) >= limit:
+                break
+            reply = await self.queue.run_script(
+                "claim_deliveries", t, limit - len(out), self.lease_ms
+            )
+            wait_ms = int(reply[0])
+            if wait_ms >= 0 and (soonest is None or wait_ms < soonest):
+                soonest = wait_ms
+            out.extend(
+                _delivery(dict(zip(flat[::2], flat[1::2], strict=True))) for flat in reply[1:]
+            )
+        loop = asyncio.get_running_loop()
+        self._next_due = None if soonest is None else loop.time() + soonest / 1000
+        return out
+
+    async def finish_attempt(
+        self, delivery: Delivery, record: AttemptRecord, next_attempt_at_ms: int | None
+    ) -> bool:
+        outcome = record.outcome if next_attempt_at_ms is None else "retry"
+        if next_attempt_at_ms is None and outcome == "retry":
+            outcome = "failed"
+        reply = await self.queue.run_script(
+            "finish_delivery",
+            delivery.bot_type,
+            delivery.id,
+            delivery.token,
+            json.dumps(_record_json(record, delivery.attempt), separators=(",", ":")),
+            outcome,
+            next_attempt_at_ms or "",
+            "" if record.status_code is None else record.status_code,
+        )
+        if next_attempt_at_ms is not None:
+            self._wake.set()  # recompute the next due time
+        return bool(reply)
+
+    async def release(self, delivery: Delivery, delay_ms: int) -> bool:
+        reply = await self.queue.run_script(
+            "release_delivery", delivery.bot_type, delivery.id, delivery.token, max(0, delay_ms)
+        )
+        return bool(reply)
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        if self._next_due is not None:
+            timeout_s = min(timeout_s, max(0.0, self._next_due - asyncio.get_running_loop().time()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout_s)
+        self._wake.clear()
+
+    # -- API reads and actions -------------------------------------------------------------
+
+    async def get(self, delivery_id: str) -> dict[str, Any] | None:
+        t = delivery_type(delivery_id)
+        if t is None or t not in self.queue.settings.bot_types:
+            return None
+        k = self.queue.keys
+        pipe = self.queue.redis.pipeline(transaction=False)
+        pipe.hgetall(k.delivery(t, delivery_id))
+        pipe.lrange(k.attempts(t, delivery_id), 0, -1)
+        fields, attempts = await pipe.execute()
+        if not fields.get("state"):
+            return None
+        return delivery_view(fields, [json.loads(a) for a in attempts])
+
+    async def list(self, state: str | None = None, job_id: str | None = None, limit: int = 50):
+        if job_id:
+            t = bot_type_of(job_id)
+            if t is None or t not in self.queue.settings.bot_types:
+                return []
+            ids = await self._ids_for_job(t, job_id)
+            views = [v for v in [await self.get(i) for i in ids] if v]
+            return [v for v in views if state in (None, v["state"])][:limit]
+        views = []
+        for t in self.queue.bot_types:
+            views.extend(await self._list_type(t, state, limit))
+        views.sort(key=lambda v: v["createdAt"] or "", reverse=True)
+        return views[:limit]
+
+    async def _ids_for_job(self, bot_type: str, job_id: str) -> list[str]:
+        job = await self.queue.redis.hget(self.queue.keys.job(bot_type, job_id), "deliveryRuns")
+        runs = int(job or 0)
+        return [f"msg_{job_id}" + (f"_{n}" if n > 1 else "") for n in range(runs, 0, -1)]
+
+    async def _list_type(self, bot_type: str, state: str | None, limit: int) -> list[dict]:
+        k, r = self.queue.keys, self.queue.redis
+        if state == "pending":
+            ids = await r.zrange(k.deliveries(bot_type), 0, limit - 1)
+        elif state in ("delivered", "dead"):
+            ids = await r.zrevrange(k.delivery_index(bot_type, state), 0, limit - 1)
+        else:
+            ids = await r.zrange(k.deliveries(bot_type), 0, limit - 1)
+            for s in ("delivered", "dead"):
+                ids += await r.zrevrange(k.delivery_index(bot_type, s), 0, limit - 1)
+        views = [await self.get(i) for i in ids]
+        return [v for v in views if v]
+
+    async def redeliver(self, delivery_id: str) -> tuple[int, str]:
+        """(-1, '') unknown; (0, 'pending') already pending; (1, 'pending') rescheduled."""
+        t = delivery_type(delivery_id)
+        if t is None or t not in self.queue.settings.bot_types:
+            return -1, ""
+        reply = await self.queue.run_script("redeliver", t, delivery_id)
+        return int(reply[0]), (reply[1] if len(reply) > 1 else "")
+
+
+def _delivery(f: dict[str, str]) -> Delivery:
+    return Delivery(
+        id=f["id"],
+        job_id=f["jobId"],
+        bot_type=f["botType"],
+        url=f["url"],
+        body=f["body"].encode(),
+        attempt=int(f["attempt"]),
+        max_attempts=int(f["maxAttempts"]),
+        token=f["token"],
+    )
+
+
+def _record_json(record: AttemptRecord, attempt: int) -> dict[str, Any]:
+    return {
+        "attempt": attempt,
+        "at": record.at_ms,
+        "durationMs": record.duration_ms,
+        "statusCode": record.status_code,
+        "error": record.error,
+        "outcome": record.outcome,
+        "response": record.response_excerpt,
+    }
+
+
+def delivery_view(f: dict[str, str], attempts: list[dict]) -> dict[str, Any]:
+    state = f.get("state")
+    return {
+        "deliveryId": f["id"],
+        "jobId": f.get("jobId"),
+        "botType": f.get("botType"),
+        "url": f.get("url"),
+        "state": state,
+        "attempts": int(f.get("attempt", 0)),
+        "maxAttempts": int(f.get("maxAttempts", 0)),
+        "createdAt": iso_ms(f.get("createdAt")),
+        "nextAttemptAt": iso_ms(f.get("nextAt")) if state == "pending" else None,
+        "finishedAt": iso_ms(f.get("finishedAt")),
+        "lastStatus": int(f["lastStatus"]) if f.get("lastStatus") else None,
+        "body": json.loads(f["body"]) if f.get("body") else None,
+        "history": [{**a, "at": iso_ms(a.get("at"))} for a in attempts],
+    }

@@ -1,0 +1,35 @@
+"""`botsys serve`: logging, the event loop, the app, signals. SIGTERM drains (see app.py)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from .app import create_app, replica_name
+from .config import Settings
+from .logs import setup_logging
+
+log = logging.getLogger("botsys.serve")
+
+
+def serve(settings: Settings) -> int:
+    setup_logging(settings.logging.level, settings.logging.format, replica_name(settings))
+    try:
+        import uvloop  # measurably faster event loop where available (see bench/)
+
+        uvloop.install()
+    except ImportError:
+        pass
+    app = create_app(settings)
+    log.info("listening on http://%s:%s", settings.server.host, settings.server.port)
+    web.run_app(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        access_log=None,  # the access-log middleware writes one structured line per request
+        print=None,
+        shutdown_timeout=5.0,  # open connections (SSE) get this long; bots drain afterwards
+        handle_signals=True,
+    )
+    return 0

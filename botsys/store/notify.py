@@ -1,0 +1,60 @@
+"""Pub/sub fan-in: one Redis subscription per replica for the fixed wake-up channels.
+
+Components register a callback per channel before ``run()``; a dropped connection is
+re-established and every callback is then called with ``None`` (messages may have been missed,
+so each component re-checks its work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from .connection import REDIS_DOWN
+
+log = logging.getLogger("botsys.store")
+
+Handler = Callable[[str | None], None]
+
+
+class Notifier:
+    def __init__(self, redis: Redis):
+        self.redis = redis
+        self._handlers: dict[str, list[Handler]] = {}
+        self.connected = asyncio.Event()
+
+    def on(self, channel: str, handler: Handler) -> None:
+        self._handlers.setdefault(channel, []).append(handler)
+
+    async def run(self) -> None:
+        delay = 0.1
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(*self._handlers)
+                self.connected.set()
+                delay = 0.1
+                self._dispatch_all(None)  # we may have missed messages while (re)connecting
+                async for msg in pubsub.listen():
+                    if msg.get("type") == "message":
+                        for handler in self._handlers.get(msg["channel"], ()):
+                            handler(msg["data"])
+            except REDIS_DOWN as exc:
+                self.connected.clear()
+                log.warning(
+                    "pub/sub connection lost (%s); reconnecting in %.1fs", type(exc).__name__, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    def _dispatch_all(self, data: str | None) -> None:
+        for handlers in self._handlers.values():
+            for handler in handlers:
+                handler(data)

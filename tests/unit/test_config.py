@@ -1,0 +1,123 @@
+"""Configuration: defaults, environment overrides, and one-line errors for bad values."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from botsys.config import ConfigError, build_settings, load_settings
+
+
+def test_defaults_match_the_seed():
+    s = load_settings(environ={})
+    assert {t: bt.limit for t, bt in s.bot_types.items()} == {"python": 5, "node": 10, "java": 3}
+    assert (s.server.port, s.webhooks.max_retries, s.webhooks.retry_delay_ms) == (3000, 5, 1000)
+    assert s.mock_webhook.port == 5000 and s.redis.url == ""
+
+
+def test_environment_overrides_including_the_seed_names():
+    s = load_settings(
+        environ={
+            "MAX_PYTHON_BOTS": "7",
+            "MAX_JAVA_BOTS": "1",
+            "REDIS_URL": "redis://:pw@h:6380/2",
+            "API_GATEWAY_PORT": "8080",
+            "BOTSYS_API_KEYS": "k1, k2",
+            "BOTSYS_WEBHOOK_ALLOW": "hooks.internal:8443,10.1.0.0/16",
+            "WEBHOOK_RETRY_DELAY": "250",
+            "BOTSYS_RATE_LIMIT": "0",
+        }
+    )
+    assert s.bot_types["python"].limit == 7 and s.bot_types["java"].limit == 1
+    assert s.redis.url == "redis://:pw@h:6380/2" and s.server.port == 8080
+    assert s.api.keys == ["k1", "k2"] and s.api.rate_limit == "0"
+    assert s.webhooks.allow == ["hooks.internal:8443", "10.1.0.0/16"]
+    assert s.webhooks.retry_delay_ms == 250
+
+
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"MAX_PYTHON_BOTS": "-1"}, "bot_types.python.limit = -1: must be between 0 and 100000"),
+        (
+            {"MAX_NODE_BOTS": "ten"},
+            "MAX_NODE_BOTS='ten' (bot_types.node.limit): must be a whole number",
+        ),
+        ({"API_GATEWAY_PORT": "70000"}, "server.port = 70000: must be between 0 and 65535"),
+        (
+            {"BOTSYS_LOG_LEVEL": "LOUD"},
+            "logging.level = 'LOUD': must be one of DEBUG, INFO, WARNING, ERROR",
+        ),
+        ({"BOTSYS_RATE_LIMIT": "5/fortnight"}, "api.rate_limit = '5/fortnight': expected"),
+        (
+            {"BOTSYS_WEBHOOK_SECRET": "hunter2"},
+            "webhooks.secret: must start with 'whsec_' (value not shown)",
+        ),
+    ],
+)
+def test_bad_environment_values_name_the_key(environ, message):
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ=environ)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+    assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (
+            {"engine": {"lease_ms": 1000, "heartbeat_ms": 900}},
+            "engine.heartbeat_ms = 900: must be at most half",
+        ),
+        ({"engine": {"lease_msec": 5}}, "unknown key engine.lease_msec; allowed: lease_ms"),
+        ({"enigne": {}}, "unknown section [enigne]"),
+        ({"engine": {"max_in_flight": 2.5}}, "engine.max_in_flight = 2.5: must be a whole number"),
+        ({"server": {"insecure": "yes"}}, "server.insecure = 'yes': must be true or false"),
+        (
+            {"bot_types": {"Ruby!": {"command": ["ruby"], "extension": ".rb"}}},
+            "bot type names are lowercase",
+        ),
+        (
+            {"bot_types": {"ruby": {"extension": ".rb"}}},
+            "bot_types.ruby.command = []: a command template is required",
+        ),
+        (
+            {"bot_types": {"ruby": {"command": ["ruby", "{script}"], "extension": "rb"}}},
+            "must start with '.'",
+        ),
+        (
+            {"bot_types": {"ruby": {"command": ["ruby"], "extension": ".rb", "limit": -2}}},
+            "bot_types.ruby.limit = -2",
+        ),
+    ],
+)
+def test_bad_config_values_name_the_key(raw, message):
+    with pytest.raises(ConfigError) as err:
+        build_settings(raw)
+    assert message in str(err.value)
+
+
+def test_a_new_language_is_only_configuration():
+    s = build_settings(
+        {"bot_types": {"ruby": {"command": ["ruby", "{script}"], "extension": ".rb", "limit": 2}}}
+    )
+    assert s.bot_types["ruby"].limit == 2 and s.bot_types["ruby"].default_bot == "simulate"
+
+
+def test_bad_config_file_stops_startup_with_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[engine]\nmax_stalls = -3\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "botsys", "--config", str(bad), "serve", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == ["botsys: config error: engine.max_stalls = -3: must be between 0 and 100"], (
+        proc.stderr
+    )

@@ -1,0 +1,56 @@
+"""Job ids, the retry schedule and the public view."""
+
+from __future__ import annotations
+
+import random
+
+from botsys.jobs import Job, bot_type_of, iso_ms, new_job_id, retry_delay_ms
+
+
+def test_job_ids_embed_the_type_and_sort_by_time():
+    a = new_job_id("python", now_ms=1_000)
+    b = new_job_id("python", now_ms=2_000)
+    assert a < b and bot_type_of(a) == "python"
+    assert bot_type_of("node-" + a.split("-")[1]) == "node"
+    for bad in ("", "python", "python-../../etc", "PY-01JD0000000000000000000000", "python-01JD"):
+        assert bot_type_of(bad) is None
+
+
+def test_retry_delay_doubles_with_jitter_and_cap():
+    rng = random.Random(3)
+    for failures, base in ((1, 1000), (2, 2000), (3, 4000), (4, 8000)):
+        d = retry_delay_ms(failures, 1000, 60_000, rng)
+        assert 0.8 * base <= d <= 1.2 * base, (failures, d)
+    assert retry_delay_ms(30, 1000, 60_000, rng) <= 60_000
+
+
+def test_view_has_the_documented_shape():
+    job = Job(
+        {
+            "id": "python-01JD0000000000000000000000",
+            "state": "succeeded",
+            "botType": "python",
+            "bot": "simulate",
+            "priority": "3",
+            "createdAt": "1700000000000",
+            "result": "[1,2]",
+            "payload": "{}",
+            "webhookUrl": "http://x/",
+            "webhookState": "delivered",
+            "webhookAttempts": "2",
+            "webhookLastStatus": "200",
+        }
+    )
+    v = job.view()
+    assert (
+        v["result"] == [1, 2]
+        and v["createdAt"] == iso_ms(1700000000000) == "2023-11-14T22:13:20.000Z"
+    )
+    assert v["webhook"] == {
+        "url": "http://x/",
+        "deliveryId": None,
+        "state": "delivered",
+        "attempts": 2,
+        "lastStatus": 200,
+        "deliveredAt": None,
+    }
