@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from ..config import Settings
-    from ..deliveries import RedisDeliveryStore
-    from ..metrics import Metrics
-    from ..orchestrator import Orchestrator
-    from ..queue import JobQueue
-    from ..runners.registry import BotRegistry
-    from ..store.connection import Store
+from ..config import Settings
+from ..deliveries import RedisDeliveryStore
+from ..metrics import Metrics
+from ..orchestrator import Orchestrator
+from ..queue import JobQueue
+from ..runners.registry import BotRegistry
+from ..store.connection import Store
 
-SETTINGS = web.AppKey("settings", "Settings")
+SETTINGS = web.AppKey("settings", Settings)
 REPLICA = web.AppKey("replica", str)
 STARTED_AT = web.AppKey("started_at", float)
-STORE = web.AppKey("store", "Store")
-QUEUE = web.AppKey("queue", "JobQueue")
-REGISTRY = web.AppKey("registry", "BotRegistry")
-ORCHESTRATOR = web.AppKey("orchestrator", "Orchestrator")
-DELIVERIES = web.AppKey("deliveries", "RedisDeliveryStore")
-METRICS = web.AppKey("metrics", "Metrics")
-METRICS_REFRESH = web.AppKey("metrics_refresh", "Callable[[], Awaitable[None]]")
+STORE = web.AppKey("store", Store)
+QUEUE = web.AppKey("queue", JobQueue)
+REGISTRY = web.AppKey("registry", BotRegistry)
+ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
+DELIVERIES = web.AppKey("deliveries", RedisDeliveryStore)
+METRICS = web.AppKey("metrics", Metrics)
+METRICS_REFRESH = web.AppKey("metrics_refresh", Callable[[], Awaitable[None]])
