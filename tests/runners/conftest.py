@@ -1,0 +1,149 @@
+"""Fixtures for the runner tests: settings over a temporary bots folder, a recording sink."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from botsys.config import Settings, load_settings
+from botsys.runners.process import ProcessRunner
+from botsys.runners.types import AttemptOutcome, AttemptSpec
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLED_BOTS = REPO / "bots"
+
+# A bot type that exists only in settings: the tests' hostile shell bots use it.
+BASH_TYPE = {"command": ["bash", "{script}"], "extension": ".sh", "default_bot": "hello"}
+
+
+@dataclass
+class RecordingSink:
+    """Records every event; ``started_event`` lets a test await the spawn instead of sleeping."""
+
+    pids: list[int] = field(default_factory=list)
+    progress_values: list[int] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+    started_event: asyncio.Event = field(default_factory=asyncio.Event)
+    _logged: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def started(self, pid: int) -> None:
+        self.pids.append(pid)
+        self.started_event.set()
+
+    def progress(self, percent: int) -> None:
+        self.progress_values.append(percent)
+
+    def log(self, text: str) -> None:
+        self.logs.append(text)
+        self._logged.set()
+
+    async def wait_for_log(self, needle: str) -> str:
+        """The first log line containing ``needle``, awaiting it if it has not come yet."""
+        while True:
+            for line in self.logs:
+                if needle in line:
+                    return line
+            self._logged.clear()
+            await self._logged.wait()
+
+    @property
+    def log_bytes(self) -> int:
+        return sum(len(t.encode()) for t in self.logs)
+
+
+def make_settings(bots_dir: Path, cache_dir: Path, **overrides: Any) -> Settings:
+    """The bundled config.toml (real limits), a test bots folder, short timings."""
+    base = {
+        "runner.bots_dir": str(bots_dir),
+        "runner.cache_dir": str(cache_dir),
+        "runner.kill_grace_s": 0.5,
+    }
+    for key, value in BASH_TYPE.items():
+        base[f"bot_types.bash.{key}"] = value
+    return load_settings(environ={}, overrides={**base, **overrides})
+
+
+def write_bot(bots_dir: Path, bot_type: str, name: str, source: str) -> Path:
+    ext = {"python": ".py", "node": ".js", "java": ".java", "bash": ".sh"}[bot_type]
+    path = bots_dir / bot_type / f"{name}{ext}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(source).lstrip())
+    return path
+
+
+@pytest.fixture(scope="session")
+def java_cache(tmp_path_factory) -> Path:
+    """One compile cache for the session: java bots compile once across tests."""
+    path = tmp_path_factory.mktemp("java-cache")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def bots_dir(tmp_path) -> Path:
+    path = tmp_path / "bots"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def settings(bots_dir, java_cache) -> Settings:
+    return make_settings(bots_dir, java_cache)
+
+
+@pytest.fixture
+def runner(settings) -> ProcessRunner:
+    return ProcessRunner(settings)
+
+
+def spec(bot_type: str, bot: str, payload: Any = None, timeout_s: float = 20.0) -> AttemptSpec:
+    return AttemptSpec(
+        job_id="job-1", bot_type=bot_type, bot=bot, payload=payload, attempt=1, timeout_s=timeout_s
+    )
+
+
+async def run_bot(
+    runner: ProcessRunner, bot_type: str, bot: str, payload: Any = None, timeout_s: float = 20.0
+) -> tuple[AttemptOutcome, RecordingSink, float]:
+    sink = RecordingSink()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    outcome = await runner.run(spec(bot_type, bot, payload, timeout_s), sink)
+    return outcome, sink, loop.time() - t0
+
+
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (a zombie has already been killed)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes whose process group is ``pgid``."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
