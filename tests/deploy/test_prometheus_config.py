@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.request
 
 import yaml
 from aiohttp import web
 
 from botsys.metrics import Metrics, TypeSnapshot, make_handler
 
-from .deploytools import OBS, assert_ok, run, tool
+from .deploytools import OBS, ROOT, assert_ok, free_port, run, tool
 
 PROM_DIR = OBS / "prometheus"
 
@@ -78,3 +83,58 @@ async def test_real_prometheus_scrapes_two_replicas(aiohttp_server, prometheus) 
     assert set(health.values()) <= {"ok", "unknown"}
     queue = await asyncio.to_thread(prom.wait_for, 'max(queue_size{state="waiting"})', 1)
     assert queue[0]["value"][1] == "2"
+
+
+def start_serve(port: int, replica: str, redis_url: str, prefix: str, log) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "BOTSYS_REPLICA": replica,
+        "BOTSYS_REDIS_PREFIX": prefix,  # shared by both replicas, unused by other tests
+        "BOTSYS_LOG_LEVEL": "WARNING",
+    }
+    cmd = [sys.executable, "-m", "botsys", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"botsys serve on {port} exited {proc.returncode}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"botsys serve on {port} not healthy after {timeout}s")
+
+
+def test_real_prometheus_scrapes_two_serve_processes(redis_server, prometheus, tmp_path) -> None:
+    # Two real `python -m botsys serve` replicas sharing one real redis-server.
+    ports = [free_port(), free_port()]
+    procs = []
+    try:
+        for i, port in enumerate(ports, start=1):
+            log = (tmp_path / f"serve-{i}.log").open("w")
+            prefix = f"deploy-{ports[0]}"
+            procs.append(start_serve(port, f"replica-{i}", redis_server.url, prefix, log))
+        for port, proc in zip(ports, procs, strict=True):
+            wait_healthy(port, proc)
+        prom = prometheus({"botsys": [f"127.0.0.1:{p}" for p in ports]})
+        info = prom.wait_for('botsys_info{job="botsys"}', 2)
+        assert sorted(r["metric"]["replica"] for r in info) == ["replica-1", "replica-2"]
+        # Cluster-wide gauges: every replica reports the same value for the shared Redis.
+        limits = prom.wait_for('semaphore_limit{bot_type="python"}', 2)
+        assert {r["value"][1] for r in limits} == {"5"}
+        executions = prom.query('bot_executions_total{bot_type="java", status="succeeded"}')
+        assert len(executions) == 2
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
