@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Shared by start.sh and test.sh (sourced): install what is missing, quietly and idempotently.
+#   ensure_apt PKG...   apt-get install the packages whose commands are missing
+#   ensure_venv [EXTRA] create .venv and install botsys (+ extras) when pyproject.toml changed
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=$ROOT/.venv
+PY=$VENV/bin/python
+
+say() { echo "botsys setup: $*" >&2; }
+
+_apt_updated=
+apt_install() {
+    if [[ $(id -u) -ne 0 ]] && ! command -v sudo >/dev/null; then
+        say "missing: $* — install them with apt (needs root)"
+        return 1
+    fi
+    local sudo=; [[ $(id -u) -ne 0 ]] && sudo=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ -z $_apt_updated ]]; then
+        $sudo apt-get update -qq >/dev/null
+        _apt_updated=1
+    fi
+    say "apt-get install $*"
+    $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# ensure_apt command:package ... — install each package whose command is missing.
+ensure_apt() {
+    local missing=() pair
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+}
+
+ensure_python() {
+    if ! python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+        say "botsys needs Python ≥ 3.11"
+        return 1
+    fi
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+}
+
+ensure_venv() {
+    local extras=${1:-} stamp
+    ensure_python
+    [[ -x $PY ]] || { say "creating $VENV"; python3 -m venv "$VENV"; }
+    stamp="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-${extras}"
+    if [[ ! -f $VENV/.botsys-stamp || $(cat "$VENV/.botsys-stamp") != "$stamp" ]]; then
+        say "installing botsys${extras:+[$extras]} into .venv"
+        "$PY" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+        "$PY" -m pip install -q --disable-pip-version-check -e "$ROOT${extras:+[$extras]}" \
+            2> >(grep -v "^WARNING: Location" >&2)
+        echo "$stamp" >"$VENV/.botsys-stamp"
+    fi
+}
+
+# Runtimes the bundled bots need, and the util-linux wrappers the runner uses for limits.
+ensure_runtimes() {
+    ensure_apt node:nodejs javac:openjdk-17-jdk-headless prlimit:util-linux setpriv:util-linux
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up what is missing (redis-server, runtimes, the venv, the deploy validators), then run
+# every check: ruff, the import-layer test, and the whole pytest suite (unit, integration on a
+# real redis-server, runners, webhooks, api, deploy, e2e and fault tests with real processes).
+# Arguments go to pytest (e.g. ./scripts/test.sh tests/unit -x).
+set -euo pipefail
+source "$(dirname "$0")/setup.sh"
+ensure_apt redis-server:redis-server
+ensure_runtimes
+ensure_venv test
+cd "$ROOT"
+"$ROOT/scripts/install-deploy-tools.sh"
+# An unprivileged user for the run_as tests (RLIMIT_NPROC is not enforced for root).
+if [[ $(id -u) -eq 0 ]] && ! id botsys-bot >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin botsys-bot
+fi
+
+echo "== ruff"
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check . >/dev/null || { "$VENV/bin/ruff" format --check .; exit 1; }
+
+echo "== pytest"
+set +e
+"$PY" -m pytest -p no:cacheprovider "$@"
+rc=$?
+set -e
+# pytest's 5 means "no tests collected": never a silent pass.
+exit $rc
