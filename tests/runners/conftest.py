@@ -70,7 +70,7 @@ def make_settings(bots_dir: Path, cache_dir: Path, **overrides: Any) -> Settings
 
 
 def write_bot(bots_dir: Path, bot_type: str, name: str, source: str) -> Path:
-    ext = {"python": ".py", "node": ".js", "java": ".java", "bash": ".sh"}[bot_type]
+    ext = {"python": ".py", "node": ".js", "java": ".java", "bash": ".sh", "sh": ".sh"}[bot_type]
     path = bots_dir / bot_type / f"{name}{ext}"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(source).lstrip())

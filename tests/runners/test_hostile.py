@@ -44,7 +44,9 @@ SLEEPER_PY = """
 """
 
 
-@pytest.mark.parametrize(("bot_type", "source"), [("python", SPIN_PY), ("node", SPIN_JS)])
+@pytest.mark.parametrize(
+    ("bot_type", "source"), [("python", SPIN_PY), ("node", SPIN_JS)], ids=["python", "node"]
+)
 async def test_infinite_loop_is_stopped_at_the_timeout(runner, bots_dir, bot_type, source):
     write_bot(bots_dir, bot_type, "spin", source)
     outcome, sink, elapsed = await run_bot(runner, bot_type, "spin", timeout_s=TIMEOUT)

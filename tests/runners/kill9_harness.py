@@ -1,0 +1,33 @@
+"""A stand-in replica for the kill -9 test: runs sleeping bots and prints their pids.
+
+Usage: python -m tests.runners.kill9_harness BOTS_DIR CACHE_DIR  (the test kill -9s it)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from botsys.runners.process import ProcessRunner
+from tests.runners.conftest import RecordingSink, make_settings, spec
+
+BOTS = [("python", "sleeper"), ("node", "sleeper"), ("bash", "sleeper"), ("python", "sleeper")]
+
+
+async def main(bots_dir: Path, cache_dir: Path) -> None:
+    runner = ProcessRunner(make_settings(bots_dir, cache_dir))
+    sinks = [RecordingSink() for _ in BOTS]
+    tasks = [
+        asyncio.create_task(runner.run(spec(bot_type, bot, timeout_s=300), sink))
+        for (bot_type, bot), sink in zip(BOTS, sinks, strict=True)
+    ]
+    for sink in sinks:
+        await sink.wait_for_log("ready")  # the bot's own code is running, not just the wrappers
+    print(json.dumps([sink.pids[0] for sink in sinks]), flush=True)
+    await asyncio.gather(*tasks)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2])))
