@@ -196,10 +196,13 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Read config.toml (``path`` / BOTSYS_CONFIG / the bundled defaults), then env, then overrides."""
+    """The bundled config.toml, then the user's file (``path`` / BOTSYS_CONFIG) merged over it,
+    then the environment, then explicit overrides (command-line flags)."""
     environ = os.environ if environ is None else environ
     path = Path(path or environ.get("BOTSYS_CONFIG") or DEFAULT_CONFIG)
-    raw = _read_toml(path)
+    raw = _read_toml(DEFAULT_CONFIG)
+    if path.resolve() != DEFAULT_CONFIG.resolve():
+        _merge(raw, _read_toml(path))
     for env_name, key in ENV_KEYS.items():
         if env_name not in environ:
             continue
@@ -343,6 +346,15 @@ def _field_type(key: str) -> type:
     parts = key.split(".")
     cls = BotTypeSettings if parts[0] == "bot_types" else SECTIONS[parts[0]]
     return _kind({f.name: f for f in dataclasses.fields(cls)}[parts[-1]])
+
+
+def _merge(base: dict, extra: Mapping[str, Any]) -> None:
+    """Deep-merge tables; anything else in ``extra`` replaces the base value."""
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
 
 
 def _set_dotted(raw: dict, key: str, value: Any) -> None:

@@ -121,3 +121,15 @@ def test_bad_config_file_stops_startup_with_one_line(tmp_path):
     assert lines == ["botsys: config error: engine.max_stalls = -3: must be between 0 and 100"], (
         proc.stderr
     )
+
+
+def test_a_user_file_is_merged_over_the_bundled_defaults(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text(
+        "[engine]\nlease_ms = 4000\nheartbeat_ms = 1000\n[bot_types.python]\nlimit = 9\n"
+        '[bot_types.bash]\ncommand = ["bash", "{script}"]\nextension = ".sh"\n'
+    )
+    s = load_settings(mine, environ={})
+    assert s.engine.lease_ms == 4000 and s.engine.max_stalls == 2
+    assert s.bot_types["python"].limit == 9 and s.bot_types["python"].extension == ".py"
+    assert set(s.bot_types) == {"python", "node", "java", "bash"}
