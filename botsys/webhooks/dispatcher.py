@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import aiohttp
 from yarl import URL
@@ -103,9 +104,16 @@ class WebhookDispatcher:
         while not self._stopping.is_set():
             claimed, asked = await self._fill()
             if self._free() == 0:
-                await self._wait_for(self._slot_freed.wait(), None)
+                await self._wait_for_slot()
             elif claimed < asked:
                 await self._wait_for(self._store.wait_for_work(self._idle_timeout()), None)
+
+    async def _wait_for_slot(self) -> None:
+        """Full: wait until a delivery finishes (``stop()`` sets the event too), then let
+        the other completions of this loop turn land so the next claim is a batch."""
+        self._slot_freed.clear()
+        await self._slot_freed.wait()
+        await asyncio.sleep(0)
 
     def _idle_timeout(self) -> float:
         """The idle wait, shortened when a delivery we released is due again sooner (the
@@ -130,6 +138,7 @@ class WebhookDispatcher:
         """Stop claiming; sends in flight get ``grace_s`` (default: the attempt timeout)
         to finish, the rest are cancelled and left to lease expiry."""
         self._stopping.set()
+        self._slot_freed.set()
         grace = self._settings.timeout_s if grace_s is None else grace_s
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
@@ -238,11 +247,7 @@ class WebhookDispatcher:
         return False
 
     def _host(self, url: str) -> _Host:
-        try:
-            parsed = URL(url)
-            key = f"{parsed.host}:{parsed.port}"
-        except (ValueError, TypeError):
-            key = "?"
+        key = _host_key(url)
         host = self._hosts.get(key)
         if host is None:
             host = self._hosts[key] = _Host(asyncio.Semaphore(self._settings.per_host))
@@ -319,6 +324,15 @@ class WebhookDispatcher:
             limit=self._settings.concurrency,
             limit_per_host=self._settings.per_host,
         )
+
+
+@lru_cache(maxsize=4096)
+def _host_key(url: str) -> str:
+    try:
+        parsed = URL(url)
+        return f"{parsed.host}:{parsed.port}"
+    except (ValueError, TypeError):
+        return "?"
 
 
 def _status_error(status: int | None) -> str | None:

@@ -21,6 +21,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -175,7 +176,12 @@ class AllowList:
 
 
 def as_allow_list(allow: AllowList | Iterable[str]) -> AllowList:
-    return allow if isinstance(allow, AllowList) else AllowList.parse(allow)
+    return allow if isinstance(allow, AllowList) else _parse_cached(tuple(allow))
+
+
+@lru_cache(maxsize=64)
+def _parse_cached(entries: tuple[str, ...]) -> AllowList:
+    return AllowList.parse(entries)
 
 
 def _split_host_port(entry: str) -> tuple[str, int | None]:
@@ -210,7 +216,11 @@ def check_url(url: str, allow: AllowList | Iterable[str] = ()) -> str | None:
     """Why ``url`` may not be a webhook URL, or None. Sync and DNS-free: cheap enough for
     POST /invoke. Names that need DNS are checked at connect time (or by
     ``check_url_resolving``)."""
-    allow = as_allow_list(allow)
+    return _check_url(url, as_allow_list(allow))
+
+
+@lru_cache(maxsize=4096)  # pure; the sender checks the same few URLs on every attempt
+def _check_url(url: str, allow: AllowList) -> str | None:
     try:
         parsed = URL(url)
         port = parsed.port

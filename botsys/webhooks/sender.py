@@ -20,7 +20,7 @@ import aiohttp
 
 import botsys
 from botsys.webhooks.guard import AllowList, BlockedDestination, Guard, check_url
-from botsys.webhooks.signing import sign
+from botsys.webhooks.signing import secret_key, sign_with_key
 from botsys.webhooks.types import Delivery
 
 MAX_RESPONSE_BYTES = 64 * 1024  # read at most this much of a response, then hang up
@@ -53,7 +53,9 @@ def build_session(
         limit_per_host=limit_per_host,
         keepalive_timeout=4.0,  # below common server idle timeouts (Node: 5 s): fewer resets
     )
-    timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(CONNECT_TIMEOUT_S, timeout_s))
+    # The whole-attempt deadline is the sender's own asyncio.timeout (it also spans the one
+    # reset retry); the session only bounds connecting, so each attempt arms one timer.
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(CONNECT_TIMEOUT_S, timeout_s))
     return aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,
@@ -76,7 +78,7 @@ class Sender:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._session = session
-        self._secret = secret
+        self._key = secret_key(secret) if secret else None
         self._timeout_s = timeout_s
         self._allow = allow or AllowList()
         self._clock = clock
@@ -92,8 +94,10 @@ class Sender:
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
         }
-        if self._secret:
-            headers["webhook-signature"] = sign(self._secret, delivery.id, timestamp, delivery.body)
+        if self._key is not None:
+            headers["webhook-signature"] = sign_with_key(
+                self._key, delivery.id, timestamp, delivery.body
+            )
         return headers
 
     async def send(self, delivery: Delivery) -> SendResult:

@@ -1,0 +1,189 @@
+"""Webhook delivery throughput: the dispatcher (in-memory store, signing, SSRF guard, capped
+reads, attempt records) against a bare aiohttp client posting the same bodies at the same
+concurrency to the same local sink, in the same run. Prints deliveries/s, client CPU per
+delivery, and the ratios.
+
+    .venv/bin/python bench/webhooks.py [--n 5000] [--concurrency 50] [--rounds 3]
+
+The sink runs in its own process so its CPU is not charged to either client. Wall-clock
+rates move with whatever else the machine runs; the CPU-per-delivery figure does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from botsys.config import WebhookSettings  # noqa: E402
+from botsys.webhooks.dispatcher import WebhookDispatcher  # noqa: E402
+from botsys.webhooks.types import Delivery  # noqa: E402
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+Rate = tuple[float, float]  # (deliveries per wall second, client CPU µs per delivery)
+
+
+def body(i: int) -> bytes:
+    """~1 KB JSON, like a job result webhook."""
+    payload = {"jobId": f"python-{i}", "botType": "python", "state": "succeeded", "success": True}
+    payload["result"] = {"rows": [{"n": n, "label": f"row-{n}"} for n in range(40)]}
+    return json.dumps(payload).encode()[:1024]
+
+
+# -- sink (separate process) ------------------------------------------------------------------
+
+
+def _sink(port_queue) -> None:
+    from aiohttp import web
+
+    async def ok(request):
+        await request.read()
+        return web.Response(text="ok")
+
+    async def main():
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", ok)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port_queue.put(site._server.sockets[0].getsockname()[1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+# -- the two clients -------------------------------------------------------------------------
+
+
+class MemoryStore:
+    """The DeliveryStore contract at memory speed: what's left is the dispatcher's own cost."""
+
+    def __init__(self, deliveries: list[Delivery]) -> None:
+        self.due = deque(deliveries)
+        self.left = len(deliveries)
+        self.done = asyncio.Event()
+
+    async def claim_due(self, limit: int) -> list[Delivery]:
+        n = min(limit, len(self.due))
+        return [self.due.popleft() for _ in range(n)]
+
+    async def finish_attempt(self, delivery, record, next_attempt_at_ms) -> bool:
+        if record.outcome != "delivered":
+            raise RuntimeError(f"bench delivery failed: {record}")
+        self.left -= 1
+        if self.left == 0:
+            self.done.set()
+        return True
+
+    async def release(self, delivery, delay_ms) -> bool:
+        self.due.append(delivery)
+        return True
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        await asyncio.sleep(min(timeout_s, 0.001))
+
+
+def _rates(n: int, started: float, cpu: float) -> Rate:
+    wall = time.perf_counter() - started
+    return n / wall, (time.process_time() - cpu) / n * 1e6
+
+
+async def bare(url: str, bodies: list[bytes], concurrency: int) -> Rate:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        queue = deque(bodies)
+
+        async def worker():
+            while queue:
+                data = queue.popleft()
+                headers = {"Content-Type": "application/json"}
+                async with session.post(url, data=data, headers=headers) as resp:
+                    await resp.read()
+                    assert resp.status == 200
+
+        started, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return _rates(len(bodies), started, cpu)
+
+
+async def dispatched(url: str, bodies: list[bytes], concurrency: int, secret: str) -> Rate:
+    deliveries = [
+        Delivery(f"msg_{i}", f"python-{i}", "python", url, b, 1, 5, f"t{i}")
+        for i, b in enumerate(bodies)
+    ]
+    store = MemoryStore(deliveries)
+    settings = WebhookSettings(
+        concurrency=concurrency, per_host=concurrency, allow=["127.0.0.1"], secret=secret
+    )
+    dispatcher = WebhookDispatcher(store, settings)
+    started, cpu = time.perf_counter(), time.process_time()
+    task = asyncio.create_task(dispatcher.run())
+    await store.done.wait()
+    rates = _rates(len(bodies), started, cpu)
+    await dispatcher.stop(grace_s=1)
+    await task
+    return rates
+
+
+async def run(args, port: int) -> None:
+    url = f"http://127.0.0.1:{port}/hook"
+    bodies = [body(i) for i in range(args.n)]
+    await bare(url, bodies[:500], args.concurrency)  # warm up both sides
+    await dispatched(url, bodies[:500], args.concurrency, SECRET)
+    results: dict[str, list[Rate]] = {"bare": [], "dispatcher": [], "dispatcher-unsigned": []}
+    for _ in range(args.rounds):  # interleaved, so load changes hit every mode alike
+        results["bare"].append(await bare(url, bodies, args.concurrency))
+        results["dispatcher"].append(await dispatched(url, bodies, args.concurrency, SECRET))
+        results["dispatcher-unsigned"].append(await dispatched(url, bodies, args.concurrency, ""))
+    report(args, len(bodies[0]), results)
+
+
+def report(args, size: int, results: dict[str, list[Rate]]) -> None:
+    best = {k: max(r for r, _ in v) for k, v in results.items()}
+    cpu = {k: min(c for _, c in v) for k, v in results.items()}
+    rounds = zip(results["dispatcher"], results["bare"], strict=True)
+    per_round = sorted(d[0] / b[0] for d, b in rounds)
+    print(f"n={args.n} concurrency={args.concurrency} rounds={args.rounds} body={size} B")
+    for name, rates in results.items():
+        shown = ", ".join(f"{r:,.0f}" for r, _ in rates)
+        print(
+            f"  {name:20s} best {best[name]:7,.0f} deliveries/s, client CPU "
+            f"{cpu[name]:4.0f} µs/delivery  (rounds: {shown})"
+        )
+    print(
+        f"  ratio dispatcher/bare, signed:   {best['dispatcher'] / best['bare']:.2f} best/best, "
+        f"{per_round[len(per_round) // 2]:.2f} median of rounds  (target >= 0.80)"
+    )
+    print(f"  ratio dispatcher/bare, unsigned: {best['dispatcher-unsigned'] / best['bare']:.2f}")
+    print(f"  CPU per delivery, bare/dispatcher: {cpu['bare'] / cpu['dispatcher']:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    ctx = multiprocessing.get_context("spawn")
+    ports = ctx.Queue()
+    sink = ctx.Process(target=_sink, args=(ports,), daemon=True)
+    sink.start()
+    try:
+        asyncio.run(run(args, ports.get(timeout=20)))
+    finally:
+        sink.terminate()
+        sink.join(5)
+
+
+if __name__ == "__main__":
+    main()
