@@ -1,0 +1,223 @@
+"""Real botsys processes for end-to-end and fault tests: `python -m botsys serve` replicas and
+the mock webhook, each on a free loopback port, with their logs kept for the failure report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Short timings so failures show within seconds (tests state their figures against these).
+FAST_CONFIG = """
+[server]
+drain_timeout_s = 5.0
+[engine]
+lease_ms = 2000
+heartbeat_ms = 500
+idle_wait_s = 0.5
+retry_delay_ms = 200
+[runner]
+kill_grace_s = 1.0
+[webhooks]
+retry_delay_ms = 200
+timeout_s = 5.0
+lease_ms = 3000
+allow = ["127.0.0.1", "localhost"]
+[api]
+rate_limit = "0"
+"""
+
+
+def write_config(path: Path, extra: str = "") -> Path:
+    path.write_text(FAST_CONFIG + "\n" + extra)
+    return path
+
+
+@dataclass
+class Proc:
+    """A process we started; its output goes to a log file."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    port: int
+    proc: subprocess.Popen | None = None
+    name: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Proc:
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_http(self, path: str = "/health", timeout: float = 30.0, status: int = 200) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited early:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=1) as resp:
+                    if resp.status == status:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name} not ready after {timeout}s:\n{self.log()}")
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def log(self, tail: int = 60) -> str:
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-tail:])
+
+    def children(self) -> list[int]:
+        """Pids whose parent is this process (the running bots)."""
+        return [pid for pid in _all_pids() if _ppid(pid) == self.pid]
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("BOTSYS_", "MAX_", "REDIS_URL"))
+    }
+    env.update({"BOTSYS_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Cluster:
+    """Replicas of `serve` on one Redis, plus an optional mock webhook."""
+
+    tmp: Path
+    redis_url: str
+    config: Path
+    replicas: list[Proc] = field(default_factory=list)
+    env_extra: dict[str, str] = field(default_factory=dict)
+
+    def add_replica(self, name: str | None = None, wait: bool = True, **env: str) -> Proc:
+        name = name or f"replica-{len(self.replicas)}"
+        port = free_port()
+        p = Proc(
+            [
+                sys.executable,
+                "-m",
+                "botsys",
+                "--config",
+                str(self.config),
+                "serve",
+                "--port",
+                str(port),
+            ],
+            base_env(REDIS_URL=self.redis_url, BOTSYS_REPLICA=name, **self.env_extra, **env),
+            self.tmp / f"{name}.log",
+            port,
+            name=name,
+        ).start()
+        self.replicas.append(p)
+        if wait:
+            p.wait_http()
+        return p
+
+    def stop(self) -> None:
+        for p in self.replicas:
+            p.stop()
+
+
+def start_mock_webhook(tmp: Path, **env: str) -> Proc:
+    port = free_port()
+    p = Proc(
+        [sys.executable, "-m", "botsys", "mock-webhook", "--port", str(port)],
+        base_env(**env),
+        tmp / "mock-webhook.log",
+        port,
+        name="mock-webhook",
+    ).start()
+    p.wait_http()
+    return p
+
+
+def http(method: str, url: str, body: dict | None = None, headers: dict | None = None, timeout=10):
+    """A tiny synchronous client: returns (status, parsed JSON or text, headers)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw, status, hdrs = resp.read(), resp.status, resp.headers
+    except urllib.error.HTTPError as err:
+        raw, status, hdrs = err.read(), err.code, err.headers
+    try:
+        return status, json.loads(raw), hdrs
+    except ValueError:
+        return status, raw.decode(errors="replace"), hdrs
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
