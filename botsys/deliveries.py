@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 
 from .jobs import bot_type_of, iso_ms
 from .queue import JobQueue
+from .store.connection import REDIS_DOWN
 from .webhooks.types import AttemptRecord, Delivery
 
 DELIVERY_STATES = ("pending", "delivered", "dead")
+log = logging.getLogger("botsys.deliveries")
 
 
 def delivery_type(delivery_id: str) -> str | None:
@@ -30,6 +33,7 @@ class RedisDeliveryStore:
         self._wake = asyncio.Event()
         self._next_due: float | None = None  # loop time when the earliest known delivery is due
         self._turn = 0  # round-robin start, so no bot type's deliveries starve the others
+        self._backoff = 0.1
 
     def subscribe(self, notifier) -> None:
         notifier.on(self.queue.keys.deliveries_channel(), lambda _msg: self._wake.set())
@@ -37,6 +41,18 @@ class RedisDeliveryStore:
     # -- DeliveryStore ---------------------------------------------------------------------
 
     async def claim_due(self, limit: int) -> list[Delivery]:
+        """Redis being down is not the dispatcher's problem: back off and report no work."""
+        try:
+            out = await self._claim_due(limit)
+            self._backoff = 0.1
+            return out
+        except REDIS_DOWN as exc:
+            log.warning("claiming deliveries failed (%s); retrying in %.1fs", exc, self._backoff)
+            await asyncio.sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, 2.0)
+            return []
+
+    async def _claim_due(self, limit: int) -> list[Delivery]:
         types = self.queue.bot_types
         self._turn = (self._turn + 1) % max(1, len(types))
         out: list[Delivery] = []

@@ -15,7 +15,8 @@ local jk = job_key(id)
 local job = hgetall(jk)
 if job.token ~= token or not redis.call('ZSCORE', K.active, id) then return {0} end
 redis.call('ZREM', K.active, id)
-redis.call('PUBLISH', CTX.wake_channel, 'release')
+-- A freed slot matters only to dispatchers with jobs waiting for it.
+if redis.call('ZCARD', K.queue) > 0 then redis.call('PUBLISH', CTX.wake_channel, 'release') end
 
 local failures = tonumber(job.failures or 0)
 if (status == 'failed' or status == 'timed_out') and job.cancelRequested ~= '1'
