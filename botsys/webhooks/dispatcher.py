@@ -102,11 +102,16 @@ class WebhookDispatcher:
         """Deliver until ``stop()``."""
         self._stopping.clear()
         while not self._stopping.is_set():
-            claimed, asked = await self._fill()
+            try:
+                claimed, asked = await self._fill()
+            except Exception:  # store unreachable: keep the loop alive, retry after a pause
+                log.exception("claiming webhook deliveries failed; retrying")
+                await self._wait_for(asyncio.sleep(self._idle_wait_s))
+                continue
             if self._free() == 0:
                 await self._wait_for_slot()
             elif claimed < asked:
-                await self._wait_for(self._store.wait_for_work(self._idle_timeout()), None)
+                await self._wait_for(self._store.wait_for_work(self._idle_timeout()))
 
     async def _wait_for_slot(self) -> None:
         """Full: wait until a delivery finishes (``stop()`` sets the event too), then let
@@ -177,13 +182,13 @@ class WebhookDispatcher:
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook delivery task crashed", exc_info=task.exception())
 
-    async def _wait_for(self, awaitable, timeout: float | None) -> None:
+    async def _wait_for(self, awaitable) -> None:
         """Wait for ``awaitable`` or ``stop()``, whichever comes first."""
         self._slot_freed.clear()
         waiter = asyncio.ensure_future(awaitable)
         stopper = asyncio.ensure_future(self._stopping.wait())
         try:
-            await asyncio.wait({waiter, stopper}, timeout=timeout, return_when="FIRST_COMPLETED")
+            await asyncio.wait({waiter, stopper}, return_when="FIRST_COMPLETED")
         finally:
             for fut in (waiter, stopper):
                 fut.cancel()

@@ -268,6 +268,24 @@ async def test_stop_releases_waiters_and_abandons_slow_sends(receiver):
     assert d.released >= 2
 
 
+async def test_store_outage_does_not_kill_the_loop(receiver):
+    store = FakeStore(time.time)
+    real_claim, calls = store.claim_due, []
+
+    async def flaky_claim(limit):
+        calls.append(limit)
+        if len(calls) == 1:
+            raise ConnectionError("redis down")
+        return await real_claim(limit)
+
+    store.claim_due = flaky_claim
+    store.add(receiver.url)
+    done = Countdown(1)
+    d = WebhookDispatcher(store, webhook_settings(), on_attempt=done, idle_wait_s=0.05)
+    await run_until(d, done.done)
+    assert len(calls) >= 2 and store.pending() == 0
+
+
 def test_busy_host_policy():
     assert busy_host_release_ms(0, 8, 10_000, True) is None  # first wave always waits
     assert busy_host_release_ms(7, 8, 10_000, False) is None
