@@ -1,39 +1,32 @@
-"""Installs the HTTP layer on the app (a minimal first cut: health and metrics)."""
+"""Installs the HTTP layer on the app: middlewares (outermost first), routes, OpenAPI + UI."""
 
 from __future__ import annotations
 
-import time
-
 from aiohttp import web
 
-from .. import __version__
-from ..metrics import make_handler
-from ..store.connection import REDIS_DOWN
-from .appkeys import METRICS, METRICS_REFRESH, REPLICA, STARTED_AT, STORE
-
-
-async def health(request: web.Request) -> web.Response:
-    app = request.app
-    store = app[STORE]
-    try:
-        await store.redis.ping()
-        redis_state, status = "ok", 200
-    except REDIS_DOWN:
-        redis_state, status = "unreachable", 503
-    body = {
-        "status": "ok" if status == 200 else "degraded",
-        "redis": redis_state,
-        "embedded": store.embedded,
-        "replica": app[REPLICA],
-        "version": __version__,
-        "uptimeSeconds": round(time.time() - app[STARTED_AT], 1),
-    }
-    return web.json_response(body, status=status)
+from .appkeys import SETTINGS
+from .auth import KeyRing, make_auth_middleware
+from .headers import add_response_headers, cors_preflight_middleware, observe_middleware
+from .openapi import setup_openapi
+from .problems import deadline_middleware, error_middleware
+from .ratelimit import make_ratelimit_middleware
+from .routes import add_routes
+from .validation import validation_middleware
 
 
 def setup_api(app: web.Application) -> None:
-    async def refresh():
-        await app[METRICS_REFRESH]()
-
-    app.router.add_get("/health", health)
-    app.router.add_get("/metrics", make_handler(app[METRICS], refresh))
+    api = app[SETTINGS].api
+    app.middlewares.extend(
+        [
+            observe_middleware,  # request id, access log, metrics: sees the final status
+            error_middleware,  # every failure below becomes problem+json
+            cors_preflight_middleware,
+            make_auth_middleware(KeyRing.from_keys(api.keys, api.admin_keys)),
+            make_ratelimit_middleware(api.rate_limit),
+            validation_middleware,  # parse body/query before the clock starts
+            deadline_middleware,  # handlers get STORE_DEADLINE_S on Redis, then 503
+        ]
+    )
+    app.on_response_prepare.append(add_response_headers)
+    add_routes(app)
+    setup_openapi(app)

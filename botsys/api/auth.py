@@ -1,0 +1,109 @@
+"""API keys: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
+
+Only SHA-256 digests of the configured keys are kept in memory. A presented key is hashed and
+compared with ``hmac.compare_digest`` against *every* digest (no early exit), so neither timing
+nor the 401 body tells an unknown key from a wrong one. Keys are never logged or stored.
+With no keys configured at all, the API is open (the CLI refuses to bind a public address then).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from .problems import Problem
+
+USER, ADMIN = "user", "admin"
+CLIENT = web.RequestKey("client", str)  # who is calling: "key:<digest prefix>" or "ip:<addr>"
+
+# Open routes: probes, metrics, the docs, and the static dashboard (which calls the API with
+# the user's key itself).
+OPEN_PREFIXES = ("/api-docs", "/admin/queues")
+OPEN_PATHS = frozenset({"/health", "/metrics", "/"})
+
+
+def digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    users: tuple[bytes, ...]
+    admins: tuple[bytes, ...]
+
+    @classmethod
+    def from_keys(cls, keys: list[str], admin_keys: list[str]) -> KeyRing:
+        return cls(tuple(digest(k) for k in keys if k), tuple(digest(k) for k in admin_keys if k))
+
+    @property
+    def open(self) -> bool:
+        return not (self.users or self.admins)
+
+    def role(self, presented: str) -> str | None:
+        """USER, ADMIN (admins may do everything users may), or None."""
+        d = digest(presented)
+        is_admin = _any_match(d, self.admins)
+        is_user = _any_match(d, self.users)
+        return ADMIN if is_admin else USER if is_user else None
+
+
+def _any_match(d: bytes, digests: tuple[bytes, ...]) -> bool:
+    found = False
+    for candidate in digests:
+        found |= hmac.compare_digest(d, candidate)  # every digest compared: constant work
+    return found
+
+
+def presented_key(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("X-API-Key") or None
+
+
+def is_open_route(request: web.Request) -> bool:
+    path = request.path
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def is_admin_route(request: web.Request) -> bool:
+    handler = request.match_info.handler
+    return getattr(handler, "admin_only", False)
+
+
+def admin_only(handler):
+    """Marks a handler as needing an admin key."""
+    handler.admin_only = True
+    return handler
+
+
+UNAUTHORIZED = Problem(
+    401,
+    "a valid API key is required: Authorization: Bearer <key> or X-API-Key: <key>",
+    headers={"WWW-Authenticate": 'Bearer realm="botsys"'},
+    kind="unauthorized",
+)
+FORBIDDEN = Problem(403, "this action needs an admin key", kind="forbidden")
+
+
+def make_auth_middleware(ring: KeyRing):
+    @web.middleware
+    async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
+        request[CLIENT] = f"ip:{request.remote}"
+        if ring.open or is_open_route(request) or request.method == "OPTIONS":
+            return await handler(request)
+        key = presented_key(request)
+        role = ring.role(key) if key else None
+        if role is None:
+            raise UNAUTHORIZED
+        # rate limits count per key (a digest prefix: the key itself is never kept)
+        request[CLIENT] = f"key:{digest(key).hex()[:24]}"
+        if role != ADMIN and is_admin_route(request):
+            raise FORBIDDEN
+        return await handler(request)
+
+    return auth_middleware

@@ -1,0 +1,197 @@
+"""OpenAPI 3 from aiohttp-apispec's decorators, plus the bundled Swagger UI.
+
+aiohttp-apispec 3.0.0b2 hard-codes ``openapi_version="2.0"`` and emits Swagger-2 operations
+(``in: body`` parameters, a bare response ``schema``). ``OpenApi3Spec`` keeps its decorators and
+route walking but rebuilds the APISpec as 3.0.3 and converts each operation: a json schema
+becomes ``requestBody``, query schemas become OAS3 parameters, responses get ``content`` with
+``application/json`` (or ``application/problem+json`` for errors). It never mutates the
+handlers' ``__apispec__`` (two apps in one process each build their own document).
+
+``tailor`` then writes what only the live configuration knows into the document: per bot type
+request variants (its bots, its max timeout), enums of bot types, and security when API keys
+are configured — so a generated request is valid exactly when the server accepts it.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import aiohttp_apispec
+from aiohttp import web
+from aiohttp_apispec import AiohttpApiSpec
+from aiohttp_apispec.utils import get_path, get_path_keys
+from apispec import APISpec
+
+from .. import __version__
+from .appkeys import REGISTRY, SETTINGS
+from .headers import PAGE_CSP
+from .schemas import WEBHOOK_URL_PATTERN, Problem
+
+DOCS_PATH = "/api-docs"
+SPEC_PATH = "/api-docs/swagger.json"
+STATIC_PATH = "/api-docs/static"
+STATIC_DIR = Path(aiohttp_apispec.__file__).parent / "static"
+OPERATION_KEYS = ("tags", "summary", "description", "security", "operationId", "deprecated")
+RATE_HEADERS = {
+    name: {"description": text, "schema": {"type": "integer"}}
+    for name, text in (
+        ("RateLimit-Limit", "requests allowed per window"),
+        ("RateLimit-Remaining", "requests left in this window"),
+        ("RateLimit-Reset", "seconds until the window resets"),
+    )
+}
+
+
+class OpenApi3Spec(AiohttpApiSpec):
+    def __init__(self, **spec_kwargs: Any) -> None:
+        # routes are ours; only the plugin and the operation conversion are reused
+        super().__init__(url=None, title=spec_kwargs["title"], version=spec_kwargs["version"])
+        self.spec = APISpec(openapi_version="3.0.3", plugins=(self.plugin,), **spec_kwargs)
+
+    def build(self, app: web.Application) -> dict:
+        for route in app.router.routes():
+            view = route.handler
+            path = get_path(route)
+            if hasattr(view, "__apispec__") and path:
+                self._update_paths(view.__apispec__, route.method.lower(), path)
+        return self.spec.to_dict()
+
+    def _update_paths(self, data: dict, method: str, url_path: str) -> None:
+        op = {k: data[k] for k in OPERATION_KEYS if k in data}
+        params = [copy.deepcopy(p) for p in data.get("parameters", [])]
+        for spec in data.get("schemas", []):
+            if spec["location"] == "json":
+                op["requestBody"] = _request_body(spec["schema"], data.get("request_examples"))
+            else:
+                params += self.plugin.converter.schema2parameters(spec["schema"], location="query")
+        params += [
+            {"in": "path", "name": key, "required": True, "schema": {"type": "string"}}
+            for key in get_path_keys(url_path)
+        ]
+        if params:
+            op["parameters"] = params
+        op["responses"] = {code: _response(code, r) for code, r in data["responses"].items()}
+        self.spec.path(path=url_path, operations={method: op})
+
+
+def _request_body(schema, examples: dict | None) -> dict:
+    media: dict[str, Any] = {"schema": schema}
+    if examples:
+        media["examples"] = examples
+    return {"required": True, "content": {"application/json": media}}
+
+
+def _response(code: str, r: dict) -> dict:
+    out = {"description": r.get("description") or HTTPStatus(int(code)).phrase}
+    if "schema" in r:
+        media = (
+            "application/problem+json" if isinstance(r["schema"], Problem) else "application/json"
+        )
+        out["content"] = {media: {"schema": r["schema"]}}
+    elif "content" in r:
+        out["content"] = r["content"]
+    headers = dict(r.get("headers", {}))
+    if code.startswith("2") or code == "429":
+        headers.update(RATE_HEADERS)
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def build_document(app: web.Application) -> dict:
+    settings = app[SETTINGS]
+    spec = OpenApi3Spec(
+        title="botsys API",
+        version=__version__,
+        info={
+            "description": "Run Python, Node.js and Java bots on demand over HTTP. Errors are "
+            "application/problem+json; see docs/API.md."
+        },
+        servers=[{"url": "/"}],
+    )
+    doc = spec.build(app)
+    tailor(doc, settings, app[REGISTRY].describe())
+    return doc
+
+
+def tailor(doc: dict, settings, bot_types: list[dict]) -> None:
+    schemas = doc["components"]["schemas"]
+    base = schemas.pop("InvokeRequest")
+    base["properties"]["webhookUrl"]["pattern"] = WEBHOOK_URL_PATTERN
+    variants = []
+    for t in bot_types:
+        variant = copy.deepcopy(base)
+        props = variant["properties"]
+        props["botType"] = {"type": "string", "enum": [t["botType"]]}
+        props["bot"] = {"type": "string", "enum": t["bots"] or [t["defaultBot"]]}
+        props["timeout"]["maximum"] = t["maxTimeoutS"]
+        name = f"InvokeRequest_{t['botType']}"
+        schemas[name] = variant
+        variants.append({"$ref": f"#/components/schemas/{name}"})
+    schemas["InvokeRequest"] = {"oneOf": variants}
+    type_enum = {"type": "string", "enum": [t["botType"] for t in bot_types]}
+    for item in doc["paths"].values():
+        for op in item.values():
+            for p in op.get("parameters", []):
+                if p["name"] == "botType":
+                    p["schema"] = dict(type_enum)
+    if settings.api.keys or settings.api.admin_keys:
+        doc["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
+        doc["security"] = [{"bearer": []}, {"apiKey": []}]
+    else:
+        for item in doc["paths"].values():
+            for op in item.values():
+                op.pop("security", None)
+
+
+SWAGGER_BOOT = f"""
+window.onload = function () {{
+  window.ui = SwaggerUIBundle({{
+    url: "{SPEC_PATH}", dom_id: "#swagger-ui", deepLinking: true, validatorUrl: null,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    plugins: [SwaggerUIBundle.plugins.DownloadUrl], layout: "StandaloneLayout"
+  }});
+}};
+"""
+
+SWAGGER_PAGE = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="UTF-8"><title>botsys API</title>
+<link rel="stylesheet" href="{STATIC_PATH}/swagger-ui.css">
+<link rel="icon" type="image/png" href="{STATIC_PATH}/favicon-32x32.png" sizes="32x32">
+</head><body><div id="swagger-ui"></div>
+<script src="{STATIC_PATH}/swagger-ui-bundle.js"></script>
+<script src="{STATIC_PATH}/swagger-ui-standalone-preset.js"></script>
+<script>{SWAGGER_BOOT}</script>
+</body></html>
+"""
+_BOOT_HASH = base64.b64encode(hashlib.sha256(SWAGGER_BOOT.encode()).digest()).decode()
+# The UI's own scripts may run (same origin + the boot script's hash); nothing else, no framing.
+SWAGGER_CSP = (
+    f"default-src 'self'; script-src 'self' 'sha256-{_BOOT_HASH}'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+def setup_openapi(app: web.Application) -> None:
+    """Adds the docs routes, then builds the document from every route added before."""
+
+    async def swagger_json(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    async def swagger_ui(request: web.Request) -> web.Response:
+        request[PAGE_CSP] = SWAGGER_CSP
+        return web.Response(text=SWAGGER_PAGE, content_type="text/html")
+
+    document = build_document(app)
+    app.router.add_get(SPEC_PATH, swagger_json, allow_head=False)
+    app.router.add_get(DOCS_PATH, swagger_ui, allow_head=False)
+    app.router.add_static(STATIC_PATH, STATIC_DIR)

@@ -1,0 +1,74 @@
+"""Rate limiting per API key (or client IP on an open API), exact across replicas.
+
+One call of the shared ``ratelimit.lua`` per request: a fixed window counted in Redis with
+Redis's own clock, so every replica sees the same count and window. Answers carry
+``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` (seconds); a refusal is a 429
+with ``Retry-After``. ``/health`` and ``/metrics`` are exempt (probes and scrapers must work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Callable
+
+from aiohttp import web
+
+from .appkeys import QUEUE
+from .auth import CLIENT
+from .headers import RATE_HEADERS
+from .problems import STORE_DEADLINE_S, Problem
+
+WINDOW_MS = {"second": 1000, "minute": 60_000, "hour": 3_600_000}
+EXEMPT = frozenset({"/health", "/metrics"})
+
+# Tests pin the limiter's clock (epoch ms) so a window boundary cannot split a run.
+RATE_CLOCK = web.AppKey("rate_clock", Callable[[], int])
+
+
+def parse_rate(text: str) -> tuple[int, int] | None:
+    """'600/minute' → (600, 60000); '0' → None (off). config.py has validated the shape."""
+    m = re.fullmatch(r"(\d+)/(second|minute|hour)", text.strip())
+    if not m or int(m.group(1)) == 0:
+        return None
+    return int(m.group(1)), WINDOW_MS[m.group(2)]
+
+
+def make_ratelimit_middleware(rate: str):
+    policy = parse_rate(rate)
+
+    @web.middleware
+    async def ratelimit_middleware(request: web.Request, handler) -> web.StreamResponse:
+        if policy is None or request.path in EXEMPT or request.method == "OPTIONS":
+            return await handler(request)
+        limit, window_ms = policy
+        allowed, remaining, reset_ms = await _count(request, limit, window_ms)
+        reset_s = max(1, math.ceil(reset_ms / 1000))
+        request[RATE_HEADERS] = {
+            "RateLimit-Limit": str(limit),
+            "RateLimit-Remaining": str(remaining),
+            "RateLimit-Reset": str(reset_s),
+        }
+        if not allowed:
+            raise Problem(
+                429,
+                f"rate limit of {limit} requests per {window_ms // 1000} s exceeded; "
+                f"retry in {reset_s} s",
+                headers={"Retry-After": str(reset_s)},
+                kind="rate-limited",
+            )
+        return await handler(request)
+
+    return ratelimit_middleware
+
+
+async def _count(request: web.Request, limit: int, window_ms: int) -> tuple[int, int, int]:
+    queue = request.app[QUEUE]
+    clock = request.app.get(RATE_CLOCK)
+    key = queue.keys.ratelimit(request[CLIENT])
+    async with asyncio.timeout(STORE_DEADLINE_S):
+        reply = await queue.scripts.run(
+            "ratelimit", [key], [limit, window_ms, clock() if clock else ""]
+        )
+    return int(reply[0]), int(reply[1]), int(reply[2])

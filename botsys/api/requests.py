@@ -1,0 +1,157 @@
+"""Request checks that need the configuration (bot types, bots, limits, the SSRF allow list)
+and the small views the handlers answer with. Pure functions of (app, parsed request)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from ..jobs import bot_type_of
+from ..queue import Enqueued, JobQueue, TypeStats
+from ..runners.registry import UnknownBot
+from ..webhooks.guard import check_url
+from .appkeys import REGISTRY, SETTINGS
+from .problems import Problem, invalid, not_found
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def idempotency_key(request: web.Request) -> str:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return ""
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise invalid("Idempotency-Key", f"1 to {MAX_IDEMPOTENCY_KEY} characters")
+    return key
+
+
+def invoke_args(app: web.Application, body: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The validated POST /invoke body → JobQueue.enqueue keyword arguments."""
+    try:
+        ref = app[REGISTRY].resolve(body["botType"], body.get("bot"))
+    except UnknownBot as exc:
+        raise Problem(422, str(exc), errors={exc.field: [str(exc)]}) from None
+    bt = app[SETTINGS].bot_types[ref.bot_type]
+    timeout = body.get("timeout")
+    if timeout is not None and timeout > bt.max_timeout_s:
+        raise invalid("timeout", f"at most {bt.max_timeout_s:g} s for bot type {bt.name}")
+    url = body.get("webhookUrl") or ""
+    problem = check_url(url, app[SETTINGS].webhooks.allow) if url else None
+    if problem:
+        raise invalid("webhookUrl", problem)
+    return {
+        "bot_type": ref.bot_type,
+        "bot": ref.name,
+        "payload": body["payload"],
+        "priority": body["priority"],
+        "webhook_url": url,
+        "timeout_s": timeout,
+        "max_attempts": body.get("attempts"),
+        "delay_ms": body.get("delay") or 0,
+        "idempotency_key": key,
+    }
+
+
+def invoked_response(request: web.Request, job: Mapping[str, Any], done: Enqueued) -> web.Response:
+    """202 for a new job; 200 for a repeated Idempotency-Key (the first job's id)."""
+    url = str(request.app.router["job"].url_for(jobId=done.job_id))
+    body = {
+        "jobId": done.job_id,
+        "status": "delayed" if job["delay_ms"] else "queued",
+        "botType": job["bot_type"],
+        "bot": job["bot"],
+        "priority": job["priority"],
+        "statusUrl": url,
+        "created": done.created,
+    }
+    return web.json_response(body, status=202 if done.created else 200, headers={"Location": url})
+
+
+def known_job_id(app: web.Application, job_id: str) -> str:
+    """404 for anything that is not an id of a configured bot type (no Redis call needed)."""
+    if bot_type_of(job_id) not in app[SETTINGS].bot_types:
+        raise not_found("job")
+    return job_id
+
+
+def known_bot_type(app: web.Application, bot_type: str) -> str:
+    if bot_type not in app[SETTINGS].bot_types:
+        raise not_found(f"bot type {bot_type[:64]!r}")
+    return bot_type
+
+
+def cancel_response(job_id: str, code: int, state: str) -> web.Response:
+    if code == -1:
+        raise not_found("job")
+    if code == 0:
+        raise Problem(409, f"job already finished: {state}")
+    if code == 2:
+        return web.json_response({"jobId": job_id, "state": "cancelling"}, status=202)
+    return web.json_response({"jobId": job_id, "state": "cancelled"})
+
+
+@dataclass(frozen=True)
+class JobsQuery:
+    bot_types: list[str]
+    state: str | None
+    limit: int
+    before_ms: int | None
+
+
+def jobs_query(app: web.Application, q: Mapping[str, Any]) -> JobsQuery:
+    types = list(app[SETTINGS].bot_types)
+    if "botType" in q:
+        if q["botType"] not in types:
+            raise invalid("botType", f"unknown bot type; available: {', '.join(types)}")
+        types = [q["botType"]]
+    cursor = q.get("cursor")
+    return JobsQuery(types, q.get("state"), q["limit"], int(cursor) if cursor else None)
+
+
+async def jobs_page(queue: JobQueue, pages: list[list], q: JobsQuery) -> dict[str, Any]:
+    """Merge per-type pages newest first; the cursor is the last job's index score."""
+    scored = [(await queue.index_score(j, q.state), j.id, j) for page in pages for j in page]
+    scored.sort(key=lambda t: (t[0], t[1]), reverse=True)
+    scored = scored[: q.limit]
+    more = len(scored) == q.limit
+    return {
+        "jobs": [j.view() for _, _, j in scored],
+        "nextCursor": str(scored[-1][0]) if more else None,
+    }
+
+
+def stats_view(stats: Mapping[str, TypeStats]) -> dict[str, Any]:
+    return {
+        "botTypes": {
+            t: {
+                "waiting": s.waiting,
+                "delayed": s.delayed,
+                "running": s.running,
+                "limit": s.limit,
+                "paused": s.paused,
+                **{state: int(n) for state, n in s.counts.items()},
+            }
+            for t, s in stats.items()
+        },
+        "webhooks": {
+            "pending": sum(s.webhook_pending for s in stats.values()),
+            "delivered": sum(s.webhook_delivered for s in stats.values()),
+            "failed": sum(s.webhook_dead for s in stats.values()),
+        },
+    }
+
+
+def queue_view(bot_type: str, stats: Mapping[str, TypeStats]) -> dict[str, Any]:
+    s = stats[bot_type]
+    return {
+        "botType": bot_type,
+        "limit": s.limit,
+        "paused": s.paused,
+        "waiting": s.waiting,
+        "delayed": s.delayed,
+        "running": s.running,
+    }
+

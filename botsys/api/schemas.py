@@ -1,0 +1,280 @@
+"""Marshmallow schemas for every request and response. They validate requests and, through
+``openapi.py``, become the OpenAPI 3 document — one source, so the docs cannot drift.
+
+Request fields are strict: JSON numbers must be numbers (``"3"`` is not 3), booleans must be
+booleans, and unknown fields are rejected by name. Response schemas are strict too
+(``additionalProperties: false``): schemathesis checks every answer against them.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from ..deliveries import DELIVERY_STATES
+from ..jobs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, STATES
+
+MAX_DELAY_MS = 30 * 24 * 3600 * 1000  # a job may be scheduled up to 30 days ahead
+MAX_URL = 2048
+MAX_ID = 200
+# The documented shape of a webhook URL: http(s), a host name (no IP literal), optional port
+# and path. The server also accepts allowed IP literals; the SSRF guard has the last word.
+WEBHOOK_URL_PATTERN = (
+    r"^https?://[A-Za-z][A-Za-z0-9-]{0,62}(\.[A-Za-z][A-Za-z0-9-]{0,62}){1,4}"
+    r"(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]{0,40}){0,4}$"
+)
+CURSOR_PATTERN = r"^[0-9]{1,15}$"
+
+
+class StrictNumber(fields.Float):
+    """A JSON number (int or float), never a string or a boolean."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValidationError("Not a valid number.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictBool(fields.Boolean):
+    """JSON true/false only (marshmallow would also take "yes", 1, "on")."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean.")
+        return value
+
+
+def _int(lo: int, hi: int, **kw) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(lo, hi), **kw)
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+class InvokeRequest(Schema):
+    botType = fields.String(required=True, metadata={"description": "a configured bot type"})
+    bot = fields.String(
+        validate=validate.Length(1, 64),
+        metadata={"description": "a bot of that type (default: the type's default bot)"},
+    )
+    payload = fields.Dict(
+        load_default=dict, metadata={"description": "any JSON object, given to the bot on stdin"}
+    )
+    webhookUrl = fields.String(
+        validate=validate.Length(1, MAX_URL),
+        metadata={"description": "where the result is POSTed (SSRF-guarded)"},
+    )
+    priority = _int(
+        PRIORITY_MIN,
+        PRIORITY_MAX,
+        load_default=PRIORITY_DEFAULT,
+        metadata={"description": "1 runs first; FIFO within a priority"},
+    )
+    timeout = StrictNumber(
+        validate=validate.Range(0.001, 86400),
+        metadata={"description": "seconds; at most the bot type's maxTimeoutS"},
+    )
+    attempts = _int(1, 10, metadata={"description": "runs before the job is failed"})
+    delay = _int(0, MAX_DELAY_MS, metadata={"description": "ms before the job may start"})
+
+
+class QueuePatch(Schema):
+    limit = _int(0, 100_000, metadata={"description": "live concurrency limit, all replicas"})
+    paused = StrictBool(metadata={"description": "true stops new starts; running bots finish"})
+
+
+class JobsQuery(Schema):
+    botType = fields.String(metadata={"description": "only this bot type (default: all)"})
+    state = fields.String(validate=validate.OneOf(STATES))
+    limit = fields.Integer(validate=validate.Range(1, 200), load_default=50)
+    cursor = fields.String(
+        validate=validate.Regexp(CURSOR_PATTERN),
+        metadata={"description": "nextCursor of the previous page (opaque)"},
+    )
+
+
+class LogsQuery(Schema):
+    tail = fields.Integer(validate=validate.Range(1, 2000), load_default=500)
+
+
+class DeliveriesQuery(Schema):
+    state = fields.String(validate=validate.OneOf(DELIVERY_STATES))
+    jobId = fields.String(validate=validate.Length(1, MAX_ID))
+    limit = fields.Integer(validate=validate.Range(1, 200), load_default=50)
+
+
+# -- responses -----------------------------------------------------------------------------
+
+
+def _s(**kw) -> fields.String:
+    return fields.String(required=True, **kw)
+
+
+def _n(field: fields.Field) -> fields.Field:
+    """Required but nullable."""
+    field.required = True
+    field.allow_none = True
+    return field
+
+
+class Problem(Schema):
+    type = _s()
+    title = _s()
+    status = fields.Integer(required=True)
+    detail = _s()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), required=True)
+
+
+class Invoked(Schema):
+    jobId = _s()
+    status = _s(validate=validate.OneOf(["queued", "delayed"]))
+    botType = _s()
+    bot = _s()
+    priority = fields.Integer(required=True)
+    statusUrl = _s()
+    created = fields.Boolean(
+        required=True, metadata={"description": "false: an earlier job with this Idempotency-Key"}
+    )
+
+
+class WebhookState(Schema):
+    url = _s()
+    deliveryId = _n(fields.String())
+    state = _s()
+    attempts = fields.Integer(required=True)
+    lastStatus = _n(fields.Integer())
+    deliveredAt = _n(fields.String())
+
+
+class JobView(Schema):
+    jobId = _s()
+    botType = _s()
+    bot = _s()
+    state = _s(validate=validate.OneOf(STATES))
+    progress = fields.Integer(required=True)
+    priority = _n(fields.Integer())
+    attempt = fields.Integer(required=True)
+    maxAttempts = fields.Integer(required=True)
+    createdAt = _n(fields.String())
+    startedAt = _n(fields.String())
+    finishedAt = _n(fields.String())
+    runAt = _n(fields.String())
+    durationMs = _n(fields.Integer())
+    result = _n(fields.Raw())
+    error = _n(fields.String())
+    payload = _n(fields.Raw())
+    replica = _n(fields.String())
+    webhook = _n(fields.Nested(WebhookState))
+
+
+class JobsPage(Schema):
+    jobs = fields.List(fields.Nested(JobView), required=True)
+    nextCursor = _n(fields.String())
+
+
+class Cancelled(Schema):
+    jobId = _s()
+    state = _s(validate=validate.OneOf(["cancelled", "cancelling"]))
+
+
+class Retried(Schema):
+    jobId = _s()
+    status = _s(validate=validate.OneOf(["queued"]))
+    statusUrl = _s()
+
+
+class Logs(Schema):
+    jobId = _s()
+    lines = fields.List(fields.String(), required=True)
+
+
+class TypeStats(Schema):
+    waiting = fields.Integer(required=True)
+    delayed = fields.Integer(required=True)
+    running = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
+    paused = fields.Boolean(required=True)
+    succeeded = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    timed_out = fields.Integer(required=True)
+    cancelled = fields.Integer(required=True)
+
+
+class WebhookStats(Schema):
+    pending = fields.Integer(required=True)
+    delivered = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+
+
+class Stats(Schema):
+    botTypes = fields.Dict(keys=fields.String(), values=fields.Nested(TypeStats), required=True)
+    webhooks = fields.Nested(WebhookStats, required=True)
+
+
+class BotType(Schema):
+    botType = _s()
+    bots = fields.List(fields.String(), required=True)
+    defaultBot = _s()
+    limit = fields.Integer(required=True)
+    timeoutS = fields.Float(required=True)
+    maxTimeoutS = fields.Float(required=True)
+    maxAttempts = fields.Integer(required=True)
+    extension = _s()
+
+
+class Bots(Schema):
+    botTypes = fields.List(fields.Nested(BotType), required=True)
+
+
+class QueueView(Schema):
+    botType = _s()
+    limit = fields.Integer(required=True)
+    paused = fields.Boolean(required=True)
+    waiting = fields.Integer(required=True)
+    delayed = fields.Integer(required=True)
+    running = fields.Integer(required=True)
+
+
+class DeliveryAttempt(Schema):
+    attempt = fields.Integer(required=True)
+    at = _n(fields.String())
+    durationMs = _n(fields.Float())
+    statusCode = _n(fields.Integer())
+    error = _n(fields.String())
+    outcome = _n(fields.String())
+    response = _n(fields.String())
+
+
+class Delivery(Schema):
+    deliveryId = _s()
+    jobId = _s()
+    botType = _s()
+    url = _s()
+    state = _s(validate=validate.OneOf(DELIVERY_STATES))
+    attempts = fields.Integer(required=True)
+    maxAttempts = fields.Integer(required=True)
+    createdAt = _n(fields.String())
+    nextAttemptAt = _n(fields.String())
+    finishedAt = _n(fields.String())
+    lastStatus = _n(fields.Integer())
+    body = _n(fields.Raw())
+    history = fields.List(fields.Nested(DeliveryAttempt), required=True)
+
+
+class Deliveries(Schema):
+    deliveries = fields.List(fields.Nested(Delivery), required=True)
+
+
+class Redelivered(Schema):
+    deliveryId = _s()
+    state = _s(validate=validate.OneOf(["pending"]))
+
+
+class Health(Schema):
+    status = _s(validate=validate.OneOf(["ok", "degraded"]))
+    redis = _s(validate=validate.OneOf(["ok", "unreachable"]))
+    embedded = fields.Boolean(required=True)
+    replica = _s()
+    version = _s()
+    uptimeSeconds = fields.Float(required=True)
