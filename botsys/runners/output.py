@@ -8,6 +8,7 @@ few KiB, however much it prints.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from botsys.runners.protocol import LineSplitter, Log, Progress, Result, looks_like_result
@@ -34,11 +35,15 @@ class OutputCollector:
         self._stderr = LineSplitter(STDERR_MAX_LINE)
         self._tail = bytearray()
         self._last_progress: int | None = None
+        self._sink_failed = False
         self.result: Any = None
         self.result_error: str | None = None
         self.log_truncated = False
 
     # -- fed by the supervisor ------------------------------------------------------------------
+
+    def started(self, pid: int) -> None:
+        self._call(self._sink.started, pid)
 
     def stdout(self, data: bytes) -> None:
         for line, cut in self._stdout.feed(data):
@@ -66,6 +71,8 @@ class OutputCollector:
     # -- internals ------------------------------------------------------------------------------
 
     def _stdout_line(self, line: bytes, cut: bool) -> None:
+        if self.log_truncated and line.lstrip()[:1] != b"{":
+            return  # draining a flood: only events can still matter
         if cut:
             if looks_like_result(line):
                 self._result_too_big(f"more than {len(line)}")
@@ -81,7 +88,7 @@ class OutputCollector:
         elif isinstance(event, Progress):
             if event.percent != self._last_progress:
                 self._last_progress = event.percent
-                self._sink.progress(event.percent)
+                self._call(self._sink.progress, event.percent)
         elif isinstance(event, Log):
             self._log_text(event.text)
 
@@ -105,11 +112,20 @@ class OutputCollector:
         size = len(text.encode("utf-8", "replace"))
         if size <= self._log_left:
             self._log_left -= size
-            self._sink.log(text)
+            self._call(self._sink.log, text)
             return
         head = text.encode("utf-8", "replace")[: self._log_left].decode("utf-8", "ignore")
         if head:
-            self._sink.log(head)
-        self._sink.log(TRUNCATED_MARKER)
+            self._call(self._sink.log, head)
+        self._call(self._sink.log, TRUNCATED_MARKER)
         self._log_left = 0
         self.log_truncated = True
+
+    def _call(self, method: Callable[[Any], None], arg: Any) -> None:
+        """One sink call; a failing sink loses that event, never the attempt's result."""
+        try:
+            method(arg)
+        except Exception:
+            if not self._sink_failed:
+                self._sink_failed = True
+                log.exception("event sink failed; the bot keeps running (later errors not shown)")

@@ -91,7 +91,7 @@ class ProcessRunner:
                     output=out,
                     timeout_s=timeout_s,
                     grace_s=runner.kill_grace_s,
-                    on_start=sink.started,
+                    on_start=out.started,
                 )
             except OSError as exc:
                 return AttemptOutcome("failed", error=f"could not start {command[0]}: {exc}")

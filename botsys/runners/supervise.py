@@ -13,6 +13,7 @@ itself exits. Output arrives as callbacks, so nothing is buffered here.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -20,6 +21,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 # After the group is SIGKILLed its pipes close at once; only a process that escaped the group
 # (setsid) can hold them open longer. We wait this long for the last output, then cut the pipes.
@@ -92,14 +95,20 @@ class _Pipes(asyncio.SubprocessProtocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, output: Output) -> None:
         self._output = output
         self._open = {1, 2}
+        self._failed = False
         self.exited: asyncio.Future[None] = loop.create_future()
         self.drained: asyncio.Future[None] = loop.create_future()
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
-        if fd == 1:
-            self._output.stdout(data)
-        else:
-            self._output.stderr(data)
+        try:
+            if fd == 1:
+                self._output.stdout(data)
+            else:
+                self._output.stderr(data)
+        except Exception:  # a bug in a sink must not stop us draining the pipes
+            if not self._failed:
+                self._failed = True
+                log.exception("handling the output of a bot failed; later errors not shown")
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         self._open.discard(fd)

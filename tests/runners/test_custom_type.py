@@ -8,6 +8,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from botsys.runners.local import run_local
 from botsys.runners.process import ProcessRunner
 
-from .conftest import group_members, make_settings, run_bot, write_bot
+from .conftest import RecordingSink, group_members, make_settings, run_bot, spec, write_bot
 
 BOT_USER = "botsys-bot"
 
@@ -136,3 +137,24 @@ async def test_process_limit_applies_to_the_bot_user(bot_user, shared_bots_dir, 
     assert outcome.status == "failed" and "fork" in outcome.error.lower(), outcome.error
     assert elapsed < 2, f"took {elapsed:.2f} s"
     assert not group_members(sink.pids[0])
+
+
+def test_runners_never_import_redis_or_aiohttp():
+    code = (
+        "import sys, pkgutil, importlib, botsys.runners as r\n"
+        "for m in pkgutil.iter_modules(r.__path__): importlib.import_module('botsys.runners.' + m.name)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'redis', 'aiohttp', 'fakeredis'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+async def test_a_failing_sink_does_not_break_the_attempt(bots_dir, java_cache):
+    class BrokenSink(RecordingSink):
+        def log(self, text: str) -> None:
+            raise RuntimeError("sink bug")
+
+    write_bot(bots_dir, "python", "chatty", "print('a')\nprint('b')\nprint('{\"result\": 1}')\n")
+    runner = ProcessRunner(make_settings(bots_dir, java_cache))
+    outcome = await runner.run(spec("python", "chatty"), BrokenSink())
+    assert outcome.status == "succeeded" and outcome.result == 1
