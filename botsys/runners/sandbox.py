@@ -123,6 +123,9 @@ class Sandbox:
         self._prefix = {n: self._build_prefix(bt) for n, bt in settings.bot_types.items()}
         self._env = {n: parse_env(bt) for n, bt in settings.bot_types.items()}
         self._warn_missing_tools()
+        for name, user in self._users.items():
+            if any("{python}" in part for part in settings.bot_types[name].command):
+                _warn_unreachable(Path(sys.executable), user, name)
 
     def prefix(self, bot_type: str) -> list[str]:
         return self._prefix[bot_type]
@@ -191,6 +194,28 @@ def _user(bt: BotTypeSettings) -> _User:
     if os.geteuid() != 0:
         raise ConfigError(f"bot_types.{bt.name}.run_as = {bt.run_as!r}: needs the server as root")
     return _User(bt.run_as, entry.pw_uid, entry.pw_gid)
+
+
+def _warn_unreachable(path: Path, user: _User, bot_type: str) -> None:
+    """Warn when ``user`` cannot reach ``path`` (e.g. a venv under /root): every bot would fail.
+
+    Checks owner/group/other execute bits along the resolved path; supplementary groups are
+    ignored, so this can only err towards a needless warning.
+    """
+    real = path.resolve()
+    for item in (*reversed(real.parents), real):
+        st = item.stat()
+        bit = 0o100 if st.st_uid == user.uid else 0o010 if st.st_gid == user.gid else 0o001
+        if not st.st_mode & bit:
+            log.warning(
+                "bot_types.%s.run_as = %r cannot reach %s (no access to %s): set the type's "
+                "command to an interpreter that user can run, e.g. /usr/bin/python3",
+                bot_type,
+                user.name,
+                real,
+                item,
+            )
+            return
 
 
 def _force_rmtree(path: Path) -> None:
