@@ -170,8 +170,11 @@ class AllowList:
         host = _normal_host(host)
         return host in self.names or (host, port) in self.name_ports
 
-    def permits_address(self, ip: IPAddress) -> bool:
+    def permits_address(self, ip: IPAddress, port: int | None = None) -> bool:
+        """A CIDR entry, or an ``ip:port`` entry naming this very endpoint."""
         ip = canonical(ip)
+        if port is not None and (str(ip), port) in self.name_ports:
+            return True
         return any(ip.version == net.version and ip in net for net in self.networks)
 
 
@@ -311,7 +314,7 @@ class GuardedResolver(AbstractResolver):
             return answers
         kept, refused = [], []
         for answer in answers:
-            reason = _refusal(_address(answer), self._allow)
+            reason = _refusal(_address(answer), self._allow, answer.get("port"))
             (refused if reason else kept).append(reason or answer)
         if not kept:
             raise BlockedDestination(f"blocked destination: {host} resolves to {refused[0]}")
@@ -325,8 +328,8 @@ def _address(answer: ResolveResult) -> IPAddress:
     return ipaddress.ip_address(answer["host"].split("%")[0])
 
 
-def _refusal(ip: IPAddress, allow: AllowList) -> str | None:
-    if allow.permits_address(ip):
+def _refusal(ip: IPAddress, allow: AllowList, port: int | None = None) -> str | None:
+    if allow.permits_address(ip, port):
         return None
     reason = classify_address(ip)
     return f"{ip} ({reason})" if reason else None
@@ -361,7 +364,7 @@ class Guard:
         host, port = addr_info[4][0], addr_info[4][1]
         ip = canonical(ipaddress.ip_address(str(host).split("%")[0]))
         if (ip, port) not in self.exempt and (ip, None) not in self.exempt:
-            reason = _refusal(ip, self.allow)
+            reason = _refusal(ip, self.allow, port)
             if reason:
                 raise BlockedDestination(f"blocked destination: {reason}")
         return self.inner_socket_factory(addr_info)

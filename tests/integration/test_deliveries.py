@@ -31,7 +31,7 @@ async def receiver(aiohttp_server):
 def settings_for(receiver, **kw):
     return make_settings(
         **{
-            "webhooks.allow": ["127.0.0.1"],
+            "webhooks.allow": [f"127.0.0.1:{receiver.port}"],
             "webhooks.retry_delay_ms": 50,
             "webhooks.max_retries": 3,
             "webhooks.secret": SECRET,

@@ -5,6 +5,7 @@ Time is explicit (``now=``) so lease expiry and delays are tested without sleepi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -26,7 +27,9 @@ async def q(redis_client):
 
 
 async def enqueue_n(q, n, **kw):
-    return [(await q.enqueue("python", "simulate", {"i": i}, now=T0 + i, **kw)).job_id for i in range(n)]
+    return [
+        (await q.enqueue("python", "simulate", {"i": i}, now=T0 + i, **kw)).job_id for i in range(n)
+    ]
 
 
 def test_every_script_documents_its_contract():
@@ -35,7 +38,9 @@ def test_every_script_documents_its_contract():
             continue
         head = path.read_text().split("\n", 8)
         header = "\n".join(head)
-        assert "KEYS[1]" in header and "Returns" in header, f"{path.name} lacks its KEYS/Returns header"
+        assert "KEYS[1]" in header and "Returns" in header, (
+            f"{path.name} lacks its KEYS/Returns header"
+        )
 
 
 def test_lua_key_suffixes_match_keys_module():
@@ -44,7 +49,12 @@ def test_lua_key_suffixes_match_keys_module():
     for name in ("queue", "delayed", "active", "meta", "jobs", "deliveries"):
         assert re.search(rf"{name} = P \.\. '{name}'", lib), name
         assert getattr(k, name)("python") == f"p:{{python}}:{name}"
-    for fn, suffix in (("job", "job:"), ("log", "log:"), ("delivery", "delivery:"), ("attempts", "attempts:")):
+    for fn, suffix in (
+        ("job", "job:"),
+        ("log", "log:"),
+        ("delivery", "delivery:"),
+        ("attempts", "attempts:"),
+    ):
         assert f"P .. '{suffix}' .. id" in lib, suffix
         assert getattr(k, fn)("python", "x") == f"p:{{python}}:{suffix}x"
 
@@ -68,7 +78,9 @@ async def test_claim_order_is_priority_then_fifo(redis_client, priorities, expec
     assert [c.job_id for c in claims] == [ids[i] for i in expected_order]
 
 
-@pytest.mark.parametrize("limit, waiting, want, expect", [(2, 5, 10, 2), (2, 1, 10, 1), (5, 5, 3, 3), (0, 3, 3, 0)])
+@pytest.mark.parametrize(
+    "limit, waiting, want, expect", [(2, 5, 10, 2), (2, 1, 10, 1), (5, 5, 3, 3), (0, 3, 3, 0)]
+)
 async def test_claim_admits_only_below_the_limit(redis_client, limit, waiting, want, expect):
     q = JobQueue(redis_client, make_settings(**{"bot_types.python.limit": limit}), "r1")
     await q.seed_limits()
@@ -120,7 +132,9 @@ async def test_delayed_job_waits_until_due(q):
 async def test_complete_outcomes(q, status, max_attempts, expect_state):
     job = await q.enqueue("python", "simulate", {}, max_attempts=max_attempts, now=T0)
     _, [claim] = await q.claim("python", 1, now=T0 + 1)
-    done = await q.complete(claim, status, result_json='{"ok":1}', error="boom", retry_delay_ms=700, now=T0 + 50)
+    done = await q.complete(
+        claim, status, result_json='{"ok":1}', error="boom", retry_delay_ms=700, now=T0 + 50
+    )
     assert done.recorded and done.state == expect_state
     stored = await q.get(job.job_id)
     assert stored.state == expect_state
@@ -155,7 +169,9 @@ async def test_complete_with_a_stale_token_is_refused_and_writes_nothing(q):
     stale = await q.complete(claim, "succeeded", result_json='{"stale":true}', now=T0 + 2600)
     assert not stale.recorded
     assert await q.redis.hgetall(q.keys.job("python", job.job_id)) == before
-    assert (await q.heartbeat("python", [(job.job_id, claim.token)], now=T0 + 2600)) == {job.job_id: 0}
+    assert (await q.heartbeat("python", [(job.job_id, claim.token)], now=T0 + 2600)) == {
+        job.job_id: 0
+    }
     fresh = await q.complete(reclaimed, "succeeded", result_json='{"fresh":true}', now=T0 + 2700)
     assert fresh.recorded and (await q.get(job.job_id)).view()["result"] == {"fresh": True}
 
@@ -235,9 +251,13 @@ async def test_retry_reruns_a_failed_job(q):
 
 
 async def test_completion_schedules_the_webhook_delivery_atomically(q):
-    job = await q.enqueue("python", "simulate", {}, webhook_url="http://localhost:5000/hook", now=T0)
+    job = await q.enqueue(
+        "python", "simulate", {}, webhook_url="http://localhost:5000/hook", now=T0
+    )
     _, [claim] = await q.claim("python", 1, now=T0 + 10)
-    done = await q.complete(claim, "succeeded", result_json='{"big": 12345678901234567890}', now=T0 + 1010)
+    done = await q.complete(
+        claim, "succeeded", result_json='{"big": 12345678901234567890}', now=T0 + 1010
+    )
     assert done.delivery_id == f"msg_{job.job_id}"
     d = await q.redis.hgetall(q.keys.delivery("python", done.delivery_id))
     body = json.loads(d["body"])
@@ -266,3 +286,15 @@ async def test_seeded_limit_keeps_a_live_change_until_config_changes(redis_clien
     assert (await q.seed_limits())["python"] == 7  # restart, same config: live value kept
     changed = make_settings(**{"bot_types.python.limit": 3, "redis.prefix": s.redis.prefix})
     assert (await JobQueue(redis_client, changed, "r1").seed_limits())["python"] == 3
+
+
+async def test_concurrent_calls_share_one_round_trip_and_survive_a_script_flush(redis_client):
+    q = JobQueue(redis_client, make_settings(**{"bot_types.python.limit": 100}), "r1")
+    await q.seed_limits()
+    before = q.scripts.round_trips
+    jobs = await asyncio.gather(*(q.enqueue("python", "simulate", {"i": i}) for i in range(20)))
+    assert q.scripts.round_trips - before == 1, "20 enqueues in one tick → one pipeline"
+    assert len({j.job_id for j in jobs}) == 20
+    await redis_client.script_flush()  # as after a Redis restart without AOF
+    results = await asyncio.gather(*(q.cancel(j.job_id) for j in jobs[:5]))
+    assert results == [(1, "cancelled")] * 5

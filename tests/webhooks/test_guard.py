@@ -225,3 +225,13 @@ async def test_check_url_resolving():
     assert "cannot resolve" in await check_url_resolving("http://nx.test/", (), resolver)
     assert "loopback" in await check_url_resolving("http://127.1/", (), resolver)
     assert resolver.lookups == ["good.test", "bad.test", "nx.test"]
+
+
+def test_an_ip_port_allow_entry_is_honoured_at_connect_time_too():
+    guard = Guard(AllowList.parse(["127.0.0.1:5000"]))
+    made = []
+    guard.inner_socket_factory = lambda info: made.append(info[4]) or "socket"
+    assert guard.socket_factory((2, 1, 6, "", ("127.0.0.1", 5000))) == "socket"
+    with pytest.raises(BlockedDestination):
+        guard.socket_factory((2, 1, 6, "", ("127.0.0.1", 5001)))
+    assert made == [("127.0.0.1", 5000)]
