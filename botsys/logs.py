@@ -38,6 +38,13 @@ _SECRET_TEXT = (
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + REDACTED),
     (re.compile(r"whsec_[A-Za-z0-9+/=_-]+"), "whsec_" + REDACTED),
     (re.compile(r"(?i)(x-api-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"), r"\1" + REDACTED),
+    # key=value in query strings and config dumps (an access log of /path?api_key=...)
+    (
+        re.compile(
+            r"(?i)\b((?:api[_-]?key|access[_-]?token|token|secret|password|passwd)=)[^&\s\"']+"
+        ),
+        r"\1" + REDACTED,
+    ),
     # the password in redis://user:pass@host (REDIS_URL)
     (re.compile(r"(?i)(rediss?://[^:/@\s]*:)[^@\s]+@"), r"\1" + REDACTED + "@"),
 )

@@ -14,7 +14,6 @@ Cluster-wide gauges are reported identically by every replica: aggregate them wi
 from __future__ import annotations
 
 import logging
-import platform
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -160,7 +160,8 @@ class Metrics:
         reg.register(self._cluster)
         if process_metrics:
             ProcessCollector(registry=reg)
-            PlatformCollector(registry=reg, platform=platform)
+            PlatformCollector(registry=reg)
+            GCCollector(registry=reg)
         for bot_type in bot_types:
             self.declare_bot_type(bot_type)
 

@@ -8,7 +8,13 @@ CONFIG = ROOT / "tests" / "deploy" / "yamllint.yaml"
 
 
 def test_yamllint() -> None:
-    files = [ROOT / "docker-compose.yml", *sorted(OBS.rglob("*.yml")), *sorted(OBS.rglob("*.yaml"))]
+    files = [
+        ROOT / "docker-compose.yml",
+        ROOT / ".hadolint.yaml",
+        CONFIG,
+        *sorted(OBS.rglob("*.yml")),
+        *sorted(OBS.rglob("*.yaml")),
+    ]
     assert len(files) >= 7
     proc = run([tool("yamllint"), "--strict", "-c", str(CONFIG), *map(str, files)])
     assert_ok(proc)

@@ -77,6 +77,7 @@ def test_secrets_are_redacted(stream) -> None:
     log = logging.getLogger("botsys.api")
     log.info("auth header Bearer sk-live-abc123 and whsec_c2VjcmV0 key")
     log.info("connecting to %s", "redis://:hunter2@redis:6379/0")
+    log.info('"GET /jobs?api_key=qwerty&limit=5 HTTP/1.1" 200')
     log.info(
         "request",
         extra={"headers": {"Authorization": "Bearer t0k", "X-API-Key": "k1"}, "secret": "s"},
@@ -86,9 +87,11 @@ def test_secrets_are_redacted(stream) -> None:
     except ValueError:
         log.exception("failed")
     out = stream.getvalue()
-    for leaked in ("sk-live-abc123", "c2VjcmV0", "hunter2", "t0k", '"k1"', "whsec_abcdef"):
+    leaks = ("sk-live-abc123", "c2VjcmV0", "hunter2", "qwerty", "t0k", '"k1"', "whsec_abcdef")
+    for leaked in leaks:
         assert leaked not in out
-    first, second, third, fourth = lines(stream)
+    first, second, query, third, fourth = lines(stream)
+    assert "api_key=[REDACTED]&limit=5" in query["message"]
     assert "Bearer [REDACTED]" in first["message"] and "whsec_[REDACTED]" in first["message"]
     assert second["message"] == "connecting to redis://:[REDACTED]@redis:6379/0"
     assert third["headers"] == {"Authorization": "[REDACTED]", "X-API-Key": "[REDACTED]"}
