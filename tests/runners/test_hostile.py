@@ -301,3 +301,37 @@ async def test_crash_reports_the_stderr_tail(runner, bots_dir):
     assert outcome.status == "failed" and outcome.exit_code == 1
     assert outcome.error.startswith("exit code 1\n") and outcome.error.endswith("boom: the reason")
     assert len(outcome.error) < 4200, f"error is {len(outcome.error)} chars"
+
+
+async def test_many_attempts_leak_no_fds_zombies_or_folders(runner, bots_dir):
+    import tempfile
+    from pathlib import Path
+
+    write_bot(
+        bots_dir, "python", "hello", "import sys\nsys.stdin.read()\nprint('{\"result\": 1}')\n"
+    )
+    tmp = Path(tempfile.gettempdir())
+    fds_before = len(os.listdir("/proc/self/fd"))
+    dirs_before = set(tmp.glob("botsys-python-*"))
+    for _ in range(6):  # 60 attempts, 10 at a time
+        batch = await asyncio.gather(*(run_bot(runner, "python", "hello") for _ in range(10)))
+        assert all(outcome.status == "succeeded" for outcome, _, _ in batch)
+    fds_after = len(os.listdir("/proc/self/fd"))
+    zombies = [pid for pid in _children(os.getpid()) if not alive(pid)]
+    assert abs(fds_after - fds_before) <= 2, f"fds {fds_before} → {fds_after}"
+    assert zombies == [], f"{len(zombies)} zombie children"
+    assert set(tmp.glob("botsys-python-*")) - dirs_before == set(), "working folders left behind"
+
+
+def _children(ppid: int) -> list[int]:
+    from pathlib import Path
+
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == ppid:
+            out.append(int(stat.parent.name))
+    return out
