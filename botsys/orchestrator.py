@@ -232,6 +232,10 @@ class Orchestrator:
                 retry_delay_ms=delay,
             )
         )
+        if done is not None and done.state == "delayed":
+            # Nobody publishes when a retry falls due: wake our own dispatcher then.
+            wake = self._wake[claim.job.bot_type]
+            asyncio.get_running_loop().call_later(delay / 1000, wake.set)
         if done is not None and not done.recorded:
             log.warning("completion of %s refused: lease lost to another replica", claim.job_id)
         elif done is not None and self.metrics is not None:
