@@ -33,7 +33,8 @@ from prometheus_client.registry import Collector
 log = logging.getLogger(__name__)
 
 EXECUTION_STATUSES = ("succeeded", "failed", "timed_out", "cancelled")
-DELIVERY_STATUSES = ("delivered", "retrying", "failed")
+# The webhook policy's own outcomes (botsys.webhooks.types.Outcome).
+DELIVERY_STATUSES = ("delivered", "retry", "failed")
 QUEUE_STATES = ("waiting", "delayed", "running")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER = "other"  # any label value outside a closed set collapses here: cardinality stays bounded

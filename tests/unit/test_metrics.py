@@ -55,12 +55,12 @@ def test_declared_types_start_at_zero(metrics: Metrics) -> None:
 def test_wait_delivery_http(metrics: Metrics) -> None:
     metrics.observe_wait("python", 0.04)
     metrics.observe_delivery("delivered", 200, 0.1)
-    metrics.observe_delivery("retrying", None, 15.0)
+    metrics.observe_delivery("retry", None, 15.0)
     metrics.observe_http("/job/{jobId}", "get", 200, 0.003)
     assert value(metrics, "job_wait_seconds_count", bot_type="python") == 1
     assert value(metrics, "webhook_deliveries_total", status="delivered", http_code="200") == 1
-    assert value(metrics, "webhook_deliveries_total", status="retrying", http_code="none") == 1
-    assert value(metrics, "webhook_delivery_duration_seconds_count", status="retrying") == 1
+    assert value(metrics, "webhook_deliveries_total", status="retry", http_code="none") == 1
+    assert value(metrics, "webhook_delivery_duration_seconds_count", status="retry") == 1
     labels = {"route": "/job/{jobId}", "method": "GET", "status": "200"}
     assert value(metrics, "http_requests_total", **labels) == 1
     assert value(metrics, "http_request_duration_seconds_count", route="/job/{jobId}", method="GET")
