@@ -1,0 +1,81 @@
+"""GET /job/{jobId}/events: Server-Sent Events from whichever replica runs the job."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from botsys.api import events
+from botsys.app import create_app
+from botsys.client import sse_events
+from tests.api.conftest import FakeRunner
+from tests.conftest import make_settings
+
+
+async def collect(response, timeout=10.0):
+    out = []
+
+    async def read():
+        async for kind, data in sse_events(response.content):
+            out.append((kind, data))
+
+    await asyncio.wait_for(read(), timeout)
+    return out
+
+
+async def test_stream_follows_a_job_to_its_end(make_client):
+    runner = FakeRunner()
+    runner.gate = asyncio.Event()
+    client = await make_client(workers=True, runner=runner)
+    job_id = (
+        await (await client.post("/invoke", json={"botType": "python", "payload": {"n": 1}})).json()
+    )["jobId"]
+    r = await client.get(f"/job/{job_id}/events")
+    assert r.status == 200 and r.headers["Content-Type"] == "text/event-stream"
+    assert r.headers["Cache-Control"] == "no-store"
+    reader = asyncio.create_task(collect(r))
+    await asyncio.sleep(0.3)
+    runner.gate.set()
+    got = await reader
+    kinds = [k for k, _ in got]
+    assert kinds[0] == "state" and got[0][1]["job"]["jobId"] == job_id
+    assert "progress" in kinds and "log" in kinds
+    last = got[-1][1]
+    assert last["state"] == "succeeded" and last["job"]["result"] == {"echo": {"n": 1}}
+
+
+async def test_stream_of_an_ended_job_is_one_event(client):
+    job_id = (await (await client.post("/invoke", json={"botType": "python"})).json())["jobId"]
+    await client.delete(f"/job/{job_id}")
+    got = await collect(await client.get(f"/job/{job_id}/events"))
+    assert [(k, d["state"]) for k, d in got] == [("state", "cancelled")]
+
+
+async def test_heartbeats_and_cancel(client, monkeypatch):
+    monkeypatch.setattr(events, "HEARTBEAT_S", 0.05)
+    job_id = (await (await client.post("/invoke", json={"botType": "python"})).json())["jobId"]
+    r = await client.get(f"/job/{job_id}/events")
+    await asyncio.sleep(0.2)
+    await client.delete(f"/job/{job_id}")
+    raw = (await asyncio.wait_for(r.content.read(), 5)).decode()
+    assert ": heartbeat" in raw
+    assert raw.rstrip().endswith("}") and '"state":"cancelled"' in raw
+
+
+@pytest.mark.parametrize("backend", ["redis"])
+async def test_stream_from_another_replica(aiohttp_client, redis_server, backend):
+    settings = make_settings(**{"redis.url": redis_server.url})
+    runner = FakeRunner()
+    runner.gate = asyncio.Event()
+    worker = await aiohttp_client(create_app(settings, runner=runner, with_workers=True))
+    viewer = await aiohttp_client(create_app(settings, with_workers=False))
+    job_id = (await (await worker.post("/invoke", json={"botType": "node"})).json())["jobId"]
+    r = await viewer.get(f"/job/{job_id}/events")
+    reader = asyncio.create_task(collect(r))
+    await asyncio.sleep(0.3)
+    runner.gate.set()
+    got = await reader
+    assert got[-1][1]["state"] == "succeeded"
+    assert json.dumps(got).count('"progress"') >= 1

@@ -1,0 +1,182 @@
+"""POST /invoke: the happy path, idempotency and every way a request can be wrong."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+PROBLEM = "application/problem+json"
+
+
+async def problem(response, status: int) -> dict:
+    assert response.status == status, await response.text()
+    assert response.content_type == PROBLEM
+    body = await response.json()
+    assert set(body) == {"type", "title", "status", "detail", "errors"}
+    assert body["status"] == status
+    return body
+
+
+async def test_invoke_queues_a_job_and_points_to_it(client):
+    r = await client.post(
+        "/invoke", json={"botType": "python", "bot": "hello", "payload": {"a": 1}, "priority": 7}
+    )
+    assert r.status == 202
+    body = await r.json()
+    assert body["status"] == "queued" and body["created"] is True
+    assert body["botType"] == "python" and body["bot"] == "hello" and body["priority"] == 7
+    assert r.headers["Location"] == body["statusUrl"] == f"/job/{body['jobId']}"
+    job = await (await client.get(body["statusUrl"])).json()
+    assert job["state"] == "queued" and job["payload"] == {"a": 1} and job["priority"] == 7
+
+
+async def test_defaults_bot_payload_priority(client):
+    body = await (await client.post("/invoke", json={"botType": "node"})).json()
+    assert body["bot"] == "simulate" and body["priority"] == 3
+    job = await (await client.get(body["statusUrl"])).json()
+    assert job["payload"] == {}
+
+
+async def test_delay_makes_a_delayed_job(client):
+    r = await client.post("/invoke", json={"botType": "java", "delay": 60000})
+    assert r.status == 202 and (await r.json())["status"] == "delayed"
+
+
+async def test_options_reach_the_job(client):
+    r = await client.post("/invoke", json={"botType": "python", "timeout": 12.5, "attempts": 3})
+    job = await (await client.get((await r.json())["statusUrl"])).json()
+    assert job["maxAttempts"] == 3
+
+
+async def test_idempotency_key_returns_the_same_job(client):
+    h = {"Idempotency-Key": "order-42"}
+    first = await client.post("/invoke", json={"botType": "python"}, headers=h)
+    again = await client.post("/invoke", json={"botType": "python"}, headers=h)
+    assert first.status == 202 and again.status == 200
+    assert (await first.json())["jobId"] == (await again.json())["jobId"]
+    assert (await again.json())["created"] is False
+
+
+async def test_concurrent_repeats_create_one_job(client):
+    h = {"Idempotency-Key": "burst"}
+    replies = await asyncio.gather(
+        *(client.post("/invoke", json={"botType": "python"}, headers=h) for _ in range(20))
+    )
+    bodies = [await r.json() for r in replies]
+    assert len({b["jobId"] for b in bodies}) == 1
+    assert sorted(r.status for r in replies) == [200] * 19 + [202]
+    listed = await (await client.get("/jobs?botType=python")).json()
+    assert len(listed["jobs"]) == 1
+
+
+@pytest.mark.parametrize("key", ["", "x" * 201])
+async def test_bad_idempotency_key(client, key):
+    r = await client.post("/invoke", json={"botType": "python"}, headers={"Idempotency-Key": key})
+    assert "Idempotency-Key" in (await problem(r, 422))["errors"]
+
+
+async def test_unknown_fields_are_named(client):
+    r = await client.post("/invoke", json={"botType": "python", "target": 1, "params": {}})
+    body = await problem(r, 422)
+    assert set(body["errors"]) == {"target", "params"}
+    assert "params" in body["detail"] and "target" in body["detail"]
+
+
+async def test_unknown_bot_type_lists_the_valid_ones(client):
+    body = await problem(await client.post("/invoke", json={"botType": "ruby"}), 422)
+    assert "botType" in body["errors"]
+    assert all(t in body["detail"] for t in ("python", "node", "java"))
+
+
+async def test_unknown_bot_lists_the_bots_of_the_type(client):
+    r = await client.post("/invoke", json={"botType": "node", "bot": "data_analysis"})
+    body = await problem(r, 422)
+    assert "bot" in body["errors"] and "process_api" in body["detail"]
+
+
+async def test_traversal_bot_name_is_refused(client):
+    r = await client.post("/invoke", json={"botType": "python", "bot": "../../etc/passwd"})
+    assert "bot" in (await problem(r, 422))["errors"]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("botType", None),
+        ("botType", 5),
+        ("payload", [1, 2]),
+        ("payload", "text"),
+        ("priority", 0),
+        ("priority", 1001),
+        ("priority", "3"),
+        ("priority", 2.5),
+        ("priority", True),
+        ("timeout", 0),
+        ("timeout", "10"),
+        ("timeout", 3601),
+        ("attempts", 11),
+        ("attempts", 0),
+        ("delay", -1),
+        ("webhookUrl", "ftp://example.com/"),
+        ("webhookUrl", "http://127.0.0.1:8080/"),
+        ("webhookUrl", "http://169.254.169.254/latest/meta-data"),
+        ("webhookUrl", "http://localhost/hook"),
+        ("webhookUrl", "http://user:pw@example.com/"),
+        ("webhookUrl", "not a url"),
+    ],
+)
+async def test_bad_values_are_422_naming_the_field(client, field, value):
+    body = {"botType": "python", field: value}
+    r = await client.post("/invoke", json=body)
+    errors = (await problem(r, 422))["errors"]
+    assert field in errors, errors
+
+
+async def test_allowed_webhook_hosts_pass(client):
+    r = await client.post(
+        "/invoke", json={"botType": "python", "webhookUrl": "http://localhost:5000/hook"}
+    )
+    assert r.status == 202
+    job = await (await client.get((await r.json())["statusUrl"])).json()
+    assert job["webhook"]["url"] == "http://localhost:5000/hook"
+
+
+async def test_missing_bot_type(client):
+    assert "botType" in (await problem(await client.post("/invoke", json={}), 422))["errors"]
+
+
+@pytest.mark.parametrize("raw", [b"{", b'{"botType": "python",}', b"\xff\xfe", b'{"a": NaN}'])
+async def test_malformed_json_is_400(client, raw):
+    r = await client.post("/invoke", data=raw, headers={"Content-Type": "application/json"})
+    await problem(r, 400)
+
+
+async def test_non_object_body_is_422(client):
+    r = await client.post("/invoke", json=[{"botType": "python"}])
+    await problem(r, 422)
+
+
+async def test_wrong_content_type_is_415(client):
+    r = await client.post("/invoke", data="botType=python", headers={"Content-Type": "text/plain"})
+    await problem(r, 415)
+
+
+async def test_missing_body_is_422(client):
+    await problem(await client.post("/invoke"), 422)
+
+
+async def test_oversize_body_is_413_and_writes_nothing(make_client):
+    client = await make_client(**{"server.max_body_bytes": 4096})
+    big = {"botType": "python", "payload": {"x": "a" * 5000}}
+    await problem(await client.post("/invoke", json=big), 413)
+
+    async def chunks():
+        yield b'{"botType": "python", "payload": {"x": "'
+        for _ in range(10):
+            yield b"a" * 1000
+        yield b'"}}'
+
+    r = await client.post("/invoke", data=chunks(), headers={"Content-Type": "application/json"})
+    await problem(r, 413)
+    assert (await (await client.get("/jobs")).json())["jobs"] == []

@@ -1,0 +1,113 @@
+"""Job routes: read, cancel, retry, logs and listing."""
+
+from __future__ import annotations
+
+import pytest
+
+from botsys.api.appkeys import QUEUE
+from tests.api.test_invoke import problem
+
+
+async def invoke(client, **body) -> str:
+    r = await client.post("/invoke", json={"botType": "python", **body})
+    assert r.status == 202, await r.text()
+    return (await r.json())["jobId"]
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    ["python-01J00000000000000000000000", "nope", "ruby-01J00000000000000000000000", "%00"],
+)
+async def test_unknown_ids_are_404_everywhere(client, job_id):
+    for method, suffix in [
+        ("GET", ""),
+        ("DELETE", ""),
+        ("POST", "/retry"),
+        ("GET", "/logs"),
+        ("GET", "/events"),
+    ]:
+        r = await client.request(method, f"/job/{job_id}{suffix}")
+        await problem(r, 404)
+
+
+async def test_cancel_a_queued_job_then_409(client):
+    job_id = await invoke(client)
+    r = await client.delete(f"/job/{job_id}")
+    assert r.status == 200 and await r.json() == {"jobId": job_id, "state": "cancelled"}
+    assert (await (await client.get(f"/job/{job_id}")).json())["state"] == "cancelled"
+    await problem(await client.delete(f"/job/{job_id}"), 409)
+
+
+async def test_cancel_a_running_job_is_202(client):
+    job_id = await invoke(client)
+    queue = client.app[QUEUE]
+    _, claims = await queue.claim("python", 1)
+    assert claims and claims[0].job_id == job_id
+    r = await client.delete(f"/job/{job_id}")
+    assert r.status == 202 and (await r.json())["state"] == "cancelling"
+
+
+async def test_retry_only_ended_jobs(client):
+    job_id = await invoke(client)
+    await problem(await client.post(f"/job/{job_id}/retry"), 409)
+    await client.delete(f"/job/{job_id}")
+    r = await client.post(f"/job/{job_id}/retry")
+    assert r.status == 202
+    assert await r.json() == {"jobId": job_id, "status": "queued", "statusUrl": f"/job/{job_id}"}
+    assert (await (await client.get(f"/job/{job_id}")).json())["state"] == "queued"
+
+
+async def test_logs_are_bounded_by_tail(client):
+    job_id = await invoke(client)
+    queue = client.app[QUEUE]
+    await queue.record_events("python", job_id, None, [f"line {i}" for i in range(10)])
+    body = await (await client.get(f"/job/{job_id}/logs?tail=3")).json()
+    assert body == {"jobId": job_id, "lines": ["line 7", "line 8", "line 9"]}
+    assert len((await (await client.get(f"/job/{job_id}/logs")).json())["lines"]) == 10
+    await problem(await client.get(f"/job/{job_id}/logs?tail=0"), 422)
+    await problem(await client.get(f"/job/{job_id}/logs?tail=x"), 422)
+
+
+async def test_list_pages_newest_first_with_a_cursor(client):
+    queue = client.app[QUEUE]
+    ids = []
+    for i in range(5):
+        done = await queue.enqueue("python", "hello", {}, now=1_700_000_000_000 + i)
+        ids.append(done.job_id)
+    await queue.enqueue("node", "hello", {}, now=1_700_000_000_010)
+    page = await (await client.get("/jobs?botType=python&limit=2")).json()
+    assert [j["jobId"] for j in page["jobs"]] == ids[::-1][:2]
+    seen = [j["jobId"] for j in page["jobs"]]
+    while page["nextCursor"]:
+        page = await (
+            await client.get(f"/jobs?botType=python&limit=2&cursor={page['nextCursor']}")
+        ).json()
+        seen += [j["jobId"] for j in page["jobs"]]
+    assert seen == ids[::-1]
+    everything = await (await client.get("/jobs")).json()
+    assert len(everything["jobs"]) == 6 and everything["jobs"][0]["botType"] == "node"
+    assert everything["nextCursor"] is None
+
+
+async def test_list_filters_by_state(client):
+    a = await invoke(client)
+    b = await invoke(client)
+    await client.delete(f"/job/{a}")
+    cancelled = await (await client.get("/jobs?state=cancelled")).json()
+    assert [j["jobId"] for j in cancelled["jobs"]] == [a]
+    queued = await (await client.get("/jobs?botType=python&state=queued")).json()
+    assert [j["jobId"] for j in queued["jobs"]] == [b]
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("botType=ruby", "botType"),
+        ("state=done", "state"),
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("cursor=abc", "cursor"),
+    ],
+)
+async def test_list_rejects_bad_filters(client, query, field):
+    assert field in (await problem(await client.get(f"/jobs?{query}"), 422))["errors"]
