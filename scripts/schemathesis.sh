@@ -7,8 +7,12 @@
 # answer 403, and missing/invalid keys 401) and with every bot type's limit at 0, so the jobs
 # st creates are queued but never run (no bots spawn, no webhook is ever sent anywhere).
 #
-# One operation is excluded: GET /job/{jobId}/events is a Server-Sent Events stream that stays
-# open until the job ends, which a request/response fuzzer cannot consume (tests/api covers it).
+# Two exclusions, both forced by the contract (DESIGN §6), both covered by tests/api instead:
+# - GET /job/{jobId}/events is a Server-Sent Events stream that stays open until the job ends,
+#   which a request/response fuzzer cannot consume.
+# - the `use_after_free` check assumes DELETE removes a resource. DELETE /job/{jobId} (the only
+#   DELETE in the API) *cancels* the job, and the cancelled job stays readable by design — its
+#   GET answers 200 with state "cancelled". Every other check runs.
 #
 # Usage: scripts/schemathesis.sh [extra st options]   (env: ST_MAX_EXAMPLES, ST_SEED)
 set -euo pipefail
@@ -53,6 +57,7 @@ set +e
 cd "$WORK"  # st keeps its cache (.schemathesis/) in the working directory: not in the repo
 "$ST" run "http://127.0.0.1:$PORT/api-docs/swagger.json" \
   --checks all \
+  --exclude-checks use_after_free \
   --max-examples "${ST_MAX_EXAMPLES:-30}" \
   --seed "${ST_SEED:-1}" \
   --header "Authorization: Bearer $USER_KEY" \

@@ -154,4 +154,3 @@ def queue_view(bot_type: str, stats: Mapping[str, TypeStats]) -> dict[str, Any]:
         "delayed": s.delayed,
         "running": s.running,
     }
-
