@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ async def supervise(
         stderr=asyncio.subprocess.PIPE,
         cwd=cwd,
         env=dict(env),
-        process_group=0,  # its own group, so we can signal every process it starts
+        # Its own group (a new session: pgid = pid), so we can signal every process it starts.
+        # Not process_group=0: uvloop, which `serve` installs, rejects that keyword.
+        start_new_session=True,
     )
     pid = transport.get_pid()
     stopped_by = None
@@ -126,8 +128,8 @@ def _write_stdin(transport: asyncio.SubprocessTransport, data: bytes) -> None:
     A bot that never reads just leaves it queued; when it exits the pipe breaks and the
     transport drops the rest (EPIPE is expected, not an error), so nothing can deadlock.
     """
-    pipe = transport.get_pipe_transport(0)
-    assert isinstance(pipe, asyncio.WriteTransport)
+    # cast: uvloop's pipe transport is not an asyncio.WriteTransport subclass, but is one
+    pipe = cast(asyncio.WriteTransport, transport.get_pipe_transport(0))
     try:
         pipe.write(data)
     finally:
