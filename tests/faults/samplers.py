@@ -1,0 +1,139 @@
+"""Background samplers: Redis lease counts (ZCARD of each type's semaphore) and live probe bot
+processes found in /proc (which also sees orphans Redis cannot)."""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+import time
+from collections import defaultdict
+
+import redis
+
+from botsys.store.keys import Keys
+
+from .probes import PROBE
+
+INTERVAL_S = 0.02
+
+
+class _Sampler(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self._halt = threading.Event()
+        self.samples = 0
+        self.max: dict[str, int] = defaultdict(int)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                counts = self.sample()
+            except Exception:  # noqa: BLE001 (Redis down, a process vanished mid-read)
+                counts = None
+            if counts is not None:
+                self.samples += 1
+                for t, n in counts.items():
+                    self.max[t] = max(self.max[t], n)
+            self._halt.wait(INTERVAL_S)
+
+    def sample(self) -> dict[str, int] | None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
+
+
+class LeaseSampler(_Sampler):
+    """ZCARD of ``{T}:active`` for every type, every ~20 ms."""
+
+    def __init__(self, redis_url: str, types: list[str], prefix: str = "botsys") -> None:
+        super().__init__()
+        self.types = types
+        self.keys = Keys(prefix)
+        self.client = redis.Redis.from_url(
+            redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+        )
+
+    def sample(self) -> dict[str, int]:
+        pipe = self.client.pipeline(transaction=False)
+        for t in self.types:
+            pipe.zcard(self.keys.active(t))
+        return dict(zip(self.types, pipe.execute(), strict=True))
+
+    def stop(self) -> None:
+        super().stop()
+        self.client.close()
+
+
+def probe_type(cmdline: list[str]) -> str | None:
+    """Which probe bot a command line runs (also while still in the setpriv/prlimit wrappers)."""
+    for arg in cmdline:
+        if arg.endswith(f"/bots/python/{PROBE}.py"):
+            return "python"
+        if arg.endswith(f"/bots/node/{PROBE}.js"):
+            return "node"
+        if arg == PROBE:
+            return "java"
+    return None
+
+
+def _cmdline(pid: str) -> list[str]:
+    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+        return fh.read().decode(errors="replace").split("\0")
+
+
+def _state(pid: str) -> str:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0]
+
+
+def live_probes() -> dict[int, str]:
+    """pid → type of every live (non-zombie) probe bot process on the machine."""
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            t = probe_type(_cmdline(pid))
+            if t is not None and _state(pid) != "Z":
+                out[int(pid)] = t
+        except OSError:
+            continue
+    return out
+
+
+class ProcSampler(_Sampler):
+    """Counts live probe processes per type; remembers when each pid was last seen alive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_seen_ns: dict[int, int] = {}
+        self.sample_ns: list[int] = []  # when each sample ended
+
+    def sample(self) -> dict[str, int]:
+        procs = live_probes()
+        now = time.monotonic_ns()  # every pid seen was alive before this; absent ones dead
+        self.sample_ns.append(now)
+        counts: dict[str, int] = defaultdict(int)
+        for pid, t in procs.items():
+            counts[t] += 1
+            self.last_seen_ns[pid] = now
+        return counts
+
+    def death_bound_ns(self, pid: int, fallback_ns: int) -> int:
+        """A time by which ``pid`` was certainly dead: the end of the first sample after the
+        last one that saw it (``fallback_ns`` if no sample ever saw it or none came after)."""
+        seen = self.last_seen_ns.get(pid)
+        if seen is None:
+            return fallback_ns
+        i = bisect.bisect_right(self.sample_ns, seen)
+        return self.sample_ns[i] if i < len(self.sample_ns) else fallback_ns
