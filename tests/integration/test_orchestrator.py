@@ -54,7 +54,9 @@ async def wait_terminal(q: JobQueue, ids, timeout=30.0):
     async def all_done():
         while True:
             jobs = [await q.get(i) for i in ids]
-            if all(j and j.state in ("succeeded", "failed", "timed_out", "cancelled") for j in jobs):
+            if all(
+                j and j.state in ("succeeded", "failed", "timed_out", "cancelled") for j in jobs
+            ):
                 return jobs
             await asyncio.sleep(0.02)
 
@@ -82,7 +84,9 @@ async def test_semaphore_never_exceeds_the_limit_and_reaches_it(redis_factory):
     for o in orchs:
         await o.stop(0)
     assert all(j.state == "succeeded" for j in jobs)
-    assert runner.peak == limit, f"peak concurrency {runner.peak} with limit {limit} over 3 replicas"
+    assert runner.peak == limit, (
+        f"peak concurrency {runner.peak} with limit {limit} over 3 replicas"
+    )
     assert sorted(runner.started) == sorted(ids), "every job ran exactly once"
     assert sum(o.claimed_total > 0 for o in orchs) >= 2, "work spread over replicas"
 
@@ -117,8 +121,14 @@ async def test_failed_job_retries_with_backoff_then_fails(redis_factory):
 
 
 async def test_vanished_replica_jobs_are_reclaimed_after_lease_expiry(redis_factory):
-    settings = make_settings(**{"bot_types.python.limit": 3, "engine.lease_ms": 1000,
-                                "engine.heartbeat_ms": 200, "engine.idle_wait_s": 0.1})
+    settings = make_settings(
+        **{
+            "bot_types.python.limit": 3,
+            "engine.lease_ms": 1000,
+            "engine.heartbeat_ms": 200,
+            "engine.idle_wait_s": 0.1,
+        }
+    )
     runner = CountingRunner()
     runner.gate = asyncio.Event()
     doomed, survivor = replicas(redis_factory, settings, runner, n=2, bot_types=["python"])
@@ -157,8 +167,13 @@ async def test_clock_skew_between_replicas_cannot_break_the_limit(redis_factory)
     runner = CountingRunner()
     loop_time = asyncio.get_running_loop().time
     orchs = [
-        Orchestrator(JobQueue(redis_factory(), settings, f"skew{i}"), runner, settings,
-                     bot_types=["python"], clock=lambda off=off: loop_time() + off)
+        Orchestrator(
+            JobQueue(redis_factory(), settings, f"skew{i}"),
+            runner,
+            settings,
+            bot_types=["python"],
+            clock=lambda off=off: loop_time() + off,
+        )
         for i, off in enumerate((0.0, 60.0, -60.0))
     ]
     for o in orchs:
@@ -197,10 +212,14 @@ async def test_cancel_from_another_replica_kills_the_running_attempt(redis_facto
     settings = make_settings(**{"bot_types.python.limit": 1})
     runner = CountingRunner()
     runner.gate = asyncio.Event()
-    owner = Orchestrator(JobQueue(redis_factory(), settings, "a"), runner, settings, bot_types=["python"])
+    owner = Orchestrator(
+        JobQueue(redis_factory(), settings, "a"), runner, settings, bot_types=["python"]
+    )
     other = JobQueue(redis_factory(), settings, "b")
     await owner.start()
-    job = (await other.enqueue("python", "simulate", {}, webhook_url="http://localhost:5000/")).job_id
+    job = (
+        await other.enqueue("python", "simulate", {}, webhook_url="http://localhost:5000/")
+    ).job_id
     while not owner.inflight:
         await asyncio.sleep(0.01)
     assert await other.cancel(job) == (2, "running")
