@@ -241,7 +241,9 @@ class Orchestrator:
         elif done is not None and self.metrics is not None:
             # The attempt's own outcome: a failed attempt that will be retried counts as failed.
             status = done.state if done.state != "delayed" else outcome.status
-            self.metrics.observe_execution(claim.job.bot_type, status, time.monotonic() - ra.started)
+            self.metrics.observe_execution(
+                claim.job.bot_type, status, time.monotonic() - ra.started
+            )
 
     async def _with_retries(self, call):
         """Redis may blip; keep trying for about one lease (after that the lease is gone anyway)."""
