@@ -1,0 +1,116 @@
+"""Cases 2 and 3: SIGTERM (graceful drain) and SIGSTOP longer than the lease (a stale owner)."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tests.support.procs import pid_alive, wait_for
+
+from .probes import starts_per_job
+from .receiver import Receiver
+
+pytestmark = [pytest.mark.faults]
+
+LEASE_S = 2.0
+
+
+@pytest.mark.parametrize(
+    ("drain_s", "sleep_ms"),
+    [(5.0, 800), (0.3, 2500)],
+    ids=["drain-finishes", "drain-timeout-requeues"],
+)
+def test_sigterm_stops_claiming_and_drains_then_exits_zero(env, drain_s, sleep_ms):
+    replicas = env.start(overrides={"server": {"drain_timeout_s": drain_s}})
+    victim = replicas[0]
+    ids = env.invoke_many([(t, sleep_ms) for t in ("python", "node") for _ in range(12)])
+    wait_for(lambda: len(env.running_on(victim.name)) >= 2, 20, interval=0.01, what="2 jobs")
+    t_sig = time.monotonic_ns()
+    victim.signal(signal.SIGTERM)
+    held = env.running_on(victim.name)
+    code = victim.proc.wait(drain_s + 10)
+    exit_s = (time.monotonic_ns() - t_sig) / 1e9
+    jobs = env.wait_terminal(ids, 60)
+    runs = env.runs()
+
+    assert code == 0, f"exit code {code} after SIGTERM\n{victim.log()}"
+    late = [r for r in runs if r.ppid == victim.pid and r.start_ns > t_sig + 500_000_000]
+    assert not late, f"{len(late)} bots started by {victim.name} > 0.5 s after SIGTERM"
+    bad = {i: j["state"] for i, j in jobs.items() if j["state"] != "succeeded"}
+    assert not bad, f"not succeeded: {bad}"
+    starts = starts_per_job(runs)
+    charged = {i: jobs[i]["attempt"] for i in held if jobs[i]["attempt"] != "1"}
+    assert not charged, f"attempts charged by the drain: {charged}"
+    if drain_s > sleep_ms / 1000:  # they had time: each finished there, exactly once
+        ended_there = {r.job_id for r in runs if r.ppid == victim.pid and r.finished}
+        assert held <= ended_there, f"{held - ended_there} did not finish on {victim.name}"
+        assert all(starts[i] == 1 for i in held), f"re-run: {[starts[i] for i in held]}"
+        assert exit_s <= sleep_ms / 1000 + 3, f"exited {exit_s:.2f}s after SIGTERM"
+    else:  # killed at the drain timeout, requeued, finished by another replica
+        assert all(jobs[i]["owner"] != victim.name for i in held), "requeued jobs ran elsewhere"
+        assert exit_s <= drain_s + 3, f"exited {exit_s:.2f}s after SIGTERM (drain {drain_s}s)"
+    print(
+        f"SIGTERM drain {drain_s}s: held {len(held)}, exit {code} after {exit_s:.2f}s, "
+        f"last start from it {max((r.start_ns - t_sig) / 1e9 for r in runs if r.ppid == victim.pid):.2f}s "
+        "relative to the signal"
+    )
+
+
+def test_sigstop_longer_than_the_lease_fences_the_stale_owner(env):
+    replicas = env.start()
+    receiver = Receiver().start()
+    try:
+        _sigstop_case(env, replicas, receiver)
+    finally:
+        receiver.stop()
+
+
+def _sigstop_case(env, replicas, receiver):
+    job_id = env.invoke("python", 5000, webhook=receiver.url)
+    first = wait_for(
+        lambda: [r for r in env.runs() if r.job_id == job_id], 20, interval=0.02, what="bot start"
+    )[0]
+    owner_name = env.jobs([job_id])[job_id]["owner"]
+    stale = next(p for p in replicas if p.name == owner_name)
+    assert first.ppid == stale.pid, "the bot is a direct child of its replica"
+
+    stale.signal(signal.SIGSTOP)
+    t_stop = time.monotonic()
+    try:
+        taken = wait_for(
+            lambda: (
+                (j := env.jobs([job_id])[job_id]).get("attempt") == "2"
+                and j.get("owner") != owner_name
+                and j
+            ),
+            LEASE_S + 8,
+            interval=0.02,
+            what="another replica to take the job over",
+        )
+        takeover_s = time.monotonic() - t_stop
+    finally:
+        stale.signal(signal.SIGCONT)
+    t_cont = time.monotonic()
+    wait_for(lambda: not pid_alive(first.pid), 5, interval=0.01, what="the stale bot to die")
+    stale_killed_s = time.monotonic() - t_cont
+    final = env.wait_terminal([job_id], 30)[job_id]
+    got = wait_for(lambda: receiver.by_job().get(job_id), 15, what="the webhook")
+    counts = env.counters()["python"]
+
+    assert stale.alive(), "the stale replica survives"
+    assert takeover_s <= LEASE_S + 1.5, f"taken over {takeover_s:.2f}s after SIGSTOP"
+    assert stale_killed_s <= 1.5, f"stale bot lived {stale_killed_s:.2f}s after SIGCONT"
+    assert final["state"] == "succeeded" and final["owner"] == taken["owner"], final
+    assert sum(counts.values()) == 1, f"terminal writes {counts} (want exactly 1)"
+    runs = [r for r in env.runs() if r.job_id == job_id]
+    assert len(runs) == 2 and not runs[0].finished, f"runs {runs}"
+    assert "lease" in stale.log(200), "the stale replica noticed it lost the lease"
+    ids = {r.webhook_id for r in got}
+    assert ids == {f"msg_{job_id}"} and {r.state for r in got} == {"succeeded"}, got
+    print(
+        f"SIGSTOP: takeover {takeover_s:.2f}s after SIGSTOP, stale bot killed "
+        f"{stale_killed_s:.2f}s after SIGCONT, terminal writes {sum(counts.values())}, "
+        f"webhook copies {len(got)} with ids {ids}"
+    )
