@@ -4,10 +4,15 @@ The one place that signals processes. The sequence, whatever happens:
   exit / timeout / cancel → (SIGTERM the group → grace → SIGKILL the group) → SIGKILL the group
   again for anything the bot left behind → reap → close the pipes.
 
-We use ``loop.subprocess_exec`` with our own protocol rather than ``create_subprocess_exec``:
-on Python 3.11 ``Process.wait()`` only returns once every pipe is closed, so a grandchild that
-keeps stdout open would hang it (cpython gh-119710); ``process_exited`` fires when the process
-itself exits. Output arrives as callbacks, so nothing is buffered here.
+We spawn with ``subprocess.Popen`` from the event-loop thread and watch the exit through a
+pidfd, instead of ``loop.subprocess_exec``, because the loop's own machinery falls short here:
+- asyncio 3.11: ``Process.wait()`` only returns once every pipe is closed, so a grandchild
+  keeping stdout open hangs it (cpython gh-119710), and its default child watcher starts a
+  thread per child;
+- uvloop (which ``serve`` installs) ignores ``close_fds`` (bots inherited the server's
+  inheritable descriptors) and rejects ``process_group``.
+``Popen(close_fds=True, process_group=0)`` behaves the same under any loop. Output arrives as
+protocol callbacks, so nothing is buffered here.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -59,104 +66,161 @@ async def supervise(
     On cancellation the group is stopped the same way as on timeout, then CancelledError is
     re-raised.
     """
-    loop = asyncio.get_running_loop()
     started = time.monotonic()
-    transport, proto = await loop.subprocess_exec(
-        lambda: _Pipes(loop, output),
-        *argv,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=cwd,
-        env=dict(env),
-        # Its own group (a new session: pgid = pid), so we can signal every process it starts.
-        # Not process_group=0: uvloop, which `serve` installs, rejects that keyword.
-        start_new_session=True,
-    )
-    pid = transport.get_pid()
+    child = _Child(argv, env, cwd)
     stopped_by = None
     try:
-        _write_stdin(transport, stdin)
+        await child.connect(output, stdin)
         if on_start is not None:
-            on_start(pid)
-        timed_out = not await _wait(proto.exited, timeout_s)
+            on_start(child.pid)
+        timed_out = not await _wait(child.exited, timeout_s)
         if timed_out:
-            stopped_by = await _stop(pid, proto.exited, grace_s)
+            stopped_by = await _stop(child, grace_s)
     except asyncio.CancelledError:
-        await _stop(pid, proto.exited, grace_s)
+        await _stop(child, grace_s)
         raise
     finally:
-        _killpg(pid, signal.SIGKILL)  # whatever the bot left running
-        await _reap(transport, proto)
-    returncode = transport.get_returncode()
-    assert returncode is not None  # reaped above
-    return Exit(returncode, timed_out, stopped_by, time.monotonic() - started)
+        _killpg(child.pid, signal.SIGKILL)  # whatever the bot left running
+        await child.reap()
+    return Exit(child.exited.result(), timed_out, stopped_by, time.monotonic() - started)
 
 
-class _Pipes(asyncio.SubprocessProtocol):
-    def __init__(self, loop: asyncio.AbstractEventLoop, output: Output) -> None:
-        self._output = output
-        self._open = {1, 2}
-        self._failed = False
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.drained: asyncio.Future[None] = loop.create_future()
+class _Child:
+    """One spawned process: its exit, its three pipes as loop transports."""
 
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
+    def __init__(self, argv: list[str], env: Mapping[str, str], cwd: Path) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._popen = subprocess.Popen(  # forks from the loop thread: PDEATHSIG follows it
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env),
+            close_fds=True,  # only 0, 1, 2 reach the bot
+            process_group=0,  # its own group (pgid = pid): we signal every process it starts
+            bufsize=0,
+        )
+        self.pid = self._popen.pid
+        self.exited: asyncio.Future[int] = self._loop.create_future()
+        self.drained: asyncio.Future[None] = self._loop.create_future()
+        self._open_outputs = 2
+        self._readers: list[asyncio.BaseTransport] = []
+        self._writer: asyncio.WriteTransport | None = None
+        self._handed: list[object] = []  # pipes a transport owns (and will close)
+        _watch_exit(self._loop, self._popen, self.exited)
+
+    async def connect(self, output: Output, stdin: bytes) -> None:
+        popen, loop = self._popen, self._loop
+        for pipe, feed in ((popen.stdout, output.stdout), (popen.stderr, output.stderr)):
+            transport, _ = await loop.connect_read_pipe(lambda f=feed: _Reader(f, self), pipe)
+            self._readers.append(transport)
+            self._handed.append(pipe)
+        writer, _ = await loop.connect_write_pipe(asyncio.Protocol, popen.stdin)
+        self._writer = writer  # type: ignore[assignment]
+        self._handed.append(popen.stdin)
+        # Queue the envelope and EOF; the transport writes as the bot reads. A bot that never
+        # reads leaves it queued until it exits; then EPIPE drops the rest. No deadlock.
+        writer.write(stdin)  # type: ignore[attr-defined]
+        writer.close()
+
+    def output_closed(self) -> None:
+        self._open_outputs -= 1
+        if self._open_outputs == 0 and not self.drained.done():
+            self.drained.set_result(None)
+
+    async def reap(self) -> None:
         try:
-            if fd == 1:
-                self._output.stdout(data)
-            else:
-                self._output.stderr(data)
-        except Exception:  # a bug in a sink must not stop us draining the pipes
+            # The exit watcher reaps the process; SIGKILL was sent, so this is prompt.
+            await asyncio.shield(self.exited)
+            await _wait(self.drained, DRAIN_S)
+        finally:
+            for reader in self._readers:
+                if not reader.is_closing():
+                    reader.close()  # cuts a pipe still held by a process that left the group
+            if self._writer is not None and self._writer.get_write_buffer_size():
+                self._writer.abort()  # stdin nobody will read any more
+            for pipe in (self._popen.stdin, self._popen.stdout, self._popen.stderr):
+                if pipe is not None and pipe not in self._handed:
+                    pipe.close()  # never handed to a transport (connect failed)
+
+
+class _Reader(asyncio.Protocol):
+    def __init__(self, feed: Callable[[bytes], None], child: _Child) -> None:
+        self._feed = feed
+        self._child = child
+        self._failed = False
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._feed(data)
+        except Exception:  # a bug in output handling must not stop us draining the pipe
             if not self._failed:
                 self._failed = True
                 log.exception("handling the output of a bot failed; later errors not shown")
 
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        self._open.discard(fd)
-        if not self._open and not self.drained.done():
-            self.drained.set_result(None)
+    def eof_received(self) -> bool:
+        return False  # close the transport
 
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._child.output_closed()
 
 
-def _write_stdin(transport: asyncio.SubprocessTransport, data: bytes) -> None:
-    """Queue the envelope and EOF; the transport writes as the bot reads.
+def _watch_exit(
+    loop: asyncio.AbstractEventLoop, popen: subprocess.Popen, exited: asyncio.Future[int]
+) -> None:
+    """Resolve ``exited`` with the return code once the process ends, and reap it."""
 
-    A bot that never reads just leaves it queued; when it exits the pipe breaks and the
-    transport drops the rest (EPIPE is expected, not an error), so nothing can deadlock.
-    """
-    # cast: uvloop's pipe transport is not an asyncio.WriteTransport subclass, but is one
-    pipe = cast(asyncio.WriteTransport, transport.get_pipe_transport(0))
+    def reaped(returncode: int) -> None:
+        popen.returncode = returncode  # so Popen never waits for it again
+        if not exited.done():
+            exited.set_result(returncode)
+
     try:
-        pipe.write(data)
-    finally:
-        pipe.close()  # EOF once the buffer is flushed
+        pidfd = os.pidfd_open(popen.pid)  # Linux ≥ 5.3: readable when the process exits
+    except (AttributeError, OSError):
+        _watch_exit_in_thread(loop, popen.pid, reaped)
+        return
+
+    def on_exit() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        reaped(_waitpid(popen.pid))
+
+    loop.add_reader(pidfd, on_exit)
 
 
-async def _wait(fut: Awaitable[None], timeout: float | None) -> bool:
+def _watch_exit_in_thread(
+    loop: asyncio.AbstractEventLoop, pid: int, reaped: Callable[[int], None]
+) -> None:
+    def wait() -> None:
+        returncode = _waitpid(pid)
+        loop.call_soon_threadsafe(reaped, returncode)
+
+    threading.Thread(target=wait, name=f"botsys-wait-{pid}", daemon=True).start()
+
+
+def _waitpid(pid: int) -> int:
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped by someone else (SIGCHLD ignored, a waitpid(-1) watcher)
+        log.warning("bot process %d was reaped elsewhere; its exit code is lost", pid)
+        return 255
+    return os.waitstatus_to_exitcode(status)
+
+
+async def _wait(fut: asyncio.Future, timeout: float | None) -> bool:
     """True if ``fut`` finished within ``timeout``; never cancels it."""
-    done, _ = await asyncio.wait([asyncio.ensure_future(fut)], timeout=timeout)
+    done, _ = await asyncio.wait([fut], timeout=timeout)
     return bool(done)
 
 
-async def _stop(pid: int, exited: asyncio.Future[None], grace_s: float) -> str:
-    _killpg(pid, signal.SIGTERM)
-    if grace_s > 0 and await _wait(exited, grace_s):
+async def _stop(child: _Child, grace_s: float) -> str:
+    _killpg(child.pid, signal.SIGTERM)
+    if grace_s > 0 and await _wait(child.exited, grace_s):
         return "SIGTERM"
-    _killpg(pid, signal.SIGKILL)
+    _killpg(child.pid, signal.SIGKILL)
     return "SIGKILL"
-
-
-async def _reap(transport: asyncio.SubprocessTransport, proto: _Pipes) -> None:
-    try:
-        # The child watcher reaps the process; SIGKILL was sent, so this is prompt.
-        await asyncio.shield(proto.exited)
-        await _wait(proto.drained, DRAIN_S)
-    finally:
-        transport.close()  # cuts pipes still held by an escaped process
 
 
 def _killpg(pgid: int, sig: int) -> None:

@@ -15,11 +15,26 @@ from botsys.config import Settings, load_settings
 from botsys.runners.process import ProcessRunner
 from botsys.runners.types import AttemptOutcome, AttemptSpec
 
+try:
+    import uvloop
+except ImportError:  # optional: the server uses it when installed
+    uvloop = None
+
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED_BOTS = REPO / "bots"
 
 # A bot type that exists only in settings: the tests' hostile shell bots use it.
 BASH_TYPE = {"command": ["bash", "{script}"], "extension": ".sh", "default_bot": "hello"}
+
+
+def pytest_asyncio_loop_factories(config, item):
+    """Runner tests run on asyncio's loop; the hostile-bot tests also on uvloop, which
+    ``botsys serve`` installs (its subprocess transports differ from asyncio's)."""
+    factories = {"asyncio": asyncio.new_event_loop}
+    module = getattr(getattr(item, "module", None), "__name__", "")
+    if uvloop is not None and module.endswith("test_hostile"):
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """A stand-in replica for the kill -9 test: runs sleeping bots and prints their pids.
 
-Usage: python -m tests.runners.kill9_harness BOTS_DIR CACHE_DIR  (the test kill -9s it)
+Usage: python -m tests.runners.kill9_harness BOTS_DIR CACHE_DIR asyncio|uvloop
+(the test kill -9s it)
 """
 
 from __future__ import annotations
@@ -30,4 +31,8 @@ async def main(bots_dir: Path, cache_dir: Path) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[3] == "uvloop":
+        import uvloop
+
+        uvloop.install()
     asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2])))

@@ -8,6 +8,8 @@ import os
 import signal
 import sys
 
+import pytest
+
 from .conftest import REPO, alive, write_bot
 
 SLEEPERS = {
@@ -17,7 +19,10 @@ SLEEPERS = {
 }
 
 
-async def test_kill_9_of_the_server_kills_its_bots_within_1_s(bots_dir, java_cache):
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_kill_9_of_the_server_kills_its_bots_within_1_s(bots_dir, java_cache, loop):
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
     for bot_type, source in SLEEPERS.items():
         write_bot(bots_dir, bot_type, "sleeper", source)
     harness = await asyncio.create_subprocess_exec(
@@ -26,6 +31,7 @@ async def test_kill_9_of_the_server_kills_its_bots_within_1_s(bots_dir, java_cac
         "tests.runners.kill9_harness",
         str(bots_dir),
         str(java_cache),
+        loop,
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
     )
