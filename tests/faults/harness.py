@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ LIMITS = {"python": 3, "node": 4, "java": 2}
 TERMINAL = set(TERMINAL_STATES)
 
 # FAST_CONFIG's timings (lease 2 s, heartbeat 0.5 s), small limits so saturation is quick, and
-# webhook retries that outlast a 20 s receiver outage (30 attempts, backoff capped at 1 s).
+# webhook retries that outlast a 20 s receiver outage (50 attempts, backoff capped at 1 s).
 BASE_CONFIG: dict[str, dict[str, Any]] = {
     "server": {"drain_timeout_s": 5.0},
     "engine": {
@@ -39,7 +40,7 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
     "webhooks": {
         "retry_delay_ms": 200,
         "max_delay_ms": 1000,
-        "max_retries": 30,
+        "max_retries": 50,
         "timeout_s": 3.0,
         "lease_ms": 6000,
         "allow": ["127.0.0.1", "localhost"],
@@ -70,6 +71,7 @@ class FaultEnv:
     probe_log: Path = field(init=False)
     keys: Keys = field(default_factory=Keys)
     _rr: int = 0
+    invoke_retries: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -151,9 +153,20 @@ class FaultEnv:
         }
         if webhook:
             body["webhookUrl"] = webhook
-        status, reply, _ = http("POST", replica.url + "/invoke", body, headers=headers)
-        assert status in (200, 202), (status, reply)
-        return reply["jobId"]
+        # What a careful client does: one Idempotency-Key per logical job, retried on 5xx or a
+        # dropped connection (a replica may lose Redis mid-request), never a second job.
+        headers = {"Idempotency-Key": uuid.uuid4().hex, **(headers or {})}
+        for _ in range(20):
+            try:
+                status, reply, _ = http("POST", replica.url + "/invoke", body, headers=headers)
+            except OSError:
+                status, reply = 0, "connection error"
+            if status in (200, 202):
+                return reply["jobId"]
+            assert status in (0, 500, 502, 503, 504), (status, reply)
+            self.invoke_retries += 1
+            time.sleep(0.2)
+        raise AssertionError(f"POST /invoke kept failing: {status} {reply}")
 
     def invoke_many(self, specs: list[tuple[str, int]], webhook: str | None = None) -> list[str]:
         with ThreadPoolExecutor(8) as pool:
