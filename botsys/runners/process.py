@@ -107,7 +107,7 @@ class ProcessRunner:
         bot_type = bt.name
         tail = _Tail(COMPILER_OUTPUT_BYTES)
         exit_ = await supervise(
-            self.sandbox.prefix(bot_type) + argv,
+            self.sandbox.compile_prefix(bot_type) + argv,
             env=self.sandbox.env(bot_type, cwd),
             cwd=cwd,
             stdin=b"",

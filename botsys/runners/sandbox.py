@@ -5,8 +5,8 @@ small native programs that each set something up and exec the next, so nothing r
 server between fork and exec (no ``preexec_fn``: the server has threads). A Python wrapper
 would cost ~5x a bot's own start-up.
 
-PDEATHSIG is tied to the *thread* that forked the child: asyncio forks from the event-loop
-thread, so a bot dies when that thread (in practice: the server process) dies. It is set on the
+PDEATHSIG is tied to the *thread* that forked the child: supervise.py forks from the
+event-loop thread, so a bot dies when that thread (in practice: the server process) dies. It is set on the
 bot's own process only: children a bot starts itself do not inherit it (they are killed with the
 process group whenever the runner is alive to do it).
 """
@@ -120,7 +120,10 @@ class Sandbox:
         self._base_env.setdefault("PATH", DEFAULT_PATH)
         self._base_env.setdefault("LANG", "C.UTF-8")
         self._users = {n: _user(bt) for n, bt in settings.bot_types.items() if bt.run_as}
-        self._prefix = {n: self._build_prefix(bt) for n, bt in settings.bot_types.items()}
+        types = settings.bot_types.items()
+        self._prefix = {n: self._build_prefix(bt, as_user=True) for n, bt in types}
+        # The compiler writes the shared build cache, so it runs as the server, not run_as.
+        self._compile_prefix = {n: self._build_prefix(bt, as_user=False) for n, bt in types}
         self._env = {n: parse_env(bt) for n, bt in settings.bot_types.items()}
         self._warn_missing_tools()
         for name, user in self._users.items():
@@ -129,6 +132,9 @@ class Sandbox:
 
     def prefix(self, bot_type: str) -> list[str]:
         return self._prefix[bot_type]
+
+    def compile_prefix(self, bot_type: str) -> list[str]:
+        return self._compile_prefix[bot_type]
 
     def env(self, bot_type: str, workdir: Path) -> dict[str, str]:
         env = dict(self._base_env, HOME=str(workdir), TMPDIR=str(workdir))
@@ -161,11 +167,11 @@ class Sandbox:
             "workdir": str(workdir),
         }
 
-    def _build_prefix(self, bt: BotTypeSettings) -> list[str]:
+    def _build_prefix(self, bt: BotTypeSettings, as_user: bool) -> list[str]:
         prefix: list[str] = []
         if self.tools.setpriv:
             prefix += [self.tools.setpriv, "--pdeathsig", "KILL"]
-            user = self._users.get(bt.name)
+            user = self._users.get(bt.name) if as_user else None
             if user is not None:
                 # pdeathsig survives the uid change: setpriv sets it last, just before exec
                 prefix += [f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups"]

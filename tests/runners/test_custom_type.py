@@ -158,3 +158,25 @@ async def test_a_failing_sink_does_not_break_the_attempt(bots_dir, java_cache):
     runner = ProcessRunner(make_settings(bots_dir, java_cache))
     outcome = await runner.run(spec("python", "chatty"), BrokenSink())
     assert outcome.status == "succeeded" and outcome.result == 1
+
+
+async def test_java_compiles_as_the_server_and_runs_as_the_bot_user(bot_user, shared_bots_dir):
+    cache = shared_bots_dir / "cache"  # the bot user must read the compiled classes
+    settings = make_settings(shared_bots_dir, cache, **{"bot_types.java.run_as": BOT_USER})
+    readable_bot(
+        shared_bots_dir,
+        "java",
+        "whoami",
+        """
+        public class whoami {
+            public static void main(String[] args) throws Exception {
+                System.in.readAllBytes();
+                String user = System.getProperty("user.name");
+                System.out.println("{\\"result\\": \\"" + user + "\\"}");
+            }
+        }
+        """,
+    )
+    outcome, _, _ = await run_bot(ProcessRunner(settings), "java", "whoami")
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.result == BOT_USER
