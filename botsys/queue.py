@@ -227,16 +227,52 @@ class JobQueue:
         return await self.redis.lrange(self.keys.log(t, job_id), -tail, -1)
 
     async def list_jobs(
-        self, bot_type: str, state: str | None = None, limit: int = 50, before_ms: int | None = None
+        self,
+        bot_type: str,
+        state: str | None = None,
+        limit: int = 50,
+        before_ms: int | None = None,
+        query: str | None = None,
+        max_scan: int = 5000,
     ) -> list[Job]:
-        """Newest first. ``before_ms`` is the cursor: jobs indexed strictly before that score."""
+        """Newest first. ``before_ms`` is the cursor: jobs indexed strictly before that score.
+
+        Terminal states have their own index; other filters (a live state, ``query`` — text
+        searched case-insensitively in the id, bot, payload, result and error) scan the
+        index page by page, at most ``max_scan`` jobs, so a search never costs unbounded work.
+        """
         index = self._index_for(bot_type, state)
+        wanted = self._matcher(state, query)
         hi = f"({before_ms}" if before_ms is not None else "+inf"
-        ids = await self.redis.zrevrangebyscore(index, hi, "-inf", start=0, num=limit * 2)
-        jobs = await self._load(bot_type, ids)
-        if state and state not in TERMINAL:
-            jobs = [j for j in jobs if j.state == state]
-        return jobs[:limit]
+        found: list[Job] = []
+        scanned, page = 0, limit if wanted is None else 200
+        while len(found) < limit and scanned < max_scan:
+            ids = await self.redis.zrevrangebyscore(index, hi, "-inf", start=0, num=page)
+            if not ids:
+                break
+            scanned += len(ids)
+            jobs = await self._load(bot_type, ids)
+            found.extend(j for j in jobs if wanted is None or wanted(j))
+            last = await self.redis.zscore(index, ids[-1])
+            if last is None:
+                break
+            hi = f"({int(last)}"
+        return found[:limit]
+
+    @staticmethod
+    def _matcher(state: str | None, query: str | None):
+        live_state = state if state and state not in TERMINAL else None
+        needle = (query or "").strip().lower()
+        if live_state is None and not needle:
+            return None
+        fields = ("id", "bot", "payload", "result", "error")
+
+        def wanted(job: Job) -> bool:
+            if live_state and job.state != live_state:
+                return False
+            return not needle or any(needle in (job.get(f) or "").lower() for f in fields)
+
+        return wanted
 
     def _index_for(self, bot_type: str, state: str | None) -> str:
         k = self.keys

@@ -298,3 +298,21 @@ async def test_concurrent_calls_share_one_round_trip_and_survive_a_script_flush(
     await redis_client.script_flush()  # as after a Redis restart without AOF
     results = await asyncio.gather(*(q.cancel(j.job_id) for j in jobs[:5]))
     assert results == [(1, "cancelled")] * 5
+
+
+async def test_list_jobs_filters_by_state_and_searches_payload_text(redis_client):
+    q = JobQueue(redis_client, make_settings(**{"bot_types.python.limit": 1}), "r1")
+    await q.seed_limits()
+    ids = [
+        (await q.enqueue("python", "simulate", {"city": c}, now=T0 + i)).job_id
+        for i, c in enumerate(["Lisbon", "Oslo", "Lima", "Osaka"])
+    ]
+    _, [running] = await q.claim("python", 1, now=T0 + 10)
+    assert [j.id for j in await q.list_jobs("python")] == ids[::-1]
+    assert [j.id for j in await q.list_jobs("python", state="running")] == [running.job_id]
+    assert [j.id for j in await q.list_jobs("python", state="queued")] == ids[:0:-1]
+    assert [j.id for j in await q.list_jobs("python", query="os")] == [ids[3], ids[1]]
+    assert [j.id for j in await q.list_jobs("python", query="LIS")] == [ids[0]]
+    page = await q.list_jobs("python", limit=2)
+    rest = await q.list_jobs("python", limit=2, before_ms=await q.index_score(page[-1], None))
+    assert [j.id for j in page + rest] == ids[::-1]
