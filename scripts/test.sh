@@ -5,7 +5,8 @@
 # Arguments go to pytest (e.g. ./scripts/test.sh tests/unit -x).
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
-ensure_apt redis-server:redis-server
+ensure_apt redis-server:redis-server chromium:chromium chromedriver:chromium-driver
+[[ -d /usr/share/fonts/truetype/liberation ]] || apt_install fonts-liberation
 ensure_runtimes
 ensure_venv test
 cd "$ROOT"
