@@ -38,7 +38,27 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
+    def reserve(self) -> Receiver:
+        """Bind the port without listening: connections are refused (the receiver is down)
+        and no other process can take the port before ``start``."""
+        if self._server is None:
+            self._server = ThreadingHTTPServer(
+                ("127.0.0.1", self.port), self._handler(), bind_and_activate=False
+            )
+            self._server.allow_reuse_address = True
+            self._server.server_bind()
+        return self
+
     def start(self) -> Receiver:
+        self.reserve()
+        assert self._server is not None
+        self._server.server_activate()
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,15 +83,13 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
+        return Handler
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
+            if self._thread is not None:
+                self._server.shutdown()
+                self._thread = None
             self._server.server_close()
             self._server = None
 

@@ -7,7 +7,6 @@ import time
 import pytest
 
 from tests.support.procs import wait_for
-from tests.support.redis_server import free_port
 
 from .receiver import BlackHole, Receiver
 
@@ -18,7 +17,7 @@ DOWN_S = 20.0
 
 def test_a_receiver_down_for_20s_gets_every_delivery_with_a_stable_id(env):
     env.start()
-    receiver = Receiver(port=free_port())  # nothing listens there yet
+    receiver = Receiver().reserve()  # the port is ours, but nothing listens yet
     try:
         t_down = time.monotonic()
         ids = env.invoke_many(
