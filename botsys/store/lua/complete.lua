@@ -14,9 +14,13 @@ local id, token, status = ARGV[3], ARGV[4], ARGV[5]
 local jk = job_key(id)
 local job = hgetall(jk)
 if job.token ~= token or not redis.call('ZSCORE', K.active, id) then return {0} end
+-- A freed slot matters only when the semaphore was full (dispatchers wait for it) and jobs
+-- are waiting; otherwise dispatchers are awake already and the message is pure overhead.
+local was_full = redis.call('ZCARD', K.active) >= tonumber(redis.call('HGET', K.meta, 'limit') or 0)
 redis.call('ZREM', K.active, id)
--- A freed slot matters only to dispatchers with jobs waiting for it.
-if redis.call('ZCARD', K.queue) > 0 then redis.call('PUBLISH', CTX.wake_channel, 'release') end
+if was_full and redis.call('ZCARD', K.queue) > 0 then
+  redis.call('PUBLISH', CTX.wake_channel, 'release')
+end
 
 local failures = tonumber(job.failures or 0)
 if (status == 'failed' or status == 'timed_out') and job.cancelRequested ~= '1'

@@ -1,0 +1,291 @@
+"""End-to-end throughput and dispatch latency through real `serve` processes.
+
+    .venv/bin/python bench/e2e.py [--jobs 200] [--concurrency 8] [--languages python,node,java]
+
+1. Throughput per language: N trivial hello jobs through botsys (real redis-server, limit =
+   concurrency) vs a bare asyncio.create_subprocess_exec of the same command at the same
+   concurrency, in the same run.
+2. Dispatch latency with idle capacity: enqueue → the bot's first instruction, vs bare spawn →
+   the same instruction (a bot that prints its own start time).
+3. Scaling: python throughput with 1, 2 and 3 replicas on one Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+
+from bench.common import free_port, median, pct, record, redis_server  # noqa: E402
+from botsys.config import load_settings  # noqa: E402
+from botsys.runners.protocol import encode_envelope  # noqa: E402
+from botsys.runners.registry import BotRegistry  # noqa: E402
+from botsys.runners.sandbox import Sandbox, render  # noqa: E402
+from botsys.runners.types import AttemptSpec  # noqa: E402
+
+BENCH_BOTS = Path(__file__).with_name("bots")
+STAMP = "import json, time; print(json.dumps({'result': {'t0': time.time()}}), flush=True)\n"
+
+
+def config_file(tmp: Path, concurrency: int) -> Path:
+    path = tmp / "bench.toml"
+    limits = "\n".join(
+        f"[bot_types.{t}]\nlimit = {concurrency}\nmemory_mb = 0" for t in ("python", "node", "java")
+    )
+    path.write_text(
+        f'[api]\nrate_limit = "0"\n[engine]\nmax_in_flight = {concurrency * 3}\n{limits}\n'
+    )
+    return path
+
+
+class Replicas:
+    def __init__(self, redis_url: str, config: Path, n: int, bots_dir: Path | None = None):
+        self.procs, self.urls = [], []
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BOTSYS_", "MAX_"))}
+        env.update(REDIS_URL=redis_url, BOTSYS_LOG_LEVEL="WARNING")
+        if bots_dir:
+            env["BOTSYS_BOTS_DIR"] = str(bots_dir)
+        for i in range(n):
+            port = free_port()
+            env_i = {**env, "BOTSYS_REPLICA": f"bench-{i}"}
+            cmd = [
+                sys.executable,
+                "-m",
+                "botsys",
+                "--config",
+                str(config),
+                "serve",
+                "--port",
+                str(port),
+            ]
+            self.procs.append(subprocess.Popen(cmd, env=env_i, cwd=ROOT, stdout=subprocess.DEVNULL))
+            self.urls.append(f"http://127.0.0.1:{port}")
+
+    async def ready(self, session: aiohttp.ClientSession) -> None:
+        for url in self.urls:
+            for _ in range(600):
+                try:
+                    async with session.get(url + "/health") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.wait(30)
+
+
+async def post_job(session, url: str, body: dict) -> str:
+    async with session.post(url + "/invoke", json=body) as r:
+        reply = await r.json()
+        assert r.status == 202, reply
+        return reply["jobId"]
+
+
+async def wait_done(session, url: str, bot_type: str, total: int) -> None:
+    while True:
+        async with session.get(url + "/stats") as r:
+            stats = (await r.json())["botTypes"][bot_type]
+        if stats["succeeded"] + stats["failed"] + stats["timed_out"] >= total:
+            assert stats["failed"] == 0 and stats["timed_out"] == 0, stats
+            return
+        await asyncio.sleep(0.02)
+
+
+async def botsys_throughput(urls, bot_type: str, bot: str, n: int, already: int) -> float:
+    async with aiohttp.ClientSession() as s:
+        t0 = time.perf_counter()
+        await asyncio.gather(
+            *(post_job(s, urls[i % len(urls)], {"botType": bot_type, "bot": bot}) for i in range(n))
+        )
+        await wait_done(s, urls[0], bot_type, already + n)
+        return n / (time.perf_counter() - t0)
+
+
+def bare_command(settings, bot_type: str, bot: str, workdir: Path) -> tuple[list[str], dict]:
+    """The command the runner would run, without its wrappers, with the same clean env."""
+    registry, sandbox = BotRegistry(settings), Sandbox(settings)
+    ref = registry.resolve(bot_type, bot)
+    bt = settings.bot_types[bot_type]
+    build = ""
+    if bt.compile:  # compile once, as the runner's cache does
+        build = str(workdir / "build")
+        Path(build).mkdir(exist_ok=True)
+        subprocess.run(
+            render(bt.compile, sandbox.values(ref.path, bot, build, workdir)), check=True
+        )
+    argv = render(bt.command, sandbox.values(ref.path, bot, build, workdir))
+    return argv, sandbox.env(bot_type, workdir)
+
+
+async def bare_throughput(argv, env, cwd, stdin: bytes, n: int, concurrency: int) -> float:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one():
+        async with sem:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                env=env,
+                cwd=cwd,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            await proc.communicate(stdin)
+            assert proc.returncode == 0
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return n / (time.perf_counter() - t0)
+
+
+def envelope(bot_type: str, bot: str) -> bytes:
+    return encode_envelope(AttemptSpec("bench-1", bot_type, bot, {}, 1, 60.0))
+
+
+async def latency(url: str, rounds: int) -> list[float]:
+    """enqueue → the stamp bot's first instruction, sequentially (capacity always free)."""
+    out = []
+    async with aiohttp.ClientSession() as s:
+        for _ in range(rounds):
+            t = time.time()
+            job_id = await post_job(s, url, {"botType": "python", "bot": "stamp"})
+            while True:
+                async with s.get(f"{url}/job/{job_id}") as r:
+                    job = await r.json()
+                if job["state"] == "succeeded":
+                    out.append((job["result"]["t0"] - t) * 1000)
+                    break
+                await asyncio.sleep(0.005)
+    return out
+
+
+async def bare_latency(argv, env, cwd, rounds: int) -> list[float]:
+    out = []
+    for _ in range(rounds):
+        t = time.time()
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            env=env,
+            cwd=cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        stdout, _ = await proc.communicate()
+        out.append((json.loads(stdout)["result"]["t0"] - t) * 1000)
+    return out
+
+
+async def main(args) -> dict:
+    figures: dict = {"jobs": args.jobs, "concurrency": args.concurrency}
+    with tempfile.TemporaryDirectory() as d, redis_server() as redis_url:
+        tmp = Path(d)
+        (tmp / "bots" / "python").mkdir(parents=True)
+        (tmp / "bots" / "python" / "stamp.py").write_text(STAMP)
+        for name in ("hello",):
+            src = ROOT / "bots" / "python" / f"{name}.py"
+            (tmp / "bots" / "python" / f"{name}.py").write_text(src.read_text())
+        config = config_file(tmp, args.concurrency)
+        settings = load_settings(config, environ={})
+        done: dict[str, int] = {}
+        replicas = Replicas(redis_url, config, 1)
+        try:
+            async with aiohttp.ClientSession() as s:
+                await replicas.ready(s)
+            for lang in args.languages:
+                work = tmp / f"work-{lang}"
+                work.mkdir()
+                argv, env = bare_command(settings, lang, "hello", work)
+                stdin = envelope(lang, "hello")
+                await bare_throughput(argv, env, work, stdin, 4, 2)  # warm caches
+                await botsys_throughput(replicas.urls, lang, "hello", 4, 0)
+                done[lang] = 4
+                bare = await bare_throughput(argv, env, work, stdin, args.jobs, args.concurrency)
+                ours = await botsys_throughput(replicas.urls, lang, "hello", args.jobs, done[lang])
+                done[lang] += args.jobs
+                figures[f"{lang}JobsPerS"] = ours
+                figures[f"{lang}BareSpawnsPerS"] = bare
+                print(
+                    f"{lang:6} throughput: botsys {ours:6.1f} jobs/s vs bare spawn {bare:6.1f}/s "
+                    f"→ ratio {ours / bare:.2f}"
+                )
+        finally:
+            replicas.stop()
+
+        lat_replica = Replicas(redis_url, config, 1, bots_dir=tmp / "bots")
+        try:
+            async with aiohttp.ClientSession() as s:
+                await lat_replica.ready(s)
+            work = tmp / "work-latency"
+            work.mkdir()
+            argv, env = bare_command(
+                load_settings(config, environ={"BOTSYS_BOTS_DIR": str(tmp / "bots")}),
+                "python",
+                "stamp",
+                work,
+            )
+            await latency(lat_replica.urls[0], 3)
+            ours = await latency(lat_replica.urls[0], args.rounds)
+            bare = await bare_latency(argv, env, work, args.rounds)
+        finally:
+            lat_replica.stop()
+        figures.update(
+            dispatchP50Ms=median(ours),
+            dispatchP99Ms=pct(ours, 99),
+            bareSpawnP50Ms=median(bare),
+            bareSpawnP99Ms=pct(bare, 99),
+        )
+        print(
+            f"dispatch latency: enqueue→bot start p50 {median(ours):.1f} ms, p99 {pct(ours, 99):.1f} ms"
+            f" vs bare spawn→start p50 {median(bare):.1f} ms, p99 {pct(bare, 99):.1f} ms"
+            f" → +{median(ours) - median(bare):.1f} ms at p50"
+        )
+
+        if args.scaling:
+            rates = []
+            for n in (1, 2, 3):
+                reps = Replicas(redis_url, config, n)
+                try:
+                    async with aiohttp.ClientSession() as s:
+                        await reps.ready(s)
+                    before = done.get("python", 0)
+                    rate = await botsys_throughput(reps.urls, "python", "hello", args.jobs, before)
+                    done["python"] = before + args.jobs
+                finally:
+                    reps.stop()
+                rates.append(rate)
+                print(
+                    f"scaling: {n} replica(s) {rate:6.1f} python jobs/s → ratio {rate / rates[0]:.2f}"
+                )
+            figures["scalingJobsPerS"] = rates
+    record("e2e", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--jobs", type=int, default=200)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=40)
+    p.add_argument("--languages", default="python,node,java")
+    p.add_argument("--no-scaling", dest="scaling", action="store_false")
+    a = p.parse_args()
+    a.languages = [x for x in a.languages.split(",") if x]
+    asyncio.run(main(a))
