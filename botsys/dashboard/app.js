@@ -1,0 +1,601 @@
+// botsys queue dashboard: plain JS, no build step. Everything comes from the public API, with
+// the key the user typed (sessionStorage, this tab only), so the page can do exactly what that
+// key may do. Text from jobs is user data: it is only ever set with textContent, never as HTML.
+"use strict";
+
+const KEY_STORE = "botsys.apiKey";
+const TERMINAL = ["succeeded", "failed", "timed_out", "cancelled"];
+const RETRYABLE = ["failed", "timed_out", "cancelled"];
+const TICK_MS = 1000; // detail and log tail; the overview and the list refresh every 2 ticks
+const PAGE_SIZE = 25;
+
+const $ = (sel) => document.querySelector(sel);
+const ui = {
+  filters: { botType: "", state: "", q: "" },
+  cursor: null, // nextCursor of the last page shown
+  pages: 0, // pages shown: only the first page is refreshed live
+  jobs: [],
+  detailId: null,
+  detail: null,
+  pending: null, // an action refused with 401/403, re-run once a key is entered
+  forceDetail: false,
+  tick: 0,
+  busy: {},
+};
+
+// -- API ---------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, detail, body) {
+    super(detail);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const key = sessionStorage.getItem(KEY_STORE);
+  if (key) headers.Authorization = "Bearer " + key;
+  const init = { method, headers, cache: "no-store" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError(0, "the server is unreachable (" + err.message + ")");
+  }
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (_) {
+    data = text;
+  }
+  if (!res.ok) {
+    // problem+json: `detail` says what is wrong, `errors` names the fields
+    const detail = (data && data.detail) || res.status + " " + res.statusText;
+    const err = new ApiError(res.status, detail, data);
+    if (res.status === 401 || res.status === 403) askForKey(err);
+    throw err;
+  }
+  return data;
+}
+
+const enc = encodeURIComponent;
+
+// Runs a user action; a refusal for want of a key is re-run after the key prompt.
+async function act(label, fn) {
+  try {
+    const out = await fn();
+    toast(label, "ok");
+    refreshSoon();
+    return out;
+  } catch (err) {
+    if (err.status === 401 || err.status === 403) ui.pending = { label, fn };
+    else toast(label + " failed: " + err.message, "error");
+  }
+}
+
+// -- small DOM helpers -------------------------------------------------------------------
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function badge(state) {
+  return el("span", { class: "badge s-" + state, dataset: { state }, text: state.replace("_", " ") });
+}
+
+function progressBar(pct, state) {
+  const p = Math.max(0, Math.min(100, Number(pct) || 0));
+  return el(
+    "div",
+    { class: "bar s-" + (state || ""), role: "progressbar", "aria-valuenow": p, title: p + "%" },
+    el("span", { style: "width:" + p + "%" }),
+  );
+}
+
+function ago(iso) {
+  if (!iso) return "–";
+  const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  if (s < 60) return Math.max(s, 0) + " s ago";
+  if (s < 3600) return Math.round(s / 60) + " min ago";
+  if (s < 86400) return Math.round(s / 3600) + " h ago";
+  return new Date(iso).toLocaleString();
+}
+
+function duration(ms) {
+  if (ms === null || ms === undefined) return "–";
+  if (ms < 1000) return Math.round(ms) + " ms";
+  if (ms < 60000) return (ms / 1000).toFixed(1) + " s";
+  return Math.floor(ms / 60000) + " min " + Math.round((ms % 60000) / 1000) + " s";
+}
+
+function pretty(value) {
+  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+}
+
+function toast(message, kind) {
+  const node = el("div", { class: "toast " + (kind || ""), role: "status", text: message });
+  $("#toasts").append(node);
+  setTimeout(() => node.remove(), kind === "error" ? 8000 : 3500);
+}
+
+// -- key prompt --------------------------------------------------------------------------
+
+function askForKey(err) {
+  const dialog = $("#key-dialog");
+  const had = sessionStorage.getItem(KEY_STORE);
+  $("#key-reason").textContent =
+    err.status === 403
+      ? "This action needs an admin key: " + err.message
+      : had
+        ? "That key was refused: " + err.message
+        : "This botsys needs an API key to show its queues.";
+  if (!dialog.open) {
+    dialog.showModal();
+    $("#key-input").value = "";
+    $("#key-input").focus();
+  }
+}
+
+function setupKeyDialog() {
+  const dialog = $("#key-dialog");
+  $("#key-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const key = $("#key-input").value.trim();
+    if (!key) return;
+    sessionStorage.setItem(KEY_STORE, key);
+    dialog.close();
+    const pending = ui.pending;
+    ui.pending = null;
+    refreshAll().then(() => pending && act(pending.label, pending.fn));
+  });
+  $("#key-clear").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY_STORE);
+    ui.pending = null;
+    dialog.close();
+    refreshAll();
+  });
+  dialog.addEventListener("cancel", () => (ui.pending = null));
+  $("#key-button").addEventListener("click", () => {
+    $("#key-reason").textContent = sessionStorage.getItem(KEY_STORE)
+      ? "A key is set for this tab. Enter another one, or forget it."
+      : "No key set. The API is open unless keys are configured.";
+    $("#key-input").value = "";
+    dialog.showModal();
+  });
+}
+
+function showKeyState() {
+  $("#key-button").textContent = sessionStorage.getItem(KEY_STORE) ? "API key ✓" : "API key";
+}
+
+// -- overview ----------------------------------------------------------------------------
+
+const COUNT_COLUMNS = [
+  ["waiting", "queued"],
+  ["delayed", "delayed"],
+];
+const DONE_COLUMNS = ["succeeded", "failed", "timed_out", "cancelled"];
+
+async function refreshStats() {
+  const stats = await api("GET", "/stats");
+  renderQueues(stats.botTypes);
+  for (const [k, v] of Object.entries(stats.webhooks)) {
+    const b = document.querySelector(`#webhooks [data-key="${k}"] b`);
+    if (b) b.textContent = v;
+  }
+  $("#stats-age").textContent = "updated " + new Date().toLocaleTimeString();
+  fillTypeFilter(Object.keys(stats.botTypes));
+}
+
+function countCell(type, key, state, value, extra) {
+  const link = el("a", {
+    href: "#",
+    class: "count " + (extra || ""),
+    title: "show " + state + " " + type + " jobs",
+    onclick: (ev) => {
+      ev.preventDefault();
+      setFilters({ botType: type, state, q: "" });
+    },
+    text: value,
+  });
+  return el("td", { class: "num", dataset: { key } }, link);
+}
+
+function queueRow(type) {
+  const limit = el("input", {
+    type: "number",
+    min: 0,
+    max: 100000,
+    class: "limit-input",
+    "aria-label": type + " limit",
+  });
+  const setLimit = el("button", { type: "button", class: "small", text: "Set" });
+  const pause = el("button", { type: "button", class: "small ghost pause" });
+  const submit = () => {
+    const n = Number(limit.value);
+    if (!Number.isInteger(n) || n < 0) return toast("the limit must be a whole number ≥ 0", "error");
+    act(`${type}: limit ${n}`, () => api("PATCH", "/queues/" + enc(type), { limit: n })).then(
+      () => delete limit.dataset.dirty,
+    );
+  };
+  setLimit.addEventListener("click", submit);
+  limit.addEventListener("input", () => (limit.dataset.dirty = "1"));
+  limit.addEventListener("keydown", (ev) => ev.key === "Enter" && submit());
+  pause.addEventListener("click", () => {
+    const paused = pause.dataset.paused !== "1";
+    act(`${type}: ${paused ? "paused" : "resumed"}`, () =>
+      api("PATCH", "/queues/" + enc(type), { paused }),
+    );
+  });
+  const running = el("td", { class: "running", dataset: { key: "running" } });
+  return el(
+    "tr",
+    { dataset: { type } },
+    el("th", { scope: "row" }, el("span", { class: "type-name", text: type }), " "),
+    el("td", { class: "num", dataset: { key: "waiting" } }),
+    el("td", { class: "num", dataset: { key: "delayed" } }),
+    running,
+    ...DONE_COLUMNS.map((k) => el("td", { class: "num", dataset: { key: k } })),
+    el("td", { class: "controls" }, limit, setLimit, pause),
+  );
+}
+
+function renderQueues(types) {
+  const body = $("#queues tbody");
+  for (const [type, s] of Object.entries(types)) {
+    let row = body.querySelector(`tr[data-type="${CSS.escape(type)}"]`);
+    if (!row) body.append((row = queueRow(type)));
+    const cell = (k) => row.querySelector(`td[data-key="${k}"]`);
+    for (const [k, state] of COUNT_COLUMNS) cell(k).replaceChildren(countCell(type, k, state, s[k]).firstChild);
+    for (const k of DONE_COLUMNS) {
+      cell(k).replaceChildren(countCell(type, k, k, s[k], s[k] && k !== "succeeded" ? "warn" : "").firstChild);
+    }
+    const pct = s.limit ? (100 * s.running) / s.limit : s.running ? 100 : 0;
+    cell("running").replaceChildren(
+      el("a", {
+        href: "#",
+        class: "count",
+        title: "show running " + type + " jobs",
+        onclick: (ev) => {
+          ev.preventDefault();
+          setFilters({ botType: type, state: "running", q: "" });
+        },
+        text: `${s.running} / ${s.limit}`,
+      }),
+      progressBar(pct, "running"),
+    );
+    const name = row.querySelector("th");
+    name.querySelector(".badge")?.remove();
+    if (s.paused) name.append(badge("paused"));
+    const limit = row.querySelector(".limit-input");
+    if (document.activeElement !== limit && !limit.dataset.dirty) limit.value = s.limit;
+    const pause = row.querySelector(".pause");
+    pause.dataset.paused = s.paused ? "1" : "0";
+    pause.textContent = s.paused ? "Resume" : "Pause";
+  }
+}
+
+function fillTypeFilter(types) {
+  const select = $("#f-type");
+  if (select.options.length > 1) return;
+  for (const t of types) select.append(el("option", { value: t, text: t }));
+  select.value = ui.filters.botType;
+}
+
+// -- job list ----------------------------------------------------------------------------
+
+function setFilters(f) {
+  ui.filters = { ...ui.filters, ...f };
+  $("#f-type").value = ui.filters.botType;
+  $("#f-state").value = ui.filters.state;
+  $("#f-q").value = ui.filters.q;
+  loadJobs(false);
+  $("#jobs-title").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+function jobsPath(cursor) {
+  const p = new URLSearchParams({ limit: PAGE_SIZE });
+  for (const [k, v] of Object.entries(ui.filters)) if (v) p.set(k, v);
+  if (cursor) p.set("cursor", cursor);
+  return "/jobs?" + p;
+}
+
+// append=false reloads the first page (and is what the live refresh does).
+async function loadJobs(append) {
+  const filters = JSON.stringify(ui.filters);
+  const page = await api("GET", jobsPath(append ? ui.cursor : null)).catch((err) => {
+    if (err.status !== 401 && err.status !== 403) toast("jobs: " + err.message, "error");
+    return null;
+  });
+  if (!page || filters !== JSON.stringify(ui.filters)) return; // filters changed meanwhile
+  ui.jobs = append ? ui.jobs.concat(page.jobs) : page.jobs;
+  ui.pages = append ? ui.pages + 1 : 1;
+  ui.cursor = page.nextCursor;
+  renderJobs();
+}
+
+function renderJobs() {
+  const rows = ui.jobs.map((j) =>
+    el(
+      "tr",
+      {
+        class: j.jobId === ui.detailId ? "selected" : "",
+        dataset: { jobId: j.jobId },
+        tabindex: 0,
+        onclick: () => openJob(j.jobId),
+        onkeydown: (ev) => ev.key === "Enter" && openJob(j.jobId),
+      },
+      el("td", { class: "mono id", title: j.jobId, text: j.jobId }),
+      el("td", {}, el("span", { class: "type-name", text: j.botType }), " ", j.bot),
+      el("td", {}, badge(j.state)),
+      el("td", {}, progressBar(j.progress, j.state)),
+      el("td", { title: j.createdAt || "", text: ago(j.createdAt) }),
+      el("td", { class: "num", text: duration(j.durationMs) }),
+      el("td", { class: "num", text: `${j.attempt}/${j.maxAttempts}` }),
+    ),
+  );
+  $("#job-list tbody").replaceChildren(...rows);
+  $("#jobs-empty").hidden = ui.jobs.length > 0;
+  $("#more").hidden = !ui.cursor;
+}
+
+function setupFilters() {
+  let timer = null;
+  const apply = () => {
+    ui.filters = { botType: $("#f-type").value, state: $("#f-state").value, q: $("#f-q").value.trim() };
+    loadJobs(false);
+  };
+  $("#filters").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    apply();
+  });
+  $("#f-type").addEventListener("change", apply);
+  $("#f-state").addEventListener("change", apply);
+  $("#f-q").addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(apply, 300);
+  });
+  $("#more").addEventListener("click", () => loadJobs(true));
+}
+
+// -- job detail --------------------------------------------------------------------------
+
+function openJob(id) {
+  ui.detailId = id;
+  ui.detail = null;
+  if (location.hash !== "#job=" + enc(id)) history.replaceState(null, "", "#job=" + enc(id));
+  $("#d-title").textContent = "Job";
+  $("#d-body").replaceChildren(el("p", { class: "muted", text: "loading " + id + "…" }));
+  $("#detail").hidden = false;
+  document.body.classList.add("with-detail");
+  renderJobs();
+  refreshDetail(true);
+}
+
+function closeJob() {
+  ui.detailId = null;
+  $("#detail").hidden = true;
+  document.body.classList.remove("with-detail");
+  history.replaceState(null, "", location.pathname + location.search);
+  renderJobs();
+}
+
+async function refreshDetail(force) {
+  const id = ui.detailId;
+  if (!id) return;
+  const old = ui.detail;
+  // a finished job whose deliveries are settled does not change: stop polling it
+  force = force || ui.forceDetail;
+  ui.forceDetail = false;
+  if (!force && old && TERMINAL.includes(old.job.state) && !old.deliveries.some((d) => d.state === "pending")) {
+    return;
+  }
+  try {
+    const [job, logs, list] = await Promise.all([
+      api("GET", "/job/" + enc(id)),
+      api("GET", "/job/" + enc(id) + "/logs?tail=200"),
+      api("GET", "/deliveries?jobId=" + enc(id)),
+    ]);
+    // each delivery with every attempt (status code, error, duration)
+    const deliveries = await Promise.all(
+      list.deliveries.map((d) => api("GET", "/deliveries/" + enc(d.deliveryId))),
+    );
+    if (ui.detailId !== id) return;
+    ui.detail = { job, logs: logs.lines, deliveries };
+    renderDetail();
+  } catch (err) {
+    if (ui.detailId !== id || err.status === 401 || err.status === 403) return;
+    $("#d-body").replaceChildren(el("p", { class: "error-box", text: err.message }));
+  }
+}
+
+function renderDetail() {
+  const { job, logs, deliveries } = ui.detail;
+  $("#d-title").replaceChildren(el("span", { class: "mono", text: job.jobId }));
+  const actions = el("div", { class: "actions" });
+  if (!TERMINAL.includes(job.state)) {
+    actions.append(
+      el("button", {
+        type: "button",
+        class: "danger",
+        id: "cancel-job",
+        text: job.state === "running" ? "Cancel (kill the bot)" : "Cancel",
+        onclick: () => {
+          if (!confirm("Cancel " + job.jobId + "?")) return;
+          act("cancel requested", () => api("DELETE", "/job/" + enc(job.jobId)));
+        },
+      }),
+    );
+  }
+  if (RETRYABLE.includes(job.state)) {
+    actions.append(
+      el("button", {
+        type: "button",
+        id: "retry-job",
+        text: "Retry",
+        onclick: () => act("queued again", () => api("POST", "/job/" + enc(job.jobId) + "/retry")),
+      }),
+    );
+  }
+  const times = [
+    ["created", job.createdAt],
+    ["run at", job.runAt],
+    ["started", job.startedAt],
+    ["finished", job.finishedAt],
+  ].filter(([, t]) => t);
+  const scroller = document.querySelector("#d-logs");
+  const stuckToEnd = !scroller || scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - 8;
+  const body = [
+    el("div", { class: "d-state" }, badge(job.state), progressBar(job.progress, job.state),
+      el("span", { class: "muted", text: (job.progress || 0) + "%" }), actions),
+    el("dl", { class: "meta" },
+      ...meta("bot", job.botType + " / " + job.bot),
+      ...meta("priority", job.priority ?? "–"),
+      ...meta("attempt", `${job.attempt} of ${job.maxAttempts}`),
+      ...meta("duration", duration(job.durationMs)),
+      ...meta("replica", job.replica || "–")),
+    el("h3", { text: "Timeline" }),
+    el("ol", { class: "timeline" }, times.map(([label, t]) =>
+      el("li", {}, el("b", { text: label }), " ", el("time", { datetime: t, title: t, text: ago(t) }),
+        el("span", { class: "muted mono", text: " " + t })))),
+    el("h3", { text: "Payload" }),
+    el("pre", { class: "json", id: "d-payload", text: pretty(job.payload ?? {}) }),
+  ];
+  if (job.error) body.push(el("h3", { text: "Error" }), el("pre", { class: "error-box", id: "d-error", text: job.error }));
+  if (job.result !== null && job.result !== undefined) {
+    body.push(el("h3", { text: "Result" }), el("pre", { class: "json", id: "d-result", text: pretty(job.result) }));
+  }
+  body.push(
+    el("h3", {}, "Logs ", el("span", { class: "muted small", text: TERMINAL.includes(job.state) ? "" : "(live)" })),
+    el("pre", { class: "logs", id: "d-logs", text: logs.length ? logs.join("\n") : "(no output yet)" }),
+    el("h3", { text: "Webhook" }),
+    deliveries.length ? deliveries.map(renderDelivery) : el("p", { class: "muted", text: job.webhook ? "not sent yet" : "no webhook URL" }),
+  );
+  $("#d-body").replaceChildren(...body);
+  const logsNode = $("#d-logs");
+  if (stuckToEnd) logsNode.scrollTop = logsNode.scrollHeight;
+}
+
+function meta(label, value) {
+  return [el("dt", { text: label }), el("dd", { text: String(value) })];
+}
+
+function renderDelivery(d) {
+  const redeliver =
+    d.state === "pending"
+      ? null
+      : el("button", {
+          type: "button",
+          class: "small redeliver",
+          text: "Redeliver",
+          onclick: () =>
+            act("redelivery queued", () => api("POST", "/deliveries/" + enc(d.deliveryId) + "/redeliver")),
+        });
+  const rows = d.history.map((a) =>
+    el("tr", { class: a.outcome === "delivered" ? "" : "attempt-bad" },
+      el("td", { class: "num", text: a.attempt }),
+      el("td", { title: a.at || "", text: ago(a.at) }),
+      el("td", { class: "num status", text: a.statusCode ?? "–" }),
+      el("td", { class: "num", text: duration(a.durationMs) }),
+      el("td", { text: a.outcome || "" }),
+      el("td", { class: "err", text: a.error || "" })),
+  );
+  return el("div", { class: "delivery", dataset: { deliveryId: d.deliveryId } },
+    el("div", { class: "delivery-head" }, badge(d.state === "dead" ? "failed" : d.state),
+      el("span", { class: "mono url", text: d.url }),
+      el("span", { class: "muted", text: `${d.attempts}/${d.maxAttempts} attempts` }), redeliver),
+    d.nextAttemptAt && d.state === "pending"
+      ? el("p", { class: "muted small", text: "next attempt " + d.nextAttemptAt }) : null,
+    el("table", { class: "grid attempts" },
+      el("thead", {}, el("tr", {}, ["#", "at", "status", "took", "outcome", "error"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6, class: "muted", text: "no attempt yet" })))));
+}
+
+// -- the loop ----------------------------------------------------------------------------
+
+async function once(name, fn) {
+  if (ui.busy[name]) return; // a slow answer never stacks requests
+  ui.busy[name] = true;
+  try {
+    await fn();
+  } finally {
+    ui.busy[name] = false;
+  }
+}
+
+async function refreshHealth() {
+  try {
+    const h = await api("GET", "/health");
+    $("#health").textContent = `${h.replica} · v${h.version} · redis ${h.redis}`;
+    $("#health").className = "health " + (h.status === "ok" ? "ok" : "bad");
+  } catch (err) {
+    $("#health").textContent = err.status ? "degraded: " + err.message : err.message;
+    $("#health").className = "health bad";
+  }
+}
+
+async function refreshAll() {
+  showKeyState();
+  await Promise.all([
+    once("stats", () => refreshStats().then(() => $("#live").classList.remove("stale"))).catch((err) => {
+      $("#live").classList.add("stale");
+      if (err.status !== 401 && err.status !== 403) toast("stats: " + err.message, "error");
+    }),
+    once("jobs", () => (ui.pages <= 1 ? loadJobs(false) : null)),
+    once("detail", () => refreshDetail(false)),
+  ]);
+}
+
+let soon = null;
+function refreshSoon() {
+  clearTimeout(soon);
+  soon = setTimeout(() => {
+    ui.forceDetail = true; // an action changed the job: read it again even if it had ended
+    refreshAll();
+  }, 250);
+}
+
+function loop() {
+  ui.tick += 1;
+  const paused = $("#key-dialog").open || document.hidden;
+  if (!paused) {
+    if (ui.tick % 2 === 0) refreshAll();
+    else once("detail", () => refreshDetail(false));
+    if (ui.tick % 10 === 0) refreshHealth();
+  }
+  setTimeout(loop, TICK_MS);
+}
+
+function start() {
+  setupKeyDialog();
+  setupFilters();
+  $("#d-close").addEventListener("click", closeJob);
+  document.addEventListener("keydown", (ev) => ev.key === "Escape" && ui.detailId && !$("#key-dialog").open && closeJob());
+  const m = location.hash.match(/^#job=(.+)$/);
+  if (m) openJob(decodeURIComponent(m[1]));
+  refreshHealth();
+  refreshAll().then(() => document.body.setAttribute("data-ready", "1"));
+  setTimeout(loop, TICK_MS);
+}
+
+start();
