@@ -110,7 +110,9 @@ def build_document(app: web.Application) -> dict:
         version=__version__,
         info={
             "description": "Run Python, Node.js and Java bots on demand over HTTP. Errors are "
-            "application/problem+json; see docs/API.md."
+            "application/problem+json; see docs/API.md.\n\n"
+            "Queue dashboard: [/admin/queues](/admin/queues) (live counts, job search, cancel, "
+            "retry, redeliver)."
         },
         servers=[{"url": "/"}],
     )

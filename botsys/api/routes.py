@@ -99,14 +99,19 @@ async def job_logs(request: web.Request) -> web.Response:
     return web.json_response({"jobId": job_id, "lines": lines})
 
 
-@docs(tags=["jobs"], summary="List jobs, newest first", responses=errors(401, 422, 429, 503))
+@docs(
+    tags=["jobs"],
+    summary="List jobs, newest first; filter by type and state, search with q",
+    responses=errors(401, 422, 429, 503),
+)
 @querystring_schema(s.JobsQuery)
 @response_schema(s.JobsPage, 200)
 async def list_jobs(request: web.Request) -> web.Response:
     q = rq.jobs_query(request.app, request[QUERY])
+    text = request[QUERY].get("q")
     queue = request.app[QUEUE]
     pages = await asyncio.gather(
-        *(queue.list_jobs(t, q.state, q.limit, q.before_ms) for t in q.bot_types)
+        *(queue.list_jobs(t, q.state, q.limit, q.before_ms, query=text) for t in q.bot_types)
     )
     return web.json_response(await rq.jobs_page(queue, pages, q))
 

@@ -92,6 +92,13 @@ class JobsQuery(Schema):
         validate=validate.Regexp(CURSOR_PATTERN),
         metadata={"description": "nextCursor of the previous page (opaque)"},
     )
+    q = fields.String(
+        validate=validate.Length(max=200),
+        metadata={
+            "description": "text search, case-insensitive, in the job id, bot, payload, result "
+            "and error (scans at most 5000 jobs per bot type)"
+        },
+    )
 
 
 class LogsQuery(Schema):

@@ -1,9 +1,11 @@
-"""Installs the HTTP layer on the app: middlewares (outermost first), routes, OpenAPI + UI."""
+"""Installs the HTTP layer on the app: middlewares (outermost first), routes, the dashboard,
+OpenAPI + UI."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from ..dashboard import setup_dashboard
 from .appkeys import SETTINGS
 from .auth import KeyRing, make_auth_middleware
 from .headers import add_response_headers, cors_preflight_middleware, observe_middleware
@@ -29,4 +31,5 @@ def setup_api(app: web.Application) -> None:
     )
     app.on_response_prepare.append(add_response_headers)
     add_routes(app)
+    setup_dashboard(app)  # /admin/queues and the index at /: static pages over this API
     setup_openapi(app)
