@@ -163,7 +163,9 @@ def main() -> int:
             redis.kill()
     print(f"POST /invoke, {args.concurrency} connections, {args.seconds:g} s each")
     for name, (rps, p50, p99, errors) in results.items():
-        print(f"  {name:6} {rps:8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   errors {errors}")
+        print(
+            f"  {name:6} {rps:8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   errors {errors}"
+        )
     ratio = results["serve"][0] / results["bare"][0]
     print(f"  ratio serve/bare: {ratio:.2f} (target >= 0.50)")
     return 0
