@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import record  # noqa: E402
 from botsys.config import load_settings  # noqa: E402
 from botsys.runners.process import ProcessRunner  # noqa: E402
 from botsys.runners.protocol import encode_envelope  # noqa: E402
@@ -90,16 +91,22 @@ async def main(n: int) -> int:
     runner = ProcessRunner(load_settings(environ={}))
     print(f"spawn cost, median of {n} (ms); ratio = runner / bare")
     print(f"{'type':8} {'bare':>8} {'wrappers':>9} {'runner':>8} {'ratio':>7}")
-    worst = 0.0
+    worst, figures = 0.0, {"n": n}
     for bot_type in LANGUAGES:
         m = await bench_language(runner, bot_type, n)
         ratio = m["runner"] / m["bare"]
         worst = max(worst, ratio)
+        figures[bot_type] = {
+            "bareMs": m["bare"] * 1e3,
+            "runnerMs": m["runner"] * 1e3,
+            "ratio": ratio,
+        }
         print(
             f"{bot_type:8} {m['bare'] * 1e3:8.1f} {m['wrappers'] * 1e3:9.1f} "
             f"{m['runner'] * 1e3:8.1f} {ratio:7.3f}"
         )
     print(f"worst ratio {worst:.3f} (target ≤ 1.10)")
+    record("spawn", figures)
     return 0
 
 

@@ -24,6 +24,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import record  # noqa: E402
 from botsys.config import WebhookSettings  # noqa: E402
 from botsys.webhooks.dispatcher import WebhookDispatcher  # noqa: E402
 from botsys.webhooks.types import Delivery  # noqa: E402
@@ -166,6 +167,17 @@ def report(args, size: int, results: dict[str, list[Rate]]) -> None:
     )
     print(f"  ratio dispatcher/bare, unsigned: {best['dispatcher-unsigned'] / best['bare']:.2f}")
     print(f"  CPU per delivery, bare/dispatcher: {cpu['bare'] / cpu['dispatcher']:.2f}")
+    record(
+        "webhooks",
+        {
+            "dispatcherPerS": best["dispatcher"],
+            "barePerS": best["bare"],
+            "ratio": best["dispatcher"] / best["bare"],
+            "cpuRatioBareOverDispatcher": cpu["bare"] / cpu["dispatcher"],
+            "n": args.n,
+            "concurrency": args.concurrency,
+        },
+    )
 
 
 def main() -> None:
