@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -12,7 +13,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("results.json")
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or Path(__file__).with_name("results.json"))
 
 
 def free_port() -> int:
