@@ -25,5 +25,9 @@ set +e
 "$PY" -m pytest -p no:cacheprovider "$@"
 rc=$?
 set -e
+if [[ $rc -eq 0 && $# -eq 0 ]]; then
+    echo "== bench smoke (tiny sizes; keeps the harness from rotting, not a timing gate)"
+    "$PY" -m bench --quick >/tmp/botsys-bench-smoke.log 2>&1 || { cat /tmp/botsys-bench-smoke.log; rc=1; }
+fi
 # pytest's 5 means "no tests collected": never a silent pass.
 exit $rc
