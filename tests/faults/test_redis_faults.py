@@ -83,8 +83,8 @@ def test_redis_kill_9_and_restart_from_aof_loses_no_acknowledged_job(env):
     print(
         f"redis kill -9: {len(acked)}/{len(acked)} acknowledged jobs succeeded; "
         f"{len(held)} running at the kill, {len(rerun)} re-executed; POST /invoke while "
-        f"down: {len(refused)}x 503, slowest {slowest * 1000:.0f} ms; reconnected "
-        f"{max(back.values()):.2f}s after Redis was back"
+        f"down: {len(refused)}x 503, slowest {slowest * 1000:.0f} ms; healthy "
+        f"{max(back.values()):.2f}s and first bot start {resumed_s:.2f}s after Redis was back"
     )
 
 
