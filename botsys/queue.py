@@ -231,11 +231,12 @@ class JobQueue:
         bot_type: str,
         state: str | None = None,
         limit: int = 50,
-        before_ms: int | None = None,
+        before: tuple[int, str] | None = None,
         query: str | None = None,
         max_scan: int = 5000,
     ) -> list[Job]:
-        """Newest first. ``before_ms`` is the cursor: jobs indexed strictly before that score.
+        """Newest first. ``before`` is the cursor: (index score, job id) of the last job seen;
+        the id breaks ties between jobs indexed in the same millisecond.
 
         Terminal states have their own index; other filters (a live state, ``query`` — text
         searched case-insensitively in the id, bot, payload, result and error) scan the
@@ -243,21 +244,29 @@ class JobQueue:
         """
         index = self._index_for(bot_type, state)
         wanted = self._matcher(state, query)
-        hi = f"({before_ms}" if before_ms is not None else "+inf"
         found: list[Job] = []
-        scanned, page = 0, limit if wanted is None else 200
+        scanned, page = 0, (limit if wanted is None else 200) + 1
         while len(found) < limit and scanned < max_scan:
-            ids = await self.redis.zrevrangebyscore(index, hi, "-inf", start=0, num=page)
-            if not ids:
+            rows = await self._index_page(index, before, page)
+            if not rows:
                 break
-            scanned += len(ids)
-            jobs = await self._load(bot_type, ids)
+            scanned += len(rows)
+            jobs = await self._load(bot_type, [m for m, _ in rows])
             found.extend(j for j in jobs if wanted is None or wanted(j))
-            last = await self.redis.zscore(index, ids[-1])
-            if last is None:
-                break
-            hi = f"({int(last)}"
+            before = (int(rows[-1][1]), rows[-1][0])
         return found[:limit]
+
+    async def _index_page(self, index: str, before: tuple[int, str] | None, n: int) -> list:
+        """Up to n (id, score) rows after the cursor: first the rest of the cursor's own
+        score (members of equal score come in reverse id order), then strictly older ones."""
+        if before is None:
+            return await self.redis.zrevrangebyscore(index, "+inf", "-inf", 0, n, withscores=True)
+        score, last_id = before
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrevrangebyscore(index, score, score, withscores=True)
+        pipe.zrevrangebyscore(index, f"({score}", "-inf", 0, n, withscores=True)
+        same, older = await pipe.execute()
+        return ([row for row in same if row[0] < last_id] + older)[:n]
 
     @staticmethod
     def _matcher(state: str | None, query: str | None):

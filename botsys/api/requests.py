@@ -98,7 +98,7 @@ class JobsQuery:
     bot_types: list[str]
     state: str | None
     limit: int
-    before_ms: int | None
+    before: tuple[int, str] | None
 
 
 def jobs_query(app: web.Application, q: Mapping[str, Any]) -> JobsQuery:
@@ -108,18 +108,22 @@ def jobs_query(app: web.Application, q: Mapping[str, Any]) -> JobsQuery:
             raise invalid("botType", f"unknown bot type; available: {', '.join(types)}")
         types = [q["botType"]]
     cursor = q.get("cursor")
-    return JobsQuery(types, q.get("state"), q["limit"], int(cursor) if cursor else None)
+    before = None
+    if cursor:
+        score, _, job_id = cursor.partition("_")
+        before = (int(score), job_id)
+    return JobsQuery(types, q.get("state"), q["limit"], before)
 
 
 async def jobs_page(queue: JobQueue, pages: list[list], q: JobsQuery) -> dict[str, Any]:
-    """Merge per-type pages newest first; the cursor is the last job's index score."""
+    """Merge per-type pages newest first; the cursor is the last job's index score and id."""
     scored = [(await queue.index_score(j, q.state), j.id, j) for page in pages for j in page]
     scored.sort(key=lambda t: (t[0], t[1]), reverse=True)
     scored = scored[: q.limit]
     more = len(scored) == q.limit
     return {
         "jobs": [j.view() for _, _, j in scored],
-        "nextCursor": str(scored[-1][0]) if more else None,
+        "nextCursor": f"{scored[-1][0]}_{scored[-1][1]}" if more else None,
     }
 
 

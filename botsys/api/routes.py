@@ -111,7 +111,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     text = request[QUERY].get("q")
     queue = request.app[QUEUE]
     pages = await asyncio.gather(
-        *(queue.list_jobs(t, q.state, q.limit, q.before_ms, query=text) for t in q.bot_types)
+        *(queue.list_jobs(t, q.state, q.limit, q.before, query=text) for t in q.bot_types)
     )
     return web.json_response(await rq.jobs_page(queue, pages, q))
 

@@ -314,5 +314,20 @@ async def test_list_jobs_filters_by_state_and_searches_payload_text(redis_client
     assert [j.id for j in await q.list_jobs("python", query="os")] == [ids[3], ids[1]]
     assert [j.id for j in await q.list_jobs("python", query="LIS")] == [ids[0]]
     page = await q.list_jobs("python", limit=2)
-    rest = await q.list_jobs("python", limit=2, before_ms=await q.index_score(page[-1], None))
+    rest = await q.list_jobs(
+        "python", limit=2, before=(await q.index_score(page[-1], None), page[-1].id)
+    )
     assert [j.id for j in page + rest] == ids[::-1]
+
+
+async def test_list_jobs_pages_through_jobs_created_in_the_same_millisecond(redis_client):
+    q = JobQueue(redis_client, make_settings(), "r1")
+    ids = {(await q.enqueue("python", "simulate", {}, now=T0)).job_id for _ in range(7)}
+    seen, before = [], None
+    while True:
+        page = await q.list_jobs("python", limit=3, before=before)
+        if not page:
+            break
+        seen += [j.id for j in page]
+        before = (T0, page[-1].id)
+    assert sorted(seen) == sorted(ids) and len(seen) == 7

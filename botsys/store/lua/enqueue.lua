@@ -36,5 +36,10 @@ redis.call('ZADD', K.jobs, now, id)
 if redis.call('ZCARD', K.jobs) > CTX.max_index then
   redis.call('ZREMRANGEBYRANK', K.jobs, 0, -(CTX.max_index + 1))
 end
-redis.call('PUBLISH', CTX.wake_channel, 'enqueue')
+-- Wake dispatchers only if one could take it now: with the semaphore full (or the type
+-- paused) the wake-up comes from the release (or resume) instead.
+local meta = redis.call('HMGET', K.meta, 'limit', 'paused')
+if meta[2] ~= '1' and redis.call('ZCARD', K.active) < (tonumber(meta[1]) or 0) then
+  redis.call('PUBLISH', CTX.wake_channel, 'enqueue')
+end
 return {1, id}
