@@ -26,6 +26,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import record  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
 BODY = {"botType": "python", "bot": "hello", "payload": {"numbers": [1, 2, 3]}, "priority": 2}
@@ -168,6 +169,21 @@ def main() -> int:
         )
     ratio = results["serve"][0] / results["bare"][0]
     print(f"  ratio serve/bare: {ratio:.2f} (target >= 0.50)")
+    (rps, p50, p99, errors), (brps, bp50, bp99, _) = results["serve"], results["bare"]
+    record(
+        "api",
+        {
+            "servePerS": rps,
+            "serveP50Ms": p50,
+            "serveP99Ms": p99,
+            "serveErrors": errors,
+            "barePerS": brps,
+            "bareP50Ms": bp50,
+            "bareP99Ms": bp99,
+            "ratio": ratio,
+            "concurrency": args.concurrency,
+        },
+    )
     return 0
 
 
