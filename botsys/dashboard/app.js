@@ -105,10 +105,12 @@ function badge(state) {
 
 function progressBar(pct, state) {
   const p = Math.max(0, Math.min(100, Number(pct) || 0));
+  const fill = el("span");
+  fill.style.width = p + "%"; // CSSOM, not a style attribute: the CSP forbids inline styles
   return el(
     "div",
     { class: "bar s-" + (state || ""), role: "progressbar", "aria-valuenow": p, title: p + "%" },
-    el("span", { style: "width:" + p + "%" }),
+    fill,
   );
 }
 
@@ -487,11 +489,11 @@ function renderDetail() {
   }
   body.push(
     el("h3", {}, "Logs ", el("span", { class: "muted small", text: TERMINAL.includes(job.state) ? "" : "(live)" })),
-    el("pre", { class: "logs", id: "d-logs", text: logs.length ? logs.join("\n") : "(no output yet)" }),
+    el("pre", { class: "logs", id: "d-logs", text: logs.length ? logs.join("\n") : TERMINAL.includes(job.state) ? "(no output)" : "(no output yet)" }),
     el("h3", { text: "Webhook" }),
     deliveries.length ? deliveries.map(renderDelivery) : el("p", { class: "muted", text: job.webhook ? "not sent yet" : "no webhook URL" }),
   );
-  $("#d-body").replaceChildren(...body);
+  $("#d-body").replaceChildren(...body.flat());
   const logsNode = $("#d-logs");
   if (stuckToEnd) logsNode.scrollTop = logsNode.scrollHeight;
 }

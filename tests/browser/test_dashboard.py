@@ -1,0 +1,167 @@
+"""The queue dashboard in a real browser against a real replica, real bots and a real webhook
+receiver: what the page shows must match what the API and the receiver saw."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.helpers import docs_shots_dir, invoke, wait_job
+from tests.support.procs import http, wait_for
+from tests.support.redis_server import free_port
+
+pytestmark = pytest.mark.browser
+
+
+def open_dashboard(page, replica, fragment: str = ""):
+    page.goto(f"{replica.url}/admin/queues{fragment}")
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def count(page, bot_type: str, key: str):
+    return page.locator(f'#queues tr[data-type="{bot_type}"] td[data-key="{key}"]')
+
+
+def test_overview_counts_match_a_known_set_of_jobs_and_refresh_live(cluster, page, shots):
+    replica = cluster.add_replica()
+    ids = [invoke(replica, botType="python", bot="hello") for _ in range(3)]
+    ids.append(invoke(replica, botType="python", bot="simulate", payload={"failureRate": 1}))
+    states = [wait_job(replica, i)["state"] for i in ids]
+    assert states == ["succeeded"] * 3 + ["failed"]
+
+    open_dashboard(page, replica)
+    expect(count(page, "python", "succeeded")).to_have_text("3")
+    expect(count(page, "python", "failed")).to_have_text("1")
+    for key in ("waiting", "delayed", "timed_out", "cancelled"):
+        expect(count(page, "python", key)).to_have_text("0")
+    expect(count(page, "python", "running")).to_have_text("0 / 5")
+    expect(count(page, "node", "succeeded")).to_have_text("0")
+    expect(page.locator("#job-list tbody tr")).to_have_count(4)
+    page.screenshot(path=shots / "overview.png", full_page=True)
+
+    # no reload: the page polls, so a new job shows up by itself
+    wait_job(replica, invoke(replica, botType="python", bot="hello"))
+    expect(count(page, "python", "succeeded")).to_have_text("4", timeout=5_000)
+    expect(page.locator("#job-list tbody tr")).to_have_count(5)
+
+    # a failed count is a link to those jobs
+    count(page, "python", "failed").locator("a").click()
+    expect(page.locator("#f-state")).to_have_value("failed")
+    expect(page.locator("#job-list tbody tr")).to_have_count(1)
+    expect(page.locator("#job-list tbody tr")).to_contain_text(ids[3])
+
+
+def test_search_by_payload_text_then_detail_shows_result_and_every_webhook_attempt(
+    cluster, mock_webhook, page, shots
+):
+    replica = cluster.add_replica()
+    hook = f"{mock_webhook.url}/hook"
+    dead_hook = f"http://127.0.0.1:{free_port()}/nobody-listens"
+    wanted = invoke(
+        replica, botType="python", bot="hello", payload={"customer": "Needle-7f3a"}, webhookUrl=hook
+    )
+    for n in range(3):
+        invoke(replica, botType="python", bot="hello", payload={"customer": f"hay-{n}"})
+    failing = invoke(
+        replica,
+        botType="python",
+        bot="simulate",
+        payload={"failureRate": 1},
+        webhookUrl=dead_hook,
+        attempts=1,
+    )
+    node = invoke(replica, botType="node", payload={"durationMs": 100, "failureRate": 0})
+    running = invoke(replica, botType="node", payload={"durationMs": 30_000, "failureRate": 0})
+    done = wait_job(replica, wanted, lambda j: (j["webhook"] or {}).get("state") == "delivered")
+    wait_job(replica, node)
+    wait_job(replica, running, lambda j: j["state"] == "running")
+    wait_job(replica, failing, lambda j: (j["webhook"] or {}).get("attempts", 0) >= 1)
+    # the receiver really got it
+    _, got, _ = http("GET", f"{mock_webhook.url}/webhooks?limit=50")
+    assert any(w["body"]["jobId"] == wanted for w in got["webhooks"]), got
+
+    open_dashboard(page, replica)
+    expect(count(page, "node", "running")).to_have_text("1 / 10")
+    take_docs_shot(page, "dashboard.png")
+
+    page.fill("#f-q", "needle-7F3A")  # case-insensitive, in the payload
+    rows = page.locator("#job-list tbody tr")
+    expect(rows).to_have_count(1)  # 7 jobs before the search
+    expect(rows.first).to_contain_text(wanted)
+    page.screenshot(path=shots / "search.png")
+
+    rows.first.click()
+    detail = page.locator("#detail")
+    expect(detail.locator("#d-title")).to_have_text(wanted)
+    expect(detail.locator(".d-state .badge")).to_have_text("succeeded")
+    expect(detail.locator("#d-payload")).to_contain_text('"customer": "Needle-7f3a"')
+    expect(detail.locator("#d-result")).to_contain_text(f'"jobId": "{wanted}"')
+    expect(detail.locator(".timeline")).to_contain_text(done["finishedAt"])
+    delivery = detail.locator(".delivery")
+    expect(delivery).to_have_count(1)
+    expect(delivery.locator(".url")).to_have_text(hook)
+    expect(delivery.locator(".delivery-head .badge")).to_have_text("delivered")
+    expect(delivery.locator("tbody tr")).to_have_count(1)
+    expect(delivery.locator("tbody td.status")).to_have_text("200")
+    delivery.scroll_into_view_if_needed()
+    page.screenshot(path=shots / "detail.png")
+    take_docs_shot(page, "dashboard-job.png")
+
+    # search by a piece of the job id; the failed job's detail shows the error and the
+    # webhook attempt that could not connect
+    page.fill("#f-q", failing[-10:])
+    expect(rows.first).to_contain_text(failing)
+    expect(rows).to_have_count(1)
+    rows.first.click()
+    expect(detail.locator("#d-title")).to_have_text(failing)
+    expect(detail.locator("#d-error")).to_contain_text("Simulated python bot execution error")
+    expect(detail.locator("#retry-job")).to_be_visible()
+    first_attempt = detail.locator(".delivery tbody tr").first
+    expect(first_attempt.locator("td.status")).to_have_text("–")
+    expect(first_attempt.locator("td.err")).not_to_be_empty()
+    first_attempt.scroll_into_view_if_needed()
+    page.screenshot(path=shots / "detail-failed.png")
+
+    http("DELETE", f"{replica.url}/job/{running}")  # no bot left for the drain to wait on
+
+
+def take_docs_shot(page, name: str) -> None:
+    out = docs_shots_dir()
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=out / f"{name}.tmp.png")
+        shutil.move(out / f"{name}.tmp.png", out / name)
+
+
+def test_cancel_a_running_job_from_the_page_kills_the_bot(cluster, page, shots):
+    replica = cluster.add_replica()
+    job_id = invoke(
+        replica, botType="python", bot="simulate", payload={"durationMs": 60_000, "failureRate": 0}
+    )
+    wait_job(replica, job_id, lambda j: j["state"] == "running")
+    bot_pids = wait_for(replica.children, 10, what="the bot process")
+
+    open_dashboard(page, replica, f"#job={job_id}")  # the detail opens from the URL
+    detail = page.locator("#detail")
+    expect(detail.locator(".d-state .badge")).to_have_text("running")
+    expect(detail.locator("#d-logs")).to_contain_text("python simulate: 60000 ms")
+    page.once("dialog", lambda d: d.accept())
+    detail.locator("#cancel-job").click()
+
+    assert wait_job(replica, job_id, timeout=10)["state"] == "cancelled"
+    expect(detail.locator(".d-state .badge")).to_have_text("cancelled")
+    expect(detail.locator("#cancel-job")).to_have_count(0)
+    expect(detail.locator("#retry-job")).to_be_visible()
+    wait_for(lambda: not set(bot_pids) & set(replica.children()), 10, what="the bot to exit")
+    expect(count(page, "python", "cancelled")).to_have_text("1")
+    page.screenshot(path=shots / "cancelled.png")
+
+    # retry from the page: the same job runs again
+    detail.locator("#retry-job").click()
+    wait_job(replica, job_id, lambda j: j["state"] == "running", timeout=10)
+    expect(detail.locator(".d-state .badge")).to_have_text(re.compile("queued|running"))
+    http("DELETE", f"{replica.url}/job/{job_id}")
+    assert wait_job(replica, job_id, timeout=10)["state"] == "cancelled"
