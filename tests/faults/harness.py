@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from botsys.store.keys import TERMINAL_STATES, Keys
 from tests.support.procs import Cluster, Proc, http, wait_for
@@ -83,8 +85,13 @@ class FaultEnv:
 
     def start(self, replicas: int = 3, overrides: dict | None = None, **env: str) -> list[Proc]:
         self.redis_server = RedisServer(self.tmp / "redis", aof=True).start()
+        # The test's own client is killed too by CLIENT KILL: it reconnects and retries.
         self.redis = redis.Redis.from_url(
-            self.redis_server.url, decode_responses=True, socket_timeout=5
+            self.redis_server.url,
+            decode_responses=True,
+            socket_timeout=5,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 5),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         )
         overrides = dict(overrides or {})
         runner = {**overrides.get("runner", {}), "cache_dir": str(self.java_cache)}
