@@ -70,9 +70,9 @@ async def supervise(
     child = _Child(argv, env, cwd)
     stopped_by = None
     try:
-        await child.connect(output, stdin)
-        if on_start is not None:
+        if on_start is not None:  # before connect: output may arrive while pipes connect
             on_start(child.pid)
+        await child.connect(output, stdin)
         timed_out = not await _wait(child.exited, timeout_s)
         if timed_out:
             stopped_by = await _stop(child, grace_s)
