@@ -19,6 +19,7 @@ const ui = {
   detail: null,
   pending: null, // an action refused with 401/403, re-run once a key is entered
   forceDetail: false,
+  detailSig: "",
   tick: 0,
   busy: {},
 };
@@ -351,7 +352,7 @@ function renderJobs() {
       el("td", {}, el("span", { class: "type-name", text: j.botType }), " ", j.bot),
       el("td", {}, badge(j.state)),
       el("td", {}, progressBar(j.progress, j.state)),
-      el("td", { title: j.createdAt || "", text: ago(j.createdAt) }),
+      el("td", { title: j.createdAt || "", dataset: { at: j.createdAt || "" }, text: ago(j.createdAt) }),
       el("td", { class: "num", text: duration(j.durationMs) }),
       el("td", { class: "num", text: `${j.attempt}/${j.maxAttempts}` }),
     ),
@@ -385,6 +386,7 @@ function setupFilters() {
 function openJob(id) {
   ui.detailId = id;
   ui.detail = null;
+  ui.detailSig = "";
   if (location.hash !== "#job=" + enc(id)) history.replaceState(null, "", "#job=" + enc(id));
   $("#d-title").textContent = "Job";
   $("#d-body").replaceChildren(el("p", { class: "muted", text: "loading " + id + "…" }));
@@ -424,6 +426,10 @@ async function refreshDetail(force) {
     );
     if (ui.detailId !== id) return;
     ui.detail = { job, logs: logs.lines, deliveries };
+    // re-render only on a change: a rebuilt panel would lose the reader's selection and focus
+    const sig = JSON.stringify(ui.detail);
+    if (sig === ui.detailSig && !force) return;
+    ui.detailSig = sig;
     renderDetail();
   } catch (err) {
     if (ui.detailId !== id || err.status === 401 || err.status === 403) return;
@@ -478,7 +484,7 @@ function renderDetail() {
       ...meta("replica", job.replica || "–")),
     el("h3", { text: "Timeline" }),
     el("ol", { class: "timeline" }, times.map(([label, t]) =>
-      el("li", {}, el("b", { text: label }), " ", el("time", { datetime: t, title: t, text: ago(t) }),
+      el("li", {}, el("b", { text: label }), " ", el("time", { datetime: t, title: t, dataset: { at: t }, text: ago(t) }),
         el("span", { class: "muted mono", text: " " + t })))),
     el("h3", { text: "Payload" }),
     el("pre", { class: "json", id: "d-payload", text: pretty(job.payload ?? {}) }),
@@ -496,6 +502,13 @@ function renderDetail() {
   $("#d-body").replaceChildren(...body.flat());
   const logsNode = $("#d-logs");
   if (stuckToEnd) logsNode.scrollTop = logsNode.scrollHeight;
+}
+
+// "3 s ago" texts age without a re-render
+function refreshAges() {
+  for (const node of document.querySelectorAll("[data-at]")) {
+    if (node.dataset.at) node.textContent = ago(node.dataset.at);
+  }
 }
 
 function meta(label, value) {
@@ -516,7 +529,7 @@ function renderDelivery(d) {
   const rows = d.history.map((a) =>
     el("tr", { class: a.outcome === "delivered" ? "" : "attempt-bad" },
       el("td", { class: "num", text: a.attempt }),
-      el("td", { title: a.at || "", text: ago(a.at) }),
+      el("td", { title: a.at || "", dataset: { at: a.at || "" }, text: ago(a.at) }),
       el("td", { class: "num status", text: a.statusCode ?? "–" }),
       el("td", { class: "num", text: duration(a.durationMs) }),
       el("td", { text: a.outcome || "" }),
@@ -579,6 +592,7 @@ function refreshSoon() {
 
 function loop() {
   ui.tick += 1;
+  refreshAges();
   const paused = $("#key-dialog").open || document.hidden;
   if (!paused) {
     if (ui.tick % 2 === 0) refreshAll();

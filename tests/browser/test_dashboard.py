@@ -106,9 +106,16 @@ def test_search_by_payload_text_then_detail_shows_result_and_every_webhook_attem
     expect(delivery.locator(".delivery-head .badge")).to_have_text("delivered")
     expect(delivery.locator("tbody tr")).to_have_count(1)
     expect(delivery.locator("tbody td.status")).to_have_text("200")
-    delivery.scroll_into_view_if_needed()
+    scroll_detail_to_end(page)
     page.screenshot(path=shots / "detail.png")
     take_docs_shot(page, "dashboard-job.png")
+
+    # redeliver from the page: a second attempt, same delivery, and the receiver gets it again
+    delivery.locator("button.redeliver").click()
+    expect(delivery.locator("tbody tr")).to_have_count(2)
+    expect(delivery.locator("tbody td.status").nth(1)).to_have_text("200")
+    _, got, _ = http("GET", f"{mock_webhook.url}/webhooks?limit=50")
+    assert sum(w["body"]["jobId"] == wanted for w in got["webhooks"]) == 2
 
     # search by a piece of the job id; the failed job's detail shows the error and the
     # webhook attempt that could not connect
@@ -122,10 +129,15 @@ def test_search_by_payload_text_then_detail_shows_result_and_every_webhook_attem
     first_attempt = detail.locator(".delivery tbody tr").first
     expect(first_attempt.locator("td.status")).to_have_text("–")
     expect(first_attempt.locator("td.err")).not_to_be_empty()
-    first_attempt.scroll_into_view_if_needed()
+    scroll_detail_to_end(page)
     page.screenshot(path=shots / "detail-failed.png")
 
     http("DELETE", f"{replica.url}/job/{running}")  # no bot left for the drain to wait on
+
+
+def scroll_detail_to_end(page) -> None:
+    """The drawer scrolls on its own; bring the webhook attempts into the screenshot."""
+    page.eval_on_selector("#detail", "d => { d.scrollTop = d.scrollHeight; }")
 
 
 def take_docs_shot(page, name: str) -> None:
