@@ -122,7 +122,8 @@ class Chaos:
             return f"{head} redis down | replicas {live} | {self.events[-1:]}"
         return (
             f"{head} accepted {tally['accepted']:5d}  finished {tally['finished']:5d}  "
-            f"lost {tally['lost']}  running {tally['running']:2d}  | replicas {live}/3 "
+            f"lost {tally['lost']}  running {tally['running']:2d}  refused {self.refused}  "
+            f"| replica processes {live}/3 "
             f"| {self.events[-1] if self.events else '-'}"
         )
 
