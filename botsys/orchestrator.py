@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from .config import Settings
 from .jobs import CANCELLED, Claim, retry_delay_ms
+from .logs import bind
 from .queue import JobQueue
 from .runners.types import AttemptOutcome, AttemptSpec, Runner
 from .store.connection import REDIS_DOWN
@@ -179,10 +181,15 @@ class Orchestrator:
             attempt=claim.attempt,
             timeout_s=claim.timeout_s,
         )
-        run = asyncio.create_task(self.runner.run(spec, sink), name=f"run-{claim.job_id}")
+        # Every log record of this attempt (ours and the runner's) carries its job and type.
+        ctx = contextvars.copy_context()
+        ctx.run(bind, job_id=claim.job_id, bot_type=spec.bot_type)
+        run = asyncio.create_task(
+            self.runner.run(spec, sink), name=f"run-{claim.job_id}", context=ctx.copy()
+        )
         ra = RunningAttempt(claim, run, sink, self.clock() + self.lease_s)
         self.inflight[claim.job_id] = ra
-        task = asyncio.create_task(self._attempt(ra), name=f"attempt-{claim.job_id}")
+        task = asyncio.create_task(self._attempt(ra), name=f"attempt-{claim.job_id}", context=ctx)
         self._attempt_tasks.add(task)
         task.add_done_callback(self._attempt_tasks.discard)
         if self.metrics is not None and claim.started_ms and claim.created_ms:
@@ -192,6 +199,7 @@ class Orchestrator:
 
     async def _attempt(self, ra: RunningAttempt) -> None:
         outcome: AttemptOutcome | None = None
+        log.info("attempt %d of %s started", ra.claim.attempt, ra.claim.job.get("bot", ""))
         try:
             outcome = await ra.task
         except asyncio.CancelledError:
@@ -232,6 +240,14 @@ class Orchestrator:
                 retry_delay_ms=delay,
             )
         )
+        if done is not None and done.recorded:
+            log.info(
+                "attempt %d %s after %.2fs%s",
+                claim.attempt,
+                outcome.status,
+                time.monotonic() - ra.started,
+                f"; retry at {done.retry_at_ms}" if done.state == "delayed" else "",
+            )
         if done is not None and done.state == "delayed":
             # Nobody publishes when a retry falls due: wake our own dispatcher then.
             wake = self._wake[claim.job.bot_type]
