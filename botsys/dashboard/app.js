@@ -58,12 +58,20 @@ async function api(method, path, body) {
   }
   if (!res.ok) {
     // problem+json: `detail` says what is wrong, `errors` names the fields
-    const detail = (data && data.detail) || res.status + " " + res.statusText;
-    const err = new ApiError(res.status, detail, data);
+    const err = new ApiError(res.status, problemText(res, data), data);
     if (res.status === 401 || res.status === 403) askForKey(err);
     throw err;
   }
   return data;
+}
+
+// "invalid limit — limit: Must be … 100000." from {detail, errors: {field: [msg]}}
+function problemText(res, data) {
+  const detail = (data && data.detail) || res.status + " " + res.statusText;
+  const fields = Object.entries((data && data.errors) || {}).map(
+    ([name, msgs]) => name + ": " + [].concat(msgs).join(" "),
+  );
+  return fields.length ? detail + " — " + fields.join("; ") : detail;
 }
 
 const enc = encodeURIComponent;
@@ -210,18 +218,18 @@ async function refreshStats() {
   fillTypeFilter(Object.keys(stats.botTypes));
 }
 
-function countCell(type, key, state, value, extra) {
-  const link = el("a", {
+// A count that lists its jobs when clicked.
+function countLink(type, state, text, extra) {
+  return el("a", {
     href: "#",
     class: "count " + (extra || ""),
-    title: "show " + state + " " + type + " jobs",
+    title: `show ${state} ${type} jobs`,
     onclick: (ev) => {
       ev.preventDefault();
       setFilters({ botType: type, state, q: "" });
     },
-    text: value,
+    text,
   });
-  return el("td", { class: "num", dataset: { key } }, link);
 }
 
 function queueRow(type) {
@@ -269,22 +277,14 @@ function renderQueues(types) {
     let row = body.querySelector(`tr[data-type="${CSS.escape(type)}"]`);
     if (!row) body.append((row = queueRow(type)));
     const cell = (k) => row.querySelector(`td[data-key="${k}"]`);
-    for (const [k, state] of COUNT_COLUMNS) cell(k).replaceChildren(countCell(type, k, state, s[k]).firstChild);
+    for (const [k, state] of COUNT_COLUMNS) cell(k).replaceChildren(countLink(type, state, s[k]));
     for (const k of DONE_COLUMNS) {
-      cell(k).replaceChildren(countCell(type, k, k, s[k], s[k] && k !== "succeeded" ? "warn" : "").firstChild);
+      const alarming = s[k] && k !== "succeeded" ? "warn" : "";
+      cell(k).replaceChildren(countLink(type, k, s[k], alarming));
     }
     const pct = s.limit ? (100 * s.running) / s.limit : s.running ? 100 : 0;
     cell("running").replaceChildren(
-      el("a", {
-        href: "#",
-        class: "count",
-        title: "show running " + type + " jobs",
-        onclick: (ev) => {
-          ev.preventDefault();
-          setFilters({ botType: type, state: "running", q: "" });
-        },
-        text: `${s.running} / ${s.limit}`,
-      }),
+      countLink(type, "running", `${s.running} / ${s.limit}`),
       progressBar(pct, "running"),
     );
     const name = row.querySelector("th");
@@ -411,9 +411,9 @@ async function refreshDetail(force) {
   // a finished job whose deliveries are settled does not change: stop polling it
   force = force || ui.forceDetail;
   ui.forceDetail = false;
-  if (!force && old && TERMINAL.includes(old.job.state) && !old.deliveries.some((d) => d.state === "pending")) {
-    return;
-  }
+  const settled =
+    old && TERMINAL.includes(old.job.state) && !old.deliveries.some((d) => d.state === "pending");
+  if (settled && !force) return;
   try {
     const [job, logs, list] = await Promise.all([
       api("GET", "/job/" + enc(id)),
@@ -439,69 +439,99 @@ async function refreshDetail(force) {
 
 function renderDetail() {
   const { job, logs, deliveries } = ui.detail;
+  const ended = TERMINAL.includes(job.state);
   $("#d-title").replaceChildren(el("span", { class: "mono", text: job.jobId }));
+  // keep following the log tail unless the reader scrolled up in it
+  const old = $("#d-logs");
+  const following = !old || old.scrollTop + old.clientHeight >= old.scrollHeight - 8;
+  const body = [
+    el(
+      "div",
+      { class: "d-state" },
+      badge(job.state),
+      progressBar(job.progress, job.state),
+      el("span", { class: "muted", text: (job.progress || 0) + "%" }),
+      jobActions(job),
+    ),
+    el(
+      "dl",
+      { class: "meta" },
+      meta("bot", job.botType + " / " + job.bot),
+      meta("priority", job.priority ?? "–"),
+      meta("attempt", `${job.attempt} of ${job.maxAttempts}`),
+      meta("duration", duration(job.durationMs)),
+      meta("replica", job.replica || "–"),
+    ),
+    section("Timeline", timeline(job)),
+    section("Payload", el("pre", { class: "json", id: "d-payload", text: pretty(job.payload ?? {}) })),
+  ];
+  if (job.error) {
+    body.push(section("Error", el("pre", { class: "error-box", id: "d-error", text: job.error })));
+  }
+  if (job.result !== null && job.result !== undefined) {
+    body.push(section("Result", el("pre", { class: "json", id: "d-result", text: pretty(job.result) })));
+  }
+  const noOutput = ended ? "(no output)" : "(no output yet)";
+  body.push(
+    section(
+      ended ? "Logs" : "Logs (live)",
+      el("pre", { class: "logs", id: "d-logs", text: logs.join("\n") || noOutput }),
+    ),
+    section(
+      "Webhook",
+      deliveries.length
+        ? deliveries.map(renderDelivery)
+        : el("p", { class: "muted", text: job.webhook ? "not sent yet" : "no webhook URL" }),
+    ),
+  );
+  $("#d-body").replaceChildren(...body.flat(2));
+  const logsNode = $("#d-logs");
+  if (following) logsNode.scrollTop = logsNode.scrollHeight;
+}
+
+function jobActions(job) {
   const actions = el("div", { class: "actions" });
+  const path = "/job/" + enc(job.jobId);
   if (!TERMINAL.includes(job.state)) {
-    actions.append(
-      el("button", {
-        type: "button",
-        class: "danger",
-        id: "cancel-job",
-        text: job.state === "running" ? "Cancel (kill the bot)" : "Cancel",
-        onclick: () => {
-          if (!confirm("Cancel " + job.jobId + "?")) return;
-          act("cancel requested", () => api("DELETE", "/job/" + enc(job.jobId)));
-        },
-      }),
-    );
+    const cancel = () => {
+      if (confirm("Cancel " + job.jobId + "?")) act("cancel requested", () => api("DELETE", path));
+    };
+    const text = job.state === "running" ? "Cancel (kill the bot)" : "Cancel";
+    const attrs = { type: "button", class: "danger", id: "cancel-job", text, onclick: cancel };
+    actions.append(el("button", attrs));
   }
   if (RETRYABLE.includes(job.state)) {
-    actions.append(
-      el("button", {
-        type: "button",
-        id: "retry-job",
-        text: "Retry",
-        onclick: () => act("queued again", () => api("POST", "/job/" + enc(job.jobId) + "/retry")),
-      }),
-    );
+    const retry = () => act("queued again", () => api("POST", path + "/retry"));
+    actions.append(el("button", { type: "button", id: "retry-job", text: "Retry", onclick: retry }));
   }
+  return actions;
+}
+
+function timeline(job) {
   const times = [
     ["created", job.createdAt],
     ["run at", job.runAt],
     ["started", job.startedAt],
     ["finished", job.finishedAt],
   ].filter(([, t]) => t);
-  const scroller = document.querySelector("#d-logs");
-  const stuckToEnd = !scroller || scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - 8;
-  const body = [
-    el("div", { class: "d-state" }, badge(job.state), progressBar(job.progress, job.state),
-      el("span", { class: "muted", text: (job.progress || 0) + "%" }), actions),
-    el("dl", { class: "meta" },
-      ...meta("bot", job.botType + " / " + job.bot),
-      ...meta("priority", job.priority ?? "–"),
-      ...meta("attempt", `${job.attempt} of ${job.maxAttempts}`),
-      ...meta("duration", duration(job.durationMs)),
-      ...meta("replica", job.replica || "–")),
-    el("h3", { text: "Timeline" }),
-    el("ol", { class: "timeline" }, times.map(([label, t]) =>
-      el("li", {}, el("b", { text: label }), " ", el("time", { datetime: t, title: t, dataset: { at: t }, text: ago(t) }),
-        el("span", { class: "muted mono", text: " " + t })))),
-    el("h3", { text: "Payload" }),
-    el("pre", { class: "json", id: "d-payload", text: pretty(job.payload ?? {}) }),
-  ];
-  if (job.error) body.push(el("h3", { text: "Error" }), el("pre", { class: "error-box", id: "d-error", text: job.error }));
-  if (job.result !== null && job.result !== undefined) {
-    body.push(el("h3", { text: "Result" }), el("pre", { class: "json", id: "d-result", text: pretty(job.result) }));
-  }
-  body.push(
-    el("h3", {}, "Logs ", el("span", { class: "muted small", text: TERMINAL.includes(job.state) ? "" : "(live)" })),
-    el("pre", { class: "logs", id: "d-logs", text: logs.length ? logs.join("\n") : TERMINAL.includes(job.state) ? "(no output)" : "(no output yet)" }),
-    el("h3", { text: "Webhook" }),
-    deliveries.length ? deliveries.map(renderDelivery) : el("p", { class: "muted", text: job.webhook ? "not sent yet" : "no webhook URL" }),
+  return el(
+    "ol",
+    { class: "timeline" },
+    times.map(([label, t]) =>
+      el(
+        "li",
+        {},
+        el("b", { text: label }),
+        " ",
+        el("time", { datetime: t, title: t, dataset: { at: t }, text: ago(t) }),
+        el("span", { class: "muted mono", text: " " + t }),
+      ),
+    ),
   );
-  $("#d-body").replaceChildren(...body.flat());
-  const logsNode = $("#d-logs");
-  if (stuckToEnd) logsNode.scrollTop = logsNode.scrollHeight;
+}
+
+function section(title, ...content) {
+  return [el("h3", { text: title }), ...content];
 }
 
 // "3 s ago" texts age without a re-render
@@ -516,34 +546,43 @@ function meta(label, value) {
 }
 
 function renderDelivery(d) {
-  const redeliver =
+  const redeliver = () =>
+    act("redelivery queued", () => api("POST", "/deliveries/" + enc(d.deliveryId) + "/redeliver"));
+  const head = el(
+    "div",
+    { class: "delivery-head" },
+    badge(d.state === "dead" ? "failed" : d.state),
+    el("span", { class: "mono url", text: d.url }),
+    el("span", { class: "muted", text: `${d.attempts}/${d.maxAttempts} attempts` }),
     d.state === "pending"
       ? null
-      : el("button", {
-          type: "button",
-          class: "small redeliver",
-          text: "Redeliver",
-          onclick: () =>
-            act("redelivery queued", () => api("POST", "/deliveries/" + enc(d.deliveryId) + "/redeliver")),
-        });
+      : el("button", { type: "button", class: "small redeliver", text: "Redeliver", onclick: redeliver }),
+  );
+  const next =
+    d.state === "pending" && d.nextAttemptAt
+      ? el("p", { class: "muted small", text: "next attempt " + d.nextAttemptAt })
+      : null;
   const rows = d.history.map((a) =>
-    el("tr", { class: a.outcome === "delivered" ? "" : "attempt-bad" },
+    el(
+      "tr",
+      { class: a.outcome === "delivered" ? "" : "attempt-bad" },
       el("td", { class: "num", text: a.attempt }),
       el("td", { title: a.at || "", dataset: { at: a.at || "" }, text: ago(a.at) }),
       el("td", { class: "num status", text: a.statusCode ?? "–" }),
       el("td", { class: "num", text: duration(a.durationMs) }),
       el("td", { text: a.outcome || "" }),
-      el("td", { class: "err", text: a.error || "" })),
+      el("td", { class: "err", text: a.error || "" }),
+    ),
   );
-  return el("div", { class: "delivery", dataset: { deliveryId: d.deliveryId } },
-    el("div", { class: "delivery-head" }, badge(d.state === "dead" ? "failed" : d.state),
-      el("span", { class: "mono url", text: d.url }),
-      el("span", { class: "muted", text: `${d.attempts}/${d.maxAttempts} attempts` }), redeliver),
-    d.nextAttemptAt && d.state === "pending"
-      ? el("p", { class: "muted small", text: "next attempt " + d.nextAttemptAt }) : null,
-    el("table", { class: "grid attempts" },
-      el("thead", {}, el("tr", {}, ["#", "at", "status", "took", "outcome", "error"].map((h) => el("th", { text: h })))),
-      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6, class: "muted", text: "no attempt yet" })))));
+  const none = el("tr", {}, el("td", { colspan: 6, class: "muted", text: "no attempt yet" }));
+  const headings = ["#", "at", "status", "took", "outcome", "error"].map((h) => el("th", { text: h }));
+  const table = el(
+    "table",
+    { class: "grid attempts" },
+    el("thead", {}, el("tr", {}, headings)),
+    el("tbody", {}, rows.length ? rows : none),
+  );
+  return el("div", { class: "delivery", dataset: { deliveryId: d.deliveryId } }, head, next, table);
 }
 
 // -- the loop ----------------------------------------------------------------------------
@@ -606,7 +645,9 @@ function start() {
   setupKeyDialog();
   setupFilters();
   $("#d-close").addEventListener("click", closeJob);
-  document.addEventListener("keydown", (ev) => ev.key === "Escape" && ui.detailId && !$("#key-dialog").open && closeJob());
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && ui.detailId && !$("#key-dialog").open) closeJob();
+  });
   const m = location.hash.match(/^#job=(.+)$/);
   if (m) openJob(decodeURIComponent(m[1]));
   refreshHealth();

@@ -66,6 +66,15 @@ def test_with_keys_the_page_prompts_for_a_key_then_works(cluster, page):
     _, queue, _ = http("GET", f"{replica.url}/queues/python", headers=user)
     assert queue["limit"] == 2
 
+    # an API refusal shows the problem's detail and field errors, and changes nothing
+    row.locator(".limit-input").fill("100001")
+    row.locator("button", has_text="Set").click()
+    toast = page.locator(".toast.error")
+    expect(toast).to_contain_text("invalid limit")
+    expect(toast).to_contain_text("less than or equal to 100000")
+    _, queue, _ = http("GET", f"{replica.url}/queues/python", headers=user)
+    assert queue["limit"] == 2
+
 
 def test_swagger_ui_try_it_out_invoke_returns_202_and_links_the_dashboard(cluster, page):
     replica = cluster.add_replica()
