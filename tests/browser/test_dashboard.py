@@ -177,3 +177,27 @@ def test_cancel_a_running_job_from_the_page_kills_the_bot(cluster, page, shots):
     expect(detail.locator(".d-state .badge")).to_have_text(re.compile("queued|running"))
     http("DELETE", f"{replica.url}/job/{job_id}")
     assert wait_job(replica, job_id, timeout=10)["state"] == "cancelled"
+
+
+def test_pagination_follows_next_cursor_and_a_phone_needs_no_sideways_scroll(cluster, page):
+    replica = cluster.add_replica()
+    # paused: the jobs stay queued, so the page has 30 of them without running any bot
+    http("PATCH", f"{replica.url}/queues/python", {"paused": True})
+    ids = [invoke(replica, botType="python", bot="hello", payload={"n": n}) for n in range(30)]
+
+    open_dashboard(page, replica)
+    expect(page.locator('#queues tr[data-type="python"] th .badge')).to_have_text("paused")
+    expect(count(page, "python", "waiting")).to_have_text("30")
+    rows = page.locator("#job-list tbody tr")
+    expect(rows).to_have_count(25)  # one page
+    expect(rows.first).to_contain_text(ids[-1])  # newest first
+    page.click("#more")
+    expect(rows).to_have_count(30)
+    expect(rows.last).to_contain_text(ids[0])
+    expect(page.locator("#more")).to_be_hidden()
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(count(page, "python", "waiting")).to_have_text("30")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
