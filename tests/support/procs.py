@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -40,8 +41,34 @@ rate_limit = "0"
 
 
 def write_config(path: Path, extra: str = "") -> Path:
-    path.write_text(FAST_CONFIG + "\n" + extra)
+    """FAST_CONFIG with ``extra`` TOML merged over it (a table may appear in both)."""
+    merged = tomllib.loads(FAST_CONFIG)
+    for table, values in tomllib.loads(extra).items():
+        _merge(merged.setdefault(table, {}), values)
+    path.write_text(_dump(merged))
     return path
+
+
+def _merge(base: dict, extra: dict) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            _merge(base.setdefault(key, {}), value)
+        else:
+            base[key] = value
+
+
+def _dump(tables: dict, prefix: str = "") -> str:
+    """A minimal TOML writer for config files: tables of scalars and lists."""
+    lines, nested = [], []
+    for key, value in tables.items():
+        if isinstance(value, dict):
+            nested.append((key, value))
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    out = (f"[{prefix}]\n" if prefix and lines else "") + "".join(line + "\n" for line in lines)
+    for key, value in nested:
+        out += _dump(value, f"{prefix}.{key}" if prefix else key)
+    return out
 
 
 @dataclass
