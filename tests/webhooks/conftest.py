@@ -9,16 +9,6 @@ from tests.webhooks.fakes import FakeStore, ManualClock, Receiver
 
 
 @pytest.fixture
-async def receiver(aiohttp_server):
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", rec.handle)
-    server = await aiohttp_server(app, host="127.0.0.1")
-    rec.port = server.port
-    return rec
-
-
-@pytest.fixture
 def make_receiver(aiohttp_server):
     async def make() -> Receiver:
         rec = Receiver()
@@ -29,6 +19,11 @@ def make_receiver(aiohttp_server):
         return rec
 
     return make
+
+
+@pytest.fixture
+async def receiver(make_receiver):
+    return await make_receiver()
 
 
 @pytest.fixture
