@@ -49,9 +49,17 @@ ensure_venv() {
     stamp="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-${extras}"
     if [[ ! -f $VENV/.botsys-stamp || $(cat "$VENV/.botsys-stamp") != "$stamp" ]]; then
         say "installing botsys${extras:+[$extras]} into .venv"
-        "$PY" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-        "$PY" -m pip install -q --disable-pip-version-check -e "$ROOT${extras:+[$extras]}" \
-            2> >(grep -v "^WARNING: Location" >&2)
+        local log
+        log=$(mktemp)
+        # pip's output is shown only if it fails
+        if ! { "$PY" -m pip install -q --disable-pip-version-check --upgrade pip &&
+            "$PY" -m pip install -q --disable-pip-version-check -e "$ROOT${extras:+[$extras]}"; } \
+            >"$log" 2>&1; then
+            cat "$log" >&2
+            rm -f "$log"
+            return 1
+        fi
+        rm -f "$log"
         echo "$stamp" >"$VENV/.botsys-stamp"
     fi
 }
