@@ -225,9 +225,20 @@ async def main(args) -> dict:
                 await bare_throughput(argv, env, work, stdin, 4, 2)  # warm caches
                 await botsys_throughput(replicas.urls, lang, "hello", 4, 0)
                 done[lang] = 4
-                bare = await bare_throughput(argv, env, work, stdin, args.jobs, args.concurrency)
-                ours = await botsys_throughput(replicas.urls, lang, "hello", args.jobs, done[lang])
-                done[lang] += args.jobs
+                # Interleaved rounds, best of each: a noisy neighbour hits both ways alike.
+                bare = ours = 0.0
+                for _ in range(args.repeat):
+                    bare = max(
+                        bare,
+                        await bare_throughput(argv, env, work, stdin, args.jobs, args.concurrency),
+                    )
+                    ours = max(
+                        ours,
+                        await botsys_throughput(
+                            replicas.urls, lang, "hello", args.jobs, done[lang]
+                        ),
+                    )
+                    done[lang] += args.jobs
                 figures[f"{lang}JobsPerS"] = ours
                 figures[f"{lang}BareSpawnsPerS"] = bare
                 print(
@@ -293,7 +304,8 @@ if __name__ == "__main__":
     )
     p.add_argument("--jobs", type=int, default=200)
     p.add_argument("--concurrency", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=40)
+    p.add_argument("--rounds", type=int, default=40, help="dispatch latency samples")
+    p.add_argument("--repeat", type=int, default=2, help="interleaved throughput rounds")
     p.add_argument("--languages", default="python,node,java")
     p.add_argument("--no-scaling", dest="scaling", action="store_false")
     a = p.parse_args()

@@ -32,7 +32,7 @@ def settings(prefix: str, limit: int):
         overrides={
             "redis.prefix": prefix,
             "bot_types.python.limit": limit,
-            "engine.max_in_flight": limit,
+            "engine.max_in_flight": min(limit, 1000),
         },
     )
 

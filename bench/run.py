@@ -28,7 +28,10 @@ BENCHES = {
     "spawn": (["--n", "40"], ["--n", "2"]),
     "api": (["--seconds", "10"], ["--seconds", "1"]),
     "webhooks": (["--n", "5000", "--rounds", "3"], ["--n", "200", "--rounds", "1"]),
-    "e2e": (["--jobs", "200", "--rounds", "40"], ["--jobs", "6", "--rounds", "3", "--no-scaling"]),
+    "e2e": (
+        ["--jobs", "200", "--rounds", "40"],
+        ["--jobs", "6", "--rounds", "3", "--repeat", "1", "--no-scaling"],
+    ),
     "compare": (["--jobs", "20000"], None),  # installs arq from PyPI: not in the quick run
 }
 

@@ -211,9 +211,14 @@ class Orchestrator:
         try:
             await self._flush(ra)
             await self._record(ra, outcome)
+            if self._stopping:  # we will not reuse the slot: let another replica take it
+                with contextlib.suppress(*REDIS_DOWN):
+                    await self.queue.wake(ra.claim.job.bot_type)
         finally:
             self.inflight.pop(ra.claim.job_id, None)
             self._room.set()
+            # The freed slot is ours to reuse first (complete.lua publishes no wake-up).
+            self._wake[ra.claim.job.bot_type].set()
 
     async def _record(self, ra: RunningAttempt, outcome: AttemptOutcome | None) -> None:
         claim, reason = ra.claim, ra.stop_reason
