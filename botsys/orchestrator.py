@@ -103,6 +103,7 @@ class Orchestrator:
         # Without a shared notifier (tests, tools) the orchestrator runs its own.
         self._own_notifier = None if notifier is not None else Notifier(queue.redis)
         self.subscribe(notifier or self._own_notifier)
+        queue.on_enqueued = self.wake
 
     # -- lifecycle -------------------------------------------------------------------------
 

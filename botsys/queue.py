@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,9 @@ class JobQueue:
         self.keys = Keys(settings.redis.prefix)
         self.scripts = scripts or Scripts(redis)
         self._ctx = {t: self._context(t) for t in settings.bot_types}
+        # Called with the bot type after a job is enqueued through this queue: the local
+        # dispatcher wakes without waiting for the pub/sub round trip.
+        self.on_enqueued: Callable[[str], None] | None = None
 
     @property
     def bot_types(self) -> list[str]:
@@ -130,6 +133,8 @@ class JobQueue:
         created, jid = await self.run_script(
             "enqueue", bot_type, job_id, json.dumps(fields), delay_ms, IDEMPOTENCY_TTL_S, now=now
         )
+        if created and not delay_ms and self.on_enqueued is not None:
+            self.on_enqueued(bot_type)
         return Enqueued(jid, bool(created))
 
     async def claim(
