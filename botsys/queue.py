@@ -336,6 +336,10 @@ class JobQueue:
 
     # -- live queue control ----------------------------------------------------------------
 
+    async def wake(self, bot_type: str) -> None:
+        """Tell every replica's dispatcher of this type to look for work now."""
+        await self.redis.publish(self.keys.wake_channel(bot_type), "wake")
+
     async def set_queue(
         self, bot_type: str, *, limit: int | None = None, paused: bool | None = None
     ):

@@ -269,3 +269,30 @@ async def test_local_in_flight_cap(redis_factory, local_cap):
     await wait_terminal(q, ids)
     await orch.stop(0)
     assert runner.peak == local_cap
+
+
+async def test_a_draining_replica_hands_its_freed_slot_to_another(redis_factory):
+    settings = make_settings(**{"bot_types.python.limit": 1, "engine.idle_wait_s": 30})
+    runner = CountingRunner(durations=(0.001, 0.002))
+    runner.gate = asyncio.Event()
+    a, b = replicas(redis_factory, settings, runner, n=2, bot_types=["python"])
+    await a.start()
+    first = (await a.queue.enqueue("python", "simulate", {})).job_id
+    while not a.inflight:
+        await asyncio.sleep(0.01)
+    await b.start()  # b sleeps: the semaphore is full and its idle wait is 30 s
+    second = (await b.queue.enqueue("python", "simulate", {})).job_id
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    stopping = asyncio.create_task(a.stop(drain_timeout_s=10))
+    runner.gate.set()
+    runner.gate = None
+    await stopping
+    [done] = await wait_terminal(b.queue, [second], timeout=5)
+    took = loop.time() - t0
+    await b.stop(0)
+    assert (await a.queue.get(first)).state == "succeeded"
+    assert done.get("owner") == "replica-1", done.fields
+    assert took < 2.0, (
+        f"the other replica took the slot {took:.2f}s after the drain (idle wait 30 s)"
+    )
