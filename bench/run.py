@@ -57,24 +57,27 @@ def run(names: list[str], quick: bool, results: Path) -> int:
 
 
 def chart(results: Path, out: Path) -> None:
-    """One bar per figure: botsys as a share of its baseline (1.0 = the baseline's speed)."""
+    """One bar per figure: botsys as a share of its baseline, with the issue's target marked
+    (green: met, orange: not yet, grey: context without a target)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = json.loads(results.read_text())
-    bars = ratios(data)
+    bars = ratios(json.loads(results.read_text()))
     if not bars:
         return
-    labels, values = zip(*bars, strict=True)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(bars) + 1.2))
-    ax.barh(labels, values, color=["#3b7dd8" if v >= 0.8 else "#d8833b" for v in values])
-    ax.axvline(1.0, color="#444", linewidth=1)
-    ax.set_xlabel("botsys ÷ baseline measured in the same run (higher is better)")
+    fig, ax = plt.subplots(figsize=(8.5, 0.45 * len(bars) + 1.3))
+    for y, (_label, value, target) in enumerate(bars):
+        color = "#9aa3ad" if target is None else "#3a9d5d" if value >= target else "#d8833b"
+        ax.barh(y, value, color=color)
+        ax.text(value + 0.03, y, f"{value:.2f}", va="center", fontsize=8)
+        if target is not None:
+            ax.plot([target, target], [y - 0.4, y + 0.4], color="#222", linewidth=1.5)
+    ax.set_yticks(range(len(bars)), [b[0] for b in bars])
+    ax.axvline(1.0, color="#888", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("botsys ÷ baseline measured in the same run (higher is better; | = target)")
     ax.invert_yaxis()
-    for y, v in enumerate(values):
-        ax.text(v + 0.02, y, f"{v:.2f}", va="center", fontsize=8)
     ax.set_title("botsys vs its baselines, 2-core machine")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -82,37 +85,37 @@ def chart(results: Path, out: Path) -> None:
     print(f"chart: {out.relative_to(ROOT)}")
 
 
-def ratios(data: dict) -> list[tuple[str, float]]:
-    out = []
+def ratios(data: dict) -> list[tuple[str, float, float | None]]:
+    """(label, ratio, target or None)."""
+    out: list[tuple[str, float, float | None]] = []
     e2e = data.get("e2e", {})
-    for lang in ("python", "node", "java"):
+    for lang, target in (("python", 0.8), ("node", 0.9), ("java", 0.9)):
         if f"{lang}JobsPerS" in e2e:
-            out.append(
-                (
-                    f"{lang} bots end to end vs bare spawn",
-                    e2e[f"{lang}JobsPerS"] / e2e[f"{lang}BareSpawnsPerS"],
-                )
-            )
+            ratio = e2e[f"{lang}JobsPerS"] / e2e[f"{lang}BareSpawnsPerS"]
+            out.append((f"{lang} bots end to end vs bare spawn", ratio, target))
     spawn = data.get("spawn", {})
     for lang in ("python", "node", "java"):
         if lang in spawn:
-            out.append((f"{lang} runner spawn (bare ÷ runner time)", 1 / spawn[lang]["ratio"]))
-    if "api" in data and data["api"].get("ratio"):
-        out.append(("POST /invoke vs bare aiohttp+Redis", data["api"]["ratio"]))
+            out.append(
+                (f"{lang} runner spawn (bare ÷ runner time)", 1 / spawn[lang]["ratio"], 1 / 1.1)
+            )
+    if data.get("api", {}).get("ratio"):
+        out.append(("POST /invoke vs bare aiohttp+Redis", data["api"]["ratio"], 0.5))
     if "webhooks" in data:
-        out.append(("webhook dispatcher vs bare client", data["webhooks"]["ratio"]))
+        out.append(("webhook dispatcher vs bare client", data["webhooks"]["ratio"], 0.8))
     if "engine" in data:
         eng = data["engine"]
         out.append(
             (
-                "engine claim+complete vs raw PING",
+                "claim+complete vs raw PING",
                 eng["claimCompletePerS"] / eng["rawRoundTripsPerS"],
+                None,
             )
         )
     if "compare" in data:
         cmp_ = data["compare"]
         out.append(
-            ("no-op drain vs arq (÷10)", cmp_["botsysNoopJobsPerS"] / cmp_["arqNoopJobsPerS"] / 10)
+            ("no-op drain vs arq", cmp_["botsysNoopJobsPerS"] / cmp_["arqNoopJobsPerS"], 1.0)
         )
     return out
 
