@@ -4,63 +4,29 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import statistics
-import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.redis_server import RedisServer, free_port  # noqa: E402, F401 (re-exported)
+
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or Path(__file__).with_name("results.json"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
 def redis_server(aof: bool = False):
-    """A throwaway redis-server on a free loopback port; yields its URL."""
-    binary = shutil.which("redis-server")
-    if not binary:
-        raise SystemExit("redis-server is not installed (./scripts/test.sh installs it)")
-    port = free_port()
+    """A throwaway redis-server on a free loopback port (the tests' own helper); yields its URL."""
     with tempfile.TemporaryDirectory() as d:
-        args = [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            d,
-            "--save",
-            "",
-            "--appendonly",
-            "yes" if aof else "no",
-            "--daemonize",
-            "no",
-        ]
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = RedisServer(Path(d), aof=aof).start()
         try:
-            import redis
-
-            client = redis.Redis(port=port)
-            for _ in range(500):
-                try:
-                    client.ping()
-                    break
-                except redis.exceptions.ConnectionError:
-                    time.sleep(0.01)
-            client.close()
-            yield f"redis://127.0.0.1:{port}/0"
+            yield server.url
         finally:
-            proc.kill()
-            proc.wait()
+            server.kill()
 
 
 def pct(values, q):
