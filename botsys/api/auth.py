@@ -90,7 +90,10 @@ UNAUTHORIZED = Problem(
 FORBIDDEN = Problem(403, "this action needs an admin key", kind="forbidden")
 
 
-def make_auth_middleware(ring: KeyRing):
+def make_auth_middleware(ring: KeyRing, on_failure=None):
+    """``on_failure(request)`` runs before a 401: the rate limiter charges the client's IP,
+    so guessing keys is throttled like any other traffic (it raises 429 when over)."""
+
     @web.middleware
     async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
         request[CLIENT] = f"ip:{request.remote}"
@@ -99,6 +102,8 @@ def make_auth_middleware(ring: KeyRing):
         key = presented_key(request)
         role = ring.role(key) if key else None
         if role is None:
+            if on_failure is not None:
+                await on_failure(request)
             raise UNAUTHORIZED
         # rate limits count per key (a digest prefix: the key itself is never kept)
         request[CLIENT] = f"key:{digest(key).hex()[:24]}"

@@ -36,12 +36,13 @@ def parse_rate(text: str) -> tuple[int, int] | None:
 
 
 def make_ratelimit_middleware(rate: str):
+    """The middleware; its ``charge`` attribute counts one request against the current
+    client's window (the auth middleware charges failed keys to the client's IP with it)."""
     policy = parse_rate(rate)
 
-    @web.middleware
-    async def ratelimit_middleware(request: web.Request, handler) -> web.StreamResponse:
-        if policy is None or request.path in EXEMPT or request.method == "OPTIONS":
-            return await handler(request)
+    async def charge(request: web.Request) -> None:
+        if policy is None:
+            return
         limit, window_ms = policy
         allowed, remaining, reset_ms = await _count(request, limit, window_ms)
         reset_s = max(1, math.ceil(reset_ms / 1000))
@@ -58,8 +59,14 @@ def make_ratelimit_middleware(rate: str):
                 headers={"Retry-After": str(reset_s)},
                 kind="rate-limited",
             )
+
+    @web.middleware
+    async def ratelimit_middleware(request: web.Request, handler) -> web.StreamResponse:
+        if request.path not in EXEMPT and request.method != "OPTIONS":
+            await charge(request)
         return await handler(request)
 
+    ratelimit_middleware.charge = charge  # type: ignore[attr-defined]
     return ratelimit_middleware
 
 

@@ -18,13 +18,14 @@ from .validation import validation_middleware
 
 def setup_api(app: web.Application) -> None:
     api = app[SETTINGS].api
+    limiter = make_ratelimit_middleware(api.rate_limit)
     app.middlewares.extend(
         [
             observe_middleware,  # request id, access log, metrics: sees the final status
             error_middleware,  # every failure below becomes problem+json
             cors_preflight_middleware,
-            make_auth_middleware(KeyRing.from_keys(api.keys, api.admin_keys)),
-            make_ratelimit_middleware(api.rate_limit),
+            make_auth_middleware(KeyRing.from_keys(api.keys, api.admin_keys), limiter.charge),
+            limiter,
             validation_middleware,  # parse body/query before the clock starts
             deadline_middleware,  # handlers get STORE_DEADLINE_S on Redis, then 503
         ]

@@ -85,3 +85,15 @@ async def test_redis_time_window_on_both_replicas(aiohttp_client, redis_server, 
         pytest.skip("window boundary")
     statuses = [first.status] + [(await (a if i % 2 else b).get("/bots")).status for i in range(14)]
     assert statuses.count(200) == 10 and statuses.count(429) == 5
+
+
+async def test_bad_keys_are_charged_to_the_client_ip(make_client):
+    """Guessing keys is throttled: failed authentications count against the caller's IP."""
+    client = await make_client(
+        clock=lambda: NOW, **{"api.rate_limit": "3/minute", "api.keys": [USER_KEY]}
+    )
+    for i in range(3):
+        assert (await client.get("/stats", headers=auth(f"guess-{i}"))).status == 401
+    body = await problem(await client.get("/stats", headers=auth("guess-3")), 429)
+    assert "rate limit" in body["detail"]
+    assert (await client.get("/stats", headers=auth(USER_KEY))).status == 200  # own bucket
