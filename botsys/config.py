@@ -7,6 +7,7 @@ This is the only module that reads ``os.environ`` (for settings). Every problem 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -112,6 +113,7 @@ class ApiSettings:
     admin_keys: list[str] = _spec([])
     rate_limit: str = _spec("600/minute")
     cors_origins: list[str] = _spec([])
+    trusted_proxies: list[str] = _spec([], doc="CIDRs whose X-Forwarded-For is believed")
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ ENV_KEYS: dict[str, str] = {
     "BOTSYS_ADMIN_KEYS": "api.admin_keys",
     "BOTSYS_RATE_LIMIT": "api.rate_limit",
     "BOTSYS_CORS_ORIGINS": "api.cors_origins",
+    "BOTSYS_TRUSTED_PROXIES": "api.trusted_proxies",
     "BOTSYS_LOG_LEVEL": "logging.level",
     "BOTSYS_LOG_FORMAT": "logging.format",
     "MOCK_WEBHOOK_PORT": "mock_webhook.port",
@@ -259,6 +262,13 @@ def _check_cross_fields(s: Settings) -> None:
         raise ConfigError(
             f"api.rate_limit = {s.api.rate_limit!r}: expected N/second, N/minute, N/hour or 0 (off)"
         )
+    for cidr in s.api.trusted_proxies:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"api.trusted_proxies: {cidr!r} is not an IP address or CIDR"
+            ) from None
     secret = s.webhooks.secret
     if secret and not secret.startswith("whsec_"):
         raise ConfigError("webhooks.secret: must start with 'whsec_' (value not shown)")

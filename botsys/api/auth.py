@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -90,13 +91,35 @@ UNAUTHORIZED = Problem(
 FORBIDDEN = Problem(403, "this action needs an admin key", kind="forbidden")
 
 
-def make_auth_middleware(ring: KeyRing, on_failure=None):
+def client_ip(request: web.Request, trusted: tuple) -> str:
+    """The caller's address: the peer, or — when the peer is a trusted proxy — the right-most
+    X-Forwarded-For hop that is not itself a trusted proxy (left-most hops are client-made)."""
+    peer = request.remote or ""
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _within(address: str, networks: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip.version == n.version and ip in n for n in networks)
+
+
+def make_auth_middleware(ring: KeyRing, on_failure=None, trusted_proxies=()):
     """``on_failure(request)`` runs before a 401: the rate limiter charges the client's IP,
     so guessing keys is throttled like any other traffic (it raises 429 when over)."""
+    trusted = tuple(ipaddress.ip_network(c, strict=False) for c in trusted_proxies)
 
     @web.middleware
     async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
-        request[CLIENT] = f"ip:{request.remote}"
+        request[CLIENT] = f"ip:{client_ip(request, trusted)}"
         if ring.open or is_open_route(request) or request.method == "OPTIONS":
             return await handler(request)
         key = presented_key(request)

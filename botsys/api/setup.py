@@ -24,7 +24,9 @@ def setup_api(app: web.Application) -> None:
             observe_middleware,  # request id, access log, metrics: sees the final status
             error_middleware,  # every failure below becomes problem+json
             cors_preflight_middleware,
-            make_auth_middleware(KeyRing.from_keys(api.keys, api.admin_keys), limiter.charge),
+            make_auth_middleware(
+                KeyRing.from_keys(api.keys, api.admin_keys), limiter.charge, api.trusted_proxies
+            ),
             limiter,
             validation_middleware,  # parse body/query before the clock starts
             deadline_middleware,  # handlers get STORE_DEADLINE_S on Redis, then 503

@@ -97,3 +97,37 @@ async def test_bad_keys_are_charged_to_the_client_ip(make_client):
     body = await problem(await client.get("/stats", headers=auth("guess-3")), 429)
     assert "rate limit" in body["detail"]
     assert (await client.get("/stats", headers=auth(USER_KEY))).status == 200  # own bucket
+
+
+@pytest.mark.parametrize(
+    "trusted, forwarded, expected",
+    [
+        ([], "203.0.113.9", "127.0.0.1"),  # no trusted proxy: the header is ignored
+        (["127.0.0.0/8"], "203.0.113.9", "203.0.113.9"),
+        (["127.0.0.0/8"], "6.6.6.6, 203.0.113.9", "203.0.113.9"),  # left hops are client-made
+        (["127.0.0.0/8", "10.0.0.0/8"], "203.0.113.9, 10.1.2.3", "203.0.113.9"),
+        (["127.0.0.0/8"], "", "127.0.0.1"),
+    ],
+)
+def test_client_ip_believes_forwarded_for_only_from_trusted_proxies(trusted, forwarded, expected):
+    import ipaddress
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from botsys.api.auth import client_ip
+
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    request = make_mocked_request("GET", "/stats", headers=headers)
+    request._transport_peername = ("127.0.0.1", 5555)
+    nets = tuple(ipaddress.ip_network(c) for c in trusted)
+    assert client_ip(request, nets) == expected
+
+
+async def test_clients_behind_a_trusted_proxy_get_their_own_limit(make_client):
+    client = await make_client(
+        clock=lambda: NOW,
+        **{"api.rate_limit": "2/minute", "api.trusted_proxies": ["127.0.0.0/8"]},
+    )
+    alice, bob = {"X-Forwarded-For": "198.51.100.1"}, {"X-Forwarded-For": "198.51.100.2"}
+    assert [(await client.get("/stats", headers=alice)).status for _ in range(3)] == [200, 200, 429]
+    assert (await client.get("/stats", headers=bob)).status == 200

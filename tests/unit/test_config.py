@@ -133,3 +133,16 @@ def test_a_user_file_is_merged_over_the_bundled_defaults(tmp_path):
     assert s.engine.lease_ms == 4000 and s.engine.max_stalls == 2
     assert s.bot_types["python"].limit == 9 and s.bot_types["python"].extension == ".py"
     assert set(s.bot_types) == {"python", "node", "java", "bash"}
+
+
+def test_trusted_proxies_must_be_networks():
+    assert load_settings(
+        environ={"BOTSYS_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1"}
+    ).api.trusted_proxies == [
+        "10.0.0.0/8",
+        "127.0.0.1",
+    ]
+    with pytest.raises(
+        ConfigError, match="api.trusted_proxies: 'nginx' is not an IP address or CIDR"
+    ):
+        load_settings(environ={"BOTSYS_TRUSTED_PROXIES": "nginx"})
