@@ -99,6 +99,7 @@ class Orchestrator:
         self._room = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
+        self._dispatchers: list[asyncio.Task] = []
         self.claimed_total = 0
         # Without a shared notifier (tests, tools) the orchestrator runs its own.
         self._own_notifier = None if notifier is not None else Notifier(queue.redis)
@@ -113,8 +114,9 @@ class Orchestrator:
             self._tasks.append(asyncio.create_task(self._own_notifier.run(), name="notifier"))
         self._tasks.append(asyncio.create_task(self._heartbeats(), name="orchestrator-heartbeat"))
         self._tasks.append(asyncio.create_task(self._flusher(), name="orchestrator-flush"))
-        for t in self.bot_types:
-            self._tasks.append(asyncio.create_task(self._dispatch(t), name=f"dispatch-{t}"))
+        self._dispatchers = [
+            asyncio.create_task(self._dispatch(t), name=f"dispatch-{t}") for t in self.bot_types
+        ]
 
     async def stop(self, drain_timeout_s: float | None = None) -> None:
         """Stop claiming; let running attempts finish up to the drain timeout, requeue the rest."""
@@ -124,6 +126,12 @@ class Orchestrator:
         timeout = (
             self.settings.server.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
         )
+        # Dispatchers finish the claim they may have in flight (handing it back) and exit;
+        # cancelling one mid-claim would strand its lease until it expires.
+        if self._dispatchers:
+            _, stuck = await asyncio.wait(self._dispatchers, timeout=self.lease_s)
+            for task in stuck:
+                task.cancel()
         if self._attempt_tasks:
             await asyncio.wait(set(self._attempt_tasks), timeout=timeout)
         for ra in list(self.inflight.values()):
@@ -162,7 +170,10 @@ class Orchestrator:
                 backoff = min(backoff * 2, 2.0)
                 continue
             for claim in claims:
-                self._start_attempt(claim)
+                if self._stopping:  # stop() came while the claim was in flight: hand it back
+                    await self._with_retries(lambda c=claim: self.queue.requeue(c))
+                else:
+                    self._start_attempt(claim)
             if claims and len(claims) == free:
                 continue  # there may be more waiting
             timeout = self.settings.engine.idle_wait_s

@@ -139,7 +139,7 @@ async def test_vanished_replica_jobs_are_reclaimed_after_lease_expiry(redis_fact
         await asyncio.sleep(0.01)
     held = {ra.claim.job_id: ra.claim for ra in doomed.inflight.values()}
     # The replica vanishes: its tasks die without releasing anything.
-    for task in doomed._tasks:
+    for task in doomed._tasks + doomed._dispatchers:
         task.cancel()
     for ra in doomed.inflight.values():
         ra.task.cancel()
@@ -296,3 +296,36 @@ async def test_a_draining_replica_hands_its_freed_slot_to_another(redis_factory)
     assert took < 2.0, (
         f"the other replica took the slot {took:.2f}s after the drain (idle wait 30 s)"
     )
+
+
+async def test_a_claim_in_flight_when_stop_begins_is_handed_back(redis_factory):
+    class HeldClaims(JobQueue):
+        """Claims succeed in Redis, then the answer is held until ``release`` is set."""
+
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self.claimed = asyncio.Event()
+            self.release = asyncio.Event()
+
+        async def claim(self, bot_type, count, now=None):
+            wait_ms, claims = await super().claim(bot_type, count, now)
+            if claims:
+                self.claimed.set()
+                await self.release.wait()
+            return wait_ms, claims
+
+    settings = make_settings(**{"bot_types.python.limit": 1})
+    runner = CountingRunner()
+    q = HeldClaims(redis_factory(), settings, "r")
+    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    await orch.start()
+    job = (await q.enqueue("python", "simulate", {})).job_id
+    await q.claimed.wait()
+    stopping = asyncio.create_task(orch.stop(drain_timeout_s=5))
+    await asyncio.sleep(0)  # stop() has begun: no new attempt may start now
+    q.release.set()
+    await stopping
+    stored = await q.get(job)
+    assert runner.started == [], "nothing started after stop()"
+    assert stored.state == "queued" and stored.get("attempt") == "0", stored.fields
+    assert await q.redis.zcard(q.keys.active("python")) == 0, "no lease left behind"
