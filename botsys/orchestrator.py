@@ -229,8 +229,6 @@ class Orchestrator:
         finally:
             self.inflight.pop(ra.claim.job_id, None)
             self._room.set()
-            # The freed slot is ours to reuse first (complete.lua publishes no wake-up).
-            self._wake[ra.claim.job.bot_type].set()
 
     async def _record(self, ra: RunningAttempt, outcome: AttemptOutcome | None) -> None:
         claim, reason = ra.claim, ra.stop_reason

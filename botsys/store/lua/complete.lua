@@ -14,9 +14,14 @@ local id, token, status = ARGV[3], ARGV[4], ARGV[5]
 local jk = job_key(id)
 local job = hgetall(jk)
 if job.token ~= token or not redis.call('ZSCORE', K.active, id) then return {0} end
--- No wake-up is published for the freed slot: the completing replica claims again at once
--- (it has room now), so waking every replica would only add claims that find nothing.
+-- A freed slot matters only when the semaphore was full (dispatchers wait for it) and jobs
+-- are waiting. Every replica hears it and races for the slot, so work stays spread over the
+-- replicas (a replica that kept reusing its own slots would pin the load where it started).
+local was_full = redis.call('ZCARD', K.active) >= tonumber(redis.call('HGET', K.meta, 'limit') or 0)
 redis.call('ZREM', K.active, id)
+if was_full and redis.call('ZCARD', K.queue) > 0 then
+  redis.call('PUBLISH', CTX.wake_channel, 'release')
+end
 
 local failures = tonumber(job.failures or 0)
 if (status == 'failed' or status == 'timed_out') and job.cancelRequested ~= '1'
