@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 
 from bench.common import free_port, median, pct, record, redis_server  # noqa: E402
+from bench.spawn import bare as bare_spawn  # noqa: E402
 from botsys.config import load_settings  # noqa: E402
 from botsys.runners.protocol import encode_envelope  # noqa: E402
 from botsys.runners.registry import BotRegistry  # noqa: E402
@@ -148,16 +149,7 @@ async def bare_throughput(argv, env, cwd, stdin: bytes, n: int, concurrency: int
 
     async def one():
         async with sem:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                env=env,
-                cwd=cwd,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            await proc.communicate(stdin)
-            assert proc.returncode == 0
+            await bare_spawn(argv, stdin, env, cwd)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(n)))
