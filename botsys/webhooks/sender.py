@@ -11,16 +11,16 @@ in-attempt retry we do — a keep-alive connection the receiver closed just befo
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import aiohttp
 
 import botsys
+from botsys.webhooks.deadlines import Deadlines
 from botsys.webhooks.guard import AllowList, BlockedDestination, Guard, check_url
-from botsys.webhooks.signing import secret_key, sign_with_key
+from botsys.webhooks.signing import Signer, secret_key
 from botsys.webhooks.types import Delivery
 
 MAX_RESPONSE_BYTES = 64 * 1024  # read at most this much of a response, then hang up
@@ -29,9 +29,9 @@ CONNECT_TIMEOUT_S = 5.0
 USER_AGENT = f"botsys/{botsys.__version__}"
 
 
-@dataclass(frozen=True)
-class SendResult:
-    """What happened on the wire; the policy turns it into an outcome."""
+class SendResult(NamedTuple):
+    """What happened on the wire; the policy turns it into an outcome. (A NamedTuple:
+    built once per attempt, it costs a third of a frozen dataclass.)"""
 
     at_ms: int
     duration_ms: int
@@ -53,8 +53,8 @@ def build_session(
         limit_per_host=limit_per_host,
         keepalive_timeout=4.0,  # below common server idle timeouts (Node: 5 s): fewer resets
     )
-    # The whole-attempt deadline is the sender's own asyncio.timeout (it also spans the one
-    # reset retry); the session only bounds connecting, so each attempt arms one timer.
+    # The whole-attempt deadline is the sender's own (deadlines.py; it also spans the one
+    # reset retry); the session only bounds connecting, so an attempt arms no timer of its own.
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(CONNECT_TIMEOUT_S, timeout_s))
     return aiohttp.ClientSession(
         connector=connector,
@@ -78,10 +78,11 @@ class Sender:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._session = session
-        self._key = secret_key(secret) if secret else None
-        self._timeout_s = timeout_s
+        self._signer = Signer(secret_key(secret)) if secret else None
+        self._deadlines = Deadlines(timeout_s)
         self._allow = allow or AllowList()
         self._clock = clock
+        self._checked: dict[str, str | None] = {}  # url -> check_url's verdict
 
     def headers(self, delivery: Delivery, timestamp: int) -> dict[str, str]:
         """Fresh timestamp and signature each attempt; the id never changes."""
@@ -94,10 +95,8 @@ class Sender:
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
         }
-        if self._key is not None:
-            headers["webhook-signature"] = sign_with_key(
-                self._key, delivery.id, timestamp, delivery.body
-            )
+        if self._signer is not None:
+            headers["webhook-signature"] = self._signer.sign(delivery.id, timestamp, delivery.body)
         return headers
 
     async def send(self, delivery: Delivery) -> SendResult:
@@ -108,39 +107,50 @@ class Sender:
             elapsed = int((time.monotonic() - started) * 1000)
             return SendResult(int(at * 1000), elapsed, status, error, excerpt, retry_after, blocked)
 
-        problem = check_url(delivery.url, self._allow)  # clear error for literals, no socket
+        problem = self._check(delivery.url)  # clear error for literals, no socket
         if problem:
             return result(error=_blocked_error(problem), blocked=True)
+        headers = self.headers(delivery, int(at))
         try:
-            async with asyncio.timeout(self._timeout_s):
-                status, excerpt, retry_after = await self._post(delivery, int(at))
+            with self._deadlines.scope():
+                # Inline, not a helper coroutine: each await level costs again on every
+                # resumption. A pooled keep-alive connection the receiver closed just
+                # before we reused it (ServerDisconnectedError before any response) gets
+                # one immediate retry on a fresh connection, same attempt and headers.
+                for retry in (False, True):
+                    try:
+                        async with self._session.post(
+                            delivery.url,
+                            data=delivery.body,
+                            headers=headers,
+                            allow_redirects=False,
+                        ) as resp:
+                            body, complete = await read_capped(resp.content, MAX_RESPONSE_BYTES)
+                            if not complete:
+                                resp.close()  # drop the connection: the rest is never read
+                            status, retry_after = resp.status, resp.headers.get("Retry-After")
+                        break
+                    except aiohttp.ServerDisconnectedError:
+                        if retry:
+                            raise
         except TimeoutError:
-            return result(error=f"timeout after {self._timeout_s:g} s")
+            return result(error=f"timeout after {self._deadlines.timeout_s:g} s")
         except aiohttp.ClientError as exc:
             blocked = _blocked_reason(exc)
             if blocked:
                 return result(error=_blocked_error(blocked), blocked=True)
             return result(error=f"connection: {_describe(exc)}")
-        return result(status, None, excerpt, retry_after)
+        return result(status, None, body[:EXCERPT_BYTES].decode("utf-8", "replace"), retry_after)
 
-    async def _post(self, delivery: Delivery, timestamp: int) -> tuple[int, str, str | None]:
-        headers = self.headers(delivery, timestamp)
+    def _check(self, url: str) -> str | None:
+        """``check_url``, remembered: the same few URLs come back on every attempt."""
         try:
-            return await self._post_once(delivery, headers)
-        except aiohttp.ServerDisconnectedError:
-            # A pooled keep-alive connection closed under us before any response: one
-            # immediate retry on a fresh connection, same attempt, same headers.
-            return await self._post_once(delivery, headers)
-
-    async def _post_once(self, delivery: Delivery, headers: dict) -> tuple[int, str, str | None]:
-        async with self._session.post(
-            delivery.url, data=delivery.body, headers=headers, allow_redirects=False
-        ) as resp:
-            body, complete = await read_capped(resp.content, MAX_RESPONSE_BYTES)
-            if not complete:
-                resp.close()  # drop the connection: the rest of the body is never read
-            excerpt = body[:EXCERPT_BYTES].decode("utf-8", "replace")
-            return resp.status, excerpt, resp.headers.get("Retry-After")
+            return self._checked[url]
+        except KeyError:
+            if len(self._checked) >= 4096:
+                self._checked.clear()
+            problem = self._checked[url] = check_url(url, self._allow)
+            return problem
 
 
 async def read_capped(stream: aiohttp.StreamReader, cap: int) -> tuple[bytes, bool]:
@@ -152,6 +162,8 @@ async def read_capped(stream: aiohttp.StreamReader, cap: int) -> tuple[bytes, bo
             return b"".join(chunks), True
         chunks.append(chunk)
         size += len(chunk)
+        if stream.at_eof():  # the usual small body: done without another read
+            return b"".join(chunks), True
     return b"".join(chunks), stream.at_eof()
 
 

@@ -7,7 +7,7 @@ Nothing here imports aiohttp or redis.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 Outcome = Literal["delivered", "retry", "failed"]
 
@@ -26,9 +26,9 @@ class Delivery:
     token: str  # lease token of this claim; a stale token makes finish/release return False
 
 
-@dataclass(frozen=True)
-class AttemptRecord:
-    """What one attempt did; stored with the delivery and shown by the API."""
+class AttemptRecord(NamedTuple):
+    """What one attempt did; stored with the delivery and shown by the API. (A NamedTuple:
+    one per attempt, a third of a frozen dataclass's cost to build.)"""
 
     at_ms: int  # epoch ms when the attempt started
     duration_ms: int
