@@ -130,7 +130,9 @@ class WebhookDispatcher:
         self._wake_at: float | None = None  # monotonic: a released delivery is due again
         self._schedule = Schedule(settings.retry_delay_ms, settings.max_delay_ms)
         self._hosts: dict[str, _Host] = {}
-        self._tasks: set[asyncio.Task] = set()
+        # id(delivery) -> its task: the finally of _handle finds its entry without
+        # asyncio.current_task(), and the claimed object keeps the id unique while it runs.
+        self._tasks: dict[int, asyncio.Task] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
@@ -176,9 +178,9 @@ class WebhookDispatcher:
     async def run_once(self) -> int:
         """Claim one batch, deliver it, wait for those attempts to be recorded. For tests
         and single-shot tools; returns how many deliveries were claimed."""
-        before = set(self._tasks)
+        before = set(self._tasks.values())
         claimed, _ = await self._fill()
-        await asyncio.gather(*(self._tasks - before), return_exceptions=True)
+        await asyncio.gather(*(set(self._tasks.values()) - before), return_exceptions=True)
         return claimed
 
     async def stop(self, grace_s: float | None = None) -> None:
@@ -190,7 +192,7 @@ class WebhookDispatcher:
             host.wake_all()
         grace = self._settings.timeout_s if grace_s is None else grace_s
         if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            _, pending = await asyncio.wait(set(self._tasks.values()), timeout=grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -216,7 +218,7 @@ class WebhookDispatcher:
         return len(deliveries), asked
 
     def _start(self, delivery: Delivery) -> None:
-        self._tasks.add(asyncio.create_task(self._handle(delivery)))
+        self._tasks[id(delivery)] = asyncio.create_task(self._handle(delivery))
 
     async def _wait_for(self, awaitable) -> None:
         """Wait for ``awaitable`` or ``stop()``, whichever comes first."""
@@ -255,7 +257,7 @@ class WebhookDispatcher:
         except Exception:  # the store is unreachable: the lease expires, another try follows
             log.exception("webhook delivery task crashed", extra={"delivery_id": delivery.id})
         finally:  # here rather than a done callback: one loop turn less per delivery
-            self._tasks.discard(asyncio.current_task())
+            self._tasks.pop(id(delivery), None)
             self._slot_freed.set()
 
     async def _wait_for_host(self, host: _Host, delivery: Delivery) -> bool:
