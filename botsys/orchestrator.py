@@ -354,8 +354,15 @@ class Orchestrator:
     def subscribe(self, notifier: Notifier) -> None:
         """Wake dispatchers on enqueue/release/limit changes; kill bots cancelled elsewhere."""
         k = self.queue.keys
+        mine = f"release:{self.queue.replica}"
         for t in self.bot_types:
-            notifier.on(k.wake_channel(t), lambda _msg, t=t: self._wake[t].set())
+
+            def on_wake(msg: str | None, t: str = t) -> None:
+                # A freed slot is addressed to one replica (complete.lua); others stay asleep.
+                if msg is None or not msg.startswith("release:") or msg == mine:
+                    self._wake[t].set()
+
+            notifier.on(k.wake_channel(t), on_wake)
         notifier.on(k.cancel_channel(), self._on_cancel)
 
     def _on_cancel(self, job_id: str | None) -> None:

@@ -78,6 +78,9 @@ class JobQueue:
                 "webhook_attempts": self.settings.webhooks.max_retries,
                 "lease_ms": e.lease_ms,
                 "max_stalls": e.max_stalls,
+                # A waiting dispatcher re-claims at least every idle_wait_s, refreshing its
+                # place; older entries belong to replicas that stopped or died.
+                "waiter_ttl_ms": int(e.idle_wait_s * 2000) + 1000,
                 "events_prefix": k.events_channel(""),
                 "deliveries_channel": k.deliveries_channel(),
                 "wake_channel": k.wake_channel(bot_type),

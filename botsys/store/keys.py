@@ -16,6 +16,7 @@ ACTIVE = "active"  # ZSET the semaphore: running ids, score = lease expiry ms
 META = "meta"  # HASH limit, paused, sequences, counters
 JOBS = "jobs"  # ZSET every job id by creation ms (listing, newest first)
 DELIVERIES = "deliveries"  # ZSET pending delivery ids, score = due ms (or lease expiry)
+WAITERS = "waiters"  # ZSET replicas waiting for a slot of a full semaphore, score = ms seen
 TERMINAL_STATES = ("succeeded", "failed", "timed_out", "cancelled")
 DELIVERY_STATES = ("delivered", "dead")
 
@@ -50,6 +51,9 @@ class Keys:
 
     def deliveries(self, t: str) -> str:
         return self._t(t, DELIVERIES)
+
+    def waiters(self, t: str) -> str:
+        return self._t(t, WAITERS)
 
     def delivery_index(self, t: str, state: str) -> str:
         return self._t(t, f"dlv:{state}")

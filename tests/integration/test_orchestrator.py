@@ -91,6 +91,38 @@ async def test_semaphore_never_exceeds_the_limit_and_reaches_it(redis_factory):
     assert sum(o.claimed_total > 0 for o in orchs) >= 2, "work spread over replicas"
 
 
+async def test_a_freed_slot_wakes_one_replica_and_the_work_stays_spread(redis_factory):
+    """complete.lua addresses each freed slot to the replica that has waited longest for
+    one: no herd of empty claims (racing cost N-1 per release), and no replica keeps the
+    slots it happened to claim first."""
+    n_jobs = 60
+    settings = make_settings(**{"bot_types.python.limit": 2})
+    runner = CountingRunner(durations=(0.005, 0.015))
+    orchs = replicas(redis_factory, settings, runner, bot_types=["python"])
+    empty = dict.fromkeys((o.queue.replica for o in orchs), 0)
+    for o in orchs:
+
+        async def counted(bot_type, n, claim=o.queue.claim, name=o.queue.replica):
+            wait_ms, claims = await claim(bot_type, n)
+            empty[name] += not claims
+            return wait_ms, claims
+
+        o.queue.claim = counted
+    q = orchs[0].queue
+    await q.seed_limits()
+    ids = [(await q.enqueue("python", "simulate", {"i": i})).job_id for i in range(n_jobs)]
+    for o in orchs:
+        await o.start()
+    jobs = await wait_terminal(q, ids)
+    for o in orchs:
+        await o.stop(0)
+    assert all(j.state == "succeeded" for j in jobs) and runner.peak == 2
+    ran = {o.queue.replica: o.claimed_total for o in orchs}
+    assert sum(ran.values()) == n_jobs
+    assert min(ran.values()) >= n_jobs // 6, f"work not spread over the replicas: {ran}"
+    assert sum(empty.values()) <= n_jobs // 4, f"empty claims per replica: {empty}"
+
+
 async def test_priority_order_with_limit_one(redis_factory):
     settings = make_settings(**{"bot_types.python.limit": 1})
     runner = CountingRunner(durations=(0.001, 0.002))

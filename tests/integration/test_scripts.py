@@ -46,7 +46,7 @@ def test_every_script_documents_its_contract():
 def test_lua_key_suffixes_match_keys_module():
     lib = (LUA_DIR / "lib.lua").read_text()
     k = Keys("p")
-    for name in ("queue", "delayed", "active", "meta", "jobs", "deliveries"):
+    for name in ("queue", "delayed", "active", "meta", "jobs", "deliveries", "waiters"):
         assert re.search(rf"{name} = P \.\. '{name}'", lib), name
         assert getattr(k, name)("python") == f"p:{{python}}:{name}"
     for fn, suffix in (
@@ -90,6 +90,43 @@ async def test_claim_admits_only_below_the_limit(redis_client, limit, waiting, w
     _, more = await q.claim("python", 100, now=T0 + 101)
     assert len(claims) + len(more) == min(limit, waiting)  # never more than the limit in total
     assert await redis_client.zcard(q.keys.active("python")) == min(limit, waiting)
+
+
+async def test_a_freed_slot_is_handed_to_the_longest_waiting_replica(redis_client):
+    settings = make_settings(**{"bot_types.python.limit": 1, "engine.idle_wait_s": 1.0})
+    r1, r2, r3 = (JobQueue(redis_client, settings, name) for name in ("r1", "r2", "r3"))
+    await r1.seed_limits()
+    await enqueue_n(r1, 5)
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(r1.keys.wake_channel("python"))
+
+    async def released_to() -> str:
+        async with asyncio.timeout(5):
+            while True:
+                msg = await pubsub.get_message(timeout=1)  # None: nothing yet, or an ack
+                data = msg and msg["data"]
+                data = data.decode() if isinstance(data, bytes) else data
+                if data and data.startswith("release:"):
+                    return data.removeprefix("release:")
+
+    _, [c1] = await r1.claim("python", 1, now=T0)  # got what it wanted: not waiting
+    assert (await r2.claim("python", 1, now=T0 + 1))[1] == []  # full: r2 waits...
+    assert (await r3.claim("python", 3, now=T0 + 2))[1] == []  # ...then r3
+    await r1.complete(c1, "succeeded", now=T0 + 10)
+    assert await released_to() == "r2"
+    _, [c2] = await r2.claim("python", 1, now=T0 + 11)
+    await r2.complete(c2, "succeeded", now=T0 + 20)
+    assert await released_to() == "r3"
+    _, [c3] = await r3.claim("python", 3, now=T0 + 21)  # wants more: waits again
+    await r3.complete(c3, "succeeded", now=T0 + 30)
+    assert await released_to() == "r3"
+    _, [c4] = await r3.claim("python", 1, now=T0 + 31)
+    assert (await r2.claim("python", 1, now=T0 + 32))[1] == []
+    # r2's place is older than idle_wait_s * 2 + 1 s: it stopped re-claiming (gone), so the
+    # completing replica keeps the slot rather than handing it to nobody.
+    await r3.complete(c4, "succeeded", now=T0 + 32 + 3001)
+    assert await released_to() == "r3"
+    await pubsub.aclose()
 
 
 async def test_claim_gives_increasing_tokens_and_counts_attempts(q):

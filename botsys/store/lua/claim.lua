@@ -68,6 +68,15 @@ if meta.paused ~= '1' and free > 0 and want > 0 then
   end
 end
 
+-- Wanting more while the semaphore is full and jobs wait: queue for a freed slot (complete.lua
+-- hands each to the longest waiter). Otherwise leave the line.
+if want > #out - 1 and meta.paused ~= '1' and redis.call('ZCARD', K.queue) > 0
+    and redis.call('ZCARD', K.active) >= (tonumber(meta.limit) or 0) then
+  redis.call('ZADD', K.waiters, now, CTX.replica)
+else
+  redis.call('ZREM', K.waiters, CTX.replica)
+end
+
 local next_due = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
 local next_lease = redis.call('ZRANGE', K.active, 0, 0, 'WITHSCORES')
 local wake = -1

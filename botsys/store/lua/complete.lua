@@ -15,12 +15,17 @@ local jk = job_key(id)
 local job = hgetall(jk)
 if job.token ~= token or not redis.call('ZSCORE', K.active, id) then return {0} end
 -- A freed slot matters only when the semaphore was full (dispatchers wait for it) and jobs
--- are waiting. Every replica hears it and races for the slot, so work stays spread over the
--- replicas (a replica that kept reusing its own slots would pin the load where it started).
+-- are waiting. It is handed to one replica: the one that has waited longest for a slot (see
+-- claim.lua), else this one. Every replica racing for it cost N-1 empty claims per release;
+-- this one always keeping it would pin the load where it started.
 local was_full = redis.call('ZCARD', K.active) >= tonumber(redis.call('HGET', K.meta, 'limit') or 0)
 redis.call('ZREM', K.active, id)
 if was_full and redis.call('ZCARD', K.queue) > 0 then
-  redis.call('PUBLISH', CTX.wake_channel, 'release')
+  local fresh = now - CTX.waiter_ttl_ms
+  redis.call('ZREMRANGEBYSCORE', K.waiters, '-inf', '(' .. fresh)
+  local target = redis.call('ZRANGE', K.waiters, 0, 0)[1] or CTX.replica
+  redis.call('ZREM', K.waiters, target)
+  redis.call('PUBLISH', CTX.wake_channel, 'release:' .. target)
 end
 
 local failures = tonumber(job.failures or 0)

@@ -6,7 +6,7 @@
 local P = KEYS[1]
 local K = {
   queue = P .. 'queue', delayed = P .. 'delayed', active = P .. 'active', meta = P .. 'meta',
-  jobs = P .. 'jobs', deliveries = P .. 'deliveries',
+  jobs = P .. 'jobs', deliveries = P .. 'deliveries', waiters = P .. 'waiters',
 }
 local function job_key(id) return P .. 'job:' .. id end
 local function log_key(id) return P .. 'log:' .. id end
@@ -19,7 +19,7 @@ local TWO32 = 4294967296
 
 -- ARGV[1] of every script is the context: a JSON object Python encodes once per bot type with
 -- replica, retention_s, failed_retention_s, max_index, webhook_attempts, lease_ms, max_stalls,
--- events_prefix, deliveries_channel, wake_channel, cancel_channel.
+-- waiter_ttl_ms, events_prefix, deliveries_channel, wake_channel, cancel_channel.
 local CTX = cjson.decode(ARGV[1])
 
 -- Redis server time in ms unless the caller passes an explicit now (tests control time).
