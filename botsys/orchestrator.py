@@ -98,6 +98,8 @@ class Orchestrator:
         self._wake = {t: asyncio.Event() for t in self.bot_types}
         self._room = asyncio.Event()
         self._stopping = False
+        self._reserved = 0  # slots promised to enqueues in flight (see reserve/adopt)
+        self._context = contextvars.copy_context()  # attempts never inherit a request's
         self._tasks: list[asyncio.Task] = []
         self._dispatchers: list[asyncio.Task] = []
         self.claimed_total = 0
@@ -105,6 +107,7 @@ class Orchestrator:
         self._own_notifier = None if notifier is not None else Notifier(queue.redis)
         self.subscribe(notifier or self._own_notifier)
         queue.on_enqueued = self.wake
+        queue.local = self
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -150,7 +153,26 @@ class Orchestrator:
     # -- dispatch --------------------------------------------------------------------------
 
     def _free_local(self) -> int:
-        return self.settings.engine.max_in_flight - len(self.inflight)
+        return self.settings.engine.max_in_flight - len(self.inflight) - self._reserved
+
+    def reserve(self, bot_type: str) -> bool:
+        """An enqueue on this replica asks whether it may claim its job for us directly."""
+        if self._stopping or bot_type not in self._wake or self._free_local() <= 0:
+            return False
+        self._reserved += 1
+        return True
+
+    def adopt(self, claim: Claim | None) -> None:
+        """The enqueue script claimed the job for us (or not): start it like a claimed one."""
+        self._reserved -= 1
+        if claim is None:
+            return
+        if self._stopping:  # stop() began while the enqueue was in flight: hand it back
+            task = asyncio.create_task(self._with_retries(lambda: self.queue.requeue(claim)))
+            self._attempt_tasks.add(task)
+            task.add_done_callback(self._attempt_tasks.discard)
+            return
+        self._context.run(self._start_attempt, claim)
 
     async def _dispatch(self, bot_type: str) -> None:
         wake, backoff = self._wake[bot_type], 0.1

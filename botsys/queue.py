@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -20,6 +20,17 @@ LOG_LINES_KEPT = 2000
 
 class UnknownJob(LookupError):
     pass
+
+
+class LocalTaker(Protocol):
+    """This replica's orchestrator, as seen by enqueue: a job it can start at once is claimed
+    for it by the enqueue script itself."""
+
+    def reserve(self, bot_type: str) -> bool:
+        """True: room for one more job of this type here, held until ``adopt``."""
+
+    def adopt(self, claim: Claim | None) -> None:
+        """Called once after every successful ``reserve``: the claim, or None (not claimed)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,7 @@ class JobQueue:
         # Called with the bot type after a job is enqueued through this queue: the local
         # dispatcher wakes without waiting for the pub/sub round trip.
         self.on_enqueued: Callable[[str], None] | None = None
+        self.local: LocalTaker | None = None
 
     @property
     def bot_types(self) -> list[str]:
@@ -133,10 +145,25 @@ class JobQueue:
             "maxAttempts": max_attempts or bt.max_attempts,
             "idempotencyKey": idempotency_key,
         }
-        created, jid = await self.run_script(
-            "enqueue", bot_type, job_id, json.dumps(fields), delay_ms, IDEMPOTENCY_TTL_S, now=now
-        )
-        if created and not delay_ms and self.on_enqueued is not None:
+        take = not delay_ms and self.local is not None and self.local.reserve(bot_type)
+        claim = None
+        try:
+            reply = await self.run_script(
+                "enqueue",
+                bot_type,
+                job_id,
+                json.dumps(fields),
+                delay_ms,
+                IDEMPOTENCY_TTL_S,
+                "1" if take else "",
+                now=now,
+            )
+            created, jid = reply[0], reply[1]
+            claim = _claim(reply[2]) if len(reply) > 2 else None
+        finally:
+            if take:
+                self.local.adopt(claim)  # type: ignore[union-attr]
+        if created and not delay_ms and claim is None and self.on_enqueued is not None:
             self.on_enqueued(bot_type)
         return Enqueued(jid, bool(created))
 
@@ -145,11 +172,7 @@ class JobQueue:
     ) -> tuple[int, list[Claim]]:
         """Returns (ms until delayed/expired work is due, or -1; the claimed jobs)."""
         reply = await self.run_script("claim", bot_type, count, now=now)
-        claims = []
-        for flat in reply[1:]:
-            fields = dict(zip(flat[::2], flat[1::2], strict=True))
-            claims.append(Claim(Job(fields), fields["token"]))
-        return int(reply[0]), claims
+        return int(reply[0]), [_claim(flat) for flat in reply[1:]]
 
     async def heartbeat(
         self, bot_type: str, leases: Iterable[tuple[str, str]], now: int | None = None
@@ -353,3 +376,9 @@ class JobQueue:
             pipe.hset(self.keys.meta(bot_type), "paused", int(paused))
         pipe.publish(self.keys.wake_channel(bot_type), "limit")
         await pipe.execute()
+
+
+def _claim(flat: list[str]) -> Claim:
+    """A claimed job from its HGETALL reply."""
+    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+    return Claim(Job(fields), fields["token"])

@@ -351,11 +351,67 @@ async def test_a_claim_in_flight_when_stop_begins_is_handed_back(redis_factory):
     q = HeldClaims(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
-    job = (await q.enqueue("python", "simulate", {})).job_id
+    api = JobQueue(redis_factory(), settings, "api")  # enqueued elsewhere: claimed, not adopted
+    job = (await api.enqueue("python", "simulate", {})).job_id
     await q.claimed.wait()
     stopping = asyncio.create_task(orch.stop(drain_timeout_s=5))
     await asyncio.sleep(0)  # stop() has begun: no new attempt may start now
     q.release.set()
+    await stopping
+    stored = await q.get(job)
+    assert runner.started == [], "nothing started after stop()"
+    assert stored.state == "queued" and stored.get("attempt") == "0", stored.fields
+    assert await q.redis.zcard(q.keys.active("python")) == 0, "no lease left behind"
+
+
+async def test_a_job_enqueued_with_room_here_starts_without_a_claim_round_trip(redis_factory):
+    settings = make_settings(**{"bot_types.python.limit": 2})
+    runner = CountingRunner(durations=(0.001, 0.002))
+    q = JobQueue(redis_factory(), settings, "r")
+    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    claimed_by_dispatcher: list[str] = []
+    claim = q.claim
+
+    async def recorded(bot_type, count, now=None):
+        wait_ms, claims = await claim(bot_type, count, now)
+        claimed_by_dispatcher.extend(c.job_id for c in claims)
+        return wait_ms, claims
+
+    q.claim = recorded
+    await orch.start()
+    ids = [(await q.enqueue("python", "simulate", {"i": i})).job_id for i in range(3)]
+    jobs = await wait_terminal(q, ids)
+    await orch.stop(0)
+    assert all(j.state == "succeeded" and j.get("owner") == "r" for j in jobs)
+    assert ids[0] not in claimed_by_dispatcher, "the enqueue script claimed it for us"
+    assert sorted(runner.started) == sorted(ids) and runner.peak <= 2
+
+
+async def test_a_job_claimed_by_an_enqueue_that_ends_after_stop_began_is_handed_back(
+    redis_factory,
+):
+    settings = make_settings(**{"bot_types.python.limit": 1})
+    runner = CountingRunner()
+    q = JobQueue(redis_factory(), settings, "r")
+    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    await orch.start()
+    entered, release = asyncio.Event(), asyncio.Event()
+    run_script = q.run_script
+
+    async def held_enqueue(name, *args, **kw):
+        reply = await run_script(name, *args, **kw)
+        if name == "enqueue":
+            entered.set()
+            await release.wait()
+        return reply
+
+    q.run_script = held_enqueue
+    enqueue = asyncio.create_task(q.enqueue("python", "simulate", {}))
+    await entered.wait()  # claimed for us in Redis; the answer is not back yet
+    stopping = asyncio.create_task(orch.stop(drain_timeout_s=5))
+    await asyncio.sleep(0)
+    release.set()
+    job = (await enqueue).job_id
     await stopping
     stored = await q.get(job)
     assert runner.started == [], "nothing started after stop()"

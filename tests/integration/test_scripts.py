@@ -129,6 +129,57 @@ async def test_a_freed_slot_is_handed_to_the_longest_waiting_replica(redis_clien
     await pubsub.aclose()
 
 
+class Taker:
+    """A replica's orchestrator as enqueue sees it: always has room; keeps what it gets."""
+
+    def __init__(self) -> None:
+        self.claims: list = []
+
+    def reserve(self, bot_type: str) -> bool:
+        return True
+
+    def adopt(self, claim) -> None:
+        self.claims.append(claim)
+
+
+@pytest.mark.parametrize(
+    "case, expect_claimed",
+    [
+        ("slot free, queue empty", True),
+        ("semaphore full", False),
+        ("a better job waits", False),
+        ("paused", False),
+        ("delayed", False),
+    ],
+)
+async def test_enqueue_claims_for_the_caller_only_when_the_job_could_start_now(
+    q, case, expect_claimed
+):
+    if case == "semaphore full":
+        await enqueue_n(q, 2)
+        await q.claim("python", 2, now=T0 + 5)
+    if case == "a better job waits":
+        await q.enqueue("python", "simulate", {}, priority=1, now=T0)
+    if case == "paused":
+        await q.set_queue("python", paused=True)
+    q.local = taker = Taker()
+    job = await q.enqueue(
+        "python", "simulate", {}, delay_ms=500 if case == "delayed" else 0, now=T0 + 10
+    )
+    if not expect_claimed:
+        assert taker.claims in ([], [None]) and (await q.get(job.job_id)).state != "running"
+        return
+    [claim] = taker.claims
+    stored = await q.get(job.job_id)
+    assert claim.job_id == job.job_id and claim.attempt == 1 and claim.token
+    assert stored.state == "running" and stored.get("owner") == "r1"
+    assert await q.redis.zscore(q.keys.active("python"), job.job_id) == T0 + 10 + 2000
+    assert await q.redis.zcard(q.keys.queue("python")) == 0
+    # The lease is an ordinary one: heartbeats renew it and complete records the outcome.
+    assert await q.heartbeat("python", [(job.job_id, claim.token)], now=T0 + 20) == {job.job_id: 1}
+    assert (await q.complete(claim, "succeeded", now=T0 + 30)).recorded
+
+
 async def test_claim_gives_increasing_tokens_and_counts_attempts(q):
     await enqueue_n(q, 2)
     _, claims = await q.claim("python", 2, now=T0 + 10)

@@ -53,16 +53,8 @@ if meta.paused ~= '1' and free > 0 and want > 0 then
     local popped = redis.call('ZPOPMIN', K.queue)
     if #popped == 0 then break end
     local id = popped[1]
-    local jk = job_key(id)
-    if redis.call('EXISTS', jk) == 1 then
-      local token = redis.call('HINCRBY', K.meta, 'token', 1)
-      local lease_until = now + CTX.lease_ms
-      redis.call('ZADD', K.active, lease_until, id)
-      redis.call('HINCRBY', jk, 'attempt', 1)
-      redis.call('HSET', jk, 'state', 'running', 'token', token, 'owner', CTX.replica,
-        'startedAt', now, 'leaseUntil', lease_until, 'progress', 0)
-      table.insert(out, redis.call('HGETALL', jk))
-      publish_state(CTX.events_prefix, id, 'running', ',"replica":' .. cjson.encode(CTX.replica))
+    if redis.call('EXISTS', job_key(id)) == 1 then
+      table.insert(out, admit(id, now))
       n = n - 1
     end
   end

@@ -4,7 +4,10 @@
 -- ARGV[4]  fields JSON: {botType, bot, payload, priority, webhookUrl, timeoutMs, maxAttempts,
 --          idempotencyKey}, all strings or numbers
 -- ARGV[5]  delay ms (0 = ready now);  ARGV[6] idempotency TTL s
--- Returns  {1, id} created | {0, existing id} an earlier job with the same idempotency key
+-- ARGV[7]  '1': the calling replica can start the job now; claim it for it if a slot is free
+--          and the job is next in line (saves the wake-up and claim round trips)
+-- Returns  {1, id} created | {1, id, claim} created and claimed (the job's HGETALL, as
+--          claim.lua) | {0, existing id} an earlier job with the same idempotency key
 local now = now_ms(ARGV[2])
 local id = ARGV[3]
 local f = cjson.decode(ARGV[4])
@@ -39,7 +42,16 @@ end
 -- Wake dispatchers only if one could take it now: with the semaphore full (or the type
 -- paused) the wake-up comes from the release (or resume) instead.
 local meta = redis.call('HMGET', K.meta, 'limit', 'paused')
-if meta[2] ~= '1' and redis.call('ZCARD', K.active) < (tonumber(meta[1]) or 0) then
+local limit = tonumber(meta[1]) or 0
+if meta[2] ~= '1' and redis.call('ZCARD', K.active) < limit then
+  if ARGV[7] == '1' and delay == 0 and redis.call('ZRANGE', K.queue, 0, 0)[1] == id then
+    redis.call('ZREM', K.queue, id)
+    local claim = admit(id, now)
+    if redis.call('ZCARD', K.active) < limit and redis.call('ZCARD', K.queue) > 0 then
+      redis.call('PUBLISH', CTX.wake_channel, 'enqueue')  -- more slots and work: wake others
+    end
+    return {1, id, claim}
+  end
   redis.call('PUBLISH', CTX.wake_channel, 'enqueue')
 end
 return {1, id}

@@ -77,6 +77,20 @@ local function publish_state(events_prefix, id, state, extra)
     '{"type":"state","state":' .. cjson.encode(state) .. (extra or '') .. '}')
 end
 
+-- Lease a job taken off the queue to this replica: fencing token, semaphore entry, running.
+-- Returns the job's HGETALL (the claim). claim.lua and enqueue.lua's direct claim share it.
+local function admit(id, now)
+  local jk = job_key(id)
+  local token = redis.call('HINCRBY', K.meta, 'token', 1)
+  local lease_until = now + CTX.lease_ms
+  redis.call('ZADD', K.active, lease_until, id)
+  redis.call('HINCRBY', jk, 'attempt', 1)
+  redis.call('HSET', jk, 'state', 'running', 'token', token, 'owner', CTX.replica,
+    'startedAt', now, 'leaseUntil', lease_until, 'progress', 0)
+  publish_state(CTX.events_prefix, id, 'running', ',"replica":' .. cjson.encode(CTX.replica))
+  return redis.call('HGETALL', jk)
+end
+
 -- The webhook body, built once at the terminal transition and sent byte-for-byte each attempt.
 -- The result is the bot's raw JSON, spliced in as is (no re-encoding, no precision loss).
 local function webhook_body(id, job, state, result_raw, err, now, replica)
