@@ -7,7 +7,8 @@
    concurrency, in the same run.
 2. Dispatch latency with idle capacity: enqueue → the bot's first instruction, vs bare spawn →
    the same instruction (a bot that prints its own start time).
-3. Scaling: python throughput with 1, 2 and 3 replicas on one Redis.
+3. Scaling: python throughput with 1, 2 and 3 replicas on one Redis, in interleaved rounds
+   (best of each), with the servers' CPU and the Lua scripts run per job beside it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+from redis.asyncio import Redis  # noqa: E402
 
 from bench.common import free_port, median, pct, record, redis_server  # noqa: E402
 from bench.spawn import bare as bare_spawn  # noqa: E402
@@ -84,6 +86,14 @@ class Replicas:
                     pass
                 await asyncio.sleep(0.05)
 
+    def cpu_s(self) -> float:
+        """User + system CPU the replicas have used so far (Linux /proc)."""
+        total = 0
+        for p in self.procs:
+            fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         for p in self.procs:
             p.terminate()
@@ -121,6 +131,12 @@ async def botsys_throughput(urls, bot_type: str, bot: str, n: int, already: int)
         await set_paused(s, urls[0], bot_type, False)
         await wait_done(s, urls[0], bot_type, already + n)
         return n / (time.perf_counter() - t0)
+
+
+async def evalsha_calls(redis: Redis) -> int:
+    """Lua script calls Redis has run so far (jobs' enqueue/claim/complete/heartbeat...)."""
+    stats = await redis.info("commandstats")
+    return stats.get("cmdstat_evalsha", {}).get("calls", 0)
 
 
 async def set_paused(session, url: str, bot_type: str, paused: bool) -> None:
@@ -185,6 +201,40 @@ async def bare_latency(argv, env, cwd) -> float:
     )
     stdout, _ = await proc.communicate()
     return (json.loads(stdout)["result"]["t0"] - t) * 1000
+
+
+async def scaling(redis_url: str, config: Path, args, done: dict[str, int]) -> dict:
+    """Python throughput with 1, 2 and 3 replicas on one Redis."""
+    best = {n: (0.0, 0.0, 0.0) for n in (1, 2, 3)}  # rate, CPU ms/job, scripts/job
+    redis = Redis.from_url(redis_url)
+    for _ in range(args.repeat):  # interleaved: drift hits every replica count alike
+        for n in best:
+            reps = Replicas(redis_url, config, n)
+            try:
+                async with aiohttp.ClientSession() as s:
+                    await reps.ready(s)
+                before = done.get("python", 0)
+                cpu, scripts = reps.cpu_s(), await evalsha_calls(redis)
+                rate = await botsys_throughput(reps.urls, "python", "hello", args.jobs, before)
+                cpu_ms = (reps.cpu_s() - cpu) / args.jobs * 1000
+                per_job = (await evalsha_calls(redis) - scripts) / args.jobs
+                done["python"] = before + args.jobs
+            finally:
+                reps.stop()
+            if rate > best[n][0]:
+                best[n] = (rate, cpu_ms, per_job)
+    await redis.aclose()
+    for n, (rate, cpu_ms, per_job) in best.items():
+        print(
+            f"scaling: {n} replica(s) {rate:6.1f} python jobs/s → ratio "
+            f"{rate / best[1][0]:.2f}; servers' CPU {cpu_ms:.2f} ms/job, "
+            f"{per_job:.2f} scripts/job"
+        )
+    return {
+        "scalingJobsPerS": [best[n][0] for n in best],
+        "scalingServerCpuMsPerJob": [best[n][1] for n in best],
+        "scalingScriptsPerJob": [best[n][2] for n in best],
+    }
 
 
 async def main(args) -> dict:
@@ -271,22 +321,7 @@ async def main(args) -> dict:
         )
 
         if args.scaling:
-            rates = []
-            for n in (1, 2, 3):
-                reps = Replicas(redis_url, config, n)
-                try:
-                    async with aiohttp.ClientSession() as s:
-                        await reps.ready(s)
-                    before = done.get("python", 0)
-                    rate = await botsys_throughput(reps.urls, "python", "hello", args.jobs, before)
-                    done["python"] = before + args.jobs
-                finally:
-                    reps.stop()
-                rates.append(rate)
-                print(
-                    f"scaling: {n} replica(s) {rate:6.1f} python jobs/s → ratio {rate / rates[0]:.2f}"
-                )
-            figures["scalingJobsPerS"] = rates
+            figures.update(await scaling(redis_url, config, args, done))
     record("e2e", figures)
     return figures
 

@@ -165,6 +165,7 @@ class Orchestrator:
     def adopt(self, claim: Claim | None) -> None:
         """The enqueue script claimed the job for us (or not): start it like a claimed one."""
         self._reserved -= 1
+        self._room.set()  # a dispatcher may be waiting for the room this reservation held
         if claim is None:
             return
         if self._stopping:  # stop() began while the enqueue was in flight: hand it back

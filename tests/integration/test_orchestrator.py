@@ -417,3 +417,36 @@ async def test_a_job_claimed_by_an_enqueue_that_ends_after_stop_began_is_handed_
     assert runner.started == [], "nothing started after stop()"
     assert stored.state == "queued" and stored.get("attempt") == "0", stored.fields
     assert await q.redis.zcard(q.keys.active("python")) == 0, "no lease left behind"
+
+
+async def test_a_burst_of_enqueues_beyond_the_local_cap_cannot_stall_the_dispatcher(
+    redis_factory,
+):
+    # Enqueues in flight hold local room (reserve/adopt); when they give it back, a
+    # dispatcher that found no room must wake up, or the queue sits still forever.
+    settings = make_settings(**{"bot_types.python.limit": 2, "engine.max_in_flight": 2})
+    runner = CountingRunner(durations=(0.001, 0.003))
+    q = JobQueue(redis_factory(), settings, "r")
+    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    await orch.start()
+    await q.set_queue("python", paused=True)
+    answers, run_script = asyncio.Event(), q.run_script
+
+    async def held(name, *args, **kw):
+        reply = await run_script(name, *args, **kw)
+        if name == "enqueue":
+            await answers.wait()
+        return reply
+
+    q.run_script = held
+    burst = [asyncio.create_task(q.enqueue("python", "simulate", {})) for _ in range(20)]
+    while orch._reserved < 2:  # two enqueues in flight hold all the local room
+        await asyncio.sleep(0.001)
+    orch.wake("python")  # the dispatcher looks now, finds no room, waits for some
+    await asyncio.sleep(0.05)
+    answers.set()
+    enqueued = await asyncio.gather(*burst)
+    await q.set_queue("python", paused=False)
+    jobs = await wait_terminal(q, [e.job_id for e in enqueued], timeout=10)
+    await orch.stop(0)
+    assert all(j.state == "succeeded" for j in jobs) and runner.peak <= 2
