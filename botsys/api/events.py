@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp_apispec import docs
 
 from ..jobs import TERMINAL
-from .appkeys import QUEUE
+from .appkeys import QUEUE, STORE
 from .docs_text import EVENTS_DESCRIPTION, errors
 from .problems import STORE_DEADLINE_S, not_found
 from .requests import known_job_id
@@ -47,7 +47,7 @@ EVENT_TYPES = ("state", "progress", "log")
 async def job_events(request: web.Request) -> web.StreamResponse:
     job_id = known_job_id(request.app, request.match_info["jobId"])
     queue = request.app[QUEUE]
-    pubsub = queue.redis.pubsub()
+    pubsub = request.app[STORE].streams.pubsub()
     try:
         async with asyncio.timeout(STORE_DEADLINE_S):
             await pubsub.subscribe(queue.keys.events_channel(job_id))
