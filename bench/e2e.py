@@ -108,28 +108,28 @@ async def post_job(session, url: str, body: dict) -> str:
         return reply["jobId"]
 
 
-async def wait_done(session, url: str, bot_type: str, total: int) -> None:
-    while True:
-        async with session.get(url + "/stats") as r:
-            stats = (await r.json())["botTypes"][bot_type]
-        if stats["succeeded"] + stats["failed"] + stats["timed_out"] >= total:
-            assert stats["failed"] == 0 and stats["timed_out"] == 0, stats
-            return
-        await asyncio.sleep(0.05)
+async def finished(session, url: str, bot_type: str) -> int:
+    """Jobs of the type that ever finished (every bench phase shares the Redis)."""
+    async with session.get(url + "/stats") as r:
+        stats = (await r.json())["botTypes"][bot_type]
+    assert stats["failed"] == 0 and stats["timed_out"] == 0, stats
+    return stats["succeeded"]
 
 
-async def botsys_throughput(urls, bot_type: str, bot: str, n: int, already: int) -> float:
+async def botsys_throughput(urls, bot_type: str, bot: str, n: int) -> float:
     """Jobs are queued while the type is paused, then the clock runs from resume to the last
     finish: the figure is the execution pipeline (claim, spawn, supervise, complete), not the
     HTTP enqueue (bench/api.py measures that)."""
     async with aiohttp.ClientSession() as s:
         await set_paused(s, urls[0], bot_type, True)
+        total = await finished(s, urls[0], bot_type) + n
         await asyncio.gather(
             *(post_job(s, urls[i % len(urls)], {"botType": bot_type, "bot": bot}) for i in range(n))
         )
         t0 = time.perf_counter()
         await set_paused(s, urls[0], bot_type, False)
-        await wait_done(s, urls[0], bot_type, already + n)
+        while await finished(s, urls[0], bot_type) < total:
+            await asyncio.sleep(0.05)
         return n / (time.perf_counter() - t0)
 
 
@@ -203,7 +203,7 @@ async def bare_latency(argv, env, cwd) -> float:
     return (json.loads(stdout)["result"]["t0"] - t) * 1000
 
 
-async def scaling(redis_url: str, config: Path, args, done: dict[str, int]) -> dict:
+async def scaling(redis_url: str, config: Path, args) -> dict:
     """Python throughput with 1, 2 and 3 replicas on one Redis."""
     best = {n: (0.0, 0.0, 0.0) for n in (1, 2, 3)}  # rate, CPU ms/job, scripts/job
     redis = Redis.from_url(redis_url)
@@ -213,12 +213,10 @@ async def scaling(redis_url: str, config: Path, args, done: dict[str, int]) -> d
             try:
                 async with aiohttp.ClientSession() as s:
                     await reps.ready(s)
-                before = done.get("python", 0)
                 cpu, scripts = reps.cpu_s(), await evalsha_calls(redis)
-                rate = await botsys_throughput(reps.urls, "python", "hello", args.jobs, before)
+                rate = await botsys_throughput(reps.urls, "python", "hello", args.jobs)
                 cpu_ms = (reps.cpu_s() - cpu) / args.jobs * 1000
                 per_job = (await evalsha_calls(redis) - scripts) / args.jobs
-                done["python"] = before + args.jobs
             finally:
                 reps.stop()
             if rate > best[n][0]:
@@ -248,7 +246,6 @@ async def main(args) -> dict:
             (tmp / "bots" / "python" / f"{name}.py").write_text(src.read_text())
         config = config_file(tmp, args.concurrency)
         settings = load_settings(config, environ={})
-        done: dict[str, int] = {}
         replicas = Replicas(redis_url, config, 1)
         try:
             async with aiohttp.ClientSession() as s:
@@ -259,8 +256,7 @@ async def main(args) -> dict:
                 argv, env = bare_command(settings, lang, "hello", work)
                 stdin = envelope(lang, "hello")
                 await bare_throughput(argv, env, work, stdin, 4, 2)  # warm caches
-                await botsys_throughput(replicas.urls, lang, "hello", 4, 0)
-                done[lang] = 4
+                await botsys_throughput(replicas.urls, lang, "hello", 4)
                 # Interleaved rounds, best of each: a noisy neighbour hits both ways alike.
                 bare = ours = 0.0
                 for _ in range(args.repeat):
@@ -270,11 +266,8 @@ async def main(args) -> dict:
                     )
                     ours = max(
                         ours,
-                        await botsys_throughput(
-                            replicas.urls, lang, "hello", args.jobs, done[lang]
-                        ),
+                        await botsys_throughput(replicas.urls, lang, "hello", args.jobs),
                     )
-                    done[lang] += args.jobs
                 figures[f"{lang}JobsPerS"] = ours
                 figures[f"{lang}BareSpawnsPerS"] = bare
                 print(
@@ -321,7 +314,7 @@ async def main(args) -> dict:
         )
 
         if args.scaling:
-            figures.update(await scaling(redis_url, config, args, done))
+            figures.update(await scaling(redis_url, config, args))
     record("e2e", figures)
     return figures
 

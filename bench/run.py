@@ -27,9 +27,9 @@ BENCHES = {
     "engine": (["--jobs", "20000"], ["--jobs", "500"]),
     "spawn": (["--n", "40"], ["--n", "2"]),
     "api": (["--seconds", "10"], ["--seconds", "1"]),
-    "webhooks": (["--n", "5000", "--rounds", "3"], ["--n", "200", "--rounds", "1"]),
+    "webhooks": (["--n", "5000", "--rounds", "5"], ["--n", "200", "--rounds", "1"]),
     "e2e": (
-        ["--jobs", "200", "--rounds", "40"],
+        ["--jobs", "200", "--rounds", "80"],
         ["--jobs", "6", "--rounds", "3", "--repeat", "1", "--no-scaling"],
     ),
     "compare": (["--jobs", "20000"], None),  # installs arq from PyPI: not in the quick run
@@ -59,8 +59,11 @@ def run(names: list[str], quick: bool, results: Path) -> int:
 def chart(results: Path, out: Path) -> None:
     """One bar per figure: botsys as a share of its baseline, with the issue's target marked
     (green: met, orange: not yet, grey: context without a target)."""
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        print("chart: skipped (pip install matplotlib, or the 'bench' extra, to draw it)")
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -85,14 +88,22 @@ def chart(results: Path, out: Path) -> None:
     print(f"chart: {out.relative_to(ROOT)}")
 
 
-def ratios(data: dict) -> list[tuple[str, float, float | None]]:
-    """(label, ratio, target or None)."""
+def e2e_ratios(e2e: dict) -> list[tuple[str, float, float | None]]:
     out: list[tuple[str, float, float | None]] = []
-    e2e = data.get("e2e", {})
     for lang, target in (("python", 0.8), ("node", 0.9), ("java", 0.9)):
         if f"{lang}JobsPerS" in e2e:
             ratio = e2e[f"{lang}JobsPerS"] / e2e[f"{lang}BareSpawnsPerS"]
             out.append((f"{lang} bots end to end vs bare spawn", ratio, target))
+    rates = e2e.get("scalingJobsPerS")
+    if rates and len(rates) == 3:
+        for n in (2, 3):
+            out.append((f"python jobs/s, {n} replicas vs 1", rates[n - 1] / rates[0], 1.0))
+    return out
+
+
+def ratios(data: dict) -> list[tuple[str, float, float | None]]:
+    """(label, ratio, target or None)."""
+    out = e2e_ratios(data.get("e2e", {}))
     spawn = data.get("spawn", {})
     for lang in ("python", "node", "java"):
         if lang in spawn:
