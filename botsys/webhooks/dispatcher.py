@@ -304,6 +304,12 @@ class WebhookDispatcher:
 
     def judge(self, delivery: Delivery, result: SendResult) -> tuple[AttemptRecord, int | None]:
         """The attempt record and the next attempt time (None: final)."""
+        status = result.status
+        if status is not None and 200 <= status < 300 and not result.blocked:  # the usual case
+            record = AttemptRecord(
+                result.at_ms, result.duration_ms, status, None, result.excerpt, "delivered"
+            )
+            return record, None
         if result.blocked:
             verdict = "permanent"
         elif result.status is None:

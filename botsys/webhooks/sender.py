@@ -102,14 +102,9 @@ class Sender:
     async def send(self, delivery: Delivery) -> SendResult:
         at = self._clock()
         started = time.monotonic()
-
-        def result(status=None, error=None, excerpt="", retry_after=None, blocked=False):
-            elapsed = int((time.monotonic() - started) * 1000)
-            return SendResult(int(at * 1000), elapsed, status, error, excerpt, retry_after, blocked)
-
         problem = self._check(delivery.url)  # clear error for literals, no socket
         if problem:
-            return result(error=_blocked_error(problem), blocked=True)
+            return _failed(at, started, _blocked_error(problem), blocked=True)
         headers = self.headers(delivery, int(at))
         try:
             with self._deadlines.scope():
@@ -134,13 +129,15 @@ class Sender:
                         if retry:
                             raise
         except TimeoutError:
-            return result(error=f"timeout after {self._deadlines.timeout_s:g} s")
+            return _failed(at, started, f"timeout after {self._deadlines.timeout_s:g} s")
         except aiohttp.ClientError as exc:
             blocked = _blocked_reason(exc)
             if blocked:
-                return result(error=_blocked_error(blocked), blocked=True)
-            return result(error=f"connection: {_describe(exc)}")
-        return result(status, None, body[:EXCERPT_BYTES].decode("utf-8", "replace"), retry_after)
+                return _failed(at, started, _blocked_error(blocked), blocked=True)
+            return _failed(at, started, f"connection: {_describe(exc)}")
+        excerpt = body[:EXCERPT_BYTES].decode("utf-8", "replace")
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        return SendResult(int(at * 1000), elapsed_ms, status, None, excerpt, retry_after)
 
     def _check(self, url: str) -> str | None:
         """``check_url``, remembered: the same few URLs come back on every attempt."""
@@ -151,6 +148,12 @@ class Sender:
                 self._checked.clear()
             problem = self._checked[url] = check_url(url, self._allow)
             return problem
+
+
+def _failed(at: float, started: float, error: str, blocked: bool = False) -> SendResult:
+    """No HTTP answer (or a refused destination)."""
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    return SendResult(int(at * 1000), elapsed_ms, None, error, "", None, blocked)
 
 
 async def read_capped(stream: aiohttp.StreamReader, cap: int) -> tuple[bytes, bool]:
