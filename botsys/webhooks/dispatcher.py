@@ -55,7 +55,9 @@ class _Host:
     busy: int = 0  # slots taken: sending, or granted to a waiter about to send
     waiters: deque[asyncio.Future[bool]] = field(default_factory=deque)
     ewma_ms: float | None = None  # recent attempt durations
-    sending: list[float] = field(default_factory=list)  # monotonic start of each send
+    # Monotonic start of each send, by id(delivery): O(1) to add and drop (a list's remove
+    # scanned up to per_host entries per delivery); the minimum is read only when full.
+    sending: dict[int, float] = field(default_factory=dict)
 
     def full(self) -> bool:
         return self.busy >= self.limit
@@ -94,7 +96,7 @@ class _Host:
                 future.set_result(False)
 
     def estimate_ms(self, now: float) -> float:
-        oldest = (now - min(self.sending)) * 1000 if self.sending else 0.0
+        oldest = (now - min(self.sending.values())) * 1000 if self.sending else 0.0
         return max(self.ewma_ms or 0.0, oldest)
 
     def observe(self, duration_ms: int) -> None:
@@ -245,12 +247,11 @@ class WebhookDispatcher:
                 host.give_back()
                 await self._release(delivery, 0)
                 return
-            started = time.monotonic()
-            host.sending.append(started)
+            host.sending[id(delivery)] = time.monotonic()
             try:
                 result = await self._sender_for().send(delivery)
             finally:
-                host.sending.remove(started)
+                del host.sending[id(delivery)]
                 host.give_back()
             host.observe(result.duration_ms)
             await self._record(delivery, result)
