@@ -2,7 +2,7 @@
 handler doing the same JSON parse plus one Redis write (EVALSHA of HSET + ZADD), measured in
 the same run, at the same concurrency, on the same private redis-server.
 
-    .venv/bin/python bench/api.py [--seconds 10] [--concurrency 64]
+    .venv/bin/python bench/api.py [--seconds 5] [--rounds 3] [--concurrency 64]
 
 serve runs with the rate limit off and every bot type's limit at 0 (jobs are queued, nothing
 runs), so the figure is the API path alone: middlewares, validation, the enqueue script.
@@ -133,10 +133,18 @@ async def measure(args, redis_url: str) -> dict[str, tuple]:
         }
         for url in urls.values():
             await wait_up(url)
-        results = {}
-        for name, url in urls.items():
+        for url in urls.values():
             await load(url, 1.0, args.concurrency)  # warm-up: connections, script cache
-            results[name] = await load(url, args.seconds, args.concurrency)
+        results: dict[str, tuple] = {}
+        for _ in range(args.rounds):  # interleaved, best of each: drift hits both alike
+            for name, url in urls.items():
+                rps, p50, p99, errors = await load(url, args.seconds, args.concurrency)
+                best = results.get(name)
+                errors += best[3] if best else 0  # every error of every round counts
+                if best is None or rps > best[0]:
+                    results[name] = (rps, p50, p99, errors)
+                else:
+                    results[name] = (*best[:3], errors)
         return results
     finally:
         for p in procs:
@@ -147,7 +155,8 @@ async def measure(args, redis_url: str) -> dict[str, tuple]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per round and server")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
     try:
@@ -162,7 +171,10 @@ def main() -> int:
             results = asyncio.run(measure(args, redis.url))
         finally:
             redis.kill()
-    print(f"POST /invoke, {args.concurrency} connections, {args.seconds:g} s each")
+    print(
+        f"POST /invoke, {args.concurrency} connections, best of {args.rounds} interleaved "
+        f"rounds of {args.seconds:g} s"
+    )
     for name, (rps, p50, p99, errors) in results.items():
         print(
             f"  {name:6} {rps:8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   errors {errors}"

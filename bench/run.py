@@ -26,10 +26,10 @@ CHART = ROOT / "docs" / "img" / "benchmarks.png"
 BENCHES = {
     "engine": (["--jobs", "20000"], ["--jobs", "500"]),
     "spawn": (["--n", "40"], ["--n", "2"]),
-    "api": (["--seconds", "10"], ["--seconds", "1"]),
+    "api": (["--seconds", "5", "--rounds", "3"], ["--seconds", "1", "--rounds", "1"]),
     "webhooks": (["--n", "5000", "--rounds", "5"], ["--n", "200", "--rounds", "1"]),
     "e2e": (
-        ["--jobs", "200", "--rounds", "80"],
+        ["--jobs", "200", "--rounds", "80", "--repeat", "3"],
         ["--jobs", "6", "--rounds", "3", "--repeat", "1", "--no-scaling"],
     ),
     "compare": (["--jobs", "20000"], None),  # installs arq from PyPI: not in the quick run

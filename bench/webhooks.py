@@ -200,6 +200,7 @@ def report(args, size: int, results: dict[str, list[Rate]]) -> None:
             "barePerS": best["bare-same-request"],
             "bareOneHeaderPerS": best["bare"],
             "ratio": ratio,
+            "ratioMedianOfRounds": median_ratio("dispatcher", "bare-same-request"),
             "ratioVsOneHeader": best["dispatcher"] / best["bare"],
             "cpuRatioBareOverDispatcher": cpu_ratio,
             "n": args.n,
