@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from botsys.config import BotTypeSettings
+from botsys.runners.cache_dir import UnsafeFolder, private_folder
 from botsys.runners.registry import BotRef
 from botsys.runners.sandbox import Sandbox, render
 
@@ -51,10 +52,6 @@ class CompileRun:
 CompileFn = Callable[[BotTypeSettings, list[str], Path, float], Awaitable[CompileRun]]
 
 
-def default_cache_dir(configured: str) -> Path:
-    return Path(configured) if configured else Path(tempfile.gettempdir()) / "botsys-cache"
-
-
 class CompileCache:
     def __init__(self, cache_dir: Path, compile_fn: CompileFn) -> None:
         self._root = cache_dir
@@ -84,7 +81,10 @@ class CompileCache:
     async def _compile(
         self, bt: BotTypeSettings, ref: BotRef, final: Path, key: str, timeout_s: float
     ) -> None:
-        parent = _safe_dir(self._root / bt.name)
+        try:
+            parent = private_folder(self._root / bt.name)
+        except UnsafeFolder as exc:
+            raise CompileError(str(exc)) from None
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
         try:
             os.chmod(tmp, 0o755)  # a bot running as another user must read the classes
@@ -129,13 +129,3 @@ def _publish(tmp: Path, final: Path) -> None:
     except OSError:
         if not final.is_dir():
             raise
-
-
-def _safe_dir(path: Path) -> Path:
-    """Create the cache folder; refuse one another user could have planted classes in."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o755)
-    for folder in (path, path.parent):
-        st = folder.stat()
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            raise CompileError(f"cache folder {folder} is writable by others or not ours")
-    return path

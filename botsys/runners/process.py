@@ -8,12 +8,12 @@ import signal
 from pathlib import Path
 
 from botsys.config import BotTypeSettings, Settings
+from botsys.runners.cache_dir import default_cache_dir
 from botsys.runners.compile_cache import (
     COMPILER_OUTPUT_BYTES,
     CompileCache,
     CompileError,
     CompileRun,
-    default_cache_dir,
 )
 from botsys.runners.output import OutputCollector
 from botsys.runners.protocol import encode_envelope

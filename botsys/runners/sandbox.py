@@ -1,9 +1,11 @@
-"""What a bot runs inside: the native wrapper chain, the scrubbed environment, the private folder.
+"""What a bot runs inside: the native wrapper, the scrubbed environment, the private folder.
 
-The chain is ``setpriv --pdeathsig KILL [--reuid ...] -- prlimit --data=... -- <command>``: two
-small native programs that each set something up and exec the next, so nothing runs in the
-server between fork and exec (no ``preexec_fn``: the server has threads). A Python wrapper
-would cost ~5x a bot's own start-up.
+The wrapper is ``botsys-launch <server pid> data=... -- <command>`` (``launch.c``, built by
+``launcher.py``): it arms PDEATHSIG, sets the rlimits and execs the bot, so nothing runs in
+the server between fork and exec (no ``preexec_fn``: the server has threads). Without a C
+compiler, and for ``run_as`` types (the uid change needs setpriv), it is the util-linux chain
+``setpriv --pdeathsig KILL [--reuid ...] -- prlimit --data=... -- <command>``: the same
+effect for one more exec (~1 ms per bot). A Python wrapper would cost ~5x a bot's start-up.
 
 PDEATHSIG is tied to the *thread* that forked the child: supervise.py forks from the
 event-loop thread, so a bot dies when that thread (in practice: the server process) dies. It is set on the
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from botsys.config import BotTypeSettings, ConfigError, Settings
+from botsys.runners.cache_dir import default_cache_dir
+from botsys.runners.launcher import build_launcher
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +47,17 @@ DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 class Tools:
     setpriv: str | None
     prlimit: str | None
+    launcher: str | None = None  # botsys-launch: both in one exec
 
 
 @functools.cache
-def find_tools() -> Tools:
-    """Locate and probe the wrappers once per process (util-linux ≥ 2.33 for --pdeathsig)."""
+def find_tools(cache_dir: Path | None = None) -> Tools:
+    """Locate and probe the wrappers once per process (util-linux ≥ 2.33 for --pdeathsig);
+    with a cache folder, build the launcher there too."""
     return Tools(
         setpriv=_probe("setpriv", "--pdeathsig", "KILL", "--"),
         prlimit=_probe("prlimit", "--core=0", "--"),
+        launcher=build_launcher(cache_dir) if cache_dir is not None else None,
     )
 
 
@@ -115,7 +122,7 @@ class Sandbox:
     """Per-type wrapper prefix and environment, computed once from the settings."""
 
     def __init__(self, settings: Settings, tools: Tools | None = None) -> None:
-        self.tools = tools or find_tools()
+        self.tools = tools or find_tools(default_cache_dir(settings.runner.cache_dir))
         self._base_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         self._base_env.setdefault("PATH", DEFAULT_PATH)
         self._base_env.setdefault("LANG", "C.UTF-8")
@@ -168,10 +175,13 @@ class Sandbox:
         }
 
     def _build_prefix(self, bt: BotTypeSettings, as_user: bool) -> list[str]:
+        user = self._users.get(bt.name) if as_user else None
+        if self.tools.launcher and user is None:
+            limits = [arg.removeprefix("--") for arg in rlimit_args(bt)]
+            return [self.tools.launcher, str(os.getpid()), *limits, "--"]
         prefix: list[str] = []
         if self.tools.setpriv:
             prefix += [self.tools.setpriv, "--pdeathsig", "KILL"]
-            user = self._users.get(bt.name) if as_user else None
             if user is not None:
                 # pdeathsig survives the uid change: setpriv sets it last, just before exec
                 prefix += [f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups"]
@@ -184,6 +194,8 @@ class Sandbox:
         return prefix
 
     def _warn_missing_tools(self) -> None:
+        if self.tools.launcher:
+            return  # it does both; run_as types without setpriv are a config error already
         if not self.tools.setpriv:
             log.warning(
                 "setpriv (util-linux) not found: bots will NOT die with the server on kill -9"

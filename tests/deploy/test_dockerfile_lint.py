@@ -35,7 +35,7 @@ def test_hadolint_catches_problems(tmp_path) -> None:
 def test_runtime_is_slim_non_root_and_exec_form() -> None:
     ins = instructions()
     froms = [arg for op, arg in ins if op == "FROM"]
-    assert len(froms) == 2, "multi-stage: build + runtime"
+    assert len(froms) == 3, "multi-stage: build (venv), launcher (launch.c), runtime"
     assert re.search(r"ARG PYTHON_IMAGE=python:3\.11-slim", DOCKERFILE.read_text())
     users = [arg for op, arg in ins if op == "USER"]
     assert users and not users[-1].startswith(("root", "0")), users
@@ -55,6 +55,8 @@ def test_image_has_the_runner_toolchains() -> None:
 
 def test_image_copies_what_the_app_needs() -> None:
     copied = " ".join(arg for op, arg in instructions() if op == "COPY")
+    # The compiled launcher sits next to its source, where launcher.py looks for it.
+    assert "--from=launcher /src/botsys-launch botsys/runners/botsys-launch" in copied
     for path in ("botsys/", "bots/", "config.toml", "pyproject.toml", "README.md"):
         assert path in copied
     ignore = (ROOT / ".dockerignore").read_text().splitlines()

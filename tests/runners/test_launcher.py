@@ -1,0 +1,156 @@
+"""botsys-launch (launch.c): limits, parent-death signal and refusals, as real processes;
+and how the sandbox picks it or falls back to the setpriv + prlimit chain."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from botsys.runners import launcher as launcher_module
+from botsys.runners.launcher import build_launcher
+from botsys.runners.sandbox import Sandbox, Tools
+
+pytestmark = pytest.mark.skipif(
+    not (os.path.exists("/usr/bin/cc") or os.path.exists("/usr/bin/gcc")),
+    reason="no C compiler: the sandbox uses the setpriv + prlimit chain (tested elsewhere)",
+)
+
+LIMITS = (
+    "import json, resource as r; print(json.dumps([r.getrlimit(x) for x in "
+    "(r.RLIMIT_NOFILE, r.RLIMIT_CPU, r.RLIMIT_CORE, r.RLIMIT_FSIZE, r.RLIMIT_DATA)]))"
+)
+
+
+@pytest.fixture(scope="module")
+def launcher(tmp_path_factory) -> str:
+    built = build_launcher(tmp_path_factory.mktemp("cache"))
+    assert built is not None, "cc is present, so the launcher must build and pass its probe"
+    return built
+
+
+def test_limits_are_set_before_the_command_runs(launcher):
+    argv = [launcher, str(os.getpid()), "nofile=64", "cpu=5:6", "core=0", "fsize=1048576"]
+    argv += ["data=1073741824", "--", sys.executable, "-c", LIMITS]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        [64, 64],
+        [5, 6],
+        [0, 0],
+        [1048576, 1048576],
+        [1073741824, 1073741824],
+    ]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["bogus=1"], "not a limit"),
+        (["nofile=64x"], "not a limit"),
+        (["nofile="], "not a limit"),
+        (["nofile=9:3"], "not a limit"),  # soft above hard
+        (["nofile"], "not a limit"),
+        (["nofile=-1"], "not a limit"),
+    ],
+)
+def test_a_bad_limit_is_refused_and_the_command_never_runs(launcher, tmp_path, args, message):
+    marker = tmp_path / "ran"
+    argv = [launcher, str(os.getpid()), *args, "--", "touch", str(marker)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    assert done.returncode == 127 and message in done.stderr, done.stderr
+    assert not marker.exists()
+
+
+def test_a_parent_that_is_not_the_server_means_the_server_is_gone(launcher, tmp_path):
+    marker = tmp_path / "ran"
+    argv = [launcher, "999999", "--", "touch", str(marker)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    assert done.returncode == 127 and "the server is gone" in done.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["1", "--", "true"], "not a parent pid"), (["x", "--", "true"], "not a parent pid")],
+)
+def test_usage_errors_are_one_line(launcher, argv, message):
+    done = subprocess.run([launcher, *argv], capture_output=True, text=True, timeout=10)
+    assert done.returncode == 127 and done.stderr.count("\n") == 1 and message in done.stderr
+
+
+def test_a_missing_command_is_reported(launcher):
+    argv = [launcher, str(os.getpid()), "--", "/nonexistent/bot"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    assert done.returncode == 127 and "/nonexistent/bot: No such file" in done.stderr
+
+
+def test_the_bot_dies_when_its_server_is_killed(launcher):
+    # A stand-in server starts a bot through the launcher, reports its pid, and is SIGKILLed.
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, subprocess, sys, time\n"
+            f"p = subprocess.Popen([{launcher!r}, str(os.getpid()), '--', 'sleep', '60'])\n"
+            "print(p.pid, flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    bot = int(server.stdout.readline())
+    server.kill()
+    server.wait(10)
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{bot}").exists() and _state(bot) != "Z":
+        assert time.monotonic() < deadline, "the bot outlived its server"
+        time.sleep(0.01)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_no_compiler_means_no_launcher(tmp_path, monkeypatch):
+    monkeypatch.setattr(launcher_module.shutil, "which", lambda name: None)
+    assert build_launcher(tmp_path / "cache") is None
+
+
+def test_a_cache_folder_others_can_write_is_not_used(tmp_path, caplog):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    os.chmod(cache, 0o777)
+    assert build_launcher(cache) is None
+    assert "writable by others" in caplog.text
+
+
+def test_a_planted_binary_is_rebuilt_not_run(launcher, tmp_path):
+    cache = tmp_path / "cache"
+    built = Path(build_launcher(cache))
+    built.write_text("#!/bin/sh\nexit 0\n")
+    os.chmod(built, 0o777)  # writable by others: not ours to trust
+    assert build_launcher(cache) == str(built)
+    assert built.read_bytes().startswith(b"\x7fELF") and not built.stat().st_mode & 0o022
+
+
+def test_the_sandbox_uses_the_launcher_except_for_run_as_types(settings, launcher):
+    sandbox = Sandbox(settings, Tools("/usr/bin/setpriv", "/usr/bin/prlimit", launcher))
+    prefix = sandbox.prefix("node")
+    assert prefix[:2] == [launcher, str(os.getpid())] and prefix[-1] == "--"
+    assert "data=1073741824" in prefix and "core=0" in prefix
+    fallback = Sandbox(settings, Tools("/usr/bin/setpriv", "/usr/bin/prlimit")).prefix("node")
+    assert fallback[0] == "/usr/bin/setpriv"
+
+
+def test_the_probe_tells_a_working_launcher_from_a_missing_one(launcher):
+    assert launcher_module.probe(launcher)
+    assert not launcher_module.probe("/nonexistent/launcher")
