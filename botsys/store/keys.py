@@ -16,7 +16,8 @@ ACTIVE = "active"  # ZSET the semaphore: running ids, score = lease expiry ms
 META = "meta"  # HASH limit, paused, sequences, counters
 JOBS = "jobs"  # ZSET every job id by creation ms (listing, newest first)
 DELIVERIES = "deliveries"  # ZSET pending delivery ids, score = due ms (or lease expiry)
-WAITERS = "waiters"  # ZSET replicas waiting for a slot of a full semaphore, score = ms seen
+WAITERS = "waiters"  # ZSET replicas waiting for a slot of a full semaphore, score = ms joined
+WAITERS_SEEN = "waiters_seen"  # HASH replica -> ms of its latest claim while waiting
 TERMINAL_STATES = ("succeeded", "failed", "timed_out", "cancelled")
 DELIVERY_STATES = ("delivered", "dead")
 
@@ -54,6 +55,9 @@ class Keys:
 
     def waiters(self, t: str) -> str:
         return self._t(t, WAITERS)
+
+    def waiters_seen(self, t: str) -> str:
+        return self._t(t, WAITERS_SEEN)
 
     def delivery_index(self, t: str, state: str) -> str:
         return self._t(t, f"dlv:{state}")

@@ -46,7 +46,8 @@ def test_every_script_documents_its_contract():
 def test_lua_key_suffixes_match_keys_module():
     lib = (LUA_DIR / "lib.lua").read_text()
     k = Keys("p")
-    for name in ("queue", "delayed", "active", "meta", "jobs", "deliveries", "waiters"):
+    names = ("queue", "delayed", "active", "meta", "jobs", "deliveries", "waiters", "waiters_seen")
+    for name in names:
         assert re.search(rf"{name} = P \.\. '{name}'", lib), name
         assert getattr(k, name)("python") == f"p:{{python}}:{name}"
     for fn, suffix in (
@@ -92,6 +93,17 @@ async def test_claim_admits_only_below_the_limit(redis_client, limit, waiting, w
     assert await redis_client.zcard(q.keys.active("python")) == min(limit, waiting)
 
 
+async def next_release(pubsub) -> str:
+    """The replica the next ``release:<replica>`` wake-up is addressed to."""
+    async with asyncio.timeout(5):
+        while True:
+            msg = await pubsub.get_message(timeout=1)  # None: nothing yet, or an ack
+            data = msg and msg["data"]
+            data = data.decode() if isinstance(data, bytes) else data
+            if data and data.startswith("release:"):
+                return data.removeprefix("release:")
+
+
 async def test_a_freed_slot_is_handed_to_the_longest_waiting_replica(redis_client):
     settings = make_settings(**{"bot_types.python.limit": 1, "engine.idle_wait_s": 1.0})
     r1, r2, r3 = (JobQueue(redis_client, settings, name) for name in ("r1", "r2", "r3"))
@@ -101,13 +113,7 @@ async def test_a_freed_slot_is_handed_to_the_longest_waiting_replica(redis_clien
     await pubsub.subscribe(r1.keys.wake_channel("python"))
 
     async def released_to() -> str:
-        async with asyncio.timeout(5):
-            while True:
-                msg = await pubsub.get_message(timeout=1)  # None: nothing yet, or an ack
-                data = msg and msg["data"]
-                data = data.decode() if isinstance(data, bytes) else data
-                if data and data.startswith("release:"):
-                    return data.removeprefix("release:")
+        return await next_release(pubsub)
 
     _, [c1] = await r1.claim("python", 1, now=T0)  # got what it wanted: not waiting
     assert (await r2.claim("python", 1, now=T0 + 1))[1] == []  # full: r2 waits...
@@ -178,6 +184,24 @@ async def test_enqueue_claims_for_the_caller_only_when_the_job_could_start_now(
     # The lease is an ordinary one: heartbeats renew it and complete records the outcome.
     assert await q.heartbeat("python", [(job.job_id, claim.token)], now=T0 + 20) == {job.job_id: 1}
     assert (await q.complete(claim, "succeeded", now=T0 + 30)).recorded
+
+
+async def test_a_waiter_that_claims_again_keeps_its_place_in_line(redis_client):
+    # An idle re-claim only proves the waiter is alive: moving it to the back of the line
+    # starved a replica that held no slot while the others kept handing slots to each other.
+    settings = make_settings(**{"bot_types.python.limit": 1})
+    r1, r2, r3 = (JobQueue(redis_client, settings, name) for name in ("r1", "r2", "r3"))
+    await r1.seed_limits()
+    await enqueue_n(r1, 4)
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(r1.keys.wake_channel("python"))
+    _, [c1] = await r1.claim("python", 1, now=T0)
+    assert (await r2.claim("python", 1, now=T0 + 1))[1] == []  # r2 joins the line first
+    assert (await r3.claim("python", 1, now=T0 + 2))[1] == []
+    assert (await r2.claim("python", 1, now=T0 + 500))[1] == []  # r2's idle re-claim
+    await r1.complete(c1, "succeeded", now=T0 + 600)
+    assert await next_release(pubsub) == "r2"
+    await pubsub.aclose()
 
 
 async def test_claim_gives_increasing_tokens_and_counts_attempts(q):

@@ -61,12 +61,15 @@ if meta.paused ~= '1' and free > 0 and want > 0 then
 end
 
 -- Wanting more while the semaphore is full and jobs wait: queue for a freed slot (complete.lua
--- hands each to the longest waiter). Otherwise leave the line.
+-- hands each to the longest waiter). A replica already in line keeps its place (NX); its
+-- re-claims only prove it is alive. Otherwise it leaves the line.
 if want > #out - 1 and meta.paused ~= '1' and redis.call('ZCARD', K.queue) > 0
     and redis.call('ZCARD', K.active) >= (tonumber(meta.limit) or 0) then
-  redis.call('ZADD', K.waiters, now, CTX.replica)
+  redis.call('ZADD', K.waiters, 'NX', now, CTX.replica)
+  redis.call('HSET', K.waiters_seen, CTX.replica, now)
 else
   redis.call('ZREM', K.waiters, CTX.replica)
+  redis.call('HDEL', K.waiters_seen, CTX.replica)
 end
 
 local next_due = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')

@@ -21,10 +21,15 @@ if job.token ~= token or not redis.call('ZSCORE', K.active, id) then return {0} 
 local was_full = redis.call('ZCARD', K.active) >= tonumber(redis.call('HGET', K.meta, 'limit') or 0)
 redis.call('ZREM', K.active, id)
 if was_full and redis.call('ZCARD', K.queue) > 0 then
-  local fresh = now - CTX.waiter_ttl_ms
-  redis.call('ZREMRANGEBYSCORE', K.waiters, '-inf', '(' .. fresh)
-  local target = redis.call('ZRANGE', K.waiters, 0, 0)[1] or CTX.replica
-  redis.call('ZREM', K.waiters, target)
+  local fresh, target = now - CTX.waiter_ttl_ms, CTX.replica
+  for _, replica in ipairs(redis.call('ZRANGE', K.waiters, 0, -1)) do
+    redis.call('ZREM', K.waiters, replica)  -- served, or gone: it leaves the line either way
+    if tonumber(redis.call('HGET', K.waiters_seen, replica) or 0) >= fresh then
+      target = replica
+      break
+    end
+    redis.call('HDEL', K.waiters_seen, replica)
+  end
   redis.call('PUBLISH', CTX.wake_channel, 'release:' .. target)
 end
 

@@ -7,6 +7,7 @@ local P = KEYS[1]
 local K = {
   queue = P .. 'queue', delayed = P .. 'delayed', active = P .. 'active', meta = P .. 'meta',
   jobs = P .. 'jobs', deliveries = P .. 'deliveries', waiters = P .. 'waiters',
+  waiters_seen = P .. 'waiters_seen',
 }
 local function job_key(id) return P .. 'job:' .. id end
 local function log_key(id) return P .. 'log:' .. id end
