@@ -119,6 +119,11 @@ async def finished(redis: Redis, bot_type: str) -> int:
     return succeeded
 
 
+async def wait_finished(redis: Redis, bot_type: str, total: int) -> None:
+    while await finished(redis, bot_type) < total:
+        await asyncio.sleep(0.01)
+
+
 async def botsys_throughput(replicas: Replicas, bot_type: str, bot: str, n: int) -> float:
     """Jobs are queued while the type is paused, then the clock runs from resume to the last
     finish: the figure is the execution pipeline (claim, spawn, supervise, complete), not the
@@ -132,8 +137,7 @@ async def botsys_throughput(replicas: Replicas, bot_type: str, bot: str, n: int)
         )
         t0 = time.perf_counter()
         await set_paused(s, urls[0], bot_type, False)
-        while await finished(redis, bot_type) < total:
-            await asyncio.sleep(0.01)
+        await wait_finished(redis, bot_type, total)
         return n / (time.perf_counter() - t0)
 
 
@@ -145,8 +149,7 @@ async def warm_up(replicas: Replicas, bot_type: str, per_replica: int = 2) -> No
         for url in replicas.urls:
             for _ in range(per_replica):
                 await post_job(s, url, {"botType": bot_type, "bot": "hello"})
-        while await finished(redis, bot_type) < total:
-            await asyncio.sleep(0.01)
+        await wait_finished(redis, bot_type, total)
 
 
 async def evalsha_calls(redis: Redis) -> int:

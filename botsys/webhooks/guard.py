@@ -147,6 +147,16 @@ class AllowList:
     name_ports: frozenset[tuple[str, int]] = frozenset()
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
+    def __hash__(self) -> int:
+        # Computed once: check_url's cache hashes the list on every delivery attempt, and
+        # hashing the networks each time was most of that lookup's cost.
+        try:
+            return self.__dict__["_hash"]
+        except KeyError:
+            value = hash((self.names, self.name_ports, self.networks))
+            object.__setattr__(self, "_hash", value)
+            return value
+
     @classmethod
     def parse(cls, entries: Iterable[str]) -> AllowList:
         names, pairs, nets = set(), set(), []

@@ -82,7 +82,6 @@ class Sender:
         self._deadlines = Deadlines(timeout_s)
         self._allow = allow or AllowList()
         self._clock = clock
-        self._checked: dict[str, str | None] = {}  # url -> check_url's verdict
 
     def headers(self, delivery: Delivery, timestamp: int) -> dict[str, str]:
         """Fresh timestamp and signature each attempt; the id never changes."""
@@ -102,7 +101,7 @@ class Sender:
     async def send(self, delivery: Delivery) -> SendResult:
         at = self._clock()
         started = time.monotonic()
-        problem = self._check(delivery.url)  # clear error for literals, no socket
+        problem = check_url(delivery.url, self._allow)  # clear error for literals, no socket
         if problem:
             return _failed(at, started, _blocked_error(problem), blocked=True)
         headers = self.headers(delivery, int(at))
@@ -138,16 +137,6 @@ class Sender:
         excerpt = body[:EXCERPT_BYTES].decode("utf-8", "replace")
         elapsed_ms = int((time.monotonic() - started) * 1000)
         return SendResult(int(at * 1000), elapsed_ms, status, None, excerpt, retry_after)
-
-    def _check(self, url: str) -> str | None:
-        """``check_url``, remembered: the same few URLs come back on every attempt."""
-        try:
-            return self._checked[url]
-        except KeyError:
-            if len(self._checked) >= 4096:
-                self._checked.clear()
-            problem = self._checked[url] = check_url(url, self._allow)
-            return problem
 
 
 def _failed(at: float, started: float, error: str, blocked: bool = False) -> SendResult:
