@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -163,6 +164,10 @@ class JobQueue:
         finally:
             if take:
                 self.local.adopt(claim)  # type: ignore[union-attr]
+        if claim is not None:
+            # One loop turn for the adopted attempt, whose first step spawns the bot: the bot
+            # starts before the caller builds and writes its HTTP response (~1 ms sooner).
+            await asyncio.sleep(0)
         if created and not delay_ms and claim is None and self.on_enqueued is not None:
             self.on_enqueued(bot_type)
         return Enqueued(jid, bool(created))

@@ -379,7 +379,11 @@ async def test_a_job_enqueued_with_room_here_starts_without_a_claim_round_trip(r
 
     q.claim = recorded
     await orch.start()
-    ids = [(await q.enqueue("python", "simulate", {"i": i})).job_id for i in range(3)]
+    first = (await q.enqueue("python", "simulate", {"i": 0})).job_id
+    # The attempt took its first step (the spawn) before the enqueue returned, so the bot
+    # starts before the HTTP handler builds its response.
+    assert runner.started == [first]
+    ids = [first] + [(await q.enqueue("python", "simulate", {"i": i})).job_id for i in (1, 2)]
     jobs = await wait_terminal(q, ids)
     await orch.stop(0)
     assert all(j.state == "succeeded" and j.get("owner") == "r" for j in jobs)
