@@ -120,6 +120,38 @@ def _state(pid: int) -> str:
         return "gone"
 
 
+def _dynamically_linked(binary: str) -> bool:
+    """Has the ELF64 file a PT_INTERP program header (a dynamic loader to run first)?"""
+    data = Path(binary).read_bytes()
+    assert data[:5] == b"\x7fELF\x02", "an ELF64 binary"
+    phoff = int.from_bytes(data[32:40], "little")
+    size, count = int.from_bytes(data[54:56], "little"), int.from_bytes(data[56:58], "little")
+    types = [
+        int.from_bytes(data[phoff + i * size : phoff + i * size + 4], "little")
+        for i in range(count)
+    ]
+    return 3 in types  # PT_INTERP
+
+
+def _static_libc() -> bool:
+    cc = "/usr/bin/cc" if os.path.exists("/usr/bin/cc") else "/usr/bin/gcc"
+    found = subprocess.run([cc, "-print-file-name=libc.a"], capture_output=True, text=True)
+    return os.path.isabs(found.stdout.strip()) and os.path.exists(found.stdout.strip())
+
+
+@pytest.mark.skipif(not _static_libc(), reason="no static C library: linked dynamically")
+def test_the_launcher_is_linked_statically_when_the_c_library_allows(launcher):
+    assert not _dynamically_linked(launcher), "no dynamic loader before every bot"
+
+
+def test_without_a_static_c_library_it_is_linked_dynamically(tmp_path, monkeypatch):
+    # The first flag set fails to compile, as -static does without libc.a.
+    monkeypatch.setattr(launcher_module, "FLAGS", (("-O2", "-no-such-flag"), ("-O2",)))
+    built = build_launcher(tmp_path / "cache")
+    assert built is not None and _dynamically_linked(built)
+    assert launcher_module.probe(built)
+
+
 def test_no_compiler_means_no_launcher(tmp_path, monkeypatch):
     monkeypatch.setattr(launcher_module.shutil, "which", lambda name: None)
     assert build_launcher(tmp_path / "cache") is None
