@@ -8,7 +8,6 @@ overruns the deadline becomes a fast 503 — never a hang, never a 202 for an un
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -16,6 +15,7 @@ from http import HTTPStatus
 
 from aiohttp import web
 
+from ..deadlines import Deadlines
 from ..store.connection import REDIS_DOWN
 from .appkeys import SETTINGS
 
@@ -118,10 +118,14 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return Problem(500, "internal error; see the server log for this request id").response()
 
 
-@web.middleware
-async def deadline_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """Bounds a handler's time on Redis (see STORE_DEADLINE_S); streams opt out."""
-    if getattr(request.match_info.handler, "no_deadline", False):
-        return await handler(request)
-    async with asyncio.timeout(STORE_DEADLINE_S):
-        return await handler(request)
+def make_deadline_middleware(deadlines: Deadlines):
+    """Bounds a handler's time on Redis (``deadlines``: STORE_DEADLINE_S); streams opt out."""
+
+    @web.middleware
+    async def deadline_middleware(request: web.Request, handler) -> web.StreamResponse:
+        if getattr(request.match_info.handler, "no_deadline", False):
+            return await handler(request)
+        with deadlines.scope():
+            return await handler(request)
+
+    return deadline_middleware

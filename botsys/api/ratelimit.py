@@ -8,17 +8,17 @@ with ``Retry-After``. ``/health`` and ``/metrics`` are exempt (probes and scrape
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from collections.abc import Callable
 
 from aiohttp import web
 
+from ..deadlines import Deadlines
 from .appkeys import QUEUE
 from .auth import CLIENT
 from .headers import RATE_HEADERS
-from .problems import STORE_DEADLINE_S, Problem
+from .problems import Problem
 
 WINDOW_MS = {"second": 1000, "minute": 60_000, "hour": 3_600_000}
 EXEMPT = frozenset({"/health", "/metrics"})
@@ -35,16 +35,18 @@ def parse_rate(text: str) -> tuple[int, int] | None:
     return int(m.group(1)), WINDOW_MS[m.group(2)]
 
 
-def make_ratelimit_middleware(rate: str):
+def make_ratelimit_middleware(rate: str, deadlines: Deadlines):
     """The middleware; its ``charge`` attribute counts one request against the current
-    client's window (the auth middleware charges failed keys to the client's IP with it)."""
+    client's window (the auth middleware charges failed keys to the client's IP with it).
+    ``deadlines`` bounds the check's time on Redis (STORE_DEADLINE_S)."""
     policy = parse_rate(rate)
 
     async def charge(request: web.Request) -> None:
         if policy is None:
             return
         limit, window_ms = policy
-        allowed, remaining, reset_ms = await _count(request, limit, window_ms)
+        with deadlines.scope():
+            allowed, remaining, reset_ms = await _count(request, limit, window_ms)
         reset_s = max(1, math.ceil(reset_ms / 1000))
         request[RATE_HEADERS] = {
             "RateLimit-Limit": str(limit),
@@ -74,8 +76,7 @@ async def _count(request: web.Request, limit: int, window_ms: int) -> tuple[int,
     queue = request.app[QUEUE]
     clock = request.app.get(RATE_CLOCK)
     key = queue.keys.ratelimit(request[CLIENT])
-    async with asyncio.timeout(STORE_DEADLINE_S):
-        reply = await queue.scripts.run(
-            "ratelimit", [key], [limit, window_ms, clock() if clock else ""]
-        )
+    reply = await queue.scripts.run(
+        "ratelimit", [key], [limit, window_ms, clock() if clock else ""]
+    )
     return int(reply[0]), int(reply[1]), int(reply[2])

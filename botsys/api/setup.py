@@ -6,11 +6,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..dashboard import setup_dashboard
+from ..deadlines import Deadlines
 from .appkeys import SETTINGS
 from .auth import KeyRing, make_auth_middleware
 from .headers import add_response_headers, cors_preflight_middleware, observe_middleware
 from .openapi import setup_openapi
-from .problems import deadline_middleware, error_middleware
+from .problems import STORE_DEADLINE_S, error_middleware, make_deadline_middleware
 from .ratelimit import make_ratelimit_middleware
 from .routes import add_routes
 from .validation import validation_middleware
@@ -18,7 +19,8 @@ from .validation import validation_middleware
 
 def setup_api(app: web.Application) -> None:
     api = app[SETTINGS].api
-    limiter = make_ratelimit_middleware(api.rate_limit)
+    deadlines = Deadlines(STORE_DEADLINE_S)  # shared timers: no loop timer per request
+    limiter = make_ratelimit_middleware(api.rate_limit, deadlines)
     app.middlewares.extend(
         [
             observe_middleware,  # request id, access log, metrics: sees the final status
@@ -29,7 +31,7 @@ def setup_api(app: web.Application) -> None:
             ),
             limiter,
             validation_middleware,  # parse body/query before the clock starts
-            deadline_middleware,  # handlers get STORE_DEADLINE_S on Redis, then 503
+            make_deadline_middleware(deadlines),  # handlers get STORE_DEADLINE_S on Redis, then 503
         ]
     )
     app.on_response_prepare.append(add_response_headers)

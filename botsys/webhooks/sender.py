@@ -18,7 +18,7 @@ from typing import NamedTuple
 import aiohttp
 
 import botsys
-from botsys.webhooks.deadlines import Deadlines
+from botsys.deadlines import Deadlines
 from botsys.webhooks.guard import AllowList, BlockedDestination, Guard, check_url
 from botsys.webhooks.signing import Signer, secret_key
 from botsys.webhooks.types import Delivery
