@@ -125,6 +125,7 @@ def test_label_values_are_bounded(metrics: Metrics) -> None:
     assert codes == {"none"}
     methods = {dict(lbl)["method"] for n, lbl in s if n == "http_requests_total"}
     assert methods == {"other"}
+    assert len(metrics._http_children) == 1  # the label-children cache is bounded too
 
 
 def test_http_code_label() -> None:
