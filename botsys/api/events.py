@@ -1,11 +1,14 @@
 """GET /job/{jobId}/events — Server-Sent Events for one job, from any replica.
 
-Each SSE client gets its own Redis pub/sub subscription on the job's events channel: the
-replica running the bot publishes there (scripts publish state changes, the orchestrator
-progress and log lines), so it does not matter which replica serves the stream. We subscribe
-*before* reading the current state, so no change can slip between the two. The stream starts
-with the current state, forwards ``state`` / ``progress`` / ``log`` events, sends a comment
-every ``HEARTBEAT_S`` to keep proxies from timing out, and ends after a terminal state.
+The replica running the bot publishes on the job's events channel (scripts publish state
+changes, the orchestrator progress and log lines), so it does not matter which replica serves
+the stream. Every stream of a replica shares its one pub/sub connection (``Store.events``, a
+``JobEventHub``). We subscribe *before* reading the current state, so no change can slip between
+the two (an event the first state already includes may follow it). The stream starts with the
+current state, forwards ``state`` / ``progress`` / ``log`` events, sends a comment every
+``HEARTBEAT_S`` to keep proxies from timing out, and ends after a terminal state. After the
+pub/sub connection was lost and re-established it sends the current state again; a client
+too slow to keep up is disconnected (EventSource clients reconnect and start afresh).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from aiohttp import web
 from aiohttp_apispec import docs
 
 from ..jobs import TERMINAL
+from ..store.event_hub import OVERFLOW, RESYNC
 from .appkeys import QUEUE, STORE
 from .docs_text import EVENTS_DESCRIPTION, errors
 from .problems import STORE_DEADLINE_S, not_found
@@ -47,24 +51,20 @@ EVENT_TYPES = ("state", "progress", "log")
 async def job_events(request: web.Request) -> web.StreamResponse:
     job_id = known_job_id(request.app, request.match_info["jobId"])
     queue = request.app[QUEUE]
-    pubsub = request.app[STORE].streams.pubsub()
-    try:
+    async with contextlib.AsyncExitStack() as stack:
         async with asyncio.timeout(STORE_DEADLINE_S):
-            await pubsub.subscribe(queue.keys.events_channel(job_id))
+            channel = queue.keys.events_channel(job_id)
+            events = await stack.enter_async_context(request.app[STORE].events.watch(channel))
             job = await queue.get(job_id)
         if job is None:
             raise not_found("job")
         response = await _open_stream(request)
         ids = count(1)
-        first = {"type": "state", "state": job.state, "job": job.view()}
-        await _send(response, next(ids), "state", first)
+        await _send_state(response, ids, job)
         if job.state not in TERMINAL:
             with contextlib.suppress(ConnectionResetError):  # the client went away
-                await _forward(request, response, pubsub, job_id, ids)
+                await _forward(request, response, events, job_id, ids)
         return response
-    finally:
-        with contextlib.suppress(Exception):
-            await pubsub.aclose()
 
 
 job_events.no_deadline = True  # a stream lives as long as the job; it has its own timeouts
@@ -82,13 +82,25 @@ async def _open_stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _forward(request, response, pubsub, job_id: str, ids) -> None:
+async def _forward(request, response, events: asyncio.Queue, job_id: str, ids) -> None:
     while True:
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=HEARTBEAT_S)
-        if message is None:
+        try:
+            data = await asyncio.wait_for(events.get(), HEARTBEAT_S)
+        except TimeoutError:
             await response.write(b": heartbeat\n\n")
             continue
-        event = _decode(message.get("data"))
+        if data == OVERFLOW:
+            log.warning("event stream of %s dropped: the client is not reading", job_id)
+            return
+        if data == RESYNC:  # events may have been missed: send the current state again
+            job = await request.app[QUEUE].get(job_id)
+            if job is None:
+                return
+            await _send_state(response, ids, job)
+            if job.state in TERMINAL:
+                return
+            continue
+        event = _decode(data)
         if event is None:
             continue
         if event["type"] == "state" and event.get("state") in TERMINAL:
@@ -97,6 +109,11 @@ async def _forward(request, response, pubsub, job_id: str, ids) -> None:
             await _send(response, next(ids), "state", event)
             return
         await _send(response, next(ids), event["type"], event)
+
+
+async def _send_state(response: web.StreamResponse, ids, job) -> None:
+    first = {"type": "state", "state": job.state, "job": job.view()}
+    await _send(response, next(ids), "state", first)
 
 
 def _decode(data: Any) -> dict | None:

@@ -12,9 +12,10 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-log = logging.getLogger("botsys.store")
+from .errors import REDIS_DOWN
+from .event_hub import JobEventHub
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+log = logging.getLogger("botsys.store")
 
 
 @dataclass
@@ -24,20 +25,21 @@ class Store:
     redis: Redis
     embedded: bool
     description: str  # safe to log: never contains a password
-    # For per-client subscriptions (SSE): its own pool. A subscribed connection is closed when
-    # its stream ends; handed back to the shared pool, the next script took it and had to
-    # reconnect first (TCP + HELLO, ~0.8 ms: most of a job's enqueue when it was followed).
-    streams: Redis = field(init=False)
+    # Job event streams (SSE): one pub/sub connection for all of them, from its own pool (a
+    # pub/sub connection is closed when it is given up; handed back to the shared pool, the
+    # next script took it and had to reconnect first).
+    events: JobEventHub = field(init=False)
 
     def __post_init__(self) -> None:
         pool = self.redis.connection_pool
         own = ConnectionPool(connection_class=pool.connection_class, **pool.connection_kwargs)
-        self.streams = Redis(connection_pool=own)
+        self.events = JobEventHub(Redis(connection_pool=own))
 
     async def close(self) -> None:
+        await self.events.close()
         await self.redis.aclose()
-        await self.streams.aclose()
-        await self.streams.connection_pool.disconnect()
+        await self.events.redis.aclose()
+        await self.events.redis.connection_pool.disconnect()
 
 
 def redact_url(url: str) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+import redis as sync_redis
 
 from botsys.api import events
 from botsys.app import create_app
@@ -79,3 +80,30 @@ async def test_stream_from_another_replica(aiohttp_client, redis_server, backend
     got = await reader
     assert got[-1][1]["state"] == "succeeded"
     assert json.dumps(got).count('"progress"') >= 1
+
+
+async def test_streams_of_a_replica_share_one_redis_connection(aiohttp_client, redis_server):
+    settings = make_settings(**{"redis.url": redis_server.url, "api.rate_limit": "0"})
+    client = await aiohttp_client(create_app(settings, with_workers=False))
+    admin = sync_redis.Redis(port=redis_server.port)
+    try:
+        before = len(admin.client_list(_type="pubsub"))
+        ids = [
+            (await (await client.post("/invoke", json={"botType": "python"})).json())["jobId"]
+            for _ in range(10)
+        ]
+        streams = [await client.get(f"/job/{job_id}/events") for job_id in ids]
+        for r in streams:  # each has its first event: subscribed
+            assert (await r.content.readuntil(b"\n\n")).startswith(b"id: 1\nevent: state")
+        assert len(admin.client_list(_type="pubsub")) - before == 1
+        admin.client_kill_filter(_type="pubsub")  # the hub reconnects: streams resend the state
+        for r in streams:
+            again = (await asyncio.wait_for(r.content.readuntil(b"\n\n"), 10)).decode()
+            assert again.startswith("id: 2\nevent: state") and '"state":"queued"' in again
+        for job_id in ids:
+            await client.delete(f"/job/{job_id}")
+        for r in streams:
+            rest = (await asyncio.wait_for(r.content.read(), 10)).decode()
+            assert '"state":"cancelled"' in rest
+    finally:
+        admin.close()

@@ -1,0 +1,126 @@
+"""JobEventHub: every event stream of a replica on one pub/sub connection (real Redis, and
+fakeredis where the embedded mode relies on it)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from botsys.store.connection import make_client
+from botsys.store.event_hub import OVERFLOW, RESYNC, JobEventHub
+
+
+async def next_item(queue: asyncio.Queue, timeout: float = 5.0):
+    return await asyncio.wait_for(queue.get(), timeout)
+
+
+async def pubsub_clients(admin: Redis) -> int:
+    return len(await admin.client_list(_type="pubsub"))
+
+
+async def test_watchers_get_their_channel_only(redis_factory):
+    publisher, hub = redis_factory(), JobEventHub(redis_factory())
+    try:
+        async with hub.watch("ev:a") as a1, hub.watch("ev:a") as a2, hub.watch("ev:b") as b:
+            await publisher.publish("ev:a", '{"n":1}')
+            await publisher.publish("ev:b", '{"n":2}')
+            assert await next_item(a1) == '{"n":1}' and await next_item(a2) == '{"n":1}'
+            assert await next_item(b) == '{"n":2}'
+            assert a1.empty() and b.empty()
+            assert hub.watched() == 2
+        assert hub.watched() == 0
+    finally:
+        await hub.close()
+
+
+async def test_many_streams_share_one_connection_and_leave_no_subscription(redis_server):
+    admin = Redis.from_url(redis_server.url, decode_responses=True)
+    hub = JobEventHub(Redis.from_url(redis_server.url, decode_responses=True))
+    before = await pubsub_clients(admin)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            opened, close = asyncio.Event(), asyncio.Event()
+            count = 0
+
+            async def stream(i: int) -> None:
+                nonlocal count
+                async with hub.watch(f"ev:{i % 5}"):
+                    count += 1
+                    if count == 20:
+                        opened.set()
+                    await close.wait()
+
+            for i in range(20):
+                tg.create_task(stream(i))
+            await opened.wait()
+            assert await pubsub_clients(admin) - before == 1, "20 streams, one connection"
+            numsub = dict(await admin.pubsub_numsub(*(f"ev:{i}" for i in range(5))))
+            assert set(numsub.values()) == {1}
+            close.set()
+        numsub = dict(await admin.pubsub_numsub(*(f"ev:{i}" for i in range(5))))
+        assert set(numsub.values()) == {0}, "the last watcher of a channel unsubscribes it"
+    finally:
+        await hub.close()
+        await admin.aclose()
+
+
+async def test_a_watcher_that_stops_reading_is_dropped_and_the_others_go_on(redis_factory):
+    publisher, hub = redis_factory(), JobEventHub(redis_factory(), max_queued=3)
+    try:
+        async with hub.watch("ev:slow") as slow, hub.watch("ev:slow") as fast:
+            for i in range(5):
+                await publisher.publish("ev:slow", str(i))
+                assert await next_item(fast) == str(i)
+            assert await next_item(slow) == OVERFLOW
+            assert slow.empty(), "nothing after the overflow marker"
+            await publisher.publish("ev:slow", "5")
+            assert await next_item(fast) == "5"
+    finally:
+        await hub.close()
+
+
+@pytest.mark.parametrize("how", ["client kill", "redis restart"])
+async def test_after_a_lost_connection_watchers_resync_and_keep_receiving(tmp_path, how):
+    from tests.support.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    store = make_client(server.url)  # the serve client: its own retries reconnect too
+    publisher = Redis.from_url(server.url, decode_responses=True)
+    try:
+        async with store.events.watch("ev:r") as events:
+            await publisher.publish("ev:r", "before")
+            assert await next_item(events) == "before"
+            if how == "client kill":
+                await publisher.client_kill_filter(_type="pubsub")
+            else:
+                server.kill()
+                server.start()
+                publisher = Redis.from_url(server.url, decode_responses=True)
+            assert await next_item(events, timeout=10) == RESYNC
+            for _ in range(100):  # published once the hub has subscribed again
+                if dict(await publisher.pubsub_numsub("ev:r"))["ev:r"] == 1:
+                    break
+                await asyncio.sleep(0.05)
+            await publisher.publish("ev:r", "after")
+            assert await next_item(events) == "after"
+    finally:
+        await store.close()
+        await publisher.aclose()
+        server.kill()
+
+
+async def test_a_watcher_waits_for_redis_while_it_is_unreachable(tmp_path):
+    from tests.support.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis")  # not started yet
+    store = make_client(server.url, connect_timeout_s=0.2)
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                async with store.events.watch("ev:w"):
+                    pass
+        assert store.events.watched() == 0, "a watcher that gave up leaves nothing behind"
+    finally:
+        await store.close()
