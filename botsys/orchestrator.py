@@ -166,14 +166,17 @@ class Orchestrator:
         """The enqueue script claimed the job for us (or not): start it like a claimed one."""
         self._reserved -= 1
         self._room.set()  # a dispatcher may be waiting for the room this reservation held
-        if claim is None:
-            return
-        if self._stopping:  # stop() began while the enqueue was in flight: hand it back
+        if claim is not None:
+            self._take(claim)
+
+    def _take(self, claim: Claim) -> None:
+        """Start a job a script leased to us outside ``claim`` (enqueue, complete)."""
+        if self._stopping:  # stop() began while the script was in flight: hand it back
             task = asyncio.create_task(self._with_retries(lambda: self.queue.requeue(claim)))
             self._attempt_tasks.add(task)
             task.add_done_callback(self._attempt_tasks.discard)
             return
-        self._context.run(self._start_attempt, claim)
+        self._context.run(self._start_attempt, claim)  # no request's or attempt's context
 
     async def _dispatch(self, bot_type: str) -> None:
         wake, backoff = self._wake[bot_type], 0.1
@@ -276,8 +279,11 @@ class Orchestrator:
                 result_json=result,
                 error=outcome.error or "",
                 retry_delay_ms=delay,
+                take_next=0 if self._stopping else self._free_local() + 1,  # + this slot
             )
         )
+        if done is not None and done.next is not None:
+            self._take(done.next)
         if done is not None and done.recorded:
             log.info(
                 "attempt %d %s after %.2fs%s",

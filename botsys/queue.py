@@ -46,6 +46,7 @@ class Completion:
     state: str = ""  # terminal state, or "delayed" when a retry was scheduled
     delivery_id: str = ""
     retry_at_ms: int = 0
+    next: Claim | None = None  # the next job, leased to the caller along with the freed slot
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,11 @@ class JobQueue:
         result_json: str = "",
         error: str = "",
         retry_delay_ms: int = 0,
+        take_next: int = 0,
         now: int | None = None,
     ) -> Completion:
+        """``take_next``: how many jobs of the type the caller could start now; if the freed
+        slot stays with this replica, the script leases it the next waiting job."""
         t = claim.job.bot_type
         reply = await self.run_script(
             "complete",
@@ -208,13 +212,16 @@ class JobQueue:
             result_json,
             error,
             retry_delay_ms,
+            take_next,
             now=now,
         )
         if int(reply[0]) == 0:
             return Completion(False)
         if int(reply[0]) == 2:
-            return Completion(True, "delayed", retry_at_ms=int(reply[1]))
-        return Completion(True, reply[1], reply[2])
+            nxt = _claim(reply[2]) if len(reply) > 2 else None
+            return Completion(True, "delayed", retry_at_ms=int(reply[1]), next=nxt)
+        nxt = _claim(reply[3]) if len(reply) > 3 else None
+        return Completion(True, reply[1], reply[2], next=nxt)
 
     async def requeue(self, claim: Claim, now: int | None = None) -> bool:
         return bool(

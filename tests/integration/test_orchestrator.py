@@ -391,6 +391,31 @@ async def test_a_job_enqueued_with_room_here_starts_without_a_claim_round_trip(r
     assert sorted(runner.started) == sorted(ids) and runner.peak <= 2
 
 
+async def test_at_saturation_each_completion_starts_the_next_job_without_a_claim(
+    redis_factory,
+):
+    settings = make_settings(**{"bot_types.python.limit": 2})
+    runner = CountingRunner(durations=(0.002, 0.006))
+    q = JobQueue(redis_factory(), settings, "r")
+    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    claim, claims = q.claim, []
+
+    async def counted(bot_type, count, now=None):
+        claims.append(count)
+        return await claim(bot_type, count, now)
+
+    q.claim = counted
+    await q.seed_limits()
+    ids = [(await q.enqueue("python", "simulate", {"i": i})).job_id for i in range(40)]
+    await orch.start()
+    jobs = await wait_terminal(q, ids)
+    await orch.stop(0)
+    assert all(j.state == "succeeded" for j in jobs) and runner.peak == 2
+    assert sorted(runner.started) == sorted(ids), "every job ran exactly once"
+    # complete.lua leased each next job to us with the freed slot: no wake-up, no claim.
+    assert len(claims) <= 5, f"{len(claims)} claims for 40 jobs"
+
+
 async def test_a_job_claimed_by_an_enqueue_that_ends_after_stop_began_is_handed_back(
     redis_factory,
 ):

@@ -135,6 +135,97 @@ async def test_a_freed_slot_is_handed_to_the_longest_waiting_replica(redis_clien
     await pubsub.aclose()
 
 
+@pytest.mark.parametrize(
+    "case, leased",
+    [
+        ("nobody waits", True),
+        ("another replica waits", False),
+        ("caller cannot take one", False),
+        ("paused", False),
+        ("limit lowered below the running", False),
+    ],
+)
+async def test_complete_leases_the_next_job_to_a_completer_that_keeps_the_slot(
+    redis_client, case, leased
+):
+    settings = make_settings(**{"bot_types.python.limit": 2})
+    r1, r2 = JobQueue(redis_client, settings, "r1"), JobQueue(redis_client, settings, "r2")
+    await r1.seed_limits()
+    ids = await enqueue_n(r1, 4)
+    _, [c1, _c2] = await r1.claim("python", 2, now=T0 + 10)  # full; 2 wait
+    if case == "another replica waits":
+        assert (await r2.claim("python", 1, now=T0 + 11))[1] == []  # r2 joins the line
+    if case == "paused":
+        await r1.set_queue("python", paused=True)
+    if case == "limit lowered below the running":
+        await r1.set_queue("python", limit=1)
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(r1.keys.wake_channel("python"))
+    take = 0 if case == "caller cannot take one" else 1
+    done = await r1.complete(c1, "succeeded", take_next=take, now=T0 + 20)
+    assert done.recorded and done.state == "succeeded"
+    active = await redis_client.zrange(r1.keys.active("python"), 0, -1)
+    if not leased:
+        assert done.next is None and ids[2] not in active
+        if case in ("another replica waits", "caller cannot take one"):
+            expected = "r2" if case == "another replica waits" else "r1"
+            assert await next_release(pubsub) == expected
+        await pubsub.aclose()
+        return
+    nxt = done.next
+    assert nxt.job_id == ids[2] and nxt.attempt == 1 and nxt.token, "the best waiting job"
+    stored = await r1.get(ids[2])
+    assert stored.state == "running" and stored.get("owner") == "r1"
+    assert sorted(active) == sorted([ids[1], ids[2]]), "the freed slot, not one more"
+    assert await messages(pubsub, 0.2) == [], "no wake-up when the completer keeps the slot"
+    await pubsub.aclose()
+    # An ordinary lease: complete records it.
+    assert (await r1.complete(nxt, "succeeded", now=T0 + 30)).recorded
+
+
+async def test_a_completer_that_wants_more_keeps_waiting_in_line(redis_client):
+    settings = make_settings(**{"bot_types.python.limit": 1})
+    r1, r2 = JobQueue(redis_client, settings, "r1"), JobQueue(redis_client, settings, "r2")
+    await r1.seed_limits()
+    await enqueue_n(r1, 4)
+    _, [c1] = await r1.claim("python", 1, now=T0)
+    done = await r1.complete(c1, "succeeded", take_next=3, now=T0 + 10)  # room for 3
+    assert done.next is not None
+    assert await redis_client.zrange(r1.keys.waiters("python"), 0, -1) == ["r1"]
+    assert (await r2.claim("python", 1, now=T0 + 11))[1] == []  # r2 joins behind r1
+    done = await r1.complete(done.next, "succeeded", take_next=3, now=T0 + 20)
+    assert done.next is not None, "r1 was first in line"
+    assert await redis_client.zrange(r1.keys.waiters("python"), 0, -1) == ["r2", "r1"]
+
+
+@pytest.mark.parametrize("waiter", [False, True])
+async def test_enqueue_to_a_full_semaphore_wakes_replicas_only_if_nobody_waits(
+    redis_client, waiter
+):
+    settings = make_settings(**{"bot_types.python.limit": 1})
+    r1, r2 = JobQueue(redis_client, settings, "r1"), JobQueue(redis_client, settings, "r2")
+    await r1.seed_limits()
+    await enqueue_n(r1, 2)
+    await r1.claim("python", 1, now=T0 + 5)  # full, one waits; r1 got all it wanted
+    if waiter:
+        assert (await r2.claim("python", 1, now=T0 + 6))[1] == []
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(r1.keys.wake_channel("python"))
+    await r1.enqueue("python", "simulate", {}, now=T0 + 10)
+    assert await messages(pubsub, 0.3) == ([] if waiter else ["enqueue"])
+    await pubsub.aclose()
+
+
+async def messages(pubsub, seconds: float) -> list[str]:
+    """What the channel carried within ``seconds`` (subscribe acks skipped)."""
+    out, deadline = [], asyncio.get_running_loop().time() + seconds
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        msg = await pubsub.get_message(timeout=left)
+        if msg is not None:
+            out.append(msg["data"])
+    return out
+
+
 class Taker:
     """A replica's orchestrator as enqueue sees it: always has room; keeps what it gets."""
 

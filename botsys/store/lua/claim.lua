@@ -50,13 +50,10 @@ local free = (tonumber(meta.limit) or 0) - redis.call('ZCARD', K.active)
 if meta.paused ~= '1' and free > 0 and want > 0 then
   local n = math.min(free, want)
   while n > 0 do
-    local popped = redis.call('ZPOPMIN', K.queue)
-    if #popped == 0 then break end
-    local id = popped[1]
-    if redis.call('EXISTS', job_key(id)) == 1 then
-      table.insert(out, admit(id, now))
-      n = n - 1
-    end
+    local id = pop_waiting()
+    if not id then break end
+    table.insert(out, admit(id, now))
+    n = n - 1
   end
 end
 

@@ -7,8 +7,12 @@
 -- ARGV[5]  status: succeeded | failed | timed_out | cancelled
 -- ARGV[6]  result (raw JSON text, '' = none);  ARGV[7] error ('' = none)
 -- ARGV[8]  retry delay ms if this attempt is retried
+-- ARGV[9]  how many jobs of this type the caller could start now (its slot is freeing), as
+--          claim.lua's ARGV[3]; '' or 0: none
 -- Returns  {0} lost (not the owner: nothing written) | {1, state, delivery id or ''} finished
---          | {2, due ms} retry scheduled
+--          | {2, due ms} retry scheduled; either of the last two with one more element, a
+--          claim (the next job's HGETALL, as claim.lua), when the freed slot stayed with the
+--          caller and it can take one: no wake-up and no claim round trip
 local now = now_ms(ARGV[2])
 local id, token, status = ARGV[3], ARGV[4], ARGV[5]
 local jk = job_key(id)
@@ -17,8 +21,11 @@ if job.token ~= token or not redis.call('ZSCORE', K.active, id) then return {0} 
 -- A freed slot matters only when the semaphore was full (dispatchers wait for it) and jobs
 -- are waiting. It is handed to one replica: the one that has waited longest for a slot (see
 -- claim.lua), else this one. Every replica racing for it cost N-1 empty claims per release;
--- this one always keeping it would pin the load where it started.
-local was_full = redis.call('ZCARD', K.active) >= tonumber(redis.call('HGET', K.meta, 'limit') or 0)
+-- this one always keeping it would pin the load where it started. When it stays here and the
+-- caller can take it, the next job is leased to the caller at once.
+local next_claim = nil
+local limit = tonumber(redis.call('HGET', K.meta, 'limit') or 0)
+local was_full = redis.call('ZCARD', K.active) >= limit
 redis.call('ZREM', K.active, id)
 if was_full and redis.call('ZCARD', K.queue) > 0 then
   local fresh, target = now - CTX.waiter_ttl_ms, CTX.replica
@@ -30,7 +37,19 @@ if was_full and redis.call('ZCARD', K.queue) > 0 then
     end
     redis.call('HDEL', K.waiters_seen, replica)
   end
-  redis.call('PUBLISH', CTX.wake_channel, 'release:' .. target)
+  local want = tonumber(ARGV[9]) or 0
+  if target == CTX.replica and want > 0 and redis.call('HGET', K.meta, 'paused') ~= '1'
+      and redis.call('ZCARD', K.active) < limit then  -- (a lowered limit: still over it)
+    local next_id = pop_waiting()
+    if next_id then next_claim = admit(next_id, now) end
+    -- The line, as claim.lua keeps it: wanting more while full keeps the caller waiting.
+    if want > 1 and redis.call('ZCARD', K.queue) > 0 and redis.call('ZCARD', K.active) >= limit then
+      redis.call('ZADD', K.waiters, 'NX', now, CTX.replica)
+      redis.call('HSET', K.waiters_seen, CTX.replica, now)
+    end
+  else
+    redis.call('PUBLISH', CTX.wake_channel, 'release:' .. target)
+  end
 end
 
 local failures = tonumber(job.failures or 0)
@@ -42,7 +61,7 @@ if (status == 'failed' or status == 'timed_out') and job.cancelRequested ~= '1'
   redis.call('HDEL', jk, 'token', 'leaseUntil')
   redis.call('ZADD', K.delayed, due, id)
   publish_state(CTX.events_prefix, id, 'delayed', ',"retryAt":' .. due)
-  return {2, due}
+  return {2, due, next_claim}
 end
 
 if job.cancelRequested == '1' then status = 'cancelled' end
@@ -54,4 +73,4 @@ else
   redis.call('HSET', jk, 'failures', failures + 1)
 end
 local did = finish_job(id, job, status, opts)
-return {1, status, did or ''}
+return {1, status, did or '', next_claim}

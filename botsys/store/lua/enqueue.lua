@@ -40,7 +40,7 @@ if redis.call('ZCARD', K.jobs) > CTX.max_index then
   redis.call('ZREMRANGEBYRANK', K.jobs, 0, -(CTX.max_index + 1))
 end
 -- Wake dispatchers only if one could take it now: with the semaphore full (or the type
--- paused) the wake-up comes from the release (or resume) instead.
+-- paused) the wake-up comes from the release (or resume) instead, unless nobody waits in line.
 local meta = redis.call('HMGET', K.meta, 'limit', 'paused')
 local limit = tonumber(meta[1]) or 0
 if meta[2] ~= '1' and redis.call('ZCARD', K.active) < limit then
@@ -52,6 +52,10 @@ if meta[2] ~= '1' and redis.call('ZCARD', K.active) < limit then
     end
     return {1, id, claim}
   end
+  redis.call('PUBLISH', CTX.wake_channel, 'enqueue')
+elseif meta[2] ~= '1' and redis.call('ZCARD', K.waiters) == 0 then
+  -- Full, and no replica waits in line for a slot: complete.lua hands freed slots only to
+  -- replicas in the line (else the completer keeps them), so wake the idle ones to join it.
   redis.call('PUBLISH', CTX.wake_channel, 'enqueue')
 end
 return {1, id}

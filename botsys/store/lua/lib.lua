@@ -78,8 +78,18 @@ local function publish_state(events_prefix, id, state, extra)
     '{"type":"state","state":' .. cjson.encode(state) .. (extra or '') .. '}')
 end
 
+-- The best waiting job that still exists, taken off the queue (nil: none waits).
+local function pop_waiting()
+  while true do
+    local popped = redis.call('ZPOPMIN', K.queue)
+    if #popped == 0 then return nil end
+    if redis.call('EXISTS', job_key(popped[1])) == 1 then return popped[1] end
+  end
+end
+
 -- Lease a job taken off the queue to this replica: fencing token, semaphore entry, running.
--- Returns the job's HGETALL (the claim). claim.lua and enqueue.lua's direct claim share it.
+-- Returns the job's HGETALL (the claim). claim.lua, and the direct claims of enqueue.lua and
+-- complete.lua, share it.
 local function admit(id, now)
   local jk = job_key(id)
   local token = redis.call('HINCRBY', K.meta, 'token', 1)
