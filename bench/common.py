@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import statistics
@@ -51,3 +52,14 @@ def record(name: str, figures: dict) -> None:
 def ratio_line(label: str, value: float, baseline: float, unit: str, base_label: str) -> str:
     r = value / baseline if baseline else float("nan")
     return f"{label}: {value:,.0f} {unit} vs {base_label} {baseline:,.0f} {unit} → ratio {r:.2f}"
+
+
+def run_like_serve(coro):
+    """Run ``coro`` on the event loop ``serve`` runs on (uvloop when installed), so a figure
+    and its baseline measure what a deployment gets."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)

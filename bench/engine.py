@@ -5,6 +5,7 @@ redis-server, beside raw redis-py round trips measured in the same run.
 
 Two figures: the scripts alone (JobQueue calls from C concurrent loops), and the whole
 Orchestrator draining no-op jobs (a runner that returns at once instead of a subprocess).
+Both, and the baseline, run on the event loop `serve` uses (uvloop).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from redis.asyncio import Redis  # noqa: E402
 
-from bench.common import ratio_line, record, redis_server  # noqa: E402
+from bench.common import ratio_line, record, redis_server, run_like_serve  # noqa: E402
 from botsys.config import load_settings  # noqa: E402
 from botsys.orchestrator import Orchestrator  # noqa: E402
 from botsys.queue import JobQueue  # noqa: E402
 from botsys.runners.types import AttemptOutcome  # noqa: E402
+from botsys.store.connection import make_client  # noqa: E402
 
 
 def settings(prefix: str, limit: int):
@@ -76,6 +78,11 @@ async def script_cycles(q: JobQueue, n: int, concurrency: int, batch: int) -> fl
     return done / (time.perf_counter() - t)
 
 
+def serve_client(url: str) -> Redis:
+    """The client `serve` makes (retries, hiredis framing): the raw baseline uses it too."""
+    return make_client(url).redis
+
+
 class NoopRunner:
     async def run(self, spec, sink):
         return AttemptOutcome("succeeded", result=1)
@@ -83,7 +90,7 @@ class NoopRunner:
 
 async def orchestrator_drain(url: str, n: int, concurrency: int) -> float:
     s = settings("bench-orch", limit=concurrency)
-    r = Redis.from_url(url, decode_responses=True)
+    r = serve_client(url)
     q = JobQueue(r, s, "bench")
     await q.seed_limits()
     await enqueue_all(q, n, 50)
@@ -101,7 +108,7 @@ async def orchestrator_drain(url: str, n: int, concurrency: int) -> float:
 
 async def main(args) -> dict:
     with redis_server() as url:
-        r = Redis.from_url(url, decode_responses=True)
+        r = serve_client(url)
         q = JobQueue(r, settings("bench", limit=args.jobs), "bench")
         await q.seed_limits()
         raw = await raw_round_trips(r, args.jobs, args.concurrency)
@@ -131,4 +138,4 @@ if __name__ == "__main__":
     p.add_argument("--jobs", type=int, default=20000)
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--batch", type=int, default=10)
-    asyncio.run(main(p.parse_args()))
+    run_like_serve(main(p.parse_args()))

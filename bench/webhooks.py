@@ -29,7 +29,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import record  # noqa: E402
+from bench.common import record, run_like_serve  # noqa: E402
 from botsys.config import WebhookSettings  # noqa: E402
 from botsys.webhooks.dispatcher import WebhookDispatcher  # noqa: E402
 from botsys.webhooks.sender import Sender  # noqa: E402
@@ -66,7 +66,7 @@ def _sink(port_queue) -> None:
         port_queue.put(site._server.sockets[0].getsockname()[1])
         await asyncio.Event().wait()
 
-    _run(main())
+    run_like_serve(main())
 
 
 # -- the two clients -------------------------------------------------------------------------
@@ -209,17 +209,6 @@ def report(args, size: int, results: dict[str, list[Rate]]) -> None:
     )
 
 
-def _run(coro):
-    """Run on the loop `serve` runs the dispatcher on (uvloop when installed): both clients
-    and the sink alike."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000)
@@ -231,7 +220,7 @@ def main() -> None:
     sink = ctx.Process(target=_sink, args=(ports,), daemon=True)
     sink.start()
     try:
-        _run(run(args, ports.get(timeout=20)))
+        run_like_serve(run(args, ports.get(timeout=20)))
     finally:
         sink.terminate()
         sink.join(5)

@@ -14,6 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import REDIS_DOWN
 from .event_hub import JobEventHub
+from .packing import use_hiredis_packing
 
 log = logging.getLogger("botsys.store")
 
@@ -68,6 +69,7 @@ def make_client(url: str, connect_timeout_s: float = 5.0) -> Store:
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    use_hiredis_packing(client.connection_pool)
     return Store(client, False, redact_url(url))
 
 
