@@ -38,10 +38,10 @@ HUB_CHANNEL = "botsys:event-hub"
 
 @dataclass
 class _Channel:
-    queues: set[asyncio.Queue] = field(default_factory=set)
     # Done once SUBSCRIBE for this channel was sent on the current connection: a watcher
     # reads the job's state only after that, so no change slips between the two.
-    sent: asyncio.Future | None = None
+    sent: asyncio.Future
+    queues: set[asyncio.Queue] = field(default_factory=set)
 
 
 class JobEventHub:
@@ -61,14 +61,14 @@ class JobEventHub:
         bound it with their own deadline."""
         queue: asyncio.Queue = asyncio.Queue(self._max_queued)
         entry = self._channels.get(channel)
+        first = entry is None
         if entry is None:
-            entry = self._channels[channel] = _Channel()
-            entry.sent = asyncio.get_running_loop().create_future()
-            if self._pubsub is not None:
-                await self._send(self._pubsub.subscribe(channel), entry)
+            entry = self._channels[channel] = _Channel(asyncio.get_running_loop().create_future())
         entry.queues.add(queue)
-        try:
+        try:  # from here on, leaving (even cancelled mid-subscribe) cleans up after us
             self._start()
+            if first and self._pubsub is not None:
+                await self._send(self._pubsub.subscribe(channel), entry)
             await asyncio.shield(entry.sent)
             yield queue
         finally:
@@ -104,7 +104,7 @@ class JobEventHub:
             await subscribing
         except REDIS_DOWN:
             return
-        if entry.sent is not None and not entry.sent.done():
+        if not entry.sent.done():
             entry.sent.set_result(None)
 
     async def _run(self) -> None:
@@ -141,7 +141,7 @@ class JobEventHub:
 
     def _subscribed_all(self) -> None:
         for entry in self._channels.values():
-            if entry.sent is not None and not entry.sent.done():
+            if not entry.sent.done():
                 entry.sent.set_result(None)  # a watcher still waiting to start
             else:
                 for queue in list(entry.queues):  # watching across the reconnect
