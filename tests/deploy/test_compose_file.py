@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -12,9 +13,15 @@ from .deploytools import ROOT, assert_ok, compose_cmd, run
 ENV_EXAMPLE = ROOT / ".env.example"
 
 
-def compose(*args: str):
-    # --env-file .env.example: the example must hold every variable the file requires.
-    return run([*compose_cmd(), "--env-file", str(ENV_EXAMPLE), "-f", "docker-compose.yml", *args])
+REQUIRED_SECRETS = ("REDIS_PASSWORD", "BOTSYS_API_KEYS", "GRAFANA_ADMIN_PASSWORD")
+
+
+def compose(*args: str, env_file=ENV_EXAMPLE):
+    # --env-file .env.example: the example must hold every variable the file requires. The
+    # shell's own values of the secrets would override the file's: leave them out.
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED_SECRETS}
+    cmd = [*compose_cmd(), "--env-file", str(env_file), "-f", "docker-compose.yml", *args]
+    return run(cmd, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +38,24 @@ def test_compose_config_is_valid() -> None:
     assert_ok(compose("config", "--quiet"))
 
 
-def test_required_secrets_have_no_default() -> None:
-    # Without .env the stack must refuse to start rather than run with a default password.
-    proc = run([*compose_cmd(), "--env-file", "/dev/null", "config", "--quiet"])
+def test_the_compose_file_requires_exactly_these_secrets() -> None:
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", (ROOT / "docker-compose.yml").read_text()))
+    assert required == set(REQUIRED_SECRETS)
+
+
+@pytest.mark.parametrize("missing", REQUIRED_SECRETS)
+def test_required_secrets_have_no_default(missing: str, tmp_path) -> None:
+    # Without it the stack must refuse to start rather than run with a default password. One
+    # secret missing at a time: with several missing, Compose names whichever it meets first,
+    # and that order varies from run to run.
+    kept = [
+        line for line in ENV_EXAMPLE.read_text().splitlines() if not line.startswith(f"{missing}=")
+    ]
+    env_file = tmp_path / "env"
+    env_file.write_text("\n".join(kept) + "\n")
+    proc = compose("config", "--quiet", env_file=env_file)
     assert proc.returncode != 0
-    assert "REDIS_PASSWORD" in proc.stderr or "BOTSYS_API_KEYS" in proc.stderr
+    assert f"required variable {missing} is missing a value" in proc.stderr, proc.stderr
 
 
 def test_every_bind_mount_and_build_input_exists(config: dict) -> None:
