@@ -16,7 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402, F401 (re-exported)
 
-RESULTS = Path(os.environ.get("BENCH_RESULTS") or Path(__file__).with_name("results.json"))
+# Set by bench/run.py. A benchmark run on its own, often with smaller or partial arguments,
+# only prints: its figures must not replace a full run's in bench/results.json.
+RESULTS = Path(os.environ["BENCH_RESULTS"]) if os.environ.get("BENCH_RESULTS") else None
 
 
 @contextmanager
@@ -43,7 +45,10 @@ def median(values):
 
 
 def record(name: str, figures: dict) -> None:
-    """Merge one benchmark's figures into bench/results.json."""
+    """Merge one benchmark's figures into bench/results.json (only under bench/run.py)."""
+    if RESULTS is None:
+        print(f"(not recorded: `python -m bench {name}` updates bench/results.json)")
+        return
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     data[name] = {**figures, "measuredAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")

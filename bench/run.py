@@ -46,14 +46,20 @@ def run(names: list[str], quick: bool, results: Path) -> int:
             print(f"== {name}: skipped in --quick")
             continue
         print(f"== {name} {' '.join(args)}", flush=True)
+        before = recorded(results).get(name)
         t = time.monotonic()
         proc = subprocess.run([sys.executable, str(HERE / f"{name}.py"), *args], env=env, cwd=ROOT)
         print(f"   ({time.monotonic() - t:.0f} s)", flush=True)
-        if proc.returncode != 0:
-            failed.append(name)
+        if proc.returncode != 0 or recorded(results).get(name) in (None, before):
+            failed.append(name)  # an exit 0 that wrote no figures failed too
     if failed:
         print(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
+
+
+def recorded(results: Path) -> dict[str, dict]:
+    """Each benchmark's figures in ``results``, by name."""
+    return json.loads(results.read_text()) if results.exists() else {}
 
 
 def chart(results: Path, out: Path) -> None:
