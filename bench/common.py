@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from botsys.heap import settle_heap  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402, F401 (re-exported)
 
 # Set by bench/run.py. A benchmark run on its own, often with smaller or partial arguments,
@@ -60,8 +61,9 @@ def ratio_line(label: str, value: float, baseline: float, unit: str, base_label:
 
 
 def run_like_serve(coro):
-    """Run ``coro`` on the event loop ``serve`` runs on (uvloop when installed), so a figure
-    and its baseline measure what a deployment gets."""
+    """Run ``coro`` on the event loop ``serve`` runs on (uvloop when installed), with its
+    garbage-collector settings, so a figure and its baseline measure what a deployment gets."""
+    settle_heap()
     try:
         import uvloop
     except ImportError:

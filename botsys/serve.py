@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from aiohttp import web
 
 from .app import create_app, replica_name
 from .config import Settings
+from .heap import settle_heap
 from .logs import setup_logging
 
 log = logging.getLogger("botsys.serve")
@@ -22,6 +24,7 @@ def serve(settings: Settings) -> int:
     except ImportError:
         pass
     app = create_app(settings)
+    app.on_startup.append(_settle_heap)  # last: after the store, workers and clients exist
     log.info("listening on http://%s:%s", settings.server.host, settings.server.port)
     web.run_app(
         app,
@@ -33,3 +36,11 @@ def serve(settings: Settings) -> int:
         handle_signals=True,
     )
     return 0
+
+
+async def _settle_heap(app: web.Application) -> None:
+    frozen = settle_heap()
+    log.info(
+        "heap settled: startup objects frozen, first GC threshold raised",
+        extra={"frozen_objects": frozen, "gc_threshold": gc.get_threshold()[0]},
+    )

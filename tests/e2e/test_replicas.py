@@ -192,3 +192,13 @@ def test_kill_9_leaves_no_bot_alive_and_the_job_runs_elsewhere(cluster):
     took_over = time.monotonic() - t1
     assert took_over < 2.0 + 2.0, f"jobs taken over {took_over:.1f}s after b started (lease 2 s)"
     assert died <= 1.0, f"bots outlived the replica by {died:.2f}s"
+
+
+def test_serve_freezes_its_startup_heap(cluster):
+    # The GC settings of botsys/heap.py are applied by the real `serve`, after its startup.
+    replica = cluster.add_replica()
+    logged = [json.loads(line) for line in replica.log(tail=500).splitlines() if line[:1] == "{"]
+    settled = [entry for entry in logged if entry["message"].startswith("heap settled")]
+    assert len(settled) == 1, replica.log()
+    assert settled[0]["frozen_objects"] > 10_000  # modules, app, clients: ~60k
+    assert settled[0]["gc_threshold"] == 10_000
