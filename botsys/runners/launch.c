@@ -1,12 +1,22 @@
-/* botsys-launch: start a bot with its resource limits and a parent-death signal, in one exec.
+/* botsys-launch: start a bot with its resource limits, and make its whole process group die
+ * with the server.
  *
  *   botsys-launch PARENT_PID [NAME=SOFT[:HARD] ...] -- COMMAND [ARG ...]
  *
  * NAME is one of core, data, as, nofile, nproc, fsize, cpu (prlimit's names; HARD defaults
- * to SOFT). It does what `setpriv --pdeathsig KILL -- prlimit ... --` does with two execs:
- * each exec of those costs ~1 ms of CPU and of start-up latency per bot (bench/spawn.py).
- * The signal is armed first; if the server (PARENT_PID) died before that, the bot never
- * starts. Anything wrong exits 127 with one line on stderr, before COMMAND runs.
+ * to SOFT). It replaces `setpriv --pdeathsig KILL -- prlimit ... --`, whose two execs cost
+ * ~1 ms of CPU and of start-up latency per bot (bench/spawn.py), and it does more:
+ *
+ * The launcher stays in front of the bot, in the bot's process group, as its parent. When the
+ * server (PARENT_PID) dies, even by kill -9, the kernel signals the launcher (parent-death
+ * signal), which kills the whole group: the bot and every process the bot started. (The
+ * parent-death signal alone reaches only the bot's own process; its children outlived a
+ * killed server.) Signals the server sends the group (SIGTERM on timeout or cancel) are the
+ * bot's to handle: the launcher blocks them, waits for the bot and ends the way it ended
+ * (same exit code, or the same signal), so the server sees the bot's own exit.
+ *
+ * If the server died before the signal was armed, the bot never starts. Anything wrong exits
+ * 127 with one line on stderr, before COMMAND runs.
  * Built by botsys/runners/launcher.py; without a C compiler the two-program chain is used.
  */
 #define _GNU_SOURCE
@@ -17,6 +27,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const struct {
@@ -64,6 +75,27 @@ static int apply_limit(const char *spec) {
     return -1;
 }
 
+/* The server is gone: end the bot's whole process group, the launcher with it. */
+static void server_gone(int sig) {
+    (void)sig;
+    kill(0, SIGKILL);
+}
+
+/* Die of the signal that killed the bot (no core file of the launcher for the bot's crash). */
+static int end_like(int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    int sig = WTERMSIG(status);
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    signal(sig, SIG_DFL);
+    sigset_t only;
+    sigemptyset(&only);
+    sigaddset(&only, sig);
+    sigprocmask(SIG_UNBLOCK, &only, NULL);
+    kill(getpid(), sig);
+    return 128 + sig; /* a signal whose default is not to terminate */
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) return fail("usage", "botsys-launch PARENT_PID [NAME=SOFT[:HARD] ...] -- COMMAND");
     char *end;
@@ -71,8 +103,17 @@ int main(int argc, char **argv) {
     long parent = strtol(argv[1], &end, 10);
     if (errno != 0 || *end != '\0' || end == argv[1] || parent <= 1)
         return fail("not a parent pid", argv[1]);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return fail("prctl", strerror(errno));
+    /* A real-time signal: nobody sends it but the kernel, on the server's death. */
+    int gone_signal = SIGRTMIN + 1;
+    struct sigaction gone = {0};
+    gone.sa_handler = server_gone;
+    sigemptyset(&gone.sa_mask);
+    if (sigaction(gone_signal, &gone, NULL) != 0) return fail("sigaction", strerror(errno));
+    if (prctl(PR_SET_PDEATHSIG, gone_signal) != 0) return fail("prctl", strerror(errno));
     if (getppid() != (pid_t)parent) return fail("the server is gone", argv[1]);
+    /* Lead a process group of our own (the server starts us so; anyone else may not), so the
+     * group killed on the server's death is the bot's and never the caller's. */
+    if (getpgrp() != getpid() && setpgid(0, 0) != 0) return fail("setpgid", strerror(errno));
     int i = 2;
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
         int status = apply_limit(argv[i]);
@@ -80,6 +121,29 @@ int main(int argc, char **argv) {
         if (status == -2) return fail(argv[i], strerror(errno));
     }
     if (i + 1 >= argc) return fail("usage", "no COMMAND after --");
-    execvp(argv[i + 1], &argv[i + 1]);
-    return fail(argv[i + 1], strerror(errno));
+
+    /* Blocked before the fork, so none is lost: the bot unblocks them (pending ones arrive
+     * then), the launcher never does and outlives them to report the bot's end. */
+    sigset_t for_the_bot, before;
+    sigemptyset(&for_the_bot);
+    int group_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+    for (size_t k = 0; k < sizeof group_signals / sizeof group_signals[0]; k++)
+        sigaddset(&for_the_bot, group_signals[k]);
+    sigprocmask(SIG_BLOCK, &for_the_bot, &before);
+    pid_t launcher = getpid();
+    pid_t bot = fork();
+    if (bot < 0) return fail("fork", strerror(errno));
+    if (bot == 0) {
+        /* Dies with the launcher too (it is only ever SIGKILLed, with the whole group). */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != launcher) _exit(127);
+        signal(gone_signal, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &before, NULL);
+        execvp(argv[i + 1], &argv[i + 1]);
+        _exit(fail(argv[i + 1], strerror(errno)));
+    }
+    int status;
+    while (waitpid(bot, &status, 0) < 0) {
+        if (errno != EINTR) return fail("waitpid", strerror(errno));
+    }
+    return end_like(status);
 }

@@ -1,16 +1,18 @@
 """What a bot runs inside: the native wrapper, the scrubbed environment, the private folder.
 
 The wrapper is ``botsys-launch <server pid> data=... -- <command>`` (``launch.c``, built by
-``launcher.py``): it arms PDEATHSIG, sets the rlimits and execs the bot, so nothing runs in
-the server between fork and exec (no ``preexec_fn``: the server has threads). Without a C
+``launcher.py``): it arms a parent-death signal, sets the rlimits and starts the bot as its
+child, so nothing runs in the server between fork and exec (no ``preexec_fn``: the server has
+threads); when the server dies it kills the bot's whole process group. Without a C
 compiler, and for ``run_as`` types (the uid change needs setpriv), it is the util-linux chain
 ``setpriv --pdeathsig KILL [--reuid ...] -- prlimit --data=... -- <command>``: the same
 effect for one more exec (~1 ms per bot). A Python wrapper would cost ~5x a bot's start-up.
 
 PDEATHSIG is tied to the *thread* that forked the child: supervise.py forks from the
-event-loop thread, so a bot dies when that thread (in practice: the server process) dies. It is set on the
-bot's own process only: children a bot starts itself do not inherit it (they are killed with the
-process group whenever the runner is alive to do it).
+event-loop thread, so a bot dies when that thread (in practice: the server process) dies.
+With the launcher, what the bot started dies with it; with the chain, PDEATHSIG is set on the
+bot's own process only, and its children are killed with the process group whenever the runner
+is alive to do it.
 """
 
 from __future__ import annotations

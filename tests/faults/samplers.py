@@ -91,24 +91,29 @@ def _cmdline(pid: str) -> list[str]:
         return fh.read().decode(errors="replace").split("\0")
 
 
-def _state(pid: str) -> str:
+def _state_and_parent(pid: str) -> tuple[str, int]:
     with open(f"/proc/{pid}/stat") as fh:
-        return fh.read().rsplit(")", 1)[1].split()[0]
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1])
 
 
 def live_probes() -> dict[int, str]:
-    """pid → type of every live (non-zombie) probe bot process on the machine."""
-    out = {}
+    """pid → type of every live (non-zombie) probe bot on the machine. botsys-launch carries
+    the bot's command line and stays in front of it as its parent: a probe whose parent is a
+    probe too is that launcher's bot, counted once through the launcher (which outlives it)."""
+    found: dict[int, tuple[str, int]] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             t = probe_type(_cmdline(pid))
-            if t is not None and _state(pid) != "Z":
-                out[int(pid)] = t
+            if t is not None:
+                state, parent = _state_and_parent(pid)
+                if state != "Z":
+                    found[int(pid)] = (t, parent)
         except OSError:
             continue
-    return out
+    return {pid: t for pid, (t, parent) in found.items() if parent not in found}
 
 
 class ProcSampler(_Sampler):

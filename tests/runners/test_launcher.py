@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -92,6 +93,8 @@ def test_a_missing_command_is_reported(launcher):
 
 def test_the_bot_dies_when_its_server_is_killed(launcher):
     # A stand-in server starts a bot through the launcher, reports its pid, and is SIGKILLed.
+    # Started in the test's own process group: the launcher must make a group of its own, or
+    # killing "its" group on the server's death would kill this test run.
     server = subprocess.Popen(
         [
             sys.executable,
@@ -111,6 +114,55 @@ def test_the_bot_dies_when_its_server_is_killed(launcher):
     while Path(f"/proc/{bot}").exists() and _state(bot) != "Z":
         assert time.monotonic() < deadline, "the bot outlived its server"
         time.sleep(0.01)
+
+
+def test_everything_the_bot_started_dies_when_its_server_is_killed(launcher):
+    # The bot starts a child of its own (in its process group) and waits; then the stand-in
+    # server is SIGKILLed. The parent-death signal alone would reach only the bot.
+    bot_script = "sleep 300 & echo $$ $!; wait"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, subprocess, sys, time\n"
+            f"subprocess.Popen([{launcher!r}, str(os.getpid()), '--', 'sh', '-c', "
+            f"{bot_script!r}], process_group=0)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    bot, grandchild = map(int, server.stdout.readline().split())
+    server.kill()
+    server.wait(10)
+    deadline = time.monotonic() + 5
+    while any(_state(pid) not in ("gone", "Z") for pid in (bot, grandchild)):
+        assert time.monotonic() < deadline, "the bot's own child outlived the server"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    "script, returncode",
+    [("exit 3", 3), ("exit 0", 0), ("kill -TERM $$", -15), ("kill -SEGV $$", -11)],
+)
+def test_the_launcher_ends_the_way_its_bot_ended(launcher, script, returncode):
+    argv = [launcher, str(os.getpid()), "core=0", "--", "sh", "-c", script]
+    assert subprocess.run(argv, capture_output=True, timeout=10).returncode == returncode
+
+
+def test_a_sigterm_to_the_group_is_the_bots_to_handle(launcher):
+    # Timeouts and cancels SIGTERM the bot's group: the launcher must not die of it first.
+    script = "trap 'echo cleaned up; exit 7' TERM; echo ready; while :; do sleep 0.01; done"
+    bot = subprocess.Popen(
+        [launcher, str(os.getpid()), "--", "sh", "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        process_group=0,
+    )
+    assert bot.stdout.readline() == "ready\n"
+    os.killpg(bot.pid, signal.SIGTERM)
+    assert bot.wait(10) == 7
+    assert bot.stdout.read() == "cleaned up\n"
 
 
 def _state(pid: int) -> str:

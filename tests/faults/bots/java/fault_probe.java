@@ -17,13 +17,23 @@ public class fault_probe {
             StandardOpenOption.CREATE, StandardOpenOption.APPEND, StandardOpenOption.WRITE);
     }
 
+    /** The serve replica that started this bot: the parent, or botsys-launch's parent. */
+    static long serverPid() {
+        ProcessHandle parent = ProcessHandle.current().parent().orElse(null);
+        if (parent == null) return 0L;
+        boolean launcher = parent.info().command()
+            .map(c -> Paths.get(c).getFileName().toString().startsWith("botsys-launch"))
+            .orElse(false);
+        return launcher ? parent.parent().map(ProcessHandle::pid).orElse(0L) : parent.pid();
+    }
+
     public static void main(String[] args) throws Exception {
         long start = System.nanoTime();
         String env = new String(System.in.readAllBytes(), StandardCharsets.UTF_8);
         String log = field(env, "log");
         String sleep = field(env, "sleepMs");
         long pid = ProcessHandle.current().pid();
-        long ppid = ProcessHandle.current().parent().map(ProcessHandle::pid).orElse(0L);
+        long ppid = serverPid();
         String head = "java " + field(env, "jobId") + " " + field(env, "attempt");
         append(log, "S " + head + " " + start + " " + pid + " " + ppid);
         Thread.sleep(sleep == null ? 0 : Long.parseLong(sleep.trim()));

@@ -2,8 +2,9 @@
 
 Lines (appended, one write each): ``S type job attempt start_ns pid ppid`` when it starts and
 ``E type job attempt start_ns end_ns pid ppid`` when it ends normally. A probe killed mid-run
-leaves only its S line. Payload: ``log`` (path), ``sleepMs``, ``killParent`` (SIGKILL the
-process that spawned it: the serve replica).
+leaves only its S line. ``ppid`` is the serve replica that started it: the parent, or the
+parent of ``botsys-launch`` when that stands between. Payload: ``log`` (path), ``sleepMs``,
+``killParent`` (SIGKILL that replica).
 """
 
 import json
@@ -16,7 +17,21 @@ start = time.monotonic_ns()
 envelope = json.load(sys.stdin)
 payload = envelope.get("payload") or {}
 head = f"python {envelope['jobId']} {envelope['attempt']}"
-pid, ppid = os.getpid(), os.getppid()
+
+
+def server_pid() -> int:
+    parent = os.getppid()
+    try:
+        with open(f"/proc/{parent}/comm") as comm:
+            if comm.read().startswith("botsys-launch"):
+                with open(f"/proc/{parent}/stat") as stat:
+                    return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        pass
+    return parent
+
+
+pid, ppid = os.getpid(), server_pid()
 
 
 def append(line: str) -> None:
@@ -30,7 +45,7 @@ def append(line: str) -> None:
 append(f"S {head} {start} {pid} {ppid}")
 if payload.get("killParent"):
     os.kill(ppid, signal.SIGKILL)
-    time.sleep(30)  # PDEATHSIG kills us too
+    time.sleep(30)  # the launcher kills us with the replica
 time.sleep(payload.get("sleepMs", 0) / 1000)
 append(f"E {head} {start} {time.monotonic_ns()} {pid} {ppid}")
 print(json.dumps({"result": {"pid": pid}}), flush=True)
