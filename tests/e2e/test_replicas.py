@@ -175,7 +175,8 @@ def test_kill_9_leaves_no_bot_alive_and_the_job_runs_elsewhere(cluster):
         invoke(a, botType="python", payload={"durationMs": 20000, "failureRate": 0})
         for _ in range(3)
     ]
-    bots = wait_for(lambda: len(c := a.children()) == 3 and c, 20, what="3 bots")
+    wait_for(lambda: len(a.children()) == 3, 20, what="3 bots")
+    bots = wait_for(lambda: len(d := a.descendants()) >= 6 and d, 5, what="launchers and bots")
     a.signal(signal.SIGKILL)
     a.proc.wait(5)
     t0 = time.monotonic()

@@ -34,7 +34,7 @@ def test_kill_9_a_replica_loses_nothing_and_never_exceeds_a_limit(env):
             interval=0.01,
             what=f"{victim.name} to run 3 jobs",
         )
-        bots = victim.children()
+        bots = victim.descendants()  # launchers, bots and their children
         victim.signal(signal.SIGKILL)
         t_kill = time.monotonic()
         victim.proc.wait(5)

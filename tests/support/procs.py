@@ -137,8 +137,18 @@ class Proc:
         return "\n".join(lines[-tail:])
 
     def children(self) -> list[int]:
-        """Pids whose parent is this process (the running bots)."""
+        """Pids whose parent is this process (each running bot's botsys-launch)."""
         return [pid for pid in _all_pids() if _ppid(pid) == self.pid]
+
+    def descendants(self) -> list[int]:
+        """Every process below this one: launchers, bots and what the bots started."""
+        parents = {pid: _ppid(pid) for pid in _all_pids()}
+        found, frontier = [], [self.pid]
+        while frontier:
+            below = [pid for pid, parent in parents.items() if parent in frontier]
+            found += below
+            frontier = below
+        return found
 
 
 def base_env(**extra: str) -> dict[str, str]:
