@@ -5,8 +5,8 @@ The wrapper is ``botsys-launch <server pid> data=... -- <command>`` (``launch.c`
 child, so nothing runs in the server between fork and exec (no ``preexec_fn``: the server has
 threads); when the server dies it kills the bot's whole process group. Without a C
 compiler, and for ``run_as`` types (the uid change needs setpriv), it is the util-linux chain
-``setpriv --pdeathsig KILL [--reuid ...] -- prlimit --data=... -- <command>``: the same
-effect for one more exec (~1 ms per bot). A Python wrapper would cost ~5x a bot's start-up.
+``setpriv --pdeathsig KILL [--reuid ...] -- prlimit --data=... -- <command>``: the limits,
+and the bot's own death with the server, for one more exec (~1 ms per bot). A Python wrapper would cost ~5x a bot's start-up.
 
 PDEATHSIG is tied to the *thread* that forked the child: supervise.py forks from the
 event-loop thread, so a bot dies when that thread (in practice: the server process) dies.
