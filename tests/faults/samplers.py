@@ -12,6 +12,7 @@ from collections import defaultdict
 import redis
 
 from botsys.store.keys import Keys
+from tests.support.procs import stat_fields
 
 from .probes import PROBE
 
@@ -91,12 +92,6 @@ def _cmdline(pid: str) -> list[str]:
         return fh.read().decode(errors="replace").split("\0")
 
 
-def _state_and_parent(pid: str) -> tuple[str, int]:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return fields[0], int(fields[1])
-
-
 def live_probes() -> dict[int, str]:
     """pid → type of every live (non-zombie) probe bot on the machine. botsys-launch carries
     the bot's command line and stays in front of it as its parent: a probe whose parent is a
@@ -107,10 +102,9 @@ def live_probes() -> dict[int, str]:
             continue
         try:
             t = probe_type(_cmdline(pid))
-            if t is not None:
-                state, parent = _state_and_parent(pid)
-                if state != "Z":
-                    found[int(pid)] = (t, parent)
+            fields = stat_fields(pid) if t is not None else None
+            if fields and fields[0] != "Z":
+                found[int(pid)] = (t, int(fields[1]))
         except OSError:
             continue
     return {pid: t for pid, (t, parent) in found.items() if parent not in found}

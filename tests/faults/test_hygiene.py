@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tests.support.procs import wait_for
+from tests.support.procs import stat_fields, wait_for
 
 from .probes import starts_per_job
 from .samplers import live_probes
@@ -22,15 +22,7 @@ def _fds(pid: int) -> int:
 
 
 def _zombies(replica) -> list[int]:
-    out = []
-    for pid in replica.children():
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    out.append(pid)
-        except OSError:
-            pass
-    return out
+    return [pid for pid in replica.children() if (stat_fields(pid) or ["gone"])[0] == "Z"]
 
 
 def test_1000_short_jobs_leak_no_zombie_fd_or_temp_dir(env):

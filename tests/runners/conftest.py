@@ -14,6 +14,7 @@ import pytest
 from botsys.config import Settings, load_settings
 from botsys.runners.process import ProcessRunner
 from botsys.runners.types import AttemptOutcome, AttemptSpec
+from tests.support.procs import pid_alive, stat_fields
 
 try:
     import uvloop
@@ -133,26 +134,15 @@ async def run_bot(
     return outcome, sink, loop.time() - t0
 
 
-def alive(pid: int) -> bool:
-    """A process that exists and is not a zombie (a zombie has already been killed)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+alive = pid_alive  # a zombie has already been killed
 
 
 def group_members(pgid: int) -> list[int]:
     """Live processes whose process group is ``pgid``."""
     members = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        fields = stat_fields(entry) if entry.isdigit() else None
+        if fields and int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(entry))
     return members
 

@@ -11,6 +11,7 @@ import pytest
 
 from botsys.runners.output import TRUNCATED_MARKER
 from botsys.runners.process import ProcessRunner
+from tests.support.procs import children_of
 
 from .conftest import (
     BUNDLED_BOTS,
@@ -317,21 +318,7 @@ async def test_many_attempts_leak_no_fds_zombies_or_folders(runner, bots_dir):
         batch = await asyncio.gather(*(run_bot(runner, "python", "hello") for _ in range(10)))
         assert all(outcome.status == "succeeded" for outcome, _, _ in batch)
     fds_after = len(os.listdir("/proc/self/fd"))
-    zombies = [pid for pid in _children(os.getpid()) if not alive(pid)]
+    zombies = [pid for pid in children_of(os.getpid()) if not alive(pid)]
     assert abs(fds_after - fds_before) <= 2, f"fds {fds_before} → {fds_after}"
     assert zombies == [], f"{len(zombies)} zombie children"
     assert set(tmp.glob("botsys-python-*")) - dirs_before == set(), "working folders left behind"
-
-
-def _children(ppid: int) -> list[int]:
-    from pathlib import Path
-
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == ppid:
-            out.append(int(stat.parent.name))
-    return out

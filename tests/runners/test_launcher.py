@@ -16,6 +16,7 @@ import pytest
 from botsys.runners import launcher as launcher_module
 from botsys.runners.launcher import build_launcher
 from botsys.runners.sandbox import Sandbox, Tools
+from tests.support.procs import stat_fields
 
 pytestmark = pytest.mark.skipif(
     not (os.path.exists("/usr/bin/cc") or os.path.exists("/usr/bin/gcc")),
@@ -166,10 +167,7 @@ def test_a_sigterm_to_the_group_is_the_bots_to_handle(launcher):
 
 
 def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
+    return (stat_fields(pid) or ["gone"])[0]
 
 
 def _dynamically_linked(binary: str) -> bool:

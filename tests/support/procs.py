@@ -138,7 +138,7 @@ class Proc:
 
     def children(self) -> list[int]:
         """Pids whose parent is this process (each running bot's botsys-launch)."""
-        return [pid for pid in _all_pids() if _ppid(pid) == self.pid]
+        return children_of(self.pid)
 
     def descendants(self) -> list[int]:
         """Every process below this one: launchers, bots and what the bots started."""
@@ -243,18 +243,25 @@ def _all_pids() -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 
-def _ppid(pid: int) -> int | None:
+def stat_fields(pid: int | str) -> list[str] | None:
+    """/proc/PID/stat after the command name: [state, ppid, pgrp, ...]; None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return int(fh.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
+            return fh.read().rsplit(")", 1)[1].split()
+    except OSError:
         return None
+
+
+def children_of(parent: int) -> list[int]:
+    return [pid for pid in _all_pids() if _ppid(pid) == parent]
+
+
+def _ppid(pid: int) -> int | None:
+    fields = stat_fields(pid)
+    return int(fields[1]) if fields else None
 
 
 def pid_alive(pid: int) -> bool:
     """True while the process exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
