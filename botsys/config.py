@@ -39,6 +39,7 @@ class ServerSettings:
     replica: str = _spec("")  # empty: <hostname>-<pid>
     drain_timeout_s: float = _spec(30.0, lo=0, hi=86400)
     max_body_bytes: int = _spec(1048576, lo=1024, hi=1 << 30)
+    body_timeout_s: float = _spec(30.0, lo=0.1, hi=3600)  # a body must arrive within this (408)
     insecure: bool = _spec(False)
 
 

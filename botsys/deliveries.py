@@ -10,6 +10,7 @@ import json
 import logging
 from typing import Any
 
+from . import jsonsafe
 from .jobs import bot_type_of, iso_ms
 from .queue import JobQueue
 from .store.connection import REDIS_DOWN
@@ -201,6 +202,16 @@ def delivery_view(f: dict[str, str], attempts: list[dict]) -> dict[str, Any]:
         "nextAttemptAt": iso_ms(f.get("nextAt")) if state == "pending" else None,
         "finishedAt": iso_ms(f.get("finishedAt")),
         "lastStatus": int(f["lastStatus"]) if f.get("lastStatus") else None,
-        "body": json.loads(f["body"]) if f.get("body") else None,
+        "body": _json_or_text(f.get("body")),
         "history": [{**a, "at": iso_ms(a.get("at"))} for a in attempts],
     }
+
+
+def _json_or_text(raw: str | None) -> Any:
+    """A stored body; one an older version stored with NaN in it is served as text."""
+    if not raw:
+        return None
+    try:
+        return jsonsafe.loads(raw)
+    except ValueError:
+        return raw

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -10,6 +9,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from . import jsonsafe
 
 QUEUED, DELAYED, RUNNING = "queued", "delayed", "running"
 SUCCEEDED, FAILED, TIMED_OUT, CANCELLED = "succeeded", "failed", "timed_out", "cancelled"
@@ -66,7 +67,7 @@ def _json(text: str | None) -> Any:
     if text in (None, ""):
         return None
     try:
-        return json.loads(text)
+        return jsonsafe.loads(text)  # one stored by an older version with NaN: served as text
     except ValueError:
         return text
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import jsonsafe
 from .config import Settings
 from .jobs import CANCELLED, Claim, retry_delay_ms
 from .logs import bind
@@ -271,7 +271,7 @@ class Orchestrator:
             self.settings.engine.retry_delay_ms,
             self.settings.engine.retry_max_delay_ms,
         )
-        result = "" if outcome.result is None else json.dumps(outcome.result, separators=(",", ":"))
+        result = "" if outcome.result is None else jsonsafe.compact(outcome.result)
         done = await self._with_retries(
             lambda: self.queue.complete(
                 claim,

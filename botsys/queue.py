@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
+from . import jsonsafe
 from .config import Settings
 from .jobs import PRIORITY_DEFAULT, TERMINAL, Claim, Job, bot_type_of, new_job_id
 from .store.keys import Keys
@@ -140,7 +141,7 @@ class JobQueue:
         fields = {
             "botType": bot_type,
             "bot": bot,
-            "payload": json.dumps({} if payload is None else payload, separators=(",", ":")),
+            "payload": jsonsafe.compact({} if payload is None else payload),
             "priority": priority,
             "webhookUrl": webhook_url,
             "timeoutMs": int((timeout_s or bt.timeout_s) * 1000),

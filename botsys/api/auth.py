@@ -100,8 +100,16 @@ def client_ip(request: web.Request, trusted: tuple) -> str:
     hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
     for hop in reversed(hops):
         if not _within(hop, trusted):
-            return hop
+            return hop if _is_ip(hop) else peer  # garbage (even non-UTF-8 bytes) is no address
     return hops[0] if hops else peer
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def _within(address: str, networks: tuple) -> bool:

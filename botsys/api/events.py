@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp_apispec import docs
 
+from .. import jsonsafe
 from ..jobs import TERMINAL
 from ..store.event_hub import OVERFLOW, RESYNC
 from .appkeys import QUEUE, STORE
@@ -127,5 +128,5 @@ def _decode(data: Any) -> dict | None:
 
 
 async def _send(response: web.StreamResponse, event_id: int, kind: str, data: dict) -> None:
-    payload = json.dumps(data, separators=(",", ":"))
+    payload = jsonsafe.compact(data)
     await response.write(f"id: {event_id}\nevent: {kind}\ndata: {payload}\n\n".encode())

@@ -3,6 +3,7 @@ and the small views the handlers answer with. Pure functions of (app, parsed req
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,12 +18,16 @@ from .appkeys import REGISTRY, SETTINGS
 from .problems import Problem, invalid, not_found
 
 MAX_IDEMPOTENCY_KEY = 200
+_IDEMPOTENCY_KEY_OK = re.compile(r"^[\x20-\x7e]*$")
 
 
 def idempotency_key(request: web.Request) -> str:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return ""
+    if not _IDEMPOTENCY_KEY_OK.match(key):
+        # aiohttp hands non-ASCII header bytes over as surrogate escapes, which Redis cannot store
+        raise invalid("Idempotency-Key", "printable ASCII characters only", status=400)
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise invalid("Idempotency-Key", f"1 to {MAX_IDEMPOTENCY_KEY} characters")
     return key

@@ -10,6 +10,7 @@ import asyncio
 from aiohttp import web
 from aiohttp_apispec import docs, querystring_schema, request_schema, response_schema
 
+from .. import jsonsafe
 from . import requests as rq
 from . import schemas as s
 from .appkeys import DELIVERIES, QUEUE, REGISTRY
@@ -46,7 +47,7 @@ async def get_job(request: web.Request) -> web.Response:
     job = await request.app[QUEUE].get(request.match_info["jobId"])
     if job is None:
         raise not_found("job")
-    return web.json_response(job.view())
+    return web.json_response(job.view(), dumps=jsonsafe.dumps)
 
 
 @docs(
@@ -113,7 +114,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     pages = await asyncio.gather(
         *(queue.list_jobs(t, q.state, q.limit, q.before, query=text) for t in q.bot_types)
     )
-    return web.json_response(await rq.jobs_page(queue, pages, q))
+    return web.json_response(await rq.jobs_page(queue, pages, q), dumps=jsonsafe.dumps)
 
 
 @docs(
@@ -166,7 +167,7 @@ async def patch_queue(request: web.Request) -> web.Response:
 async def list_deliveries(request: web.Request) -> web.Response:
     q = request[QUERY]
     views = await request.app[DELIVERIES].list(q.get("state"), q.get("jobId"), q["limit"])
-    return web.json_response({"deliveries": views})
+    return web.json_response({"deliveries": views}, dumps=jsonsafe.dumps)
 
 
 @docs(
@@ -179,7 +180,7 @@ async def get_delivery(request: web.Request) -> web.Response:
     view = await request.app[DELIVERIES].get(request.match_info["deliveryId"])
     if view is None:
         raise not_found("delivery")
-    return web.json_response(view)
+    return web.json_response(view, dumps=jsonsafe.dumps)
 
 
 @docs(

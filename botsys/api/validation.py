@@ -8,6 +8,7 @@ problem document: 415 wrong content type, 400 malformed JSON, 422 naming each ba
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 from aiohttp import web
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
 
+from .. import jsonsafe
+from .appkeys import SETTINGS
 from .problems import Problem
 
 BODY = web.RequestKey("body", dict)
@@ -46,16 +49,34 @@ async def read_json(request: web.Request) -> Any:
             f"Content-Type {request.content_type!r} is not supported: send application/json",
             errors={"Content-Type": ["must be application/json"]},
         )
-    raw = await request.read()  # bounded by client_max_size (413 beyond it)
+    raw = await read_body(request)
     try:
-        return json.loads(raw, parse_constant=_no_constants)
+        value = json.loads(raw)  # reads NaN/Infinity too: problem_in names where they are
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise Problem(400, f"malformed JSON: {exc}", errors={"body": ["malformed JSON"]}) from None
+    # What we accept we must be able to store and serve back as valid UTF-8 JSON: no NaN or
+    # Infinity (nor 1e400, which Python reads as inf), no lone surrogates, bounded nesting.
+    found = jsonsafe.problem_in(value, "")
+    if found is not None:
+        path, reason = found
+        raise Problem(400, f"{path}: {reason}", errors={path: [reason]})
+    return value
 
 
-def _no_constants(name: str) -> Any:
-    # NaN and Infinity are not JSON; accepting them would make our own answers invalid JSON.
-    raise ValueError(f"{name} is not valid JSON")
+async def read_body(request: web.Request) -> bytes:
+    """The body, bounded in size (client_max_size: 413) and in time: a client that trickles
+    its body in would otherwise hold a connection and a handler until shutdown."""
+    limit = request.app[SETTINGS].server.body_timeout_s
+    try:
+        async with asyncio.timeout(limit):
+            return await request.read()
+    except TimeoutError:
+        raise Problem(
+            408,
+            f"request body not received within {limit:g} s (server.body_timeout_s)",
+            errors={"body": ["sent too slowly"]},
+            headers={"Connection": "close"},
+        ) from None
 
 
 def load(schema: Schema, data: Any, unknown: str) -> dict:

@@ -11,7 +11,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from botsys.runners.protocol import LineSplitter, Log, Progress, Result, looks_like_result
+from botsys.runners.protocol import (
+    Invalid,
+    LineSplitter,
+    Log,
+    Progress,
+    Result,
+    looks_like_result,
+)
 from botsys.runners.protocol import parse_line as parse_event
 from botsys.runners.types import EventSink
 
@@ -91,6 +98,9 @@ class OutputCollector:
                 self._call(self._sink.progress, event.percent)
         elif isinstance(event, Log):
             self._log_text(event.text)
+        elif isinstance(event, Invalid):
+            self.result = None
+            self.result_error = self.result_error or event.error  # the first one is the cause
 
     def _result_too_big(self, size: str) -> None:
         self.result = None

@@ -3,16 +3,20 @@
 stdin:  one JSON envelope ``{"jobId", "botType", "bot", "payload", "attempt"}`` then EOF.
 stdout: newline-delimited JSON events, a closed set: ``{"progress": 0..100}``, ``{"log": "..."}``,
         ``{"result": <any JSON>}``. Any other line (not JSON, not an object, not exactly one known
-        key) is a log line, shown as written.
+        key) is a log line, shown as written. A result or progress that is not valid JSON
+        (NaN, Infinity, an overflowing number, a lone surrogate) is ``Invalid``: it fails the
+        attempt, so no job, SSE event or webhook body can ever carry it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from botsys.jsonsafe import problem_in
 from botsys.runners.types import AttemptSpec
 
 
@@ -31,7 +35,14 @@ class Result:
     value: Any
 
 
-Event = Progress | Log | Result
+@dataclass(frozen=True)
+class Invalid:
+    """A result or progress event whose value cannot be written back as valid JSON."""
+
+    error: str
+
+
+Event = Progress | Log | Result | Invalid
 
 # A line that starts like a result event: used to recognise an oversized result whose line was
 # cut at the cap (and so is not valid JSON any more).
@@ -76,21 +87,34 @@ def clamp_percent(value: float) -> int:
 
 def _event_from_json(raw: bytes) -> Event | None:
     try:
-        obj = json.loads(raw)
-    except ValueError:  # includes UnicodeDecodeError
+        obj = json.loads(raw)  # lenient on purpose: NaN/Infinity are found and named below
+    except (ValueError, RecursionError):  # includes UnicodeDecodeError
         return None
     if not isinstance(obj, dict) or len(obj) != 1:
         return None
     ((key, value),) = obj.items()
     if key == "result":
+        found = problem_in(value, "result")
+        if found is not None:
+            return Invalid(
+                f"the bot printed a result that is not valid JSON: {found[0]}: {found[1]}"
+            )
         return Result(value)
     if key == "progress":
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-            return None  # not a number (or NaN): shown as a log line instead
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None  # not a number: shown as a log line instead
+        if isinstance(value, float) and not math.isfinite(value):
+            return Invalid(f"the bot printed a progress that is not a finite number: {value}")
         return Progress(clamp_percent(value))
     if key == "log":
-        return Log(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        return Log(_valid_unicode(text))
     return None
+
+
+def _valid_unicode(text: str) -> str:
+    """Lone surrogates (from JSON escapes) replaced: they cannot be stored as UTF-8."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _decode(data: bytes) -> str:

@@ -237,6 +237,7 @@ def _check_url(url: str, allow: AllowList) -> str | None:
     try:
         parsed = URL(url)
         port = parsed.port
+        parsed.host  # noqa: B018 — decodes punycode: a bad IDNA label (xn--a) raises here
     except (ValueError, TypeError) as exc:
         return f"not a valid URL ({exc})"
     problem = _check_shape(parsed)

@@ -322,3 +322,11 @@ async def test_many_attempts_leak_no_fds_zombies_or_folders(runner, bots_dir):
     assert abs(fds_after - fds_before) <= 2, f"fds {fds_before} → {fds_after}"
     assert zombies == [], f"{len(zombies)} zombie children"
     assert set(tmp.glob("botsys-python-*")) - dirs_before == set(), "working folders left behind"
+
+
+async def test_a_nan_result_fails_the_attempt_clearly(runner, bots_dir):
+    # Python's json writes NaN by default; JSON.parse (and every webhook receiver) rejects it.
+    write_bot(bots_dir, "python", "nan_result", 'print(\'{"result": {"mean": NaN}}\')\n')
+    outcome, _, _ = await run_bot(runner, "python", "nan_result")
+    assert outcome.status == "failed" and outcome.result is None
+    assert "not valid JSON: result.mean: number out of range" in outcome.error

@@ -8,6 +8,7 @@ import pytest
 
 from botsys.runners.output import TRUNCATED_MARKER, OutputCollector
 from botsys.runners.protocol import (
+    Invalid,
     LineSplitter,
     Log,
     Progress,
@@ -42,6 +43,7 @@ from .conftest import RecordingSink
         (b"\xff\xfe bytes", Log("\ufffd\ufffd bytes")),
         (b"", None),
         (b"   ", None),
+        (b'{"log": "\\ud800 lone"}', Log("? lone")),  # a lone surrogate cannot be stored
     ],
 )
 def test_parse_line(line, event):
@@ -101,6 +103,38 @@ def test_oversized_result_is_an_error(size):
     out.finish()
     assert out.result is None
     assert "result too large" in out.result_error and "1 KiB" in out.result_error
+
+
+@pytest.mark.parametrize(
+    ("line", "where"),
+    [
+        (b'{"result": NaN}', "result: number out of range"),
+        (b'{"result": Infinity}', "result: number out of range"),
+        (b'{"result": {"x": [1, -Infinity]}}', "result.x[1]: number out of range"),
+        (b'{"result": 1e400}', "result: number out of range"),  # overflows to inf
+        (b'{"result": "\\udc00"}', "result: string contains a lone surrogate"),
+        (b'{"result": {"\\ud800": 1}}', "result: key contains a lone surrogate"),
+        (b'{"result": ' + b"[" * 200 + b"]" * 200 + b"}", "nested deeper than 100 levels"),
+    ],
+)
+def test_a_result_that_is_not_valid_json_is_invalid(line, where):
+    event = parse_line(line)
+    assert isinstance(event, Invalid) and where in event.error, event
+
+
+@pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+def test_a_non_finite_progress_is_invalid(value):
+    event = parse_line(b'{"progress": ' + value + b"}")
+    assert isinstance(event, Invalid) and "progress" in event.error
+
+
+def test_an_invalid_result_fails_even_when_a_valid_one_follows():
+    out = OutputCollector(RecordingSink(), log_cap=1024, result_cap=1024)
+    out.stdout(b'{"result": NaN}\n{"result": 1}\n')
+    out.finish()
+    assert "not valid JSON" in out.result_error and "result: number out of range" in (
+        out.result_error
+    )
 
 
 def test_stderr_tail_keeps_the_last_bytes():

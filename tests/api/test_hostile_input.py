@@ -1,0 +1,157 @@
+"""Hostile input gets a clear 4xx naming the problem, and what we answer is always valid JSON:
+numbers JSON cannot hold, lone surrogates, odd header bytes, IDNA errors, slow bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from tests.api.test_invoke import problem
+
+
+def strict_json(text: str):
+    """What JSON.parse accepts: no NaN/Infinity literals."""
+
+    def refuse(name):
+        raise AssertionError(f"{name} in a response: not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+async def raw_exchange(port: int, request: bytes, timeout: float = 10) -> bytes:
+    """Send raw bytes to the test server and read the answer until it closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
+
+
+def post_invoke(body: bytes, extra_headers: bytes = b"") -> bytes:
+    return (
+        b"POST /invoke HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\n" + extra_headers + b"Content-Length: %d\r\n\r\n"
+        b"%s" % (len(body), body)
+    )
+
+
+def status_and_body(answer: bytes) -> tuple[int, dict, bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, strict_json(body.decode()) if body else {}, head
+
+
+@pytest.mark.parametrize(
+    "raw, path",
+    [
+        (b'{"botType": "python", "payload": {"x": 1e400}}', "payload.x"),
+        (b'{"botType": "python", "payload": {"x": [1, -1e400]}}', "payload.x[1]"),
+        (b'{"botType": "python", "payload": {"x": NaN}}', "payload.x"),
+        (b'{"botType": "python", "payload": {"a": {"b": Infinity}}}', "payload.a.b"),
+        (b'{"botType": "python", "payload": {"x": -Infinity}}', "payload.x"),
+        (b'{"botType": "python", "priority": 1e400}', "priority"),
+        (b'{"botType": "python", "timeout": NaN}', "timeout"),
+    ],
+)
+async def test_non_finite_numbers_are_400_naming_the_path(client, raw, path):
+    r = await client.post("/invoke", data=raw, headers={"Content-Type": "application/json"})
+    body = await problem(r, 400)
+    assert path in body["errors"] and "number out of range" in body["detail"], body
+    assert (await (await client.get("/jobs")).json())["jobs"] == []  # nothing was queued
+
+
+@pytest.mark.parametrize(
+    "raw, path",
+    [
+        (b'{"botType": "python", "payload": {"x": "\\ud800"}}', "payload.x"),
+        (b'{"botType": "python", "payload": {"x": ["ok", "a\\udfffb"]}}', "payload.x[1]"),
+        (b'{"botType": "python", "payload": {"\\udc00": 1}}', "payload"),
+        (b'{"botType": "python\\ud800"}', "botType"),
+        (b'{"botType": "python", "bot": "\\udbff"}', "bot"),
+    ],
+)
+async def test_lone_surrogates_are_400_naming_the_path(client, raw, path):
+    r = await client.post("/invoke", data=raw, headers={"Content-Type": "application/json"})
+    body = await problem(r, 400)
+    assert path in body["errors"] and "lone surrogate" in body["detail"], body
+
+
+async def test_valid_surrogate_pairs_and_big_numbers_are_fine(client):
+    raw = b'{"botType": "python", "payload": {"emoji": "\\ud83d\\ude00", "big": 1e300, "n": -0.0}}'
+    r = await client.post("/invoke", data=raw, headers={"Content-Type": "application/json"})
+    assert r.status == 202, await r.text()
+    job = strict_json(await (await client.get((await r.json())["statusUrl"])).text())
+    assert job["payload"] == {"emoji": "😀", "big": 1e300, "n": -0.0}
+
+
+async def test_nesting_deeper_than_100_levels_is_400(client):
+    deep = b'{"botType": "python", "payload": ' + b'{"a": ' * 100 + b"1" + b"}" * 101
+    r = await client.post("/invoke", data=deep, headers={"Content-Type": "application/json"})
+    assert "nested deeper than 100 levels" in (await problem(r, 400))["detail"]
+    fits = b'{"botType": "python", "payload": ' + b'{"a": ' * 98 + b"1" + b"}" * 99
+    r = await client.post("/invoke", data=fits, headers={"Content-Type": "application/json"})
+    assert r.status == 202, await r.text()
+
+
+@pytest.mark.parametrize("key", [b"\xff\xfe", b"caf\xc3\xa9", b"\x80abc"])
+async def test_a_non_ascii_idempotency_key_is_400(client, key):
+    answer = await raw_exchange(
+        client.server.port,
+        post_invoke(b'{"botType": "python"}', b"Idempotency-Key: " + key + b"\r\n"),
+    )
+    status, body, _ = status_and_body(answer)
+    assert status == 400 and "Idempotency-Key" in body["errors"], answer
+
+
+@pytest.mark.parametrize(
+    "url", ["http://xn--a:5000/", "http://xn--a.example.com/hook", "https://a.xn--zz/"]
+)
+async def test_an_invalid_idna_webhook_host_is_422_naming_webhook_url(client, url):
+    r = await client.post("/invoke", json={"botType": "python", "webhookUrl": url})
+    assert "webhookUrl" in (await problem(r, 422))["errors"]
+
+
+async def test_odd_bytes_in_forwarded_for_from_a_trusted_proxy_are_not_a_500(make_client):
+    client = await make_client(
+        **{"api.keys": ["k-0123456789"], "api.trusted_proxies": ["127.0.0.0/8"]}
+    )
+    for extra in (b"X-Forwarded-For: \xff\xfe\r\n", b"X-Forwarded-For: 1.2.3.4, caf\xc3\xa9\r\n"):
+        answer = await raw_exchange(client.server.port, post_invoke(b"{}", extra))
+        status, body, _ = status_and_body(answer)
+        assert status == 401 and body["status"] == 401, answer  # no key: refused, not a crash
+
+
+async def test_odd_bytes_in_other_headers_are_never_a_500(make_client):
+    client = await make_client(**{"api.keys": ["k-0123456789"], "api.cors_origins": ["*"]})
+    key = b"Authorization: Bearer k-0123456789\r\n"
+    for extra in (
+        b"Authorization: Bearer \xff\xfe\r\n",
+        b"X-API-Key: caf\xc3\xa9\r\n",
+        key + b"X-Request-Id: \xff\r\n",
+        key + b"Origin: http://\xff\r\n",
+        key + b"X-Long: " + b"v" * 8000 + b"\r\n",
+    ):
+        answer = await raw_exchange(
+            client.server.port, post_invoke(b'{"botType": "python"}', extra)
+        )
+        status, _, head = status_and_body(answer)
+        assert status in (202, 401), answer[:300]
+        assert b"\xff" not in head  # no raw bytes echoed back
+
+
+async def test_stored_nan_from_an_older_version_is_served_as_valid_json(client):
+    """A result stored before bot results were checked: GET /job and /jobs stay valid JSON."""
+    from botsys.api.appkeys import QUEUE
+
+    r = await client.post("/invoke", json={"botType": "python", "payload": {"n": 1}})
+    job_id = (await r.json())["jobId"]
+    queue = client.app[QUEUE]
+    await queue.redis.hset(queue.keys.job("python", job_id), "result", '{"mean":NaN}')
+    job = strict_json(await (await client.get(f"/job/{job_id}")).text())
+    assert job["result"] == '{"mean":NaN}'  # as text: the response stays JSON
+    listed = strict_json(await (await client.get("/jobs")).text())
+    assert listed["jobs"][0]["result"] == '{"mean":NaN}'
