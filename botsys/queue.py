@@ -39,6 +39,7 @@ class LocalTaker(Protocol):
 class Enqueued:
     job_id: str
     created: bool  # False: an earlier job with the same idempotency key
+    same_request: bool = True  # False: that earlier job was asked for with a different request
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class JobQueue:
         max_attempts: int | None = None,
         delay_ms: int = 0,
         idempotency_key: str = "",
+        fingerprint: str = "",
         now: int | None = None,
     ) -> Enqueued:
         bt = self.settings.bot_types[bot_type]
@@ -147,6 +149,7 @@ class JobQueue:
             "timeoutMs": int((timeout_s or bt.timeout_s) * 1000),
             "maxAttempts": max_attempts or bt.max_attempts,
             "idempotencyKey": idempotency_key,
+            "fingerprint": fingerprint,  # of the request, to tell a repeat from a reused key
         }
         take = not delay_ms and self.local is not None and self.local.reserve(bot_type)
         claim = None
@@ -172,7 +175,14 @@ class JobQueue:
             await asyncio.sleep(0)
         if created and not delay_ms and claim is None and self.on_enqueued is not None:
             self.on_enqueued(bot_type)
+        if not created and fingerprint:
+            return Enqueued(jid, False, await self._same_request(bot_type, jid, fingerprint))
         return Enqueued(jid, bool(created))
+
+    async def _same_request(self, bot_type: str, job_id: str, fingerprint: str) -> bool:
+        # A job that expired, or one stored without a fingerprint, cannot be told apart: a repeat.
+        earlier = await self.redis.hget(self.keys.job(bot_type, job_id), "fingerprint")
+        return earlier in (None, "", fingerprint)
 
     async def claim(
         self, bot_type: str, count: int, now: int | None = None

@@ -3,6 +3,7 @@ and the small views the handlers answer with. Pure functions of (app, parsed req
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import jsonsafe
 from ..jobs import bot_type_of
 from ..queue import Enqueued, JobQueue, TypeStats
 from ..runners.registry import UnknownBot
@@ -47,7 +49,7 @@ def invoke_args(app: web.Application, body: Mapping[str, Any], key: str) -> dict
     problem = check_url(url, app[SETTINGS].webhooks.allow) if url else None
     if problem:
         raise invalid("webhookUrl", problem)
-    return {
+    args = {
         "bot_type": ref.bot_type,
         "bot": ref.name,
         "payload": body["payload"],
@@ -56,12 +58,26 @@ def invoke_args(app: web.Application, body: Mapping[str, Any], key: str) -> dict
         "timeout_s": timeout,
         "max_attempts": body.get("attempts"),
         "delay_ms": body.get("delay") or 0,
-        "idempotency_key": key,
     }
+    # Only a keyed request needs its fingerprint: a repeat must be the same request.
+    return {**args, "idempotency_key": key, "fingerprint": fingerprint(args) if key else ""}
+
+
+def fingerprint(args: Mapping[str, Any]) -> str:
+    """A digest of the request as resolved (defaults filled in, payload keys sorted)."""
+    canonical = jsonsafe.dumps(args, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def invoked_response(request: web.Request, job: Mapping[str, Any], done: Enqueued) -> web.Response:
-    """202 for a new job; 200 for a repeated Idempotency-Key (the first job's id)."""
+    """202 for a new job; 200 for a repeated Idempotency-Key (the first job's id); 422 for a
+    key reused with a different request (as Stripe does): never the old job for a new request."""
+    if not done.same_request:
+        raise invalid(
+            "Idempotency-Key",
+            "already used for a different request to this bot type in the last 24 h; "
+            "use a new key for a new request",
+        )
     url = str(request.app.router["job"].url_for(jobId=done.job_id))
     body = {
         "jobId": done.job_id,

@@ -70,6 +70,59 @@ async def test_concurrent_repeats_create_one_job(client):
     assert len(listed["jobs"]) == 1
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"payload": {"order": 43}},
+        {"priority": 1},
+        {"bot": "hello"},
+        {"delay": 1000},
+        {"webhookUrl": "http://localhost:5000/other"},
+    ],
+)
+async def test_a_key_reused_for_a_different_request_is_422(client, change):
+    h = {"Idempotency-Key": "order-42"}
+    first = {"botType": "python", "payload": {"order": 42}}
+    assert (await client.post("/invoke", json=first, headers=h)).status == 202
+    r = await client.post("/invoke", json={**first, **change}, headers=h)
+    body = await problem(r, 422)
+    assert "Idempotency-Key" in body["errors"] and "different request" in body["detail"]
+    assert len((await (await client.get("/jobs")).json())["jobs"]) == 1
+
+
+async def test_a_repeat_is_the_same_request_whatever_the_key_order(client):
+    h = {"Idempotency-Key": "order-7"}
+    first = await client.post(
+        "/invoke", json={"botType": "python", "payload": {"a": 1, "b": [1, 2]}}, headers=h
+    )
+    again = await client.post(
+        "/invoke",
+        json={"payload": {"b": [1, 2], "a": 1}, "bot": "simulate", "botType": "python"},
+        headers=h,
+    )
+    assert (first.status, again.status) == (202, 200), await again.text()
+    assert (await first.json())["jobId"] == (await again.json())["jobId"]
+
+
+async def test_idempotency_keys_are_scoped_per_bot_type(client):
+    h = {"Idempotency-Key": "shared"}
+    py = await client.post("/invoke", json={"botType": "python"}, headers=h)
+    node = await client.post("/invoke", json={"botType": "node"}, headers=h)
+    assert (py.status, node.status) == (202, 202)
+    assert (await py.json())["jobId"] != (await node.json())["jobId"]
+
+
+async def test_concurrent_different_requests_with_one_key_create_one_job(client):
+    h = {"Idempotency-Key": "race"}
+    replies = await asyncio.gather(
+        *(
+            client.post("/invoke", json={"botType": "python", "payload": {"n": n}}, headers=h)
+            for n in range(10)
+        )
+    )
+    assert sorted(r.status for r in replies) == [202] + [422] * 9
+
+
 @pytest.mark.parametrize("key", ["", "x" * 201])
 async def test_bad_idempotency_key(client, key):
     r = await client.post("/invoke", json={"botType": "python"}, headers={"Idempotency-Key": key})
