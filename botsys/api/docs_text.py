@@ -7,7 +7,8 @@ from http import HTTPStatus
 from .schemas import Problem
 
 PROBLEM_DESCRIPTIONS = {
-    400: "malformed JSON",
+    400: "malformed request: JSON (NaN, Infinity, 1e400, lone surrogates included) or HTTP",
+    408: "the request body did not arrive within server.body_timeout_s",
     401: "missing or invalid API key",
     403: "needs an admin key",
     404: "not found",

@@ -28,7 +28,7 @@ from .validation import BODY, QUERY
     description=INVOKE_DESCRIPTION,
     parameters=[IDEMPOTENCY_HEADER],
     request_examples=INVOKE_EXAMPLES,
-    responses=errors(400, 401, 413, 415, 422, 429, 503),
+    responses=errors(400, 401, 408, 413, 415, 422, 429, 503),
 )
 @request_schema(s.InvokeRequest)
 @response_schema(s.Invoked, 202, description="queued (Location: the job's URL)")
@@ -145,7 +145,7 @@ async def get_queue(request: web.Request) -> web.Response:
 @docs(
     tags=["queues"],
     summary="Change the live concurrency limit, pause or resume (admin)",
-    responses=errors(400, 401, 403, 404, 413, 415, 422, 429, 503),
+    responses=errors(400, 401, 403, 404, 408, 413, 415, 422, 429, 503),
 )
 @request_schema(s.QueuePatch)
 @response_schema(s.QueueView, 200)

@@ -30,13 +30,22 @@ def is_json(content_type: str) -> bool:
     )
 
 
+class SlowBody(Problem):
+    """The body did not arrive in time: answered, then the connection is closed."""
+
+
 @web.middleware
 async def validation_middleware(request: web.Request, handler) -> web.StreamResponse:
-    for spec in getattr(request.match_info.handler, "__schemas__", ()):
-        if spec["location"] == "json":
-            request[BODY] = load(spec["schema"], await read_json(request), RAISE)
-        elif spec["location"] == "querystring":
-            request[QUERY] = load(spec["schema"], dict(request.query), EXCLUDE)
+    try:
+        for spec in getattr(request.match_info.handler, "__schemas__", ()):
+            if spec["location"] == "json":
+                request[BODY] = load(spec["schema"], await read_json(request), RAISE)
+            elif spec["location"] == "querystring":
+                request[QUERY] = load(spec["schema"], dict(request.query), EXCLUDE)
+    except SlowBody as problem:
+        response = problem.response()
+        response.force_close()  # the rest of the body may still trickle in: not a new request
+        return response
     return await handler(request)
 
 
@@ -71,11 +80,10 @@ async def read_body(request: web.Request) -> bytes:
         async with asyncio.timeout(limit):
             return await request.read()
     except TimeoutError:
-        raise Problem(
+        raise SlowBody(
             408,
             f"request body not received within {limit:g} s (server.body_timeout_s)",
             errors={"body": ["sent too slowly"]},
-            headers={"Connection": "close"},
         ) from None
 
 

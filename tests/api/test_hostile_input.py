@@ -8,7 +8,9 @@ import json
 
 import pytest
 
+from botsys.app import create_app
 from tests.api.test_invoke import problem
+from tests.conftest import make_settings
 
 
 def strict_json(text: str):
@@ -155,3 +157,41 @@ async def test_stored_nan_from_an_older_version_is_served_as_valid_json(client):
     assert job["result"] == '{"mean":NaN}'  # as text: the response stays JSON
     listed = strict_json(await (await client.get("/jobs")).text())
     assert listed["jobs"][0]["result"] == '{"mean":NaN}'
+
+
+async def test_a_body_that_trickles_in_is_cut_off_with_408(aiohttp_client):
+    settings = make_settings(**{"server.body_timeout_s": 0.5})
+    client = await aiohttp_client(create_app(settings, with_workers=False))
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    loop = asyncio.get_running_loop()
+    try:
+        writer.write(
+            b"POST /invoke HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"botType": "py'  # and then nothing more
+        )
+        await writer.drain()
+        started = loop.time()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        answered = loop.time() - started
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        status, body, _ = status_and_body(head + await reader.readexactly(length))
+        # aiohttp reads what is left of the body for at most 10 s (lingering), then closes
+        assert await asyncio.wait_for(reader.read(), 15) == b""
+    finally:
+        writer.close()
+    assert status == 408 and "server.body_timeout_s" in body["detail"], body
+    assert b"application/problem+json" in head and b"Connection: close" in head
+    assert 0.4 < answered < 3, answered
+    assert (await (await client.get("/jobs")).json())["jobs"] == []
+
+
+async def test_a_slow_but_steady_body_within_the_timeout_is_accepted(make_client):
+    client = await make_client(**{"server.body_timeout_s": 5})
+
+    async def chunks():
+        for part in (b'{"botType": ', b'"python", ', b'"payload": {}}'):
+            await asyncio.sleep(0.05)
+            yield part
+
+    r = await client.post("/invoke", data=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status == 202, await r.text()
