@@ -30,6 +30,7 @@ from .api.appkeys import (
     STARTED_AT,
     STORE,
 )
+from .api.http_errors import install as install_http_errors  # noqa: F401 — serve's hook
 from .config import Settings
 from .deliveries import RedisDeliveryStore
 from .metrics import Metrics, TypeSnapshot, WebhookSnapshot

@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from .app import create_app, replica_name
+from .app import create_app, install_http_errors, replica_name
 from .config import Settings
 from .heap import settle_heap
 from .logs import setup_logging
@@ -23,6 +23,7 @@ def serve(settings: Settings) -> int:
         uvloop.install()
     except ImportError:
         pass
+    install_http_errors()  # malformed HTTP answered as problem+json, logged at INFO
     app = create_app(settings)
     app.on_startup.append(_settle_heap)  # last: after the store, workers and clients exist
     log.info("listening on http://%s:%s", settings.server.host, settings.server.port)
