@@ -42,8 +42,9 @@ IDEMPOTENCY_HEADER = {
     "name": "Idempotency-Key",
     "required": False,
     "description": "Repeat a request safely: the same key returns the job it first created "
-    "(for 24 h), also across replicas and concurrent repeats.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    "(for 24 h, per bot type), also across replicas and concurrent repeats. The same key with a "
+    "different request is a 422.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[ -~]+$"},
 }
 
 INVOKE_DESCRIPTION = """\
