@@ -70,7 +70,13 @@ field_values = {
 objects = st.fixed_dictionaries(
     {}, optional={**field_values, "extra": values, "\\ud800": values}
 ).map(lambda d: "{" + ",".join(f"{text_of(k)}:{v}" for k, v in d.items()) + "}")
-bodies = st.one_of(objects, objects, objects, values, deep)
+payload_objects = st.one_of(nested(values).filter(lambda t: t.startswith("{")), deep)
+# Mostly-valid requests reach the store and the read-back, where odd payloads would show.
+plausible = st.fixed_dictionaries(
+    {"botType": st.sampled_from(["python", "node"]).map(text_of), "payload": payload_objects},
+    optional={"webhookUrl": urls, "priority": st.integers(1, 1000).map(str)},
+).map(lambda d: "{" + ",".join(f"{text_of(k)}:{v}" for k, v in d.items()) + "}")
+bodies = st.one_of(plausible, plausible, objects, objects, values, deep)
 keys = st.one_of(st.none(), st.sampled_from(["k1", "k2"]))
 
 
