@@ -271,7 +271,7 @@ class Orchestrator:
             self.settings.engine.retry_delay_ms,
             self.settings.engine.retry_max_delay_ms,
         )
-        result = "" if outcome.result is None else jsonsafe.compact(outcome.result)
+        outcome, result = _stored_result(outcome)
         done = await self._with_retries(
             lambda: self.queue.complete(
                 claim,
@@ -400,3 +400,14 @@ class Orchestrator:
         ra = self.inflight.get(job_id)
         if ra is not None:
             ra.stop(CANCEL)
+
+
+def _stored_result(outcome: AttemptOutcome) -> tuple[AttemptOutcome, str]:
+    """The result as stored JSON; one JSON cannot hold (NaN, Infinity) fails the attempt."""
+    if outcome.result is None:
+        return outcome, ""
+    try:
+        return outcome, jsonsafe.compact(outcome.result)
+    except (ValueError, TypeError, RecursionError) as exc:
+        error = f"the bot's result is not valid JSON: {exc}"
+        return AttemptOutcome("failed", None, error, outcome.exit_code, outcome.log_truncated), ""

@@ -9,8 +9,10 @@ import json
 import pytest
 
 from botsys.app import create_app
+from botsys.runners.types import AttemptOutcome
 from tests.api.test_invoke import problem
 from tests.conftest import make_settings
+from tests.support.redis_server import free_port
 
 
 def strict_json(text: str):
@@ -195,3 +197,30 @@ async def test_a_slow_but_steady_body_within_the_timeout_is_accepted(make_client
 
     r = await client.post("/invoke", data=chunks(), headers={"Content-Type": "application/json"})
     assert r.status == 202, await r.text()
+
+
+class NonFiniteRunner:
+    """A runner (not the process runner, which refuses them earlier) whose result holds NaN."""
+
+    async def run(self, spec, sink):
+        sink.started(1)
+        return AttemptOutcome("succeeded", result={"mean": float("nan"), "max": float("inf")})
+
+
+async def test_a_non_finite_result_fails_the_job_and_nothing_serves_it(make_client):
+    from tests.api.test_observability import wait_state
+
+    client = await make_client(
+        workers=True, runner=NonFiniteRunner(), **{"webhooks.allow": ["127.0.0.1"]}
+    )
+    body = {"botType": "python", "attempts": 1, "webhookUrl": f"http://127.0.0.1:{free_port()}/h"}
+    job_id = (await (await client.post("/invoke", json=body)).json())["jobId"]
+    job = await wait_state(client, job_id, ("succeeded", "failed"))
+    assert job["state"] == "failed" and "not valid JSON" in job["error"], job
+    for path in (f"/job/{job_id}", "/jobs", "/deliveries", f"/job/{job_id}/events"):
+        text = await (await client.get(path)).text()
+        assert "NaN" not in text and "Infinity" not in text, (path, text)
+        if path != f"/job/{job_id}/events":
+            strict_json(text)
+    delivery = (await (await client.get("/deliveries")).json())["deliveries"][0]
+    assert delivery["body"]["result"] is None and "not valid JSON" in delivery["body"]["error"]
