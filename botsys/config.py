@@ -48,6 +48,8 @@ class RedisSettings:
     prefix: str = _spec("botsys")
     connect_timeout_s: float = _spec(5.0, lo=0.1, hi=600)
     startup_retry_max_s: float = _spec(10.0, lo=0.1, hi=600)
+    max_connections: int = _spec(100, lo=4, hi=10000)
+    pool_timeout_s: float = _spec(5.0, lo=0.01, hi=600)
 
 
 @dataclass(frozen=True)
