@@ -11,12 +11,21 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 
 from .config import Settings
-from .jobs import PRIORITY_DEFAULT, TERMINAL, Claim, Job, bot_type_of, new_job_id
+from .jobs import (
+    PRIORITY_DEFAULT,
+    SUMMARY_FIELDS,
+    TERMINAL,
+    Claim,
+    Job,
+    bot_type_of,
+    new_job_id,
+)
 from .store.keys import Keys
 from .store.scripts import Scripts
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 LOG_LINES_KEPT = 2000
+SEARCH_PAGE = 25  # jobs read at once by a text search (whole jobs: payloads may be MiBs)
 
 
 class UnknownJob(LookupError):
@@ -287,14 +296,18 @@ class JobQueue:
         """
         index = self._index_for(bot_type, state)
         wanted = self._matcher(state, query)
+        # Only a text search reads payloads and results (in small pages: they may be MiBs).
+        searching = bool((query or "").strip())
+        fields = None if searching else SUMMARY_FIELDS
         found: list[Job] = []
-        scanned, page = 0, (limit if wanted is None else 200) + 1
+        page = (limit if wanted is None else SEARCH_PAGE if searching else 200) + 1
+        scanned = 0
         while len(found) < limit and scanned < max_scan:
             rows = await self._index_page(index, before, page)
             if not rows:
                 break
             scanned += len(rows)
-            jobs = await self._load(bot_type, [m for m, _ in rows])
+            jobs = await self._load(bot_type, [m for m, _ in rows], fields)
             found.extend(j for j in jobs if wanted is None or wanted(j))
             before = (int(rows[-1][1]), rows[-1][0])
         return found[:limit]
@@ -332,11 +345,20 @@ class JobQueue:
             return k.done(bot_type, state)
         return k.jobs(bot_type)
 
-    async def _load(self, bot_type: str, ids: list[str]) -> list[Job]:
+    async def _load(
+        self, bot_type: str, ids: list[str], fields: tuple[str, ...] | None = None
+    ) -> list[Job]:
+        """The jobs still stored, with every field or only ``fields``."""
         pipe = self.redis.pipeline(transaction=False)
         for job_id in ids:
-            pipe.hgetall(self.keys.job(bot_type, job_id))
-        return [Job(f) for f in await pipe.execute() if f.get("state")]
+            key = self.keys.job(bot_type, job_id)
+            pipe.hgetall(key) if fields is None else pipe.hmget(key, fields)
+        replies = await pipe.execute()
+        if fields is not None:
+            replies = [
+                {k: v for k, v in zip(fields, r, strict=True) if v is not None} for r in replies
+            ]
+        return [Job(f) for f in replies if f.get("state")]
 
     async def index_score(self, job: Job, state: str | None) -> int:
         """The cursor value for the page after ``job``."""

@@ -122,7 +122,7 @@ async def jobs_page(queue: JobQueue, pages: list[list], q: JobsQuery) -> dict[st
     scored = scored[: q.limit]
     more = len(scored) == q.limit
     return {
-        "jobs": [j.view() for _, _, j in scored],
+        "jobs": [j.summary() for _, _, j in scored],
         "nextCursor": f"{scored[-1][0]}_{scored[-1][1]}" if more else None,
     }
 
