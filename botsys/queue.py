@@ -32,6 +32,16 @@ class UnknownJob(LookupError):
     pass
 
 
+class QueueFull(Exception):
+    """Admission control refused a job: the type's backlog is at one of its caps."""
+
+    def __init__(self, bot_type: str, cap: str, limit: int) -> None:
+        super().__init__(f"{bot_type}: {cap} = {limit} reached")
+        self.bot_type = bot_type
+        self.cap = cap  # "max_queued" (jobs) or "max_queued_bytes" (payload bytes)
+        self.limit = limit
+
+
 class LocalTaker(Protocol):
     """This replica's orchestrator, as seen by enqueue: a job it can start at once is claimed
     for it by the enqueue script itself."""
@@ -98,6 +108,9 @@ class JobQueue:
                 "retention_s": e.retention_s,
                 "failed_retention_s": e.failed_retention_s,
                 "max_index": e.max_index,
+                "keep_finished": e.keep_finished,
+                "max_queued": e.max_queued,
+                "max_queued_bytes": e.max_queued_bytes,
                 "webhook_attempts": self.settings.webhooks.max_retries,
                 "lease_ms": e.lease_ms,
                 "max_stalls": e.max_stalls,
@@ -170,10 +183,12 @@ class JobQueue:
                 now=now,
             )
             created, jid = reply[0], reply[1]
-            claim = _claim(reply[2]) if len(reply) > 2 else None
+            claim = _claim(reply[2]) if created == 1 and len(reply) > 2 else None
         finally:
             if take:
                 self.local.adopt(claim)  # type: ignore[union-attr]
+        if created < 0:
+            raise QueueFull(bot_type, jid, int(reply[2]))
         if claim is not None:
             # One loop turn for the adopted attempt, whose first step spawns the bot: the
             # spawn no longer waits for the caller's HTTP response (enqueue→spawn 1.2 → 0.2 ms).

@@ -10,13 +10,14 @@ from typing import Any
 from aiohttp import web
 
 from ..jobs import bot_type_of
-from ..queue import Enqueued, JobQueue, TypeStats
+from ..queue import Enqueued, JobQueue, QueueFull, TypeStats
 from ..runners.registry import UnknownBot
 from ..webhooks.guard import check_url
 from .appkeys import REGISTRY, SETTINGS
 from .problems import Problem, invalid, not_found
 
 MAX_IDEMPOTENCY_KEY = 200
+QUEUE_FULL_RETRY_S = 5  # Retry-After when admission control refuses a job
 
 
 def idempotency_key(request: web.Request) -> str:
@@ -68,6 +69,24 @@ def invoked_response(request: web.Request, job: Mapping[str, Any], done: Enqueue
         "created": done.created,
     }
     return web.json_response(body, status=202 if done.created else 200, headers={"Location": url})
+
+
+def queue_full(full: QueueFull) -> Problem:
+    """A job refused by admission control: too many waiting (429, this client should slow
+    down) or too many payload bytes held (503, the store protects its memory)."""
+    retry = {"Retry-After": str(QUEUE_FULL_RETRY_S)}
+    t = full.bot_type
+    if full.cap == "max_queued":
+        detail = (
+            f"bot type {t} already has {full.limit} jobs waiting or delayed "
+            f"(engine.max_queued); retry in {QUEUE_FULL_RETRY_S} s"
+        )
+        return Problem(429, detail, headers=retry, kind="queue-full")
+    detail = (
+        f"the payloads of bot type {t}'s waiting and delayed jobs would exceed {full.limit} "
+        f"bytes (engine.max_queued_bytes); retry in {QUEUE_FULL_RETRY_S} s"
+    )
+    return Problem(503, detail, headers=retry, kind="queue-bytes-full")
 
 
 def known_job_id(app: web.Application, job_id: str) -> str:

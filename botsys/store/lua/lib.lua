@@ -78,6 +78,13 @@ local function publish_state(events_prefix, id, state, extra)
     '{"type":"state","state":' .. cjson.encode(state) .. (extra or '') .. '}')
 end
 
+-- Payload bytes of the type's waiting and delayed jobs, for enqueue.lua's admission check:
+-- every move of a job into (sign 1) or out of (sign -1) the queue or delayed sets counts.
+local function count_queued(id, sign)
+  local size = redis.call('HSTRLEN', job_key(id), 'payload')
+  if size > 0 then redis.call('HINCRBY', K.meta, 'queuedBytes', sign * size) end
+end
+
 -- The best waiting job that still exists, taken off the queue (nil: none waits).
 local function pop_waiting()
   while true do
@@ -92,6 +99,7 @@ end
 -- complete.lua, share it.
 local function admit(id, now)
   local jk = job_key(id)
+  count_queued(id, -1)
   local token = redis.call('HINCRBY', K.meta, 'token', 1)
   local lease_until = now + CTX.lease_ms
   redis.call('ZADD', K.active, lease_until, id)
