@@ -16,6 +16,7 @@ from tests.support.redis_server import RedisServer
 pytestmark = pytest.mark.e2e
 
 IN_FLIGHT = 1000
+RUNNING_JOBS = 20  # the event streams watch these, 50 streams each
 
 
 @pytest.fixture
@@ -72,9 +73,6 @@ def test_a_thousand_concurrent_reads_all_answer_200(cluster):
     for url in (job_url, a.url + "/stats"):
         counts = asyncio.run(asyncio.wait_for(many_gets(url, IN_FLIGHT), 90))
         assert counts == {200: IN_FLIGHT}, (url, counts, a.log(20))
-
-
-RUNNING_JOBS = 20  # 50 watchers each
 
 
 def rss_kb(pid: int) -> int:
