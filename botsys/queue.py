@@ -11,15 +11,8 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 
 from .config import Settings
-from .jobs import (
-    PRIORITY_DEFAULT,
-    SUMMARY_FIELDS,
-    TERMINAL,
-    Claim,
-    Job,
-    bot_type_of,
-    new_job_id,
-)
+from .jobs import PRIORITY_DEFAULT, TERMINAL, Claim, Job, bot_type_of, new_job_id
+from .jobs import SUMMARY_FIELDS as JOB_SUMMARY_FIELDS
 from .store.keys import Keys
 from .store.scripts import Scripts
 
@@ -313,7 +306,7 @@ class JobQueue:
         wanted = self._matcher(state, query)
         # Only a text search reads payloads and results (in small pages: they may be MiBs).
         searching = bool((query or "").strip())
-        fields = None if searching else SUMMARY_FIELDS
+        fields = None if searching else JOB_SUMMARY_FIELDS
         found: list[Job] = []
         page = (limit if wanted is None else SEARCH_PAGE if searching else 200) + 1
         scanned = 0

@@ -14,7 +14,7 @@ streams opening together cost a few commands, and a channel left and re-watched 
 unsubscribed before it is subscribed again. (Counting a SUBSCRIBE as done once it was
 written let a stream read the state before Redis had subscribed it, and every channel first
 watched while the connection was being set up was taken as subscribed without ever being
-sent: of 1000 SSE streams, up to 60 never saw their job end.)
+sent: of 1000 SSE streams over 20 jobs, 950 never saw their job end.)
 
 A lost connection is re-established (every watched channel subscribed again) and each watcher
 then receives ``RESYNC`` once its channel is confirmed again: messages may have been missed,
