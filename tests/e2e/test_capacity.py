@@ -158,3 +158,38 @@ def test_a_thousand_event_streams_all_open_and_all_see_the_end(tmp_path, redis):
         assert growth < 200 * 1024, f"RSS grew {growth} KB for {IN_FLIGHT} streams"
     finally:
         cluster.stop()
+
+
+def test_the_byte_cap_answers_503_before_a_small_redis_fills(tmp_path, redis):
+    """Redis with maxmemory 50mb (noeviction) and 1 MB payloads: the admission cap refuses
+    jobs long before Redis would refuse writes; a cancel makes room at once."""
+    import redis as redis_py
+
+    admin = redis_py.Redis.from_url(redis.url)
+    admin.config_set("maxmemory", 50 * 1024 * 1024)
+    extra = "[engine]\nmax_queued_bytes = 16777216\n"
+    cluster = Cluster(tmp_path, redis.url, write_config(tmp_path / "botsys.toml", extra))
+    try:
+        a = cluster.add_replica("a")
+        status, reply, _ = http("PATCH", a.url + "/queues/python", {"paused": True})
+        assert status == 200, reply
+        body = {"botType": "python", "payload": {"blob": "x" * 1_000_000}}
+        answers, accepted = [], []
+        while not answers or answers[-1] == 202:
+            status, reply, headers = http("POST", a.url + "/invoke", body)
+            answers.append(status)
+            if status == 202:
+                accepted.append(reply["jobId"])
+            assert len(answers) <= 40, answers
+        assert set(answers) == {202, 503} and len(accepted) == 16, answers
+        assert "engine.max_queued_bytes" in reply["detail"] and headers["Retry-After"] == "5"
+        assert admin.info("memory")["used_memory"] < 40 * 1024 * 1024
+        assert http("GET", f"{a.url}/job/{accepted[0]}")[0] == 200
+        assert http("DELETE", f"{a.url}/job/{accepted[0]}")[:2] == (
+            200,
+            {"jobId": accepted[0], "state": "cancelled"},
+        )
+        assert http("POST", a.url + "/invoke", body)[0] == 202  # room again, at once
+    finally:
+        cluster.stop()
+        admin.close()
