@@ -69,7 +69,8 @@ def create_app(settings: Settings, *, runner=None, with_workers: bool = True) ->
 
 async def _store(app: web.Application):
     settings = app[SETTINGS]
-    store = make_client(settings.redis.url, settings.redis.connect_timeout_s)
+    r = settings.redis
+    store = make_client(r.url, r.connect_timeout_s, r.max_connections, r.pool_timeout_s)
     if store.embedded:
         log.warning("redis: %s", store.description)
     else:

@@ -49,6 +49,8 @@ class RedisSettings:
     prefix: str = _spec("botsys")
     connect_timeout_s: float = _spec(5.0, lo=0.1, hi=600)
     startup_retry_max_s: float = _spec(10.0, lo=0.1, hi=600)
+    max_connections: int = _spec(100, lo=4, hi=10000)
+    pool_timeout_s: float = _spec(5.0, lo=0.01, hi=600)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class EngineSettings:
     retention_s: int = _spec(86400, lo=1, hi=365 * 86400)
     failed_retention_s: int = _spec(7 * 86400, lo=1, hi=365 * 86400)
     max_index: int = _spec(10000, lo=10, hi=10_000_000)
+    keep_finished: int = _spec(10000, lo=1, hi=10_000_000)
+    max_queued: int = _spec(50000, lo=0, hi=100_000_000)  # 0: no cap
+    max_queued_bytes: int = _spec(64 << 20, lo=0, hi=1 << 40)  # 0: no cap
 
 
 @dataclass(frozen=True)
@@ -270,6 +275,12 @@ def _check_cross_fields(s: Settings) -> None:
             raise ConfigError(
                 f"api.trusted_proxies: {cidr!r} is not an IP address or CIDR"
             ) from None
+    queued_bytes = s.engine.max_queued_bytes
+    if queued_bytes and queued_bytes < s.server.max_body_bytes:
+        raise ConfigError(
+            f"engine.max_queued_bytes = {queued_bytes}: must be 0 (no cap) or at least "
+            f"server.max_body_bytes ({s.server.max_body_bytes}), or a large job could never queue"
+        )
     secret = s.webhooks.secret
     if secret and not secret.startswith("whsec_"):
         raise ConfigError("webhooks.secret: must start with 'whsec_' (value not shown)")

@@ -17,6 +17,9 @@ from .store.connection import REDIS_DOWN
 from .webhooks.types import AttemptRecord, Delivery
 
 DELIVERY_STATES = ("pending", "delivered", "dead")
+# A delivery's hash fields that lists read (not the body: it holds the job's result).
+SUMMARY_FIELDS = ("id", "jobId", "botType", "url", "state", "attempt", "maxAttempts")
+SUMMARY_FIELDS += ("createdAt", "nextAt", "finishedAt", "lastStatus")
 log = logging.getLogger("botsys.deliveries")
 
 
@@ -127,8 +130,7 @@ class RedisDeliveryStore:
             t = bot_type_of(job_id)
             if t is None or t not in self.queue.settings.bot_types:
                 return []
-            ids = await self._ids_for_job(t, job_id)
-            views = [v for v in [await self.get(i) for i in ids] if v]
+            views = await self._summaries(t, await self._ids_for_job(t, job_id))
             return [v for v in views if state in (None, v["state"])][:limit]
         views = []
         for t in self.queue.bot_types:
@@ -151,8 +153,19 @@ class RedisDeliveryStore:
             ids = await r.zrange(k.deliveries(bot_type), 0, limit - 1)
             for s in ("delivered", "dead"):
                 ids += await r.zrevrange(k.delivery_index(bot_type, s), 0, limit - 1)
-        views = [await self.get(i) for i in ids]
-        return [v for v in views if v]
+        return await self._summaries(bot_type, ids)
+
+    async def _summaries(self, bot_type: str, ids: list[str]) -> list[dict]:
+        """Deliveries as lists show them: without body and attempts, in one round trip."""
+        k = self.queue.keys
+        pipe = self.queue.redis.pipeline(transaction=False)
+        for i in ids:
+            pipe.hmget(k.delivery(bot_type, i), SUMMARY_FIELDS)
+        rows = [
+            {k: v for k, v in zip(SUMMARY_FIELDS, r, strict=True) if v is not None}
+            for r in await pipe.execute()
+        ]
+        return [delivery_summary(f) for f in rows if f.get("state")]
 
     async def redeliver(self, delivery_id: str) -> tuple[int, str]:
         """(-1, '') unknown; (0, 'pending') already pending; (1, 'pending') rescheduled."""
@@ -189,6 +202,16 @@ def _record_json(record: AttemptRecord, attempt: int) -> dict[str, Any]:
 
 
 def delivery_view(f: dict[str, str], attempts: list[dict]) -> dict[str, Any]:
+    """GET /deliveries/{id}: the summary, the body sent and every attempt."""
+    return {
+        **delivery_summary(f),
+        "body": _json_or_text(f.get("body")),
+        "history": [{**a, "at": iso_ms(a.get("at"))} for a in attempts],
+    }
+
+
+def delivery_summary(f: dict[str, Any]) -> dict[str, Any]:
+    """A delivery in GET /deliveries: no body (it holds the job's result) and no attempts."""
     state = f.get("state")
     return {
         "deliveryId": f["id"],
@@ -201,9 +224,7 @@ def delivery_view(f: dict[str, str], attempts: list[dict]) -> dict[str, Any]:
         "createdAt": iso_ms(f.get("createdAt")),
         "nextAttemptAt": iso_ms(f.get("nextAt")) if state == "pending" else None,
         "finishedAt": iso_ms(f.get("finishedAt")),
-        "lastStatus": int(f["lastStatus"]) if f.get("lastStatus") else None,
-        "body": _json_or_text(f.get("body")),
-        "history": [{**a, "at": iso_ms(a.get("at"))} for a in attempts],
+        "lastStatus": int(last) if (last := f.get("lastStatus")) else None,
     }
 
 

@@ -19,6 +19,15 @@ STATES = (QUEUED, DELAYED, RUNNING, *TERMINAL)
 
 PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = 1, 1000, 3
 
+# A job's hash fields that its summary (lists) reads: everything but payload and result.
+SUMMARY_FIELDS = (
+    *("id", "botType", "bot", "state", "progress", "priority", "attempt", "maxAttempts"),
+    *("createdAt", "startedAt", "finishedAt", "runAt", "durationMs", "error", "owner"),
+    *("webhookUrl", "deliveryId", "webhookState", "webhookAttempts", "webhookLastStatus"),
+    "webhookDeliveredAt",
+)
+ERROR_EXCERPT = 300  # characters of a job's error shown in lists
+
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _JOB_ID = re.compile(r"^([a-z][a-z0-9_]{0,31})-([0-9A-HJKMNP-TV-Z]{26})$")
 
@@ -97,6 +106,23 @@ class Job:
         """The public JSON shape of GET /job/{id} (DESIGN §6)."""
         f = self.fields
         return {
+            **self._summary(),
+            "result": _json(f.get("result")),
+            "error": f.get("error") or None,
+            "payload": _json(f.get("payload")),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """A job in a list (GET /jobs): no payload or result (GET /job/{id} has them) and at
+        most ``ERROR_EXCERPT`` characters of the error, so a page's size stays bounded."""
+        error = self.fields.get("error") or None
+        if error and len(error) > ERROR_EXCERPT:
+            error = error[: ERROR_EXCERPT - 1] + "…"
+        return {**self._summary(), "error": error}
+
+    def _summary(self) -> dict[str, Any]:
+        f = self.fields
+        return {
             "jobId": f["id"],
             "botType": f.get("botType"),
             "bot": f.get("bot"),
@@ -110,9 +136,6 @@ class Job:
             "finishedAt": iso_ms(f.get("finishedAt")),
             "runAt": iso_ms(f.get("runAt")) if f.get("state") == DELAYED else None,
             "durationMs": _int(f.get("durationMs")),
-            "result": _json(f.get("result")),
-            "error": f.get("error") or None,
-            "payload": _json(f.get("payload")),
             "replica": f.get("owner") or None,
             "webhook": self._webhook_view(),
         }

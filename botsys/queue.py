@@ -13,15 +13,27 @@ from redis.asyncio import Redis
 from . import jsonsafe
 from .config import Settings
 from .jobs import PRIORITY_DEFAULT, TERMINAL, Claim, Job, bot_type_of, new_job_id
+from .jobs import SUMMARY_FIELDS as JOB_SUMMARY_FIELDS
 from .store.keys import Keys
 from .store.scripts import Scripts
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 LOG_LINES_KEPT = 2000
+SEARCH_PAGE = 25  # jobs read at once by a text search (whole jobs: payloads may be MiBs)
 
 
 class UnknownJob(LookupError):
     pass
+
+
+class QueueFull(Exception):
+    """Admission control refused a job: the type's backlog is at one of its caps."""
+
+    def __init__(self, bot_type: str, cap: str, limit: int) -> None:
+        super().__init__(f"{bot_type}: {cap} = {limit} reached")
+        self.bot_type = bot_type
+        self.cap = cap  # "max_queued" (jobs) or "max_queued_bytes" (payload bytes)
+        self.limit = limit
 
 
 class LocalTaker(Protocol):
@@ -91,6 +103,9 @@ class JobQueue:
                 "retention_s": e.retention_s,
                 "failed_retention_s": e.failed_retention_s,
                 "max_index": e.max_index,
+                "keep_finished": e.keep_finished,
+                "max_queued": e.max_queued,
+                "max_queued_bytes": e.max_queued_bytes,
                 "webhook_attempts": self.settings.webhooks.max_retries,
                 "lease_ms": e.lease_ms,
                 "max_stalls": e.max_stalls,
@@ -165,10 +180,12 @@ class JobQueue:
                 now=now,
             )
             created, jid = reply[0], reply[1]
-            claim = _claim(reply[2]) if len(reply) > 2 else None
+            claim = _claim(reply[2]) if created == 1 and len(reply) > 2 else None
         finally:
             if take:
                 self.local.adopt(claim)  # type: ignore[union-attr]
+        if created < 0:
+            raise QueueFull(bot_type, jid, int(reply[2]))
         if claim is not None:
             # One loop turn for the adopted attempt, whose first step spawns the bot: the
             # spawn no longer waits for the caller's HTTP response (enqueue→spawn 1.2 → 0.2 ms).
@@ -298,14 +315,18 @@ class JobQueue:
         """
         index = self._index_for(bot_type, state)
         wanted = self._matcher(state, query)
+        # Only a text search reads payloads and results (in small pages: they may be MiBs).
+        searching = bool((query or "").strip())
+        fields = None if searching else JOB_SUMMARY_FIELDS
         found: list[Job] = []
-        scanned, page = 0, (limit if wanted is None else 200) + 1
+        page = (limit if wanted is None else SEARCH_PAGE if searching else 200) + 1
+        scanned = 0
         while len(found) < limit and scanned < max_scan:
             rows = await self._index_page(index, before, page)
             if not rows:
                 break
             scanned += len(rows)
-            jobs = await self._load(bot_type, [m for m, _ in rows])
+            jobs = await self._load(bot_type, [m for m, _ in rows], fields)
             found.extend(j for j in jobs if wanted is None or wanted(j))
             before = (int(rows[-1][1]), rows[-1][0])
         return found[:limit]
@@ -343,11 +364,20 @@ class JobQueue:
             return k.done(bot_type, state)
         return k.jobs(bot_type)
 
-    async def _load(self, bot_type: str, ids: list[str]) -> list[Job]:
+    async def _load(
+        self, bot_type: str, ids: list[str], fields: tuple[str, ...] | None = None
+    ) -> list[Job]:
+        """The jobs still stored, with every field or only ``fields``."""
         pipe = self.redis.pipeline(transaction=False)
         for job_id in ids:
-            pipe.hgetall(self.keys.job(bot_type, job_id))
-        return [Job(f) for f in await pipe.execute() if f.get("state")]
+            key = self.keys.job(bot_type, job_id)
+            pipe.hgetall(key) if fields is None else pipe.hmget(key, fields)
+        replies = await pipe.execute()
+        if fields is not None:
+            replies = [
+                {k: v for k, v in zip(fields, r, strict=True) if v is not None} for r in replies
+            ]
+        return [Job(f) for f in replies if f.get("state")]
 
     async def index_score(self, job: Job, state: str | None) -> int:
         """The cursor value for the page after ``job``."""

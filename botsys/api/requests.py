@@ -13,7 +13,7 @@ from aiohttp import web
 
 from .. import jsonsafe
 from ..jobs import bot_type_of
-from ..queue import Enqueued, JobQueue, TypeStats
+from ..queue import Enqueued, JobQueue, QueueFull, TypeStats
 from ..runners.registry import UnknownBot
 from ..webhooks.guard import check_url
 from .appkeys import REGISTRY, SETTINGS
@@ -21,6 +21,7 @@ from .problems import Problem, invalid, not_found
 
 MAX_IDEMPOTENCY_KEY = 200
 _IDEMPOTENCY_KEY_OK = re.compile(r"^[\x20-\x7e]*$")
+QUEUE_FULL_RETRY_S = 5  # Retry-After when admission control refuses a job
 
 
 def idempotency_key(request: web.Request) -> str:
@@ -91,6 +92,24 @@ def invoked_response(request: web.Request, job: Mapping[str, Any], done: Enqueue
     return web.json_response(body, status=202 if done.created else 200, headers={"Location": url})
 
 
+def queue_full(full: QueueFull) -> Problem:
+    """A job refused by admission control: too many waiting (429, this client should slow
+    down) or too many payload bytes held (503, the store protects its memory)."""
+    retry = {"Retry-After": str(QUEUE_FULL_RETRY_S)}
+    t = full.bot_type
+    if full.cap == "max_queued":
+        detail = (
+            f"bot type {t} already has {full.limit} jobs waiting or delayed "
+            f"(engine.max_queued); retry in {QUEUE_FULL_RETRY_S} s"
+        )
+        return Problem(429, detail, headers=retry, kind="queue-full")
+    detail = (
+        f"the payloads of bot type {t}'s waiting and delayed jobs would exceed {full.limit} "
+        f"bytes (engine.max_queued_bytes); retry in {QUEUE_FULL_RETRY_S} s"
+    )
+    return Problem(503, detail, headers=retry, kind="queue-bytes-full")
+
+
 def known_job_id(app: web.Application, job_id: str) -> str:
     """404 for anything that is not an id of a configured bot type (no Redis call needed)."""
     if bot_type_of(job_id) not in app[SETTINGS].bot_types:
@@ -143,7 +162,7 @@ async def jobs_page(queue: JobQueue, pages: list[list], q: JobsQuery) -> dict[st
     scored = scored[: q.limit]
     more = len(scored) == q.limit
     return {
-        "jobs": [j.view() for _, _, j in scored],
+        "jobs": [j.summary() for _, _, j in scored],
         "nextCursor": f"{scored[-1][0]}_{scored[-1][1]}" if more else None,
     }
 

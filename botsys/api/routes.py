@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp_apispec import docs, querystring_schema, request_schema, response_schema
 
 from .. import jsonsafe
+from ..queue import QueueFull
 from . import requests as rq
 from . import schemas as s
 from .appkeys import DELIVERIES, QUEUE, REGISTRY
@@ -35,7 +36,10 @@ from .validation import BODY, QUERY
 @response_schema(s.Invoked, 200, description="a repeat: the job first created with this key")
 async def invoke(request: web.Request) -> web.Response:
     job = rq.invoke_args(request.app, request[BODY], rq.idempotency_key(request))
-    enqueued = await request.app[QUEUE].enqueue(**job)
+    try:
+        enqueued = await request.app[QUEUE].enqueue(**job)
+    except QueueFull as full:
+        raise rq.queue_full(full) from None
     return rq.invoked_response(request, job, enqueued)
 
 

@@ -175,8 +175,29 @@ class JobView(Schema):
     webhook = _n(fields.Nested(WebhookState))
 
 
+class JobSummary(Schema):
+    """A job in a list: no payload or result (GET /job/{jobId} has them); error cut short."""
+
+    jobId = _s()
+    botType = _s()
+    bot = _s()
+    state = _s(validate=validate.OneOf(STATES))
+    progress = fields.Integer(required=True)
+    priority = _n(fields.Integer())
+    attempt = fields.Integer(required=True)
+    maxAttempts = fields.Integer(required=True)
+    createdAt = _n(fields.String())
+    startedAt = _n(fields.String())
+    finishedAt = _n(fields.String())
+    runAt = _n(fields.String())
+    durationMs = _n(fields.Integer())
+    error = _n(fields.String(metadata={"description": "at most 300 characters"}))
+    replica = _n(fields.String())
+    webhook = _n(fields.Nested(WebhookState))
+
+
 class JobsPage(Schema):
-    jobs = fields.List(fields.Nested(JobView), required=True)
+    jobs = fields.List(fields.Nested(JobSummary), required=True)
     nextCursor = _n(fields.String())
 
 
@@ -269,8 +290,24 @@ class Delivery(Schema):
     history = fields.List(fields.Nested(DeliveryAttempt), required=True)
 
 
+class DeliverySummary(Schema):
+    """A delivery in a list: no body or history (GET /deliveries/{deliveryId} has them)."""
+
+    deliveryId = _s()
+    jobId = _s()
+    botType = _s()
+    url = _s()
+    state = _s(validate=validate.OneOf(DELIVERY_STATES))
+    attempts = fields.Integer(required=True)
+    maxAttempts = fields.Integer(required=True)
+    createdAt = _n(fields.String())
+    nextAttemptAt = _n(fields.String())
+    finishedAt = _n(fields.String())
+    lastStatus = _n(fields.Integer())
+
+
 class Deliveries(Schema):
-    deliveries = fields.List(fields.Nested(Delivery), required=True)
+    deliveries = fields.List(fields.Nested(DeliverySummary), required=True)
 
 
 class Redelivered(Schema):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import REDIS_DOWN
@@ -51,17 +54,66 @@ def redact_url(url: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
-def make_client(url: str, connect_timeout_s: float = 5.0) -> Store:
+class WaitingConnectionPool(ConnectionPool):
+    """At most ``max_connections`` connections; a caller finding them all busy waits for one
+    (up to ``timeout`` s) instead of failing. redis-py's own pool raises MaxConnectionsError
+    at once (a burst of 1000 requests got ~900 × 503), and its BlockingConnectionPool waits on
+    an asyncio.Condition, which on Python 3.11 loses the wake-up of a waiter cancelled just
+    after it was notified (the API's deadline cancels waiters): a free connection then sat
+    idle while others waited. A semaphore hands a cancelled waiter's turn on."""
+
+    def __init__(self, *, timeout: float, max_connections: int, **connection_kwargs) -> None:
+        super().__init__(max_connections=max_connections, **connection_kwargs)
+        self.timeout = timeout
+        self._free = asyncio.Semaphore(max_connections)
+
+    async def get_connection(self, *args, **kwargs) -> AbstractConnection:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._free.acquire()
+        except TimeoutError:
+            raise MaxConnectionsError(
+                f"no Redis connection free within {self.timeout:g} s "
+                f"({self.max_connections} in use)"
+            ) from None
+        try:
+            return await super().get_connection(*args, **kwargs)
+        except BaseException:
+            self._free.release()
+            raise
+
+    async def release(self, connection: AbstractConnection) -> None:
+        held = connection in self._in_use_connections
+        try:
+            await super().release(connection)
+        finally:
+            if held:
+                self._free.release()
+
+
+def make_client(
+    url: str,
+    connect_timeout_s: float = 5.0,
+    max_connections: int = 100,
+    pool_timeout_s: float = 5.0,
+) -> Store:
     if not url:
         import fakeredis  # only needed for the embedded mode
 
         server = fakeredis.FakeServer()
-        client = fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
+        client = fakeredis.FakeAsyncRedis(
+            server=server,
+            decode_responses=True,
+            max_connections=max_connections,  # the same waiting pool as for a real Redis
+            connection_pool_class=functools.partial(WaitingConnectionPool, timeout=pool_timeout_s),
+        )
         return Store(client, True, "embedded, in-memory, single replica, nothing persists")
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"REDIS_URL {redact_url(url)!r}: expected redis://, rediss:// or unix://")
-    client = Redis.from_url(
+    pool = WaitingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=pool_timeout_s,
         decode_responses=True,
         socket_connect_timeout=connect_timeout_s,
         socket_keepalive=True,
@@ -69,8 +121,8 @@ def make_client(url: str, connect_timeout_s: float = 5.0) -> Store:
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
-    use_hiredis_packing(client.connection_pool)
-    return Store(client, False, redact_url(url))
+    use_hiredis_packing(pool)
+    return Store(Redis.from_pool(pool), False, redact_url(url))
 
 
 async def wait_until_ready(store: Store, max_backoff_s: float = 10.0, attempts: int = 0) -> None:

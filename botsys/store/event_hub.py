@@ -6,10 +6,20 @@ thousand watchers were a thousand Redis connections. Here one connection carries
 the first watcher of a channel subscribes it, the last one unsubscribes it, and one reader task
 hands each message to the watchers' queues.
 
+A watch opens only once Redis has *confirmed* its subscription (the reader sees the
+``subscribe`` reply), so a stream that then reads the job's state cannot miss a later change.
+SUBSCRIBE and UNSUBSCRIBE commands are sent one batch at a time, in order, for the channels
+that gained their first or lost their last watcher since the previous batch: a thousand
+streams opening together cost a few commands, and a channel left and re-watched is
+unsubscribed before it is subscribed again. (Counting a SUBSCRIBE as done once it was
+written let a stream read the state before Redis had subscribed it, and every channel first
+watched while the connection was being set up was taken as subscribed without ever being
+sent: of 1000 SSE streams over 20 jobs, 950 never saw their job end.)
+
 A lost connection is re-established (every watched channel subscribed again) and each watcher
-then receives ``RESYNC``: messages may have been missed, so it re-reads the job. A watcher whose
-queue is full (a client that stopped reading) receives ``OVERFLOW`` and is dropped, as Redis
-drops a slow subscriber.
+then receives ``RESYNC`` once its channel is confirmed again: messages may have been missed,
+so it re-reads the job. A watcher whose queue is full (a client that stopped reading)
+receives ``OVERFLOW`` and is dropped, as Redis drops a slow subscriber.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -38,9 +49,9 @@ HUB_CHANNEL = "botsys:event-hub"
 
 @dataclass
 class _Channel:
-    # Done once SUBSCRIBE for this channel was sent on the current connection: a watcher
-    # reads the job's state only after that, so no change slips between the two.
-    sent: asyncio.Future
+    # Done once Redis confirmed the subscription: a watcher reads the job's state only after
+    # that, so no change slips between the two.
+    ready: asyncio.Future
     queues: set[asyncio.Queue] = field(default_factory=set)
 
 
@@ -53,6 +64,11 @@ class JobEventHub:
         self._channels: dict[str, _Channel] = {}
         self._pubsub: PubSub | None = None  # set while connected
         self._reader: asyncio.Task | None = None
+        self._lock = asyncio.Lock()  # one batch of (UN)SUBSCRIBEs at a time
+        self._joining: set[str] = set()  # channels that got their first watcher
+        self._leaving: set[str] = set()  # channels that lost their last watcher
+        self._subscribed: set[str] = set()  # SUBSCRIBE sent (no UNSUBSCRIBE since)
+        self._unconfirmed: dict[str, deque[_Channel]] = {}  # by SUBSCRIBE sent, per channel
 
     @contextlib.asynccontextmanager
     async def watch(self, channel: str) -> AsyncIterator[asyncio.Queue]:
@@ -61,27 +77,24 @@ class JobEventHub:
         bound it with their own deadline."""
         queue: asyncio.Queue = asyncio.Queue(self._max_queued)
         entry = self._channels.get(channel)
-        first = entry is None
         if entry is None:
             entry = self._channels[channel] = _Channel(asyncio.get_running_loop().create_future())
+            self._joining.add(channel)
         entry.queues.add(queue)
         try:  # from here on, leaving (even cancelled mid-subscribe) cleans up after us
             self._start()
-            if first and self._pubsub is not None:
-                await self._send(self._pubsub.subscribe(channel), entry)
-            await asyncio.shield(entry.sent)
+            await self._sync()
+            await asyncio.shield(entry.ready)
             yield queue
         finally:
             entry.queues.discard(queue)
-            if not entry.queues and self._channels.get(channel) is entry:
-                del self._channels[channel]
-                if self._pubsub is not None:
-                    with contextlib.suppress(*REDIS_DOWN):  # a new connection won't have it
-                        await self._pubsub.unsubscribe(channel)
+            if not entry.queues:
+                self._leaving.add(channel)
+                await self._sync()
 
     def watched(self) -> int:
         """Channels with at least one watcher (tests, metrics)."""
-        return len(self._channels)
+        return sum(1 for entry in self._channels.values() if entry.queues)
 
     async def close(self) -> None:
         """Stop the reader. It is cancelled, and waited for at most ``CLOSE_WAIT_S``: with
@@ -92,35 +105,71 @@ class JobEventHub:
             reader.cancel()
             await asyncio.wait({reader}, timeout=CLOSE_WAIT_S)
 
+    # -- subscriptions ---------------------------------------------------------------------
+
+    async def _sync(self) -> None:
+        """Send the (UN)SUBSCRIBEs the watchers' comings and goings call for, in one batch.
+        Not connected: the reader subscribes every watched channel when it connects."""
+        if not (self._joining or self._leaving):
+            return
+        async with self._lock:
+            pubsub = self._pubsub
+            if pubsub is None:
+                return
+            leave = [c for c in self._leaving if self._idle(c)]
+            join = [c for c in self._joining if not self._idle(c) and c not in self._subscribed]
+            self._joining.clear()
+            self._leaving.clear()
+            unsubscribe = [c for c in leave if c in self._subscribed]
+            for c in leave:
+                self._channels.pop(c, None)
+                self._subscribed.discard(c)
+            self._expect(join)
+            with contextlib.suppress(*REDIS_DOWN):  # the reader reconnects and resubscribes
+                if unsubscribe:
+                    await pubsub.unsubscribe(*unsubscribe)
+                if join:
+                    await pubsub.subscribe(*join)
+
+    def _idle(self, channel: str) -> bool:
+        entry = self._channels.get(channel)
+        return entry is None or not entry.queues
+
+    def _expect(self, channels: list[str]) -> None:
+        """SUBSCRIBEs about to be sent: each reply confirms the oldest one of its channel."""
+        for c in channels:
+            self._subscribed.add(c)
+            self._unconfirmed.setdefault(c, deque()).append(self._channels[c])
+
+    def _confirmed(self, channel: str) -> None:
+        pending = self._unconfirmed.get(channel)
+        entry = pending.popleft() if pending else self._channels.get(channel)
+        if pending is not None and not pending:
+            del self._unconfirmed[channel]
+        if entry is None:
+            return
+        if not entry.ready.done():
+            entry.ready.set_result(None)  # a watcher waiting to start
+        else:
+            for queue in list(entry.queues):  # subscribed again after a lost connection
+                self._put(entry, queue, RESYNC)
+
     # -- the reader ------------------------------------------------------------------------
 
     def _start(self) -> None:
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._run(), name="job-event-hub")
 
-    async def _send(self, subscribing, entry: _Channel) -> None:
-        """Send a SUBSCRIBE; a failure leaves it to the reader's reconnect."""
-        try:
-            await subscribing
-        except REDIS_DOWN:
-            return
-        if not entry.sent.done():
-            entry.sent.set_result(None)
-
     async def _run(self) -> None:
         delay = 0.1
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            # Subscribe confirmations are what opens a watch, so they are not ignored.
+            pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(HUB_CHANNEL, *self._channels)
-                # The client may reconnect by itself (its retry policy) and re-subscribe:
-                # watchers must hear of that too, as messages may have been missed meanwhile.
-                pubsub.connection.register_connect_callback(self._reconnected)
-                self._pubsub, delay = pubsub, 0.1
-                self._subscribed_all()
+                await self._connect(pubsub)
+                delay = 0.1
                 async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self._deliver(message["channel"], message["data"])
+                    self._on_message(message)
             except REDIS_DOWN as exc:
                 log.warning(
                     "event streams lost their pub/sub connection (%s); reconnecting in %.1fs",
@@ -130,22 +179,30 @@ class JobEventHub:
             finally:
                 self._pubsub = None
                 with contextlib.suppress(Exception):
-                    if pubsub.connection is not None:  # it goes back to the pool
-                        pubsub.connection.deregister_connect_callback(self._reconnected)
                     await pubsub.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    async def _reconnected(self, _connection) -> None:
-        self._subscribed_all()
+    async def _connect(self, pubsub: PubSub) -> None:
+        """Subscribe every watched channel on a new connection (their watchers resync)."""
+        async with self._lock:
+            for c in [c for c in self._channels if self._idle(c)]:
+                del self._channels[c]
+            self._joining.clear()
+            self._leaving.clear()
+            self._subscribed.clear()
+            self._unconfirmed.clear()
+            channels = list(self._channels)
+            self._expect(channels)
+            await pubsub.subscribe(HUB_CHANNEL, *channels)
+            self._pubsub = pubsub
 
-    def _subscribed_all(self) -> None:
-        for entry in self._channels.values():
-            if not entry.sent.done():
-                entry.sent.set_result(None)  # a watcher still waiting to start
-            else:
-                for queue in list(entry.queues):  # watching across the reconnect
-                    self._put(entry, queue, RESYNC)
+    def _on_message(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "message":
+            self._deliver(message["channel"], message["data"])
+        elif kind == "subscribe":
+            self._confirmed(message["channel"])
 
     def _deliver(self, channel: str, data: str) -> None:
         entry = self._channels.get(channel)

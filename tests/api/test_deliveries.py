@@ -40,7 +40,10 @@ async def test_delivery_lifecycle_through_the_api(client):
     job_id = await finished_job_with_webhook(client)
     listed = await (await client.get(f"/deliveries?jobId={job_id}")).json()
     (d,) = listed["deliveries"]
-    assert d["state"] == "pending" and d["jobId"] == job_id and d["body"]["result"] == {"ok": True}
+    assert d["state"] == "pending" and d["jobId"] == job_id
+    assert "body" not in d and "history" not in d  # lists stay small: GET /deliveries/{id}
+    view = await (await client.get(f"/deliveries/{d['deliveryId']}")).json()
+    assert view["body"]["result"] == {"ok": True} and view["history"] == []
     await problem(await client.post(f"/deliveries/{d['deliveryId']}/redeliver"), 409)
     await deliver(client)
     view = await (await client.get(f"/deliveries/{d['deliveryId']}")).json()

@@ -111,3 +111,41 @@ async def test_list_filters_by_state(client):
 )
 async def test_list_rejects_bad_filters(client, query, field):
     assert field in (await problem(await client.get(f"/jobs?{query}"), 422))["errors"]
+
+
+MIB = 1 << 20
+
+
+async def test_lists_carry_no_payloads_or_results_so_their_size_stays_small(client):
+    """60 jobs of 1 MiB payloads made a 66 MB GET /jobs; a list now has no bodies at all."""
+    queue = client.app[QUEUE]
+    blob = {"blob": "x" * (MIB - 100), "city": "lisbon"}
+    ids = [(await queue.enqueue("python", "hello", blob)).job_id for _ in range(60)]
+    webhook = "http://localhost:5000/hook"
+    done = await queue.enqueue("python", "hello", blob, webhook_url=webhook, priority=1)
+    _, (claim,) = await queue.claim("python", 1)
+    assert claim.job_id == done.job_id
+    big_result = '{"out": "' + "y" * (MIB - 100) + '"}'
+    await queue.complete(claim, "failed", result_json=big_result, error="e" * 5000)
+    for query in ({}, {"state": "queued"}, {"state": "failed"}, {"q": "LISBON"}):
+        r = await client.get("/jobs", params={**query, "limit": 200})
+        assert r.status == 200
+        raw = await r.read()
+        page = await r.json()
+        assert len(raw) < 64 * 1024, (query, len(raw))
+        for job in page["jobs"]:
+            assert "payload" not in job and "result" not in job
+            assert job["error"] is None or len(job["error"]) <= 300
+    everything = await (await client.get("/jobs?limit=200")).json()
+    assert len(everything["jobs"]) == 61
+    searched = await (await client.get("/jobs?q=lisbon&limit=200")).json()
+    assert len(searched["jobs"]) == 61  # a search still looks inside payloads
+    full = await (await client.get(f"/job/{ids[0]}")).json()
+    assert full["payload"] == blob  # the job itself has it all
+    failed = await (await client.get(f"/job/{done.job_id}")).json()
+    assert len(failed["result"]["out"]) == MIB - 100 and failed["error"] == "e" * 5000
+    r = await client.get("/deliveries?limit=200")
+    raw = await r.read()
+    assert r.status == 200 and len(raw) < 4096, len(raw)
+    (listed,) = (await r.json())["deliveries"]
+    assert "body" not in listed and listed["jobId"] == done.job_id

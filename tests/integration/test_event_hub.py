@@ -66,6 +66,29 @@ async def test_many_streams_share_one_connection_and_leave_no_subscription(redis
         await admin.aclose()
 
 
+async def test_every_watcher_is_subscribed_once_its_watch_opens(redis_factory):
+    """A stream reads the job's state right after ``watch`` yields, so whatever is published
+    from then on must reach it: also for watchers that arrive while the hub's connection is
+    being set up, and for hundreds arriving together (1000 SSE streams: up to 60 never saw
+    their job end)."""
+    publisher, hub = redis_factory(), JobEventHub(redis_factory())
+
+    async def one(i: int) -> str:
+        async with hub.watch(f"ev:{i}") as events:
+            await publisher.publish(f"ev:{i}", f"m{i}")
+            return await next_item(events)
+
+    try:
+        watchers = []
+        for i in range(300):  # arriving over many loop turns, the first one starts the hub
+            watchers.append(asyncio.create_task(one(i)))
+            await asyncio.sleep(0)
+        assert await asyncio.gather(*watchers) == [f"m{i}" for i in range(300)]
+        assert hub.watched() == 0
+    finally:
+        await hub.close()
+
+
 async def test_a_watcher_that_stops_reading_is_dropped_and_the_others_go_on(redis_factory):
     publisher, hub = redis_factory(), JobEventHub(redis_factory(), max_queued=3)
     try:

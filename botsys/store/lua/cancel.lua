@@ -14,8 +14,7 @@ if job.state == 'running' then
   return {2, 'running'}
 end
 if job.state ~= 'queued' and job.state ~= 'delayed' then return {0, job.state} end
-redis.call('ZREM', K.queue, id)
-redis.call('ZREM', K.delayed, id)
+if redis.call('ZREM', K.queue, id) + redis.call('ZREM', K.delayed, id) > 0 then count_queued(id, -1) end
 local opts = {now = now, error = 'cancelled'}
 for k, v in pairs(CTX) do opts[k] = v end
 finish_job(id, job, 'cancelled', opts)

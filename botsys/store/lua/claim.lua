@@ -39,6 +39,7 @@ for _, id in ipairs(expired) do
       redis.call('HSET', job_key(id), 'state', 'queued')
       redis.call('HDEL', job_key(id), 'token', 'owner', 'leaseUntil')
       redis.call('ZADD', K.queue, queue_score(job), id)
+      count_queued(id, 1)
       publish_state(CTX.events_prefix, id, 'queued', ',"reason":"stalled"')
     end
   end

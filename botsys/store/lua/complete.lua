@@ -61,6 +61,7 @@ if (status == 'failed' or status == 'timed_out') and job.cancelRequested ~= '1'
     'error', ARGV[7])
   redis.call('HDEL', jk, 'token', 'leaseUntil')
   redis.call('ZADD', K.delayed, due, id)
+  count_queued(id, 1)
   publish_state(CTX.events_prefix, id, 'delayed', ',"retryAt":' .. due)
   return {2, due, next_claim}
 end

@@ -8,6 +8,8 @@
 --          and the job is next in line (saves the wake-up and claim round trips)
 -- Returns  {1, id} created | {1, id, claim} created and claimed (the job's HGETALL, as
 --          claim.lua) | {0, existing id} an earlier job with the same idempotency key
+--          | {-1, 'max_queued', cap} | {-2, 'max_queued_bytes', cap} refused (admission
+--          control: the type's waiting + delayed jobs, or their payload bytes, at the cap)
 local now = now_ms(ARGV[2])
 local id = ARGV[3]
 local f = cjson.decode(ARGV[4])
@@ -18,6 +20,24 @@ if f.idempotencyKey and f.idempotencyKey ~= '' then
   if existing then return {0, existing} end
   redis.call('SET', ik, id, 'EX', tonumber(ARGV[6]))
 end
+-- Admission control: nothing of a refused job stays (its idempotency key is taken back). The
+-- byte count starts again from 0 whenever nothing is queued, so no drift (a job hash deleted
+-- behind our back) can outlive a backlog.
+local queued = redis.call('ZCARD', K.queue) + redis.call('ZCARD', K.delayed)
+local size = string.len(f.payload or '')
+local queued_bytes = 0
+if queued > 0 then queued_bytes = math.max(0, tonumber(redis.call('HGET', K.meta, 'queuedBytes') or 0)) end
+local refused = nil
+if CTX.max_queued > 0 and queued >= CTX.max_queued then
+  refused = {-1, 'max_queued', CTX.max_queued}
+elseif CTX.max_queued_bytes > 0 and queued_bytes + size > CTX.max_queued_bytes then
+  refused = {-2, 'max_queued_bytes', CTX.max_queued_bytes}
+end
+if refused then
+  if f.idempotencyKey and f.idempotencyKey ~= '' then redis.call('DEL', P .. 'idem:' .. f.idempotencyKey) end
+  return refused
+end
+redis.call('HSET', K.meta, 'queuedBytes', queued_bytes + size)
 local seq = redis.call('HINCRBY', K.meta, 'seq', 1)
 local jk = job_key(id)
 local fields = {'id', id, 'seq', seq, 'createdAt', now, 'attempt', 0, 'failures', 0, 'stalls', 0,

@@ -19,7 +19,8 @@ local function dlv_index_key(state) return P .. 'dlv:' .. state end
 local TWO32 = 4294967296
 
 -- ARGV[1] of every script is the context: a JSON object Python encodes once per bot type with
--- replica, retention_s, failed_retention_s, max_index, webhook_attempts, lease_ms, max_stalls,
+-- replica, retention_s, failed_retention_s, max_index, keep_finished, max_queued,
+-- max_queued_bytes, webhook_attempts, lease_ms, max_stalls,
 -- waiter_ttl_ms, events_prefix, deliveries_channel, wake_channel, cancel_channel.
 local CTX = cjson.decode(ARGV[1])
 
@@ -78,6 +79,13 @@ local function publish_state(events_prefix, id, state, extra)
     '{"type":"state","state":' .. cjson.encode(state) .. (extra or '') .. '}')
 end
 
+-- Payload bytes of the type's waiting and delayed jobs, for enqueue.lua's admission check:
+-- every move of a job into (sign 1) or out of (sign -1) the queue or delayed sets counts.
+local function count_queued(id, sign)
+  local size = redis.call('HSTRLEN', job_key(id), 'payload')
+  if size > 0 then redis.call('HINCRBY', K.meta, 'queuedBytes', sign * size) end
+end
+
 -- The best waiting job that still exists, taken off the queue (nil: none waits).
 local function pop_waiting()
   while true do
@@ -92,6 +100,7 @@ end
 -- complete.lua, share it.
 local function admit(id, now)
   local jk = job_key(id)
+  count_queued(id, -1)
   local token = redis.call('HINCRBY', K.meta, 'token', 1)
   local lease_until = now + CTX.lease_ms
   redis.call('ZADD', K.active, lease_until, id)
@@ -134,6 +143,37 @@ local function schedule_delivery(id, job, state, result_raw, err, now, replica, 
   return did
 end
 
+-- Delete a finished job with its log, deliveries and index entries; not if one of its
+-- deliveries is still pending (returns false: its retention period will end it).
+local function forget_job(id)
+  local runs = tonumber(redis.call('HGET', job_key(id), 'deliveryRuns') or 0)
+  local dids = {}
+  for n = 1, runs do
+    local did = 'msg_' .. id
+    if n > 1 then did = did .. '_' .. n end
+    if redis.call('HGET', delivery_key(did), 'state') == 'pending' then return false end
+    table.insert(dids, did)
+  end
+  for _, did in ipairs(dids) do
+    redis.call('DEL', delivery_key(did), attempts_key(did))
+    redis.call('ZREM', dlv_index_key('delivered'), did)
+    redis.call('ZREM', dlv_index_key('dead'), did)
+  end
+  redis.call('DEL', job_key(id), log_key(id))
+  redis.call('ZREM', K.jobs, id)
+  return true
+end
+
+-- Retention by count: a state's index keeps the newest `keep` jobs; older ones leave it and
+-- are deleted. At most 100 per call, so lowering keep_finished never stalls Redis: each
+-- later finish trims 100 more.
+local function keep_newest(index, keep)
+  local excess = math.min(redis.call('ZCARD', index) - keep, 100)
+  if excess <= 0 then return end
+  for _, old in ipairs(redis.call('ZRANGE', index, 0, excess - 1)) do forget_job(old) end
+  redis.call('ZREMRANGEBYRANK', index, 0, excess - 1)
+end
+
 -- Record a terminal state: fields, counters, listing index, retention TTLs, webhook delivery.
 -- opts: the context (see below) plus result, error, now.
 local function finish_job(id, job, state, opts)
@@ -150,9 +190,7 @@ local function finish_job(id, job, state, opts)
   redis.call('HINCRBY', K.meta, state, 1)
   local index = done_key(state)
   redis.call('ZADD', index, now, id)
-  if redis.call('ZCARD', index) > opts.max_index then
-    redis.call('ZREMRANGEBYRANK', index, 0, -(opts.max_index + 1))
-  end
+  keep_newest(index, opts.keep_finished)
   local ttl = (state == 'succeeded' or state == 'cancelled') and opts.retention_s or opts.failed_retention_s
   redis.call('ZREMRANGEBYSCORE', index, '-inf', now - ttl * 1000)
   redis.call('EXPIRE', jk, ttl)

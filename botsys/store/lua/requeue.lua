@@ -11,6 +11,7 @@ redis.call('HINCRBY', jk, 'attempt', -1)
 redis.call('HSET', jk, 'state', 'queued')
 redis.call('HDEL', jk, 'token', 'owner', 'leaseUntil')
 redis.call('ZADD', K.queue, queue_score(job), id)
+count_queued(id, 1)
 redis.call('PUBLISH', CTX.wake_channel, 'requeue')
 publish_state(CTX.events_prefix, id, 'queued', ',"reason":"requeued"')
 return 1

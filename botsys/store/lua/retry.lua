@@ -18,6 +18,7 @@ redis.call('HDEL', jk, 'result', 'error', 'finishedAt', 'durationMs', 'cancelReq
 redis.call('PERSIST', jk)
 redis.call('PERSIST', log_key(id))
 redis.call('ZADD', K.queue, queue_score(job), id)
+count_queued(id, 1)
 redis.call('PUBLISH', CTX.wake_channel, 'enqueue')
 publish_state(CTX.events_prefix, id, 'queued', ',"reason":"retry"')
 return {1, 'queued'}
