@@ -23,6 +23,9 @@ from .appkeys import METRICS, METRICS_REFRESH, QUEUE, REPLICA, STARTED_AT, STORE
 from .problems import STORE_DEADLINE_S
 
 PROBE_TTL_MS = 60_000
+# The probe write is as big as a small job: a Redis too full to accept one refuses it too (a
+# command's own size counts against maxmemory).
+PROBE_VALUE = "1" * 2048
 
 
 @docs(
@@ -70,7 +73,7 @@ async def _check(app: web.Application) -> tuple[str, list[str]]:
     for t in types:
         pipe.hmget(queue.keys.meta(t), "limit", "heldUntil")
     if not store.embedded:  # a tiny write: refused when Redis is full, read-only, …
-        pipe.set(queue.keys.health_probe(app[REPLICA]), "1", px=PROBE_TTL_MS)
+        pipe.set(queue.keys.health_probe(app[REPLICA]), PROBE_VALUE, px=PROBE_TTL_MS)
     replies = await pipe.execute(raise_on_error=False)
     for reply in replies:
         if isinstance(reply, Exception):
