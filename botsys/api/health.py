@@ -2,7 +2,7 @@
 
 /health is 503 ``degraded``, with its ``reasons``, while this replica cannot do its work:
 Redis unreachable, refusing writes (full, read-only, cannot persist, busy, loading — probed
-with a tiny write), or a configured bot type that cannot start jobs for a reason other than an
+with a small write), or a configured bot type that cannot start jobs for a reason other than an
 operator's pause (its record lost by Redis, or held for one lease after being re-created).
 """
 
@@ -72,7 +72,7 @@ async def _check(app: web.Application) -> tuple[str, list[str]]:
     pipe.time()
     for t in types:
         pipe.hmget(queue.keys.meta(t), "limit", "heldUntil")
-    if not store.embedded:  # a tiny write: refused when Redis is full, read-only, …
+    if not store.embedded:  # a small write: refused when Redis is full, read-only, …
         pipe.set(queue.keys.health_probe(app[REPLICA]), PROBE_VALUE, px=PROBE_TTL_MS)
     replies = await pipe.execute(raise_on_error=False)
     for reply in replies:

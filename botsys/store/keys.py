@@ -81,7 +81,7 @@ class Keys:
         return f"{self.prefix}:{{rl}}:{client}"
 
     def health_probe(self, replica: str) -> str:
-        """A tiny key /health writes (with a TTL): does Redis accept writes?"""
+        """A small key /health writes (with a TTL): does Redis accept writes?"""
         return f"{self.prefix}:{{health}}:{replica}"
 
     # Pub/sub channels (not slot-bound).

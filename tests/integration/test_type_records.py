@@ -4,11 +4,13 @@ order survive the loss. Real redis-server and fakeredis; time is explicit."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
 from botsys.queue import JobQueue
+from botsys.store.notify import Notifier
 from tests.conftest import make_settings
 
 T0 = 1_800_000_000_000
@@ -112,3 +114,21 @@ class _Taker:
 
     def adopt(self, claim) -> None:
         self.adopted.append(claim)
+
+
+@pytest.mark.parametrize("redis_factory", ["redis"], indirect=True)
+async def test_the_notifier_calls_on_connect_again_after_a_reconnection(redis_factory):
+    """The orchestrator's hook to re-create lost records when pub/sub comes back."""
+    client, admin = redis_factory(), redis_factory()
+    notifier = Notifier(client)
+    notifier.on("some-channel", lambda _msg: None)
+    connects = asyncio.Queue()
+    notifier.on_connect(lambda: connects.put_nowait(1))
+    task = asyncio.create_task(notifier.run())
+    try:
+        await asyncio.wait_for(connects.get(), 5)
+        assert await admin.client_kill_filter(_type="pubsub") >= 1
+        await asyncio.wait_for(connects.get(), 5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
