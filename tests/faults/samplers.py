@@ -92,11 +92,12 @@ def _cmdline(pid: str) -> list[str]:
         return fh.read().decode(errors="replace").split("\0")
 
 
-def live_probes() -> dict[int, str]:
-    """pid → type of every live (non-zombie) probe bot on the machine. botsys-launch carries
-    the bot's command line and stays in front of it as its parent: a probe whose parent is a
-    probe too is that launcher's bot, counted once through the launcher (which outlives it)."""
-    found = _probe_processes()
+def live_probes(cwd_under: str | None = None) -> dict[int, str]:
+    """pid → type of every live (non-zombie) probe bot on the machine (or of one test: see
+    ``_probe_processes``). botsys-launch carries the bot's command line and stays in front of
+    it as its parent: a probe whose parent is a probe too is that launcher's bot, counted once
+    through the launcher (which outlives it)."""
+    found = _probe_processes(cwd_under)
     return {pid: t for pid, (t, parent) in found.items() if parent not in found}
 
 
