@@ -39,7 +39,9 @@ async def test_a_full_redis_refuses_writes_with_503_but_reads_and_cancels_work(
 ):
     server, admin = own_redis
     client = await _client(aiohttp_client, server.url)
-    kept, cancelled = await _invoke(client), await _invoke(client)
+    running, kept, cancelled = await _invoke(client), await _invoke(client), await _invoke(client)
+    _, claims = await client.app[QUEUE].claim("python", 1)
+    assert [c.job_id for c in claims] == [running]
     admin.config_set("maxmemory", "1")  # every write that may grow memory is refused (OOM)
 
     r = await client.post("/invoke", json={"botType": "python"})
@@ -57,6 +59,8 @@ async def test_a_full_redis_refuses_writes_with_503_but_reads_and_cancels_work(
 
     r = await client.delete(f"/job/{cancelled}")
     assert r.status == 200 and (await r.json())["state"] == "cancelled"
+    r = await client.delete(f"/job/{running}")  # its owner is told to kill the bot
+    assert r.status == 202 and (await r.json())["state"] == "cancelling"
     queue = client.app[QUEUE]
     assert "payload" not in await queue.redis.hgetall(queue.keys.job("python", cancelled))
     metrics = await (await client.get("/metrics")).text()
