@@ -13,7 +13,7 @@ from typing import Any
 from . import jsonsafe
 from .jobs import bot_type_of, iso_ms
 from .queue import JobQueue
-from .store.connection import REDIS_DOWN
+from .store.errors import STORE_FAILED
 from .webhooks.types import AttemptRecord, Delivery
 
 DELIVERY_STATES = ("pending", "delivered", "dead")
@@ -45,12 +45,12 @@ class RedisDeliveryStore:
     # -- DeliveryStore ---------------------------------------------------------------------
 
     async def claim_due(self, limit: int) -> list[Delivery]:
-        """Redis being down is not the dispatcher's problem: back off and report no work."""
+        """Redis down or refusing is not the dispatcher's problem: back off, report no work."""
         try:
             out = await self._claim_due(limit)
             self._backoff = 0.1
             return out
-        except REDIS_DOWN as exc:
+        except STORE_FAILED as exc:  # down, or refusing (full, read-only, …)
             log.warning("claiming deliveries failed (%s); retrying in %.1fs", exc, self._backoff)
             await asyncio.sleep(self._backoff)
             self._backoff = min(self._backoff * 2, 2.0)

@@ -151,6 +151,20 @@ class Metrics:
             buckets=HTTP_BUCKETS,
             registry=reg,
         )
+        self.reseeded = Counter(
+            "botsys_type_records_reseeded_total",
+            "Bot type records ({T}:meta: limit, pause, counters) found missing in Redis "
+            "(restarted empty, flushed, failed over) and re-created from configuration.",
+            ["bot_type"],
+            registry=reg,
+        )
+        self.ratelimit_fail_open = Counter(
+            "botsys_ratelimit_fail_open_total",
+            "Requests let through unchecked because Redis refused the rate limiter's write "
+            "(reason: OOM, READONLY, MISCONF, BUSY, LOADING).",
+            ["reason"],
+            registry=reg,
+        )
         # (route, method, status) → the two label children: labels() validates and locks on
         # every call (~5 µs per request); routes, methods and statuses are bounded sets.
         self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -175,6 +189,7 @@ class Metrics:
             self.executions.labels(bot_type=bot_type, status=status)
         self.execution_duration.labels(bot_type=bot_type)
         self.job_wait.labels(bot_type=bot_type)
+        self.reseeded.labels(bot_type=bot_type)
 
     def set_snapshot_provider(
         self, types: SnapshotProvider, webhooks: WebhookSnapshotProvider | None = None
@@ -187,6 +202,12 @@ class Metrics:
         status = status if status in EXECUTION_STATUSES else OTHER
         self.executions.labels(bot_type=bot_type, status=status).inc()
         self.execution_duration.labels(bot_type=bot_type).observe(max(0.0, duration_s))
+
+    def observe_reseed(self, bot_type: str) -> None:
+        self.reseeded.labels(bot_type=bot_type).inc()
+
+    def observe_ratelimit_fail_open(self, reason: str) -> None:
+        self.ratelimit_fail_open.labels(reason=reason).inc()
 
     def observe_wait(self, bot_type: str, seconds: float) -> None:
         self.job_wait.labels(bot_type=bot_type).observe(max(0.0, seconds))

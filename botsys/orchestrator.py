@@ -23,7 +23,7 @@ from .jobs import CANCELLED, Claim, retry_delay_ms
 from .logs import bind
 from .queue import JobQueue
 from .runners.types import AttemptOutcome, AttemptSpec, Runner
-from .store.connection import REDIS_DOWN
+from .store.errors import STORE_FAILED
 from .store.notify import Notifier
 
 log = logging.getLogger("botsys.orchestrator")
@@ -107,6 +107,7 @@ class Orchestrator:
         self._own_notifier = None if notifier is not None else Notifier(queue.redis)
         self.subscribe(notifier or self._own_notifier)
         queue.on_enqueued = self.wake
+        queue.on_reseeded = self._on_reseeded
         queue.local = self
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -190,7 +191,7 @@ class Orchestrator:
             try:
                 wait_ms, claims = await self.queue.claim(bot_type, free)
                 backoff = 0.1
-            except REDIS_DOWN as exc:
+            except STORE_FAILED as exc:  # down, or refusing (full, read-only, …): back off
                 log.warning("claim failed for %s (%s); retrying in %.1fs", bot_type, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -247,10 +248,11 @@ class Orchestrator:
             log.exception("runner crashed on %s", ra.claim.job_id)
             outcome = AttemptOutcome("failed", error=f"runner error: {type(exc).__name__}: {exc}")
         try:
-            await self._flush(ra)
+            with contextlib.suppress(*STORE_FAILED):  # the outcome matters more than the logs
+                await self._flush(ra)
             await self._record(ra, outcome)
             if self._stopping:  # we will not reuse the slot: let another replica take it
-                with contextlib.suppress(*REDIS_DOWN):
+                with contextlib.suppress(*STORE_FAILED):
                     await self.queue.wake(ra.claim.job.bot_type)
         finally:
             self.inflight.pop(ra.claim.job_id, None)
@@ -311,7 +313,7 @@ class Orchestrator:
         while True:
             try:
                 return await call()
-            except REDIS_DOWN as exc:
+            except STORE_FAILED as exc:
                 if self.clock() > deadline:
                     log.error("giving up writing an outcome after %.0fs: %s", self.lease_s, exc)
                     return None
@@ -339,7 +341,7 @@ class Orchestrator:
                     ),
                     self.heartbeat_s,
                 )
-            except (*REDIS_DOWN, TimeoutError) as exc:
+            except (*STORE_FAILED, TimeoutError) as exc:  # self-fencing follows if it lasts
                 log.warning("lease renewal failed for %s: %s", bot_type, type(exc).__name__)
                 continue
             for a in attempts:
@@ -371,7 +373,7 @@ class Orchestrator:
             await asyncio.sleep(0.2)
             for ra in list(self.inflight.values()):
                 if ra.sink.dirty:
-                    with contextlib.suppress(*REDIS_DOWN):
+                    with contextlib.suppress(*STORE_FAILED):
                         await self._flush(ra)
 
     async def _flush(self, ra: RunningAttempt) -> None:
@@ -393,6 +395,23 @@ class Orchestrator:
 
             notifier.on(k.wake_channel(t), on_wake)
         notifier.on(k.cancel_channel(), self._on_cancel)
+        notifier.on_connect(self._reseed_on_connect)
+
+    def _reseed_on_connect(self) -> None:
+        """Redis may have come back empty: re-create lost records before anyone claims."""
+        task = asyncio.create_task(self._reseed_all(), name="reseed")
+        self._attempt_tasks.add(task)  # held until done; stop() waits for it
+        task.add_done_callback(self._attempt_tasks.discard)
+
+    async def _reseed_all(self) -> None:
+        try:
+            await self.queue.reseed_all()
+        except STORE_FAILED as exc:  # gone again: the next reconnection, or a claim, retries
+            log.warning("re-creating lost bot type records failed: %s", type(exc).__name__)
+
+    def _on_reseeded(self, bot_type: str) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_reseed(bot_type)
 
     def _on_cancel(self, job_id: str | None) -> None:
         if job_id is None:

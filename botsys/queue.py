@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,6 +21,9 @@ from .store.scripts import Scripts
 IDEMPOTENCY_TTL_S = 24 * 3600
 LOG_LINES_KEPT = 2000
 SEARCH_PAGE = 25  # jobs read at once by a text search (whole jobs: payloads may be MiBs)
+RECORD_MISSING = -2  # claim.lua: the type's record is gone (Redis lost it)
+
+log = logging.getLogger("botsys.queue")
 
 
 class UnknownJob(LookupError):
@@ -89,6 +93,8 @@ class JobQueue:
         # Called with the bot type after a job is enqueued through this queue: the local
         # dispatcher wakes without waiting for the pub/sub round trip.
         self.on_enqueued: Callable[[str], None] | None = None
+        # Called with the bot type when this replica re-created its lost record (metrics).
+        self.on_reseeded: Callable[[str], None] | None = None
         self.local: LocalTaker | None = None
 
     @property
@@ -133,10 +139,38 @@ class JobQueue:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def seed_limits(self) -> dict[str, int]:
-        return {
-            t: int(await self.run_script("seed_limit", t, bt.limit))
-            for t, bt in self.settings.bot_types.items()
-        }
+        """At start-up: every type's record from configuration (see seed_limit.lua)."""
+        out = {}
+        for t, bt in self.settings.bot_types.items():
+            out[t] = int((await self.run_script("seed_limit", t, bt.limit, 0))[0])
+        return out
+
+    async def reseed(self, bot_type: str, now: int | None = None) -> bool:
+        """Re-create a type's record that Redis lost (restarted empty, flushed, failed over)
+        from configuration; True if this call did it (one replica does: it alone logs and
+        counts it). No lease is given for one lease period after, while attempts of the lost
+        state stop themselves (self-fencing), so the limit holds through the loss."""
+        bt = self.settings.bot_types[bot_type]
+        hold_ms = self.settings.engine.lease_ms
+        reply = await self.run_script("seed_limit", bot_type, bt.limit, hold_ms, now=now)
+        if not int(reply[1]):
+            return False
+        log.warning(
+            "bot type %s: its record was missing in Redis (restarted empty, flushed or failed "
+            "over?); re-created from configuration: limit %d, not paused (a limit or pause set "
+            "through PATCH /queues is lost); new leases wait %d ms for running attempts of the "
+            "lost state to stop",
+            bot_type,
+            bt.limit,
+            hold_ms,
+        )
+        if self.on_reseeded is not None:
+            self.on_reseeded(bot_type)
+        return True
+
+    async def reseed_all(self) -> list[str]:
+        """``reseed`` every type whose record is missing; the ones this call re-created."""
+        return [t for t in self.bot_types if await self.reseed(t)]
 
     async def enqueue(
         self,
@@ -206,6 +240,11 @@ class JobQueue:
     ) -> tuple[int, list[Claim]]:
         """Returns (ms until delayed/expired work is due, or -1; the claimed jobs)."""
         reply = await self.run_script("claim", bot_type, count, now=now)
+        if int(reply[0]) == RECORD_MISSING:
+            await self.reseed(bot_type, now=now)
+            reply = await self.run_script("claim", bot_type, count, now=now)
+            if int(reply[0]) == RECORD_MISSING:  # lost again at once: retry shortly
+                return 100, []
         return int(reply[0]), [_claim(flat) for flat in reply[1:]]
 
     async def heartbeat(

@@ -18,7 +18,8 @@ PROBLEM_DESCRIPTIONS = {
     415: "Content-Type must be application/json",
     422: "invalid request: `errors` names each field",
     429: "rate limited: retry after Retry-After seconds",
-    503: "the job store (Redis) is unreachable: retry",
+    503: "the job store (Redis) is unreachable or refuses the work (full, read-only, …): "
+    "retry after Retry-After seconds",
 }
 RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
 

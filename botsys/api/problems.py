@@ -2,8 +2,9 @@
 
 Handlers raise ``Problem`` (or let aiohttp raise its ``HTTPException``s: 404, 405, 413);
 ``error_middleware`` renders them as ``application/problem+json``. Anything unexpected becomes a
-500 problem without internals (logged with a traceback), and a Redis outage or a Redis call that
-overruns the deadline becomes a fast 503 — never a hang, never a 202 for an unwritten job.
+500 problem without internals (logged with a traceback), and a Redis outage, a Redis call that
+overruns the deadline, or a Redis that refuses the work (full, read-only, loading…) becomes a
+fast 503 naming the reason — never a hang, never a 202 for an unwritten job.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from ..deadlines import Deadlines
 from ..store.connection import REDIS_DOWN
+from ..store.errors import Refusal, refusal_of
 from .appkeys import SETTINGS
 
 log = logging.getLogger("botsys.api")
@@ -78,6 +80,26 @@ def unavailable(detail: str = "the job store (Redis) is unreachable; retry short
     return Problem(503, detail, headers={"Retry-After": "1"}, kind="store-unavailable")
 
 
+def refused(refusal: Refusal) -> Problem:
+    """Redis answered but refused the work (full, read-only, …): temporary, so 503."""
+    return Problem(
+        503,
+        refusal.detail,
+        headers={"Retry-After": str(refusal.retry_after_s)},
+        kind=refusal.kind,
+    )
+
+
+def store_problem(exc: BaseException) -> Problem | None:
+    """The 503 for a Redis failure, or None if ``exc`` is not one (a bug: 500)."""
+    refusal = refusal_of(exc)
+    if refusal is not None:
+        return refused(refusal)
+    if isinstance(exc, (*REDIS_DOWN, TimeoutError)):
+        return unavailable()
+    return None
+
+
 def _from_http_exception(exc: web.HTTPException, request: web.Request) -> Problem:
     """aiohttp's own errors (routing, body size) in our shape, keeping their headers."""
     status = exc.status
@@ -108,12 +130,17 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise  # redirects are not errors
         return _from_http_exception(exc, request).response()
-    except (*REDIS_DOWN, TimeoutError) as exc:
-        log.warning(
-            "store unavailable for %s %s: %s", request.method, request.path, type(exc).__name__
-        )
-        return unavailable().response()
-    except Exception:
+    except Exception as exc:
+        problem = store_problem(exc)
+        if problem is not None:
+            log.warning(
+                "store unavailable for %s %s: %s %s",
+                request.method,
+                request.path,
+                type(exc).__name__,
+                problem.kind,
+            )
+            return problem.response()
         log.exception("unhandled error in %s %s", request.method, request.path)
         return Problem(500, "internal error; see the server log for this request id").response()
 

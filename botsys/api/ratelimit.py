@@ -4,6 +4,9 @@ One call of the shared ``ratelimit.lua`` per request: a fixed window counted in 
 Redis's own clock, so every replica sees the same count and window. Answers carry
 ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` (seconds); a refusal is a 429
 with ``Retry-After``. ``/health`` and ``/metrics`` are exempt (probes and scrapers must work).
+When Redis refuses the counter's write (full, read-only, …) the request goes through unchecked
+(fail open, counted in ``botsys_ratelimit_fail_open_total``): reads and cancels — how a user
+frees a full Redis — must keep working.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..deadlines import Deadlines
-from .appkeys import QUEUE
+from ..store.errors import refusal_of
+from .appkeys import METRICS, QUEUE
 from .auth import CLIENT
 from .headers import RATE_HEADERS
 from .problems import Problem
@@ -45,8 +49,15 @@ def make_ratelimit_middleware(rate: str, deadlines: Deadlines):
         if policy is None:
             return
         limit, window_ms = policy
-        with deadlines.scope():
-            allowed, remaining, reset_ms = await _count(request, limit, window_ms)
+        try:
+            with deadlines.scope():
+                allowed, remaining, reset_ms = await _count(request, limit, window_ms)
+        except Exception as exc:
+            refusal = refusal_of(exc)
+            if refusal is None:
+                raise  # an outage: the request could not be served anyway (503)
+            request.app[METRICS].observe_ratelimit_fail_open(refusal.code)
+            return
         reset_s = max(1, math.ceil(reset_ms / 1000))
         request[RATE_HEADERS] = {
             "RateLimit-Limit": str(limit),

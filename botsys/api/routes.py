@@ -71,7 +71,8 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 @docs(
     tags=["jobs"],
-    summary="Run a failed, timed-out or cancelled job again",
+    summary="Run a failed or timed-out job again",
+    description="A cancelled job cannot be retried: its payload is freed when it is cancelled.",
     responses=errors(401, 404, 409, 429, 503),
 )
 @response_schema(s.Retried, 202)
@@ -81,9 +82,10 @@ async def retry_job(request: web.Request) -> web.Response:
     if code == -1:
         raise not_found("job")
     if code == 0:
-        raise Problem(
-            409, f"job is {state}; only failed, timed_out or cancelled jobs can be retried"
+        freed = "; a cancelled job's payload is freed at cancel: invoke it again" * (
+            state == "cancelled"
         )
+        raise Problem(409, f"job is {state}; only failed or timed_out jobs can be retried{freed}")
     url = str(request.app.router["job"].url_for(jobId=job_id))
     return web.json_response({"jobId": job_id, "status": "queued", "statusUrl": url}, status=202)
 

@@ -14,6 +14,9 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from ..deliveries import DELIVERY_STATES
 from ..jobs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, STATES
+from ..store.errors import REFUSALS
+
+REFUSAL_KINDS = [r.kind for r in REFUSALS.values()]
 
 MAX_DELAY_MS = 30 * 24 * 3600 * 1000  # a job may be scheduled up to 30 days ahead
 MAX_URL = 2048
@@ -317,7 +320,8 @@ class Redelivered(Schema):
 
 class Health(Schema):
     status = _s(validate=validate.OneOf(["ok", "degraded"]))
-    redis = _s(validate=validate.OneOf(["ok", "unreachable"]))
+    redis = _s(validate=validate.OneOf(["ok", "unreachable", *REFUSAL_KINDS]))
+    reasons = fields.List(fields.String(), metadata={"description": "why it is degraded"})
     embedded = fields.Boolean(required=True)
     replica = _s()
     version = _s()

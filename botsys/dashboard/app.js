@@ -5,7 +5,7 @@
 
 const KEY_STORE = "botsys.apiKey";
 const TERMINAL = ["succeeded", "failed", "timed_out", "cancelled"];
-const RETRYABLE = ["failed", "timed_out", "cancelled"];
+const RETRYABLE = ["failed", "timed_out"]; // a cancelled job's payload is freed at cancel
 const TICK_MS = 1000; // detail and log tail; the overview and the list refresh every 2 ticks
 const PAGE_SIZE = 25;
 

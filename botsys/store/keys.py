@@ -80,6 +80,10 @@ class Keys:
     def ratelimit(self, client: str) -> str:
         return f"{self.prefix}:{{rl}}:{client}"
 
+    def health_probe(self, replica: str) -> str:
+        """A small key /health writes (with a TTL): does Redis accept writes?"""
+        return f"{self.prefix}:{{health}}:{replica}"
+
     # Pub/sub channels (not slot-bound).
     def wake_channel(self, t: str) -> str:
         return f"{self.prefix}:wake:{t}"

@@ -2,7 +2,8 @@
 
 Components register a callback per channel before ``run()``; a dropped connection is
 re-established and every callback is then called with ``None`` (messages may have been missed,
-so each component re-checks its work).
+so each component re-checks its work). ``on_connect`` callbacks run after every (re)connection:
+a Redis that came back may have come back empty (the orchestrator re-creates lost records).
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ class Notifier:
     def __init__(self, redis: Redis):
         self.redis = redis
         self._handlers: dict[str, list[Handler]] = {}
+        self._on_connect: list[Callable[[], None]] = []
         self.connected = asyncio.Event()
 
     def on(self, channel: str, handler: Handler) -> None:
         self._handlers.setdefault(channel, []).append(handler)
+
+    def on_connect(self, callback: Callable[[], None]) -> None:
+        self._on_connect.append(callback)
 
     async def run(self) -> None:
         delay = 0.1
@@ -38,6 +43,8 @@ class Notifier:
                 await pubsub.subscribe(*self._handlers)
                 self.connected.set()
                 delay = 0.1
+                for callback in self._on_connect:
+                    callback()
                 self._dispatch_all(None)  # we may have missed messages while (re)connecting
                 async for msg in pubsub.listen():
                     if msg.get("type") == "message":

@@ -47,14 +47,26 @@ async def test_cancel_a_running_job_is_202(client):
     assert r.status == 202 and (await r.json())["state"] == "cancelling"
 
 
-async def test_retry_only_ended_jobs(client):
-    job_id = await invoke(client)
+async def test_retry_only_failed_or_timed_out_jobs(client):
+    job_id = await invoke(client, attempts=1)
     await problem(await client.post(f"/job/{job_id}/retry"), 409)
-    await client.delete(f"/job/{job_id}")
+    queue = client.app[QUEUE]
+    _, claims = await queue.claim("python", 1)
+    assert (await queue.complete(claims[0], "failed", error="boom")).state == "failed"
     r = await client.post(f"/job/{job_id}/retry")
     assert r.status == 202
     assert await r.json() == {"jobId": job_id, "status": "queued", "statusUrl": f"/job/{job_id}"}
     assert (await (await client.get(f"/job/{job_id}")).json())["state"] == "queued"
+
+
+async def test_cancel_frees_the_payload_so_a_cancelled_job_cannot_be_retried(client):
+    job_id = await invoke(client, payload={"big": "x" * 1000})
+    await client.delete(f"/job/{job_id}")
+    queue = client.app[QUEUE]
+    stored = await queue.redis.hgetall(queue.keys.job("python", job_id))
+    assert stored["state"] == "cancelled" and "payload" not in stored
+    body = await problem(await client.post(f"/job/{job_id}/retry"), 409)
+    assert "payload is freed at cancel" in body["detail"]
 
 
 async def test_logs_are_bounded_by_tail(client):

@@ -3,7 +3,6 @@ receiver: what the page shows must match what the API and the receiver saw."""
 
 from __future__ import annotations
 
-import re
 import shutil
 
 import pytest
@@ -166,17 +165,10 @@ def test_cancel_a_running_job_from_the_page_kills_the_bot(cluster, page, shots):
     assert wait_job(replica, job_id, timeout=10)["state"] == "cancelled"
     expect(detail.locator(".d-state .badge")).to_have_text("cancelled")
     expect(detail.locator("#cancel-job")).to_have_count(0)
-    expect(detail.locator("#retry-job")).to_be_visible()
+    expect(detail.locator("#retry-job")).to_have_count(0)  # its payload was freed at cancel
     wait_for(lambda: not set(bot_pids) & set(replica.children()), 10, what="the bot to exit")
     expect(count(page, "python", "cancelled")).to_have_text("1")
     page.screenshot(path=shots / "cancelled.png")
-
-    # retry from the page: the same job runs again
-    detail.locator("#retry-job").click()
-    wait_job(replica, job_id, lambda j: j["state"] == "running", timeout=10)
-    expect(detail.locator(".d-state .badge")).to_have_text(re.compile("queued|running"))
-    http("DELETE", f"{replica.url}/job/{job_id}")
-    assert wait_job(replica, job_id, timeout=10)["state"] == "cancelled"
 
 
 def test_pagination_follows_next_cursor_and_a_phone_needs_no_sideways_scroll(cluster, page):

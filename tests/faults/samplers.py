@@ -92,40 +92,57 @@ def _cmdline(pid: str) -> list[str]:
         return fh.read().decode(errors="replace").split("\0")
 
 
-def live_probes() -> dict[int, str]:
-    """pid → type of every live (non-zombie) probe bot on the machine. botsys-launch carries
-    the bot's command line and stays in front of it as its parent: a probe whose parent is a
-    probe too is that launcher's bot, counted once through the launcher (which outlives it)."""
+def live_probes(cwd_under: str | None = None) -> dict[int, str]:
+    """pid → type of every live (non-zombie) probe bot on the machine (or of one test: see
+    ``_probe_processes``). botsys-launch carries the bot's command line and stays in front of
+    it as its parent: a probe whose parent is a probe too is that launcher's bot, counted once
+    through the launcher (which outlives it)."""
+    found = _probe_processes(cwd_under)
+    return {pid: t for pid, (t, parent) in found.items() if parent not in found}
+
+
+def _probe_processes(cwd_under: str | None = None) -> dict[int, tuple[str, int]]:
+    """pid → (type, parent pid) of every live probe process: launchers and bots; only those
+    working under ``cwd_under`` if given (a test's own bots: each runs in a private temporary
+    directory under the replicas' TMPDIR, while other runs on the machine have theirs)."""
     found: dict[int, tuple[str, int]] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             t = probe_type(_cmdline(pid))
+            if (
+                t is not None
+                and cwd_under
+                and not os.readlink(f"/proc/{pid}/cwd").startswith(cwd_under)
+            ):
+                continue
             fields = stat_fields(pid) if t is not None else None
             if fields and fields[0] != "Z":
                 found[int(pid)] = (t, int(fields[1]))
         except OSError:
             continue
-    return {pid: t for pid, (t, parent) in found.items() if parent not in found}
+    return found
 
 
 class ProcSampler(_Sampler):
     """Counts live probe processes per type; remembers when each pid was last seen alive."""
 
-    def __init__(self) -> None:
+    def __init__(self, cwd_under: str | None = None) -> None:
         super().__init__()
+        self.cwd_under = cwd_under
         self.last_seen_ns: dict[int, int] = {}
         self.sample_ns: list[int] = []  # when each sample ended
 
     def sample(self) -> dict[str, int]:
-        procs = live_probes()
+        found = _probe_processes(self.cwd_under)
         now = time.monotonic_ns()  # every pid seen was alive before this; absent ones dead
         self.sample_ns.append(now)
         counts: dict[str, int] = defaultdict(int)
-        for pid, t in procs.items():
-            counts[t] += 1
-            self.last_seen_ns[pid] = now
+        for pid, (t, parent) in found.items():
+            self.last_seen_ns[pid] = now  # bots too: the pid a probe logs is its own
+            if parent not in found:  # a launcher and its bot count once
+                counts[t] += 1
         return counts
 
     def death_bound_ns(self, pid: int, fallback_ns: int) -> int:

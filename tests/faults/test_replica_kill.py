@@ -25,7 +25,8 @@ def test_kill_9_a_replica_loses_nothing_and_never_exceeds_a_limit(env):
     counts = {"python": 60, "node": 50, "java": 25}
     specs = [(t, rng.randint(50, 300)) for t, n in counts.items() for _ in range(n)]
     rng.shuffle(specs)
-    with LeaseSampler(env.redis_server.url, TYPES) as leases, ProcSampler() as procs:
+    own = str(env.bot_tmp)  # only this test's probes: other runs may share the machine
+    with LeaseSampler(env.redis_server.url, TYPES) as leases, ProcSampler(own) as procs:
         ids = env.invoke_many(specs)
         victim = replicas[1]
         wait_for(

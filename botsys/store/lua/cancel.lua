@@ -3,6 +3,7 @@
 -- KEYS[1]  type prefix
 -- ARGV[1]  context JSON;  ARGV[2] now ('' = TIME);  ARGV[3] job id
 -- Returns  {-1} unknown | {0, state} already finished | {1, 'cancelled'} | {2, 'running'}
+writes_on_full_redis()  -- cancelling is how a full Redis is emptied: it must work there
 local now = now_ms(ARGV[2])
 local id = ARGV[3]
 local jk = job_key(id)

@@ -7,6 +7,10 @@
 -- ARGV[3]  how many this replica can take now
 -- Returns  {wait_ms, job1, job2, ...}: wait_ms = ms until the next delayed job is due or lease
 --          expires (-1: none); jobN = the claimed job's HGETALL (includes token and attempt)
+--          | {-2}: the type's record is missing (Redis lost it): nothing was done; the caller
+--          re-creates it from configuration (seed_limit.lua) and claims again
+if redis.call('HEXISTS', K.meta, 'limit') == 0 then return {-2} end
+writes_on_full_redis()
 local now = now_ms(ARGV[2])
 local want = tonumber(ARGV[3])
 
@@ -48,7 +52,8 @@ end
 local out = {-1}
 local meta = hgetall(K.meta)
 local free = (tonumber(meta.limit) or 0) - redis.call('ZCARD', K.active)
-if meta.paused ~= '1' and free > 0 and want > 0 then
+local held = (tonumber(meta.heldUntil) or 0) - now  -- > 0: no leases yet (seed_limit.lua)
+if meta.paused ~= '1' and held <= 0 and free > 0 and want > 0 then
   local n = math.min(free, want)
   while n > 0 do
     local id = pop_waiting()
@@ -78,6 +83,7 @@ if #next_lease > 0 then
   local w = tonumber(next_lease[2]) - now
   if wake < 0 or w < wake then wake = w end
 end
+if held > 0 and (wake < 0 or held < wake) then wake = held end
 if wake >= 0 and wake < 1 then wake = 1 end
 out[1] = wake
 return out

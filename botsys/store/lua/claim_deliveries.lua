@@ -15,7 +15,7 @@ for _, did in ipairs(due) do
   if state ~= 'pending' then
     redis.call('ZREM', K.deliveries, did)
   else
-    local token = redis.call('HINCRBY', K.meta, 'dtoken', 1)
+    local token = next_token('dtoken', now)
     redis.call('HINCRBY', dk, 'attempt', 1)
     redis.call('HSET', dk, 'token', token, 'leaseUntil', now + lease)
     redis.call('ZADD', K.deliveries, now + lease, did)

@@ -24,7 +24,7 @@ if job.token ~= token or not redis.call('ZSCORE', K.active, id) then return {0} 
 -- this one always keeping it would pin the load where it started. When it stays here and the
 -- caller can take it, the next job is leased to the caller at once.
 local next_claim = nil
-local meta = redis.call('HMGET', K.meta, 'limit', 'paused')
+local meta = redis.call('HMGET', K.meta, 'limit', 'paused', 'heldUntil')
 local limit = tonumber(meta[1]) or 0
 local was_full = redis.call('ZCARD', K.active) >= limit
 redis.call('ZREM', K.active, id)
@@ -39,7 +39,7 @@ if was_full and redis.call('ZCARD', K.queue) > 0 then
     redis.call('HDEL', K.waiters_seen, replica)
   end
   local want = tonumber(ARGV[9]) or 0
-  if target == CTX.replica and want > 0 and meta[2] ~= '1'
+  if target == CTX.replica and want > 0 and meta[2] ~= '1' and (tonumber(meta[3]) or 0) <= now
       and redis.call('ZCARD', K.active) < limit then  -- (a lowered limit: still over it)
     local next_id = pop_waiting()
     if next_id then next_claim = admit(next_id, now) end

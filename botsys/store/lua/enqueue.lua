@@ -38,6 +38,7 @@ if refused then
   return refused
 end
 redis.call('HSET', K.meta, 'queuedBytes', queued_bytes + size)
+if redis.call('HEXISTS', K.meta, 'seq') == 0 then restore_seq() end  -- lost with the record
 local seq = redis.call('HINCRBY', K.meta, 'seq', 1)
 local jk = job_key(id)
 local fields = {'id', id, 'seq', seq, 'createdAt', now, 'attempt', 0, 'failures', 0, 'stalls', 0,
@@ -61,9 +62,10 @@ if redis.call('ZCARD', K.jobs) > CTX.max_index then
 end
 -- Wake dispatchers only if one could take it now: with the semaphore full (or the type
 -- paused) the wake-up comes from the release (or resume) instead, unless nobody waits in line.
-local meta = redis.call('HMGET', K.meta, 'limit', 'paused')
+local meta = redis.call('HMGET', K.meta, 'limit', 'paused', 'heldUntil')
 local limit = tonumber(meta[1]) or 0
-if meta[2] ~= '1' and redis.call('ZCARD', K.active) < limit then
+local held = (tonumber(meta[3]) or 0) > now  -- no leases yet after a lost record
+if meta[2] ~= '1' and not held and redis.call('ZCARD', K.active) < limit then
   if ARGV[7] == '1' and delay == 0 and redis.call('ZRANGE', K.queue, 0, 0)[1] == id then
     redis.call('ZREM', K.queue, id)
     local claim = admit(id, now)
@@ -73,9 +75,10 @@ if meta[2] ~= '1' and redis.call('ZCARD', K.active) < limit then
     return {1, id, claim}
   end
   redis.call('PUBLISH', CTX.wake_channel, 'enqueue')
-elseif meta[2] ~= '1' and redis.call('ZCARD', K.waiters) == 0 then
+elseif meta[2] ~= '1' and (redis.call('ZCARD', K.waiters) == 0 or not meta[1]) then
   -- Full, and no replica waits in line for a slot: complete.lua hands freed slots only to
   -- replicas in the line (else the completer keeps them), so wake the idle ones to join it.
+  -- No record (Redis lost it): the claims this wakes re-create it.
   redis.call('PUBLISH', CTX.wake_channel, 'enqueue')
 end
 return {1, id}

@@ -3,6 +3,7 @@
 -- ARGV[1]  context JSON (lease_ms);  ARGV[2] now ('' = TIME);  ARGV[3..] pairs: job id, token
 -- Returns  {lease_until, s1, s2, ...}: sN = 1 renewed | 0 lost (reclaimed, expired or gone)
 --          | 2 renewed but a cancel was requested (the owner should stop the bot)
+writes_on_full_redis()  -- a renewal rewrites, never grows: it must work on a full Redis
 local now = now_ms(ARGV[2])
 local lease_until = now + CTX.lease_ms
 local out = {lease_until}

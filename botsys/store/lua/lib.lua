@@ -95,13 +95,44 @@ local function pop_waiting()
   end
 end
 
+-- A new fencing token (field 'token' for leases, 'dtoken' for deliveries): never below Redis
+-- time in µs, so it stays above every token issued before even when the counter was lost
+-- (Redis restarted empty, a failover that lost the latest writes) — a replica still running
+-- an attempt of the lost state can never match the job's new token.
+local function next_token(field, now)
+  local token = redis.call('HINCRBY', K.meta, field, 1)
+  local floor = now * 1000
+  if token < floor then
+    token = redis.call('HINCRBY', K.meta, field, string.format('%d', floor - token))
+  end
+  return string.format('%d', token)
+end
+
+-- Redis over maxmemory (noeviction) refuses a script's first write that may grow memory, but
+-- never a later one (atomicity). Scripts that must work on a full Redis — renewing leases,
+-- claiming, cancelling: how work goes on and a full Redis empties — start with this deletion
+-- of nothing.
+local function writes_on_full_redis() redis.call('HDEL', K.meta, '') end
+
+-- The waiting-job sequence, continued above every job still queued: a lost counter restarts
+-- there, so FIFO within a priority survives (seed_limit.lua, enqueue.lua).
+local function restore_seq()
+  local top = 0
+  local rows = redis.call('ZRANGE', K.queue, 0, -1, 'WITHSCORES')
+  for i = 2, #rows, 2 do
+    local seq = tonumber(rows[i]) % TWO32
+    if seq > top then top = seq end
+  end
+  redis.call('HSET', K.meta, 'seq', string.format('%d', top))
+end
+
 -- Lease a job taken off the queue to this replica: fencing token, semaphore entry, running.
 -- Returns the job's HGETALL (the claim). claim.lua, and the direct claims of enqueue.lua and
 -- complete.lua, share it.
 local function admit(id, now)
   local jk = job_key(id)
   count_queued(id, -1)
-  local token = redis.call('HINCRBY', K.meta, 'token', 1)
+  local token = next_token('token', now)
   local lease_until = now + CTX.lease_ms
   redis.call('ZADD', K.active, lease_until, id)
   redis.call('HINCRBY', jk, 'attempt', 1)
@@ -175,10 +206,15 @@ local function keep_newest(index, keep)
 end
 
 -- Record a terminal state: fields, counters, listing index, retention TTLs, webhook delivery.
--- opts: the context (see below) plus result, error, now.
+-- opts: the context (see below) plus result, error, now. A cancelled job keeps no payload or
+-- result: cancelling frees its memory at once, not after the retention period.
 local function finish_job(id, job, state, opts)
   local jk = job_key(id)
   local now = opts.now
+  if state == 'cancelled' then
+    redis.call('HDEL', jk, 'payload', 'result')
+    opts.result = nil
+  end
   local fields = {'state', state, 'finishedAt', now, 'progress', state == 'succeeded' and 100 or (job.progress or 0)}
   if opts.result ~= nil and opts.result ~= '' then table.insert(fields, 'result'); table.insert(fields, opts.result) end
   if opts.error ~= nil and opts.error ~= '' then table.insert(fields, 'error'); table.insert(fields, opts.error) end

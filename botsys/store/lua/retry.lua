@@ -1,4 +1,5 @@
--- retry.lua — run a finished (failed, timed_out or cancelled) job again, keeping its id.
+-- retry.lua — run a finished (failed or timed_out) job again, keeping its id. A cancelled job
+-- cannot be: its payload was freed when it was cancelled (finish_job in lib.lua).
 -- KEYS[1]  type prefix
 -- ARGV[1]  context JSON;  ARGV[2] now ('' = TIME);  ARGV[3] job id
 -- Returns  {-1} unknown | {0, state} not retryable | {1, 'queued'}
@@ -7,7 +8,7 @@ local id = ARGV[3]
 local jk = job_key(id)
 local job = hgetall(jk)
 if not job.state then return {-1} end
-if job.state ~= 'failed' and job.state ~= 'timed_out' and job.state ~= 'cancelled' then
+if job.state ~= 'failed' and job.state ~= 'timed_out' then
   return {0, job.state}
 end
 redis.call('ZREM', done_key(job.state), id)
