@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import sys
+import textwrap
 from typing import Any
 
 from . import __version__
@@ -32,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"botsys {__version__}")
     p.add_argument(
-        "--config", help="config file (default: BOTSYS_CONFIG or the bundled config.toml)"
+        "--config",
+        help="your config file, laid over the built-in defaults (default: BOTSYS_CONFIG; "
+        "none = defaults only)",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -180,10 +183,17 @@ def cmd_run_bot(args, settings: Settings) -> int:
 def cmd_bots(args, settings: Settings) -> int:
     from .runners.registry import BotRegistry
 
-    for t in BotRegistry(settings).describe():
-        print(
-            f"{t['botType']:8} limit {t['limit']:<4} bots: {', '.join(b['name'] if isinstance(b, dict) else b for b in t['bots'])}"
-        )
+    registry = BotRegistry(settings)
+    print(f"bots folder: {registry.root}")
+    for t in registry.describe():
+        print(f"\n{t['botType']} (limit {t['limit']}, default bot {t['defaultBot']})")
+        for name, doc in t["docs"].items():
+            print(f"  {name}: {doc['summary'] or '(no header)'}")
+            payload = doc["payload"] or "(not documented)"
+            if "\n" in payload:  # a field table: keep its columns
+                print("      payload:\n" + textwrap.indent(payload, " " * 8))
+            else:
+                print(f"      payload: {payload}")
     return 0
 
 

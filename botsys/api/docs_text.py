@@ -64,12 +64,11 @@ Errors name the field: an unknown `botType` or `bot` lists the valid ones, a blo
 
 INVOKE_EXAMPLES = {
     "python": {
-        "summary": "Python: data_analysis with a webhook",
+        "summary": "Python: data_analysis, most urgent (add webhookUrl to get the result POSTed)",
         "value": {
             "botType": "python",
             "bot": "data_analysis",
             "payload": {"numbers": [4, 8, 15, 16, 23, 42]},
-            "webhookUrl": "http://localhost:5000/webhook",
             "priority": 1,
         },
     },
@@ -84,13 +83,13 @@ INVOKE_EXAMPLES = {
         },
     },
     "java": {
-        "summary": "Java: batch_process with two attempts, starting in 5 s",
+        "summary": "Java: batch_process of 3 records, two attempts, starting in 1 s",
         "value": {
             "botType": "java",
             "bot": "batch_process",
-            "payload": {"items": ["a", "b", "c"]},
+            "payload": {"records": [{"id": 1, "qty": 2}, {"id": 2, "qty": 5}, {"id": 3}]},
             "attempts": 2,
-            "delay": 5000,
+            "delay": 1000,
         },
     },
 }

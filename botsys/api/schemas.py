@@ -219,9 +219,22 @@ class Stats(Schema):
     webhooks = fields.Nested(WebhookStats, required=True)
 
 
+class BotDoc(Schema):
+    summary = fields.String(required=True, metadata={"description": "what the bot does"})
+    payload = fields.String(
+        required=True, metadata={"description": "what the job's payload must hold ('' if unsaid)"}
+    )
+
+
 class BotType(Schema):
     botType = _s()
     bots = fields.List(fields.String(), required=True)
+    docs = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(BotDoc),
+        required=True,
+        metadata={"description": "per bot: the header of its file (docs/BOTS.md)"},
+    )
     defaultBot = _s()
     limit = fields.Integer(required=True)
     timeoutS = fields.Float(required=True)
