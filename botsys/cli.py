@@ -13,6 +13,7 @@ from typing import Any
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
+from .listen import BindError
 
 EXAMPLES = """examples:
   python -m botsys serve                          # embedded store, http://127.0.0.1:3000
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"botsys: config error: {exc}", file=sys.stderr)
         return 2
-    except UsageError as exc:
+    except (UsageError, BindError) as exc:
         print(f"botsys: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -165,11 +166,7 @@ def cmd_mock_webhook(args, settings: Settings) -> int:
     from .mock_webhook import serve_mock_webhook
 
     setup_logging(settings.logging.level, settings.logging.format, "mock-webhook")
-    print(
-        f"mock webhook on http://{settings.mock_webhook.host}:{settings.mock_webhook.port}",
-        flush=True,
-    )
-    asyncio.run(serve_mock_webhook(settings))
+    asyncio.run(serve_mock_webhook(settings))  # prints its URL once it listens
     return 0
 
 
