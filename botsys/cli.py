@@ -50,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--insecure", action="store_true", help="allow a public bind address without API keys"
     )
     s.add_argument("--log-format", choices=("json", "text"), help="log format (default json)")
-    s.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    s.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="least severe log level written (default INFO; BOTSYS_LOG_LEVEL)",
+    )
     s.add_argument("--check", action="store_true", help="validate the configuration and exit")
 
     m = sub.add_parser("mock-webhook", help="run the testing webhook receiver")
@@ -79,7 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="API key (default BOTSYS_API_KEY)",
         )
         if name == "invoke":
-            c.add_argument("bot_type", metavar="TYPE")
+            c.add_argument(
+                "bot_type",
+                metavar="TYPE",
+                help="bot type: python, node, java or one you configured (`botsys bots` lists them)",
+            )
             c.add_argument("--bot", help="bot name (default: the type's default bot)")
             c.add_argument("--payload", default="{}", help="JSON payload")
             c.add_argument("--priority", type=int, help="1 (most urgent) … 1000")

@@ -38,6 +38,7 @@ class LocalTaker(Protocol):
 class Enqueued:
     job_id: str
     created: bool  # False: an earlier job with the same idempotency key
+    position: int | None = None  # jobs waiting ahead of it when it was created (0: it started)
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ class JobQueue:
                 now=now,
             )
             created, jid = reply[0], reply[1]
-            claim = _claim(reply[2]) if len(reply) > 2 else None
+            claim = _claim(reply[2]) if len(reply) > 2 and isinstance(reply[2], list) else None
         finally:
             if take:
                 self.local.adopt(claim)  # type: ignore[union-attr]
@@ -171,7 +172,8 @@ class JobQueue:
             await asyncio.sleep(0)
         if created and not delay_ms and claim is None and self.on_enqueued is not None:
             self.on_enqueued(bot_type)
-        return Enqueued(jid, bool(created))
+        position = 0 if claim is not None else int(reply[2]) if created else None
+        return Enqueued(jid, bool(created), position)
 
     async def claim(
         self, bot_type: str, count: int, now: int | None = None

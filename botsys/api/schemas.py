@@ -143,6 +143,14 @@ class Invoked(Schema):
     created = fields.Boolean(
         required=True, metadata={"description": "false: an earlier job with this Idempotency-Key"}
     )
+    estimatedPosition = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "jobs of its type waiting ahead of it when it was accepted (0: next, "
+            "or already started); null for a repeat. The original system's field."
+        },
+    )
 
 
 class WebhookState(Schema):
