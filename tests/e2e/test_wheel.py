@@ -49,8 +49,7 @@ def test_a_wheel_in_a_fresh_venv_serves_the_bundled_bots_from_any_folder(tmp_pat
     python = fresh_venv(tmp_path, build_wheel(tmp_path))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = base_env(BOTSYS_RATE_LIMIT="0")
-    env.pop("BOTSYS_CONFIG", None)
+    env = base_env(BOTSYS_RATE_LIMIT="0")  # base_env drops BOTSYS_CONFIG: defaults only
     port = free_port()
     server = Proc(
         [str(python), "-m", "botsys", "serve", "--port", str(port)],
