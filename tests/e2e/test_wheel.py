@@ -50,6 +50,7 @@ def test_a_wheel_in_a_fresh_venv_serves_the_bundled_bots_from_any_folder(tmp_pat
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = base_env(BOTSYS_RATE_LIMIT="0")  # base_env drops BOTSYS_CONFIG: defaults only
+    env.pop("PYTHONPATH", None)  # the package must come from the venv, never the checkout
     port = free_port()
     server = Proc(
         [str(python), "-m", "botsys", "serve", "--port", str(port)],
