@@ -102,6 +102,8 @@ state (`succeeded`, `failed`, `timed_out`, `cancelled`), whose event carries the
 A `: heartbeat` comment is sent every 15 s.
 
 ```
-curl -N localhost:3000/job/python-01J.../events
+JOB=$(curl -s localhost:3000/invoke -H 'Content-Type: application/json' -d '{"botType": "python"}' \\
+      | python3 -c 'import json, sys; print(json.load(sys.stdin)["jobId"])')
+curl -N localhost:3000/job/$JOB/events
 ```
 """

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.e2e
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(?:bash|sh)\n(.*?)^```", re.M | re.S)
+DESCRIPTION_FENCE = re.compile(r"^```\n(.*?)^```", re.M | re.S)  # OpenAPI: plain fences
 SKIP = re.compile(r"<!--\s*doc-test:\s*skip\s*\((?P<why>[^)]+)\)\s*-->\s*$")
 SECRET = "whsec_" + "ZG9jLXRlc3Qtc2VjcmV0LW9mLTMyLWJ5dGVzLSEhISE="
 TERMINAL = ("succeeded", "failed", "timed_out", "cancelled")
@@ -115,10 +116,13 @@ curl() { command curl --fail-with-body --max-time 60 "$@"; }
 
 
 def run_page(page: Path, live: Live) -> None:
+    run_blocks([b for b in blocks(page) if not b.skip], live, page.name)
+
+
+def run_blocks(runnable: list[Block], live: Live, name: str) -> None:
+    """One bash for all ``runnable`` blocks, in order; a failure names the block."""
     script = [PRELUDE]
-    for block in blocks(page):
-        if block.skip:
-            continue
+    for block in runnable:
         script.append(f"echo '>>> {block.page}:{block.line}' >&2\n{localize(block.code, live)}")
     env = base_env(
         PATH=f"{live.bin_dir}{os.pathsep}{os.environ['PATH']}",
@@ -134,7 +138,7 @@ def run_page(page: Path, live: Live) -> None:
     )
     ran = re.findall(r"^>>> (\S+)$", done.stderr, re.M)
     assert done.returncode == 0, (
-        f"the block at {ran[-1] if ran else page.name} failed (exit {done.returncode}):\n"
+        f"the block at {ran[-1] if ran else name} failed (exit {done.returncode}):\n"
         f"--- stdout (tail)\n{done.stdout[-3000:]}\n--- stderr (tail)\n{done.stderr[-3000:]}\n"
         f"--- serve\n{live.api.log(30)}"
     )
@@ -155,6 +159,22 @@ def test_every_skip_marker_names_a_reason_and_precedes_a_command_block():
                 where = f"{page.name}:{i + 1}"
                 assert SKIP.search(line), f"{where}: write <!-- doc-test: skip (why) -->"
                 assert re.match(r"```(bash|sh)$", lines[i + 1]), f"{where}: no block follows"
+
+
+def test_every_command_in_the_openapi_descriptions_succeeds(live):
+    doc = http("GET", live.api.url + "/api-docs/swagger.json")[1]
+    described = [("info", doc["info"].get("description", ""))] + [
+        (f"{method.upper()}_{path}", op.get("description", ""))
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+    ]
+    runnable = [
+        Block(where.replace(" ", ""), i, match.group(1), "")
+        for where, text in described
+        for i, match in enumerate(DESCRIPTION_FENCE.finditer(text), 1)
+    ]
+    assert len(runnable) >= 2, "the invoke and events descriptions show commands"
+    run_blocks(runnable, live, "the OpenAPI descriptions")
 
 
 def test_every_openapi_example_runs_a_job_that_succeeds(live):
