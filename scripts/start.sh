@@ -40,26 +40,24 @@ if [[ -z ${BOTSYS_WEBHOOK_ALLOW:-} && $mock_port != 5000 ]]; then
     export BOTSYS_WEBHOOK_ALLOW="localhost:$mock_port,mock-webhook:$mock_port"
 fi
 
-# start_mock: the mock webhook in the background, dying with its parent (PDEATHSIG: after the
-# exec below, the parent is the server). Returns once it listens; if it cannot start (a taken
-# port), its own error is shown and the script stops: nothing runs half set up.
+# start_mock: the mock webhook in the background, its output on this terminal, dying with its
+# parent (PDEATHSIG: after the exec below, the parent is the server). Returns once it listens;
+# if it cannot start (a taken port), its own error is on the terminal and the script stops:
+# nothing runs half set up.
 start_mock() {
-    local out pid
+    local out tee_pid
     out=$(mktemp)
-    setpriv --pdeathsig TERM -- "$PY" -m botsys mock-webhook --port "$mock_port" >"$out" 2>&1 &
-    pid=$!
+    setpriv --pdeathsig TERM -- "$PY" -m botsys mock-webhook --port "$mock_port" 2>&1 | tee "$out" &
+    tee_pid=$! # tee ends when the mock does
     until grep -q "^mock webhook on" "$out"; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            cat "$out" >&2
+        if ! kill -0 "$tee_pid" 2>/dev/null; then
             rm -f "$out"
-            say "the mock webhook did not start; free port $mock_port, set MOCK_WEBHOOK_PORT, or BOTSYS_NO_MOCK=1"
+            say "the mock webhook did not start (see above); free port $mock_port, set MOCK_WEBHOOK_PORT, or BOTSYS_NO_MOCK=1"
             exit 1
         fi
         sleep 0.1
     done
-    # Its output from now on goes to this terminal too (tail ends with the mock).
-    tail -n +1 -f --pid="$pid" "$out" &
-    rm -f "$out" # tail keeps it open; nothing is left behind
+    rm -f "$out" # tee holds it open; nothing is left behind
 }
 
 if [[ ${BOTSYS_NO_MOCK:-} != 1 ]]; then

@@ -39,8 +39,12 @@ def test_kill_of_start_sh_stops_the_server_and_the_mock(tmp_path):
         started += script.descendants()
         assert started, "the mock webhook runs below the server"
         printed = script.log(200)
-        for url in (f"http://127.0.0.1:{api_port}/api-docs", f"http://localhost:{mock_port}"):
-            assert url in printed
+        for shown in (
+            f"http://127.0.0.1:{api_port}/api-docs",
+            f"http://localhost:{mock_port}",
+            f"mock webhook on http://127.0.0.1:{mock_port}",  # the mock's own output, not hidden
+        ):
+            assert shown in printed
         hook = f"http://localhost:{mock_port}/hook"
         body = {"botType": "python", "bot": "hello", "payload": {}, "webhookUrl": hook}
         assert http("POST", script.url + "/invoke", body)[0] == 202
@@ -86,3 +90,21 @@ def _cleanup(script: Proc, started: list[int] = ()) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_a_taken_api_port_stops_start_sh_and_its_mock(tmp_path):
+    mock_port = free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        api_port = holder.getsockname()[1]
+        script = start_script(tmp_path, api_port, mock_port)
+        started: list[int] = []
+        try:
+            wait_for(lambda: "mock webhook on" in script.log(200), 120, what="the mock")
+            started += script.descendants()
+            assert script.proc.wait(60) == 2
+            wait_for(lambda: not any(pid_alive(pid) for pid in started), 10, what="the mock")
+        finally:
+            _cleanup(script, started)
+    assert f"botsys: port {api_port} is in use (on 127.0.0.1)" in script.log(200)
