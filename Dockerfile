@@ -9,7 +9,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml ./
-# The app runs from /app (config.toml sits next to the package), so only the dependencies are
+# The app runs from /app (defaults.toml and the bundled bots are inside the package), so only the dependencies are
 # installed into the venv, read from pyproject.toml: one list, no requirements.txt to drift.
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
     && python -m venv /opt/venv \
@@ -39,10 +39,9 @@ RUN apt-get update \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 # Owned by root and read-only for the botsys user: a bot cannot rewrite the server or other bots.
-COPY pyproject.toml README.md config.toml ./
+COPY pyproject.toml README.md ./
 COPY botsys/ botsys/
 COPY --from=launcher /src/botsys-launch botsys/runners/botsys-launch
-COPY bots/ bots/
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

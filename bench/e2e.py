@@ -262,7 +262,7 @@ async def main(args) -> dict:
         (tmp / "bots" / "python").mkdir(parents=True)
         (tmp / "bots" / "python" / "stamp.py").write_text(STAMP)
         for name in ("hello",):
-            src = ROOT / "bots" / "python" / f"{name}.py"
+            src = ROOT / "botsys" / "bots" / "python" / f"{name}.py"
             (tmp / "bots" / "python" / f"{name}.py").write_text(src.read_text())
         config = config_file(tmp, args.concurrency)
         settings = load_settings(config, environ={})

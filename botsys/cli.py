@@ -8,10 +8,12 @@ import ipaddress
 import json
 import os
 import sys
+import textwrap
 from typing import Any
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
+from .listen import BindError
 
 EXAMPLES = """examples:
   python -m botsys serve                          # embedded store, http://127.0.0.1:3000
@@ -32,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"botsys {__version__}")
     p.add_argument(
-        "--config", help="config file (default: BOTSYS_CONFIG or the bundled config.toml)"
+        "--config",
+        help="your config file, laid over the built-in defaults (default: BOTSYS_CONFIG; "
+        "none = defaults only)",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -46,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--insecure", action="store_true", help="allow a public bind address without API keys"
     )
     s.add_argument("--log-format", choices=("json", "text"), help="log format (default json)")
-    s.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    s.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="least severe log level written (default INFO; BOTSYS_LOG_LEVEL)",
+    )
     s.add_argument("--check", action="store_true", help="validate the configuration and exit")
 
     m = sub.add_parser("mock-webhook", help="run the testing webhook receiver")
@@ -75,7 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="API key (default BOTSYS_API_KEY)",
         )
         if name == "invoke":
-            c.add_argument("bot_type", metavar="TYPE")
+            c.add_argument(
+                "bot_type",
+                metavar="TYPE",
+                help="bot type: python, node, java or one you configured (`botsys bots` lists them)",
+            )
             c.add_argument("--bot", help="bot name (default: the type's default bot)")
             c.add_argument("--payload", default="{}", help="JSON payload")
             c.add_argument("--priority", type=int, help="1 (most urgent) … 1000")
@@ -94,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"botsys: config error: {exc}", file=sys.stderr)
         return 2
-    except UsageError as exc:
+    except (UsageError, BindError) as exc:
         print(f"botsys: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -162,11 +174,7 @@ def cmd_mock_webhook(args, settings: Settings) -> int:
     from .mock_webhook import serve_mock_webhook
 
     setup_logging(settings.logging.level, settings.logging.format, "mock-webhook")
-    print(
-        f"mock webhook on http://{settings.mock_webhook.host}:{settings.mock_webhook.port}",
-        flush=True,
-    )
-    asyncio.run(serve_mock_webhook(settings))
+    asyncio.run(serve_mock_webhook(settings))  # prints its URL once it listens
     return 0
 
 
@@ -180,10 +188,17 @@ def cmd_run_bot(args, settings: Settings) -> int:
 def cmd_bots(args, settings: Settings) -> int:
     from .runners.registry import BotRegistry
 
-    for t in BotRegistry(settings).describe():
-        print(
-            f"{t['botType']:8} limit {t['limit']:<4} bots: {', '.join(b['name'] if isinstance(b, dict) else b for b in t['bots'])}"
-        )
+    registry = BotRegistry(settings)
+    print(f"bots folder: {registry.root}")
+    for t in registry.describe():
+        print(f"\n{t['botType']} (limit {t['limit']}, default bot {t['defaultBot']})")
+        for name, doc in t["docs"].items():
+            print(f"  {name}: {doc['summary'] or '(no header)'}")
+            payload = doc["payload"] or "(not documented)"
+            if "\n" in payload:  # a field table: keep its columns
+                print("      payload:\n" + textwrap.indent(payload, " " * 8))
+            else:
+                print(f"      payload: {payload}")
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
@@ -30,6 +31,18 @@ def _fail(status: int, body: Any, err: TextIO) -> int:
     else:
         print(f"botsys: HTTP {status}: {body}", file=err)
     return 1
+
+
+def unreachable(base: str, exc: aiohttp.ClientError) -> str:
+    """One line a user can act on (aiohttp's own text names ``ssl:default`` even for http)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        code = exc.os_error.errno
+        reason = (os.strerror(code) if code else str(exc.os_error)).lower()
+        return (
+            f"cannot reach {base}: {reason}; is `python -m botsys serve` running there? "
+            "(--url or BOTSYS_URL names another server)"
+        )
+    return f"cannot reach {base}: {exc or type(exc).__name__}"
 
 
 async def _json(response: aiohttp.ClientResponse) -> Any:
@@ -60,7 +73,7 @@ async def invoke(args, payload: Any, out: TextIO = sys.stdout, err: TextIO = sys
                 return 0
             job = await _follow(session, base, reply["jobId"], err)
     except aiohttp.ClientError as exc:
-        print(f"botsys: cannot reach {base}: {exc}", file=err)
+        print(f"botsys: {unreachable(base, exc)}", file=err)
         return 1
     print(json.dumps(job, indent=2), file=out)
     return 0 if job.get("state") == "succeeded" else 1
@@ -138,7 +151,7 @@ async def stats(args, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int
                 if r.status != 200:
                     return _fail(r.status, body, err)
     except aiohttp.ClientError as exc:
-        print(f"botsys: cannot reach {base}: {exc}", file=err)
+        print(f"botsys: {unreachable(base, exc)}", file=err)
         return 1
     print(format_stats(body), file=out)
     return 0

@@ -1,4 +1,5 @@
-"""Settings: config.toml plus environment overrides, validated once into frozen dataclasses.
+"""Settings: the built-in defaults (botsys/defaults.toml), the user's config file laid over them,
+then environment overrides, validated once into frozen dataclasses.
 
 This is the only module that reads ``os.environ`` (for settings). Every problem raises
 ``ConfigError`` whose message is one line naming the key, the bad value and what is allowed.
@@ -17,7 +18,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG = PACKAGE_DIR / "defaults.toml"  # package data: every key, with its default
+BUNDLED_BOTS = PACKAGE_DIR / "bots"  # package data: the example bots, used when bots_dir = ""
 
 
 class ConfigError(ValueError):
@@ -72,7 +75,7 @@ class EngineSettings:
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    bots_dir: str = _spec("bots")
+    bots_dir: str = _spec("")  # empty: the bots bundled with the package
     log_cap_kb: int = _spec(256, lo=1, hi=1 << 20)
     result_cap_kb: int = _spec(1024, lo=1, hi=1 << 20)
     kill_grace_s: float = _spec(5.0, lo=0, hi=3600)
@@ -205,26 +208,64 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """The bundled config.toml, then the user's file (``path`` / BOTSYS_CONFIG) merged over it,
-    then the environment, then explicit overrides (command-line flags)."""
+    """The built-in defaults, then the user's file (``path`` / BOTSYS_CONFIG) laid over them
+    (only the keys it sets change), then the environment, then explicit overrides (flags)."""
     environ = os.environ if environ is None else environ
-    path = Path(path or environ.get("BOTSYS_CONFIG") or DEFAULT_CONFIG)
     raw = _read_toml(DEFAULT_CONFIG)
-    if path.resolve() != DEFAULT_CONFIG.resolve():
-        _merge(raw, _read_toml(path))
+    user_file = config_path(path, environ)
+    if user_file is not None:
+        _merge(raw, _read_toml(user_file))
+    _apply_environment(raw, environ)
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value)
+    return build_settings(raw, source=str(user_file or DEFAULT_CONFIG))
+
+
+def config_path(path: str | os.PathLike | None, environ: Mapping[str, str]) -> Path | None:
+    """The user's config file: ``--config``, else BOTSYS_CONFIG, else none (defaults only)."""
+    chosen = path or environ.get("BOTSYS_CONFIG")
+    if not chosen or Path(chosen).resolve() == DEFAULT_CONFIG:
+        return None
+    return Path(chosen).expanduser()
+
+
+def _apply_environment(raw: dict, environ: Mapping[str, str]) -> None:
     for env_name, key in ENV_KEYS.items():
         if env_name not in environ:
             continue
         if key.startswith("bot_types.") and key.split(".")[1] not in raw.get("bot_types", {}):
             continue  # MAX_JAVA_BOTS means nothing when the config defines no java type
         _set_dotted(raw, key, _env_value(env_name, key, environ[env_name]))
-    for key, value in (overrides or {}).items():
-        _set_dotted(raw, key, value)
-    return build_settings(raw, source=str(path))
+
+
+# The original system's variables that botsys has no use for: warned about at start-up, so a
+# migrated deployment does not silently lose a setting (docs/MIGRATING.md has the mapping).
+ORIGINAL_ONLY_ENV: dict[str, str] = {
+    "WEBHOOK_MANAGER_PORT": "botsys has no webhook manager service: every `serve` replica "
+    "delivers webhooks itself, on no port of its own",
+    "WEBHOOK_MANAGER_URL": "botsys has no webhook manager service: deliveries need no URL",
+    "ORCHESTRATOR_PORT": "the orchestrator runs inside `serve`; its metrics are on the API port",
+    "WORKERS_PORT": "bots run inside `serve`; their metrics are on the API port",
+    "REDIS_HOST": "set REDIS_URL=redis://HOST:6379 (without it botsys uses its embedded store)",
+    "REDIS_PORT": "set REDIS_URL=redis://HOST:PORT",
+    "ADMIN_API_KEY": "set BOTSYS_ADMIN_KEYS (and BOTSYS_API_KEYS for the job routes)",
+    "API_GATEWAY_BASE_PATH": "botsys serves at the root path; prefix it in your load balancer",
+    "DEFAULT_WORKER_SEMAPHORE_MAX": "set MAX_PYTHON_BOTS / MAX_NODE_BOTS / MAX_JAVA_BOTS",
+}
+
+
+def ignored_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning line per variable of the original system that is set but means nothing here."""
+    environ = os.environ if environ is None else environ
+    return [
+        f"{name} is set but ignored: {why}"
+        for name, why in ORIGINAL_ONLY_ENV.items()
+        if name in environ
+    ]
 
 
 def build_settings(raw: Mapping[str, Any], source: str = "dict") -> Settings:
-    """Validate a nested mapping (the shape of config.toml) into ``Settings``."""
+    """Validate a nested mapping (the shape of defaults.toml) into ``Settings``."""
     unknown = set(raw) - set(SECTIONS) - {"bot_types"}
     if unknown:
         allowed = ", ".join([*SECTIONS, "bot_types"])

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client import Counter as PromCounter
 
 from botsys.config import MockWebhookSettings, Settings
+from botsys.listen import bind_sockets, port_of
 from botsys.webhooks.signing import WebhookVerificationError, verify
 
 MAX_LIMIT = 1000
@@ -131,15 +132,15 @@ def mock_app_from_settings(settings: Settings) -> web.Application:
 async def serve_mock_webhook(
     settings: Settings, host: str | None = None, port: int | None = None
 ) -> None:
-    """Serve until cancelled (the CLI runs this under ``asyncio.run``)."""
+    """Serve until cancelled (the CLI runs this under ``asyncio.run``). A taken port raises
+    ``BindError`` before anything is set up."""
+    host = host or settings.mock_webhook.host
+    sockets = bind_sockets(host, settings.mock_webhook.port if port is None else port)
     runner = web.AppRunner(mock_app_from_settings(settings), access_log=None)
     await runner.setup()
-    site = web.TCPSite(
-        runner,
-        host or settings.mock_webhook.host,
-        settings.mock_webhook.port if port is None else port,
-    )
-    await site.start()
+    for sock in sockets:
+        await web.SockSite(runner, sock).start()
+    print(f"mock webhook on http://{host}:{port_of(sockets)}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

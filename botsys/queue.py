@@ -56,6 +56,7 @@ class Enqueued:
     job_id: str
     created: bool  # False: an earlier job with the same idempotency key
     same_request: bool = True  # False: that earlier job was asked for with a different request
+    position: int | None = None  # jobs waiting ahead of it when it was created (0: it started)
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,11 @@ class JobQueue:
                 now=now,
             )
             created, jid = reply[0], reply[1]
-            claim = _claim(reply[2]) if created == 1 and len(reply) > 2 else None
+            claim = (
+                _claim(reply[2])
+                if created == 1 and len(reply) > 2 and isinstance(reply[2], list)
+                else None
+            )
         finally:
             if take:
                 self.local.adopt(claim)  # type: ignore[union-attr]
@@ -228,7 +233,8 @@ class JobQueue:
             self.on_enqueued(bot_type)
         if not created and fingerprint:
             return Enqueued(jid, False, await self._same_request(bot_type, jid, fingerprint))
-        return Enqueued(jid, bool(created))
+        position = 0 if claim is not None else int(reply[2]) if created else None
+        return Enqueued(jid, bool(created), position=position)
 
     async def _same_request(self, bot_type: str, job_id: str, fingerprint: str) -> bool:
         # A job that expired, or one stored without a fingerprint, cannot be told apart: a repeat.

@@ -8,15 +8,20 @@ import logging
 from aiohttp import web
 
 from .app import create_app, install_http_errors, replica_name
-from .config import Settings
+from .config import Settings, ignored_environment
 from .heap import settle_heap
+from .listen import bind_sockets, port_of
 from .logs import setup_logging
 
 log = logging.getLogger("botsys.serve")
 
 
 def serve(settings: Settings) -> int:
+    # Bound first: a taken port stops here with one line (BindError), before anything starts.
+    sockets = bind_sockets(settings.server.host, settings.server.port)
     setup_logging(settings.logging.level, settings.logging.format, replica_name(settings))
+    for warning in ignored_environment():
+        log.warning(warning)
     try:
         import uvloop  # measurably faster event loop where available (see bench/)
 
@@ -26,13 +31,13 @@ def serve(settings: Settings) -> int:
     install_http_errors()  # malformed HTTP answered as problem+json, logged at INFO
     app = create_app(settings)
     app.on_startup.append(_settle_heap)  # last: after the store, workers and clients exist
-    log.info("listening on http://%s:%s", settings.server.host, settings.server.port)
+    url = f"http://{settings.server.host}:{port_of(sockets)}"
     web.run_app(
         app,
-        host=settings.server.host,
-        port=settings.server.port,
+        sock=sockets,
         access_log=None,  # the access-log middleware writes one structured line per request
-        print=None,
+        # run_app calls `print` once every socket listens: the moment "listening" is true
+        print=lambda _banner: log.info("listening on %s", url),
         shutdown_timeout=5.0,  # open connections (SSE) get this long; bots drain afterwards
         handle_signals=True,
     )

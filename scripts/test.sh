@@ -3,14 +3,23 @@
 # every check: ruff, the import-layer test, and the whole pytest suite (unit, integration on a
 # real redis-server, runners, webhooks, api, deploy, e2e and fault tests with real processes).
 # Arguments go to pytest (e.g. ./scripts/test.sh tests/unit -x).
+# BOTSYS_TEST_LIGHT=1: a quick local run without the browser and deploy suites (nor chromium and
+# the deploy validators they need); .ci/run always runs everything.
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
-ensure_apt redis-server:redis-server chromium:chromium chromedriver:chromium-driver
-[[ -d /usr/share/fonts/truetype/liberation ]] || apt_install fonts-liberation
+light=()
+if [[ ${BOTSYS_TEST_LIGHT:-} == 1 ]]; then
+    light=(--ignore=tests/browser --ignore=tests/deploy)
+    echo "== BOTSYS_TEST_LIGHT=1: skipping tests/browser and tests/deploy"
+    ensure_apt redis-server:redis-server
+else
+    ensure_apt redis-server:redis-server chromium:chromium chromedriver:chromium-driver
+    [[ -d /usr/share/fonts/truetype/liberation ]] || apt_install fonts-liberation
+fi
 ensure_runtimes
 ensure_venv test
 cd "$ROOT"
-"$ROOT/scripts/install-deploy-tools.sh"
+((${#light[@]})) || "$ROOT/scripts/install-deploy-tools.sh"
 # An unprivileged user for the run_as tests (RLIMIT_NPROC is not enforced for root).
 if [[ $(id -u) -eq 0 ]] && ! id botsys-bot >/dev/null 2>&1; then
     useradd --system --no-create-home --shell /usr/sbin/nologin botsys-bot
@@ -29,7 +38,7 @@ fi
 
 echo "== pytest"
 set +e
-"$PY" -m pytest -p no:cacheprovider "$@"
+"$PY" -m pytest -p no:cacheprovider "${light[@]}" "$@"
 rc=$?
 set -e
 

@@ -67,12 +67,11 @@ Errors name the field: an unknown `botType` or `bot` lists the valid ones, a blo
 
 INVOKE_EXAMPLES = {
     "python": {
-        "summary": "Python: data_analysis with a webhook",
+        "summary": "Python: data_analysis, most urgent (add webhookUrl to get the result POSTed)",
         "value": {
             "botType": "python",
             "bot": "data_analysis",
             "payload": {"numbers": [4, 8, 15, 16, 23, 42]},
-            "webhookUrl": "http://localhost:5000/webhook",
             "priority": 1,
         },
     },
@@ -87,13 +86,13 @@ INVOKE_EXAMPLES = {
         },
     },
     "java": {
-        "summary": "Java: batch_process with two attempts, starting in 5 s",
+        "summary": "Java: batch_process of 3 records, two attempts, starting in 1 s",
         "value": {
             "botType": "java",
             "bot": "batch_process",
-            "payload": {"items": ["a", "b", "c"]},
+            "payload": {"records": [{"id": 1, "qty": 2}, {"id": 2, "qty": 5}, {"id": 3}]},
             "attempts": 2,
-            "delay": 5000,
+            "delay": 1000,
         },
     },
 }
@@ -106,6 +105,8 @@ state (`succeeded`, `failed`, `timed_out`, `cancelled`), whose event carries the
 A `: heartbeat` comment is sent every 15 s.
 
 ```
-curl -N localhost:3000/job/python-01J.../events
+JOB=$(curl -s localhost:3000/invoke -H 'Content-Type: application/json' -d '{"botType": "python"}' \\
+      | python3 -c 'import json, sys; print(json.load(sys.stdin)["jobId"])')
+curl -N localhost:3000/job/$JOB/events
 ```
 """

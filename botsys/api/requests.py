@@ -88,6 +88,7 @@ def invoked_response(request: web.Request, job: Mapping[str, Any], done: Enqueue
         "priority": job["priority"],
         "statusUrl": url,
         "created": done.created,
+        "estimatedPosition": done.position,
     }
     return web.json_response(body, status=202 if done.created else 200, headers={"Location": url})
 

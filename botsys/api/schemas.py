@@ -146,6 +146,14 @@ class Invoked(Schema):
     created = fields.Boolean(
         required=True, metadata={"description": "false: an earlier job with this Idempotency-Key"}
     )
+    estimatedPosition = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "jobs of its type waiting ahead of it when it was accepted (0: next, "
+            "or already started); null for a repeat. The original system's field."
+        },
+    )
 
 
 class WebhookState(Schema):
@@ -243,9 +251,22 @@ class Stats(Schema):
     webhooks = fields.Nested(WebhookStats, required=True)
 
 
+class BotDoc(Schema):
+    summary = fields.String(required=True, metadata={"description": "what the bot does"})
+    payload = fields.String(
+        required=True, metadata={"description": "what the job's payload must hold ('' if unsaid)"}
+    )
+
+
 class BotType(Schema):
     botType = _s()
     bots = fields.List(fields.String(), required=True)
+    docs = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(BotDoc),
+        required=True,
+        metadata={"description": "per bot: the header of its file (docs/BOTS.md)"},
+    )
     defaultBot = _s()
     limit = fields.Integer(required=True)
     timeoutS = fields.Float(required=True)

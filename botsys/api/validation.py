@@ -96,8 +96,18 @@ def load(schema: Schema, data: Any, unknown: str) -> dict:
         if unknown_fields:
             detail = "unknown field(s): " + ", ".join(unknown_fields)
         else:
-            detail = "invalid " + ", ".join(sorted(errors))
+            detail = _missing_or_invalid(errors)
         raise Problem(422, detail, errors=errors) from None
+
+
+def _missing_or_invalid(errors: dict[str, list[str]]) -> str:
+    """ "botType is required", "invalid priority", or both: a missing field is not invalid."""
+    missing = sorted(k for k, v in errors.items() if v == ["Missing data for required field."])
+    invalid = sorted(k for k in errors if k not in missing)
+    parts = [f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required"] * bool(
+        missing
+    )
+    return "; ".join(parts + ["invalid " + ", ".join(invalid)] * bool(invalid))
 
 
 def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:

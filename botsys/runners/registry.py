@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botsys.config import BotTypeSettings, Settings
+from botsys.config import BUNDLED_BOTS, BotTypeSettings, Settings
+from botsys.runners.bot_docs import bot_doc
 
 BOT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -42,9 +43,11 @@ class _Listing:
 
 
 def bots_root(settings: Settings) -> Path:
-    """``runner.bots_dir``; a relative one is taken from the working directory, or, if it does
-    not exist there, from the folder of the config file (so the bundled bots are found from
-    anywhere)."""
+    """Where bots live: ``runner.bots_dir`` "" (the default) is the folder of bots bundled with
+    the package; a relative one is taken from the working directory, or, if it does not exist
+    there, from the folder of the config file that was loaded."""
+    if not settings.runner.bots_dir:
+        return BUNDLED_BOTS
     path = Path(settings.runner.bots_dir).expanduser()
     if path.is_absolute():
         return path
@@ -92,9 +95,15 @@ class BotRegistry:
                 "maxTimeoutS": bt.max_timeout_s,
                 "maxAttempts": bt.max_attempts,
                 "extension": bt.extension,
+                "docs": self.docs(bt.name),
             }
             for bt in (self._types[name] for name in self.types())
         ]
+
+    def docs(self, bot_type: str) -> dict[str, dict[str, str]]:
+        """Each bot's summary and expected payload, from the header of its file."""
+        listing = self._listing(self._bot_type(bot_type)).bots
+        return {name: bot_doc(path) for name, path in sorted(listing.items())}
 
     def _bot_type(self, bot_type: str) -> BotTypeSettings:
         bt = self._types.get(bot_type) if isinstance(bot_type, str) else None

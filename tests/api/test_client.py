@@ -53,3 +53,19 @@ async def test_stats_table(client):
     assert await stats(args(client), out, err) == 0
     assert "python" in out.getvalue() and "webhooks:" in out.getvalue()
     assert await stats(args(client, url="http://127.0.0.1:1"), out, err) == 1
+
+
+async def test_no_server_is_one_line_saying_so(client):
+    from tests.support.redis_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for call in (
+        lambda o, e: invoke(args(client, url=url), {}, o, e),
+        lambda o, e: stats(args(client, url=url), o, e),
+    ):
+        out, err = io.StringIO(), io.StringIO()
+        assert await call(out, err) == 1
+        assert err.getvalue() == (
+            f"botsys: cannot reach {url}: connection refused; is `python -m botsys serve` "
+            "running there? (--url or BOTSYS_URL names another server)\n"
+        )

@@ -196,7 +196,13 @@ async def test_allowed_webhook_hosts_pass(client):
 
 
 async def test_missing_bot_type(client):
-    assert "botType" in (await problem(await client.post("/invoke", json={}), 422))["errors"]
+    body = await problem(await client.post("/invoke", json={}), 422)
+    assert "botType" in body["errors"] and body["detail"] == "botType is required"
+
+
+async def test_missing_and_invalid_fields_are_told_apart(client):
+    body = await problem(await client.post("/invoke", json={"priority": 0}), 422)
+    assert body["detail"] == "botType is required; invalid priority"
 
 
 @pytest.mark.parametrize("raw", [b"{", b'{"botType": "python",}', b"\xff\xfe", b'{"a": NaN}'])
@@ -233,3 +239,19 @@ async def test_oversize_body_is_413_and_writes_nothing(make_client):
     r = await client.post("/invoke", data=chunks(), headers={"Content-Type": "application/json"})
     await problem(r, 413)
     assert (await (await client.get("/jobs")).json())["jobs"] == []
+
+
+async def test_estimated_position_counts_the_jobs_ahead(client):
+    """The original system's `estimatedPosition`: jobs of the type waiting ahead (no workers
+    here, so nothing starts), by priority; null for a repeated Idempotency-Key."""
+
+    async def position(body, headers=None):
+        r = await client.post("/invoke", json={"botType": "python", **body}, headers=headers)
+        return (await r.json())["estimatedPosition"]
+
+    assert [await position({}) for _ in range(3)] == [0, 1, 2]
+    assert await position({"priority": 1}) == 0  # most urgent: goes to the front
+    assert await position({"priority": 1000}) == 4
+    assert await position({"delay": 60000}) == 5  # delayed: everyone waiting now is ahead
+    assert await position({}, {"Idempotency-Key": "k"}) == 4  # ahead of the priority-1000 one
+    assert await position({}, {"Idempotency-Key": "k"}) is None

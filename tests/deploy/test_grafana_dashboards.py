@@ -170,8 +170,37 @@ def alloy_labels() -> set[str]:
 
 def test_alloy_label_set_is_bounded() -> None:
     labels = alloy_labels()
-    assert labels == {"service", "container", "stream", "level", "bot_type"}
+    assert labels == {
+        "service",
+        "container",
+        "stream",
+        "level",
+        "bot_type",
+        "container_name",  # the original system's names (docs/MIGRATING.md)
+        "service_name",
+    }
     assert "job_id" not in labels  # structured metadata, not an index label
+
+
+# The original system's README queries (docs/MIGRATING.md promises they still match).
+ORIGINAL_QUERIES = (
+    '{container_name=~".+"}',
+    '{container_name=~".+"} |~ "(?i)(error|exception|fail)"',
+    'sum by (service_name) (count_over_time({container_name=~".+"} [1m]))',
+)
+
+
+def test_the_original_systems_log_queries_still_match() -> None:
+    labels = alloy_labels()
+    for query in ORIGINAL_QUERIES:
+        for name in re.findall(r"(\w+)\s*=~", query) + re.findall(r"by \((\w+)\)", query):
+            assert name in labels, f"{query}: {name!r} is not produced by config.alloy"
+    rules = re.findall(
+        r'source_labels\s*=\s*\["(\w+)"\][^}]*?target_label\s*=\s*"(\w+)"', ALLOY.read_text()
+    )
+    sources = {target: source for source, target in rules}
+    assert sources["container_name"] == sources["container"]  # same values: no new streams
+    assert sources["service_name"] == sources["service"]
 
 
 def test_logql_uses_only_labels_alloy_produces() -> None:

@@ -37,5 +37,5 @@ def test_lb_settings() -> None:
     assert "X-Forwarded-For $proxy_add_x_forwarded_for" in text
     sse = re.search(r"location ~ \^/job/\[\^/\]\+/events\$ \{(.*?)\}", text, re.S)
     assert sse and "proxy_buffering off;" in sse.group(1)
-    config = (ROOT / "config.toml").read_text()
+    config = (ROOT / "botsys" / "defaults.toml").read_text()
     assert re.search(r"^max_body_bytes = 1048576\b", config, re.M)

@@ -22,7 +22,7 @@ except ImportError:  # optional: the server uses it when installed
     uvloop = None
 
 REPO = Path(__file__).resolve().parents[2]
-BUNDLED_BOTS = REPO / "bots"
+BUNDLED_BOTS = REPO / "botsys" / "bots"
 
 # A bot type that exists only in settings: the tests' hostile shell bots use it.
 BASH_TYPE = {"command": ["bash", "{script}"], "extension": ".sh", "default_bot": "hello"}
@@ -74,7 +74,7 @@ class RecordingSink:
 
 
 def make_settings(bots_dir: Path, cache_dir: Path, **overrides: Any) -> Settings:
-    """The bundled config.toml (real limits), a test bots folder, short timings."""
+    """The built-in defaults (real limits), a test bots folder, short timings."""
     base = {
         "runner.bots_dir": str(bots_dir),
         "runner.cache_dir": str(cache_dir),

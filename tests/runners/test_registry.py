@@ -89,7 +89,7 @@ def test_describe_is_json(registry):
 def test_bundled_bots_are_found_from_any_working_directory(monkeypatch, tmp_path):
     from botsys.config import load_settings
 
-    monkeypatch.chdir(tmp_path)  # "bots" is relative: resolved next to config.toml
+    monkeypatch.chdir(tmp_path)  # bots_dir "" = the bots bundled in the package
     registry = BotRegistry(load_settings(environ={}))
     assert registry.root == BUNDLED_BOTS
     for bot_type in ("python", "node", "java"):

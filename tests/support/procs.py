@@ -81,6 +81,7 @@ class Proc:
     port: int
     proc: subprocess.Popen | None = None
     name: str = ""
+    cwd: Path = ROOT
 
     @property
     def url(self) -> str:
@@ -89,7 +90,7 @@ class Proc:
     def start(self) -> Proc:
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            self.args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT
+            self.args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.cwd
         )
         return self
 

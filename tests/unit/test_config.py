@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from botsys.config import ConfigError, build_settings, load_settings
+from botsys.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    build_settings,
+    ignored_environment,
+    load_settings,
+)
 
 
 def test_defaults_match_the_seed():
@@ -146,3 +153,32 @@ def test_trusted_proxies_must_be_networks():
         ConfigError, match="api.trusted_proxies: 'nginx' is not an IP address or CIDR"
     ):
         load_settings(environ={"BOTSYS_TRUSTED_PROXIES": "nginx"})
+
+
+def test_botsys_config_is_laid_over_the_defaults_like_config(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text("[server]\nport = 3100\n")
+    s = load_settings(environ={"BOTSYS_CONFIG": str(mine)})
+    assert s.server.port == 3100 and s.server.host == "127.0.0.1"
+    assert s.source == str(mine)
+    assert load_settings(mine, environ={"BOTSYS_CONFIG": "/nowhere.toml"}).server.port == 3100
+
+
+def test_the_defaults_alone_need_no_file_outside_the_package(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(environ={})
+    assert Path(s.source) == DEFAULT_CONFIG and DEFAULT_CONFIG.parent.name == "botsys"
+    assert s.runner.bots_dir == ""  # the bundled bots (runners/registry.bots_root)
+
+
+def test_a_missing_user_file_is_one_line_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"config file .*nope\.toml not found"):
+        load_settings(environ={"BOTSYS_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_variables_of_the_original_system_are_named_not_silently_ignored():
+    warnings = ignored_environment({"WEBHOOK_MANAGER_PORT": "4000", "REDIS_HOST": "redis"})
+    assert len(warnings) == 2
+    assert warnings[0].startswith("WEBHOOK_MANAGER_PORT is set but ignored: ")
+    assert "REDIS_URL=redis://HOST:6379" in warnings[1]
+    assert ignored_environment({"API_GATEWAY_PORT": "3000", "PATH": "/bin"}) == []

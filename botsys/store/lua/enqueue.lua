@@ -6,8 +6,9 @@
 -- ARGV[5]  delay ms (0 = ready now);  ARGV[6] idempotency TTL s
 -- ARGV[7]  '1': the calling replica can start the job now; claim it for it if a slot is free
 --          and the job is next in line (saves the wake-up and claim round trips)
--- Returns  {1, id} created | {1, id, claim} created and claimed (the job's HGETALL, as
---          claim.lua) | {0, existing id} an earlier job with the same idempotency key
+-- Returns  {1, id, position} created: jobs waiting ahead of it (a delayed job: all that wait)
+--          | {1, id, claim} created and claimed (the job's HGETALL, as claim.lua)
+--          | {0, existing id} an earlier job with the same idempotency key
 --          | {-1, 'max_queued', cap} | {-2, 'max_queued_bytes', cap} refused (admission
 --          control: the type's waiting + delayed jobs, or their payload bytes, at the cap)
 local now = now_ms(ARGV[2])
@@ -81,4 +82,4 @@ elseif meta[2] ~= '1' and (redis.call('ZCARD', K.waiters) == 0 or not meta[1]) t
   -- No record (Redis lost it): the claims this wakes re-create it.
   redis.call('PUBLISH', CTX.wake_channel, 'enqueue')
 end
-return {1, id}
+return {1, id, redis.call('ZRANK', K.queue, id) or redis.call('ZCARD', K.queue)}

@@ -1,6 +1,7 @@
 // simulate: the seed's simulated Java workload.
 //
 // Payload (all optional): {"durationMs": 3000..7000 random by default, "failureRate": 0.05}.
+//
 // Fails (exit 1) with probability failureRate before doing anything, as the seed did; otherwise
 // sleeps durationMs, reporting progress 25/50/75/100, and returns a result.
 import java.nio.charset.StandardCharsets;

@@ -1,4 +1,7 @@
 // hello: the smallest useful bot — reads the envelope, returns a greeting (used by benchmarks).
+//
+// Payload: anything (ignored).
+// Result: {"hello": "node", "jobId": ...}
 const chunks = [];
 process.stdin.on("data", (chunk) => chunks.push(chunk));
 process.stdin.on("end", () => {
