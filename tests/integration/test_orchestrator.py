@@ -192,6 +192,32 @@ async def test_vanished_replica_jobs_are_reclaimed_after_lease_expiry(redis_fact
     assert (await q.get(stale.job_id)).state == "succeeded"
 
 
+async def test_a_job_longer_than_several_leases_keeps_its_lease_and_runs_once(redis_factory):
+    """Heartbeats renew the lease: a job running for four leases is never reaped and re-run by
+    the other replica, whose claims (every 50 ms) would reap an expired lease at once."""
+    lease_ms, heartbeat_ms = 600, 150  # a stall of up to ~0.35 s is still renewed in time
+    settings = make_settings(
+        **{
+            "bot_types.python.limit": 1,
+            "engine.lease_ms": lease_ms,
+            "engine.heartbeat_ms": heartbeat_ms,
+            "engine.idle_wait_s": 0.05,
+        }
+    )
+    runner = CountingRunner(durations=(4 * lease_ms / 1000,) * 2)
+    orchs = replicas(redis_factory, settings, runner, n=2, bot_types=["python"])
+    for o in orchs:
+        await o.start()
+    q = orchs[0].queue
+    job = (await q.enqueue("python", "simulate", {})).job_id
+    [final] = await wait_terminal(q, [job], timeout=20)
+    for o in orchs:
+        await o.stop(0)
+    assert runner.started == [job], f"executions: {runner.started}"
+    assert final.state == "succeeded" and final.get("attempt") == "1", final.get("error")
+    assert int(final.get("stalls") or 0) == 0, "the lease expired while the job ran"
+
+
 async def test_clock_skew_between_replicas_cannot_break_the_limit(redis_factory):
     """Lease math uses Redis TIME; replicas' local clocks 60 s apart change nothing."""
     limit = 3
