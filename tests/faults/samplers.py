@@ -20,23 +20,33 @@ INTERVAL_S = 0.02
 
 
 class _Sampler(threading.Thread):
+    TRANSIENT: tuple[type[Exception], ...] = ()  # a missed sample, not a broken sampler
+
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self._halt = threading.Event()
         self.samples = 0
+        self.missed = 0
+        self.error: BaseException | None = None
         self.max: dict[str, int] = defaultdict(int)
 
     def run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                counts = self.sample()
-            except Exception:  # noqa: BLE001 (Redis down, a process vanished mid-read)
-                counts = None
-            if counts is not None:
-                self.samples += 1
-                for t, n in counts.items():
-                    self.max[t] = max(self.max[t], n)
-            self._halt.wait(INTERVAL_S)
+        try:
+            while not self._halt.is_set():
+                self._sample_once()
+                self._halt.wait(INTERVAL_S)
+        except BaseException as exc:  # reported by stop(): a sampler bug must fail the test
+            self.error = exc
+
+    def _sample_once(self) -> None:
+        try:
+            counts = self.sample()
+        except self.TRANSIENT:
+            self.missed += 1
+            return
+        self.samples += 1
+        for t, n in counts.items():
+            self.max[t] = max(self.max[t], n)
 
     def sample(self) -> dict[str, int] | None:
         raise NotImplementedError
@@ -45,16 +55,27 @@ class _Sampler(threading.Thread):
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self.stop()
+        if exc_type is None:  # never hide the test's own failure behind the sampler's
+            self.check()
 
     def stop(self) -> None:
         self._halt.set()
         self.join(5)
 
+    def check(self) -> None:
+        """Fail if the sampler broke or never sampled: its maxima would prove nothing."""
+        name = type(self).__name__
+        if self.error is not None:
+            raise AssertionError(f"{name} broke: {self.error!r}") from self.error
+        assert self.samples > 0, f"{name} took no sample ({self.missed} missed)"
+
 
 class LeaseSampler(_Sampler):
-    """ZCARD of ``{T}:active`` for every type, every ~20 ms."""
+    """ZCARD of ``{T}:active`` for every type, every ~20 ms (a Redis blip misses a sample)."""
+
+    TRANSIENT = (redis.RedisError,)
 
     def __init__(self, redis_url: str, types: list[str], prefix: str = "botsys") -> None:
         super().__init__()

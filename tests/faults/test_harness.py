@@ -1,5 +1,6 @@
-"""The fault harness's client: a 500 fails the test at once; 503s and dropped connections are
-retried with the same Idempotency-Key and counted (the fault tests bound that count)."""
+"""The fault suite's own tools. The harness's client: a 500 fails the test at once; 503s and
+dropped connections are retried with the same Idempotency-Key and counted (the fault tests
+bound that count). The samplers: a broken or silent sampler fails instead of reporting zeros."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import pytest
 
 from tests.faults import harness
 from tests.faults.harness import FaultEnv
+from tests.faults.samplers import LeaseSampler, ProcSampler
+from tests.support.procs import wait_for
+from tests.support.redis_server import free_port
 
 REPLICA = SimpleNamespace(url="http://127.0.0.1:9")  # never contacted: http is faked
 
@@ -43,3 +47,25 @@ def test_503_and_dropped_connections_are_retried_and_counted(tmp_path, monkeypat
     assert env.invoke("python", replica=REPLICA) == "python-1"
     assert env.invoke_retries == {503: 2, 0: 1}
     assert len(set(keys)) == 1, "every retry carries the same Idempotency-Key"
+
+
+def test_a_sampler_that_breaks_fails_the_test():
+    class Broken(ProcSampler):
+        def sample(self):
+            raise ValueError("bad /proc parse")
+
+    with pytest.raises(AssertionError, match="broke: ValueError"):
+        with Broken():
+            pass
+
+
+def test_a_sampler_that_never_sampled_fails_the_test():
+    with pytest.raises(AssertionError, match="took no sample"):
+        with LeaseSampler(f"redis://127.0.0.1:{free_port()}/0", ["python"]) as leases:
+            wait_for(lambda: leases.missed, 5, what="a missed sample")  # nobody listens there
+
+
+def test_the_proc_sampler_samples():
+    with ProcSampler() as procs:
+        wait_for(lambda: procs.samples >= 2, 5, what="two samples")
+    assert procs.sample_ns[0] < procs.sample_ns[-1]

@@ -57,6 +57,8 @@ def test_kill_9_a_replica_loses_nothing_and_never_exceeds_a_limit(env):
     assert bots_dead_s <= 1.0, f"the victim's {len(bots)} bots outlived it by {bots_dead_s:.2f}s"
     assert leases_gone_s <= LEASE_S + 1, f"its leases lasted {leases_gone_s:.2f}s after the kill"
 
+    t_kill_ns = int(t_kill * 1e9)
+    assert procs.sample_ns[0] < t_kill_ns < procs.sample_ns[-1], "/proc sampled across the kill"
     fallback = int((t_kill + 1) * 1e9)
     by_log = overlap_by_type(runs, lambda r: procs.death_bound_ns(r.pid, fallback))
     figures = f"bot logs {by_log}, leases {dict(leases.max)}, /proc {dict(procs.max)}"
