@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pwd
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 
 from botsys.runners.local import run_local
 from botsys.runners.process import ProcessRunner
+from tests.support.requires import require_root
 
 from .conftest import RecordingSink, group_members, make_settings, run_bot, spec, write_bot
 
@@ -72,8 +72,7 @@ async def test_run_local_prints_events_and_returns_an_exit_code():
 
 @pytest.fixture
 def bot_user():
-    if os.geteuid() != 0:
-        pytest.skip("run_as needs root")
+    require_root("run_as switches to another user")
     try:
         return pwd.getpwnam(BOT_USER)
     except KeyError:

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from tests.support.requires import require_module
+
 from .conftest import REPO, alive, write_bot
 
 SLEEPERS = {
@@ -22,7 +24,7 @@ SLEEPERS = {
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 async def test_kill_9_of_the_server_kills_its_bots_within_1_s(bots_dir, java_cache, loop):
     if loop == "uvloop":
-        pytest.importorskip("uvloop")
+        require_module("uvloop", "pip install -e .")
     for bot_type, source in SLEEPERS.items():
         write_bot(bots_dir, bot_type, "sleeper", source)
     harness = await asyncio.create_subprocess_exec(

@@ -15,6 +15,7 @@ from botsys.webhooks import verify
 from botsys.webhooks.guard import AllowList, Guard
 from botsys.webhooks.sender import EXCERPT_BYTES, Sender, build_session
 from botsys.webhooks.types import Delivery
+from tests.support.requires import require_module
 from tests.webhooks.fakes import SocketSpy
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -54,7 +55,7 @@ async def test_request_headers_and_body(receiver, sender_factory):
     assert h["webhook-id"] == "msg_abc"
     assert abs(int(h["webhook-timestamp"]) - time.time()) < 5
     verify(SECRET, h, hit.body)
-    standardwebhooks = pytest.importorskip("standardwebhooks")
+    standardwebhooks = require_module("standardwebhooks", "pip install -e '.[test]'")
     assert standardwebhooks.Webhook(SECRET).verify(hit.body.decode(), h) == json.loads(BODY)
 
 
