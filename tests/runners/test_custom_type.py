@@ -134,7 +134,7 @@ async def test_process_limit_applies_to_the_bot_user(bot_user, shared_bots_dir, 
     readable_bot(shared_bots_dir, "sh", "forker", "for i in 1 2 3 4 5 6; do sleep 5 & done\nwait\n")
     outcome, sink, elapsed = await run_bot(ProcessRunner(settings), "sh", "forker", timeout_s=10)
     assert outcome.status == "failed" and "fork" in outcome.error.lower(), outcome.error
-    assert elapsed < 2, f"took {elapsed:.2f} s"
+    assert elapsed < 5, f"took {elapsed:.2f} s: it waited for the sleeps it should not have"
     assert not group_members(sink.pids[0])
 
 
