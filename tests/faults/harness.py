@@ -57,6 +57,15 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
 }
 
 
+# The timings the fault tests derive their bounds from.
+LEASE_S = BASE_CONFIG["engine"]["lease_ms"] / 1000
+HEARTBEAT_S = BASE_CONFIG["engine"]["heartbeat_ms"] / 1000
+IDLE_WAIT_S = BASE_CONFIG["engine"]["idle_wait_s"]
+KILL_GRACE_S = BASE_CONFIG["runner"]["kill_grace_s"]
+WEBHOOK_TIMEOUT_S = BASE_CONFIG["webhooks"]["timeout_s"]
+CLAIM_BACKOFF_CAP_S = 2.0  # the orchestrator's retry of a failed claim (orchestrator.py)
+
+
 def config_toml(overrides: dict[str, dict[str, Any]] | None = None) -> str:
     """BASE_CONFIG with per-table overrides, as TOML (JSON scalars and lists are valid TOML)."""
     tables = {k: dict(v) for k, v in BASE_CONFIG.items()}

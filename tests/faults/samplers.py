@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import redis
 
@@ -113,16 +114,27 @@ def _cmdline(pid: str) -> list[str]:
         return fh.read().decode(errors="replace").split("\0")
 
 
-def live_probes() -> dict[int, str]:
-    """pid → type of every live (non-zombie) probe bot on the machine. botsys-launch carries
-    the bot's command line and stays in front of it as its parent: a probe whose parent is a
-    probe too is that launcher's bot, counted once through the launcher (which outlives it)."""
+def _works_in(pid: str, prefix: str | None) -> bool:
+    """Whether the process's working folder starts with ``prefix`` (each bot works in a
+    private folder under its replica's TMPDIR), so probes of other test runs on the machine
+    are not counted. Raises OSError once the process is gone."""
+    return prefix is None or os.readlink(f"/proc/{pid}/cwd").startswith(prefix)
+
+
+def live_probes(root: Path | None = None) -> dict[int, str]:
+    """pid → type of every live (non-zombie) probe bot working under ``root`` (None: on the
+    machine). botsys-launch carries the bot's command line and stays in front of it as its
+    parent: a probe whose parent is a probe too is that launcher's bot, counted once through
+    the launcher (which outlives it)."""
+    prefix = None if root is None else f"{root.resolve()}/"
     found: dict[int, tuple[str, int]] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             t = probe_type(_cmdline(pid))
+            if t is not None and not _works_in(pid, prefix):
+                continue
             fields = stat_fields(pid) if t is not None else None
             if fields and fields[0] != "Z":
                 found[int(pid)] = (t, int(fields[1]))
@@ -134,13 +146,14 @@ def live_probes() -> dict[int, str]:
 class ProcSampler(_Sampler):
     """Counts live probe processes per type; remembers when each pid was last seen alive."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
         super().__init__()
+        self.root = root
         self.last_seen_ns: dict[int, int] = {}
         self.sample_ns: list[int] = []  # when each sample ended
 
     def sample(self) -> dict[str, int]:
-        procs = live_probes()
+        procs = live_probes(self.root)
         now = time.monotonic_ns()  # every pid seen was alive before this; absent ones dead
         self.sample_ns.append(now)
         counts: dict[str, int] = defaultdict(int)

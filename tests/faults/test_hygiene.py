@@ -79,8 +79,8 @@ def test_1000_short_jobs_leak_no_zombie_fd_or_temp_dir(env):
         f"{ {n: sum(f.values()) for n, f in baseline.items()} } → "
         f"{ {n: sum(f.values()) for n, f in after.items()} }, Redis connections "
         f"{ {n: (baseline[n][POOL], after[n][POOL]) for n in after} }; leftover temp dirs "
-        f"{len(left)}; live bots {len(live_probes())}"
+        f"{len(left)}; live bots {len(live_probes(env.bot_tmp))}"
     )
     assert not leaked, f"fds not back (kind: before, after): {leaked}"
     assert not left, f"{len(left)} leftover temp dirs, e.g. {left[:3]}"
-    assert not live_probes(), "no bot process left"
+    assert not live_probes(env.bot_tmp), "no bot process left"
