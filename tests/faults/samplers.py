@@ -36,7 +36,7 @@ class _Sampler(threading.Thread):
             while not self._halt.is_set():
                 self._sample_once()
                 self._halt.wait(INTERVAL_S)
-        except BaseException as exc:  # reported by stop(): a sampler bug must fail the test
+        except BaseException as exc:  # reported by check(): a sampler bug must fail the test
             self.error = exc
 
     def _sample_once(self) -> None:
@@ -49,7 +49,7 @@ class _Sampler(threading.Thread):
         for t, n in counts.items():
             self.max[t] = max(self.max[t], n)
 
-    def sample(self) -> dict[str, int] | None:
+    def sample(self) -> dict[str, int]:
         raise NotImplementedError
 
     def __enter__(self):
