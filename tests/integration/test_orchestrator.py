@@ -194,9 +194,10 @@ async def test_vanished_replica_jobs_are_reclaimed_after_lease_expiry(redis_fact
 
 
 async def test_a_job_longer_than_several_leases_keeps_its_lease_and_runs_once(redis_factory):
-    """Heartbeats renew the lease: a job running for four leases is never reaped and re-run by
-    the other replica, whose claims (every 50 ms) would reap an expired lease at once."""
-    lease_ms, heartbeat_ms = 600, 150  # a stall of up to ~0.35 s is still renewed in time
+    """Heartbeats renew the lease: a job running for three leases is never reaped and re-run
+    by the other replica, whose claims (every 50 ms) would reap an expired lease at once."""
+    # Renewed every 0.2 s; self-fenced only after 0.7 s without a renewal (a stalled loop).
+    lease_ms, heartbeat_ms = 800, 200
     settings = make_settings(
         **{
             "bot_types.python.limit": 1,
@@ -205,7 +206,7 @@ async def test_a_job_longer_than_several_leases_keeps_its_lease_and_runs_once(re
             "engine.idle_wait_s": 0.05,
         }
     )
-    runner = CountingRunner(durations=(4 * lease_ms / 1000,) * 2)
+    runner = CountingRunner(durations=(3 * lease_ms / 1000,) * 2)
     orchs = replicas(redis_factory, settings, runner, n=2, bot_types=["python"])
     for o in orchs:
         await o.start()
