@@ -39,7 +39,8 @@ async def test_invoke_wait_shows_progress_then_the_result(make_client):
     assert code == 0
     job = json.loads(out.getvalue())
     assert job["state"] == "succeeded" and job["result"] == {"echo": {"x": 2}}
-    assert "100%" in err.getvalue() or "succeeded" in err.getvalue()
+    # Not a terminal: one bar per line, and the last one is the finished job's.
+    assert err.getvalue().splitlines()[-1] == f"[{'#' * 30}] 100% succeeded "
 
 
 async def test_invoke_error_names_the_field(client):

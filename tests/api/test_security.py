@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 import pytest
 
+from botsys.api import headers as http_headers
 from botsys.api.auth import KeyRing
 from tests.api.conftest import ADMIN_KEY, USER_KEY, auth
 from tests.api.test_invoke import problem
@@ -125,14 +127,16 @@ async def test_cors_is_off_by_default_and_on_when_configured(client, make_client
     assert "Access-Control-Allow-Origin" not in r.headers
 
 
-async def test_access_log_line_without_secrets(locked, caplog):
+async def test_access_log_line_without_secrets(locked, caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="botsys.access")
+    ticks = iter([100.0, 100.25])  # the middleware's clock: request start, then end
+    monkeypatch.setattr(http_headers, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
     await locked.get(
         "/job/python-01J00000000000000000000000", headers=auth(USER_KEY) | {"X-Request-Id": "rid-1"}
     )
     (record,) = [r for r in caplog.records if r.name == "botsys.access"]
     assert record.method == "GET" and record.route == "/job/{jobId}" and record.status == 404
-    assert record.duration_ms >= 0
+    assert record.duration_ms == 250.0
     assert USER_KEY not in caplog.text and "Authorization" not in caplog.text
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.procs import Cluster, start_mock_webhook, write_config
 from tests.support.redis_server import RedisServer
+from tests.support.requires import require, require_module
 
 CHROMIUM = "/usr/bin/chromium"
 # No first-run, sync, component updates or QUIC: the browser talks to 127.0.0.1 only.
@@ -36,9 +37,11 @@ def pytest_collection_modifyitems(items):
 # stopped before the suites after this package run their asyncio tests.
 @pytest.fixture(scope="package")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    if not shutil.which(CHROMIUM):
-        pytest.skip("apt-get install chromium (Debian's build; never `playwright install`)")
+    sync_api = require_module("playwright.sync_api", "pip install -e '.[test]'")
+    require(
+        shutil.which(CHROMIUM) is not None,
+        "apt-get install chromium (Debian's build; never `playwright install`)",
+    )
     sync_api.expect.set_options(timeout=10_000)
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -10,9 +10,11 @@ import time
 import pytest
 import redis
 
+from botsys.api.problems import STORE_DEADLINE_S
 from tests.support.procs import http, wait_for
+from tests.support.timing import MARGIN_S
 
-from .harness import TYPES
+from .harness import CLAIM_BACKOFF_CAP_S, INVOKE_WORKERS, TYPES
 from .probes import starts_per_job
 from .receiver import Receiver
 
@@ -71,10 +73,14 @@ def test_redis_kill_9_and_restart_from_aof_loses_no_acknowledged_job(env):
     assert degraded and len(alive_during) == 3, f"alive while Redis was down: {alive_during}"
     assert all(s == 503 for s, _ in refused), f"POST /invoke while down: {refused}"
     slowest = max(d for _, d in refused)
-    # The server's own deadline is 1 s; the rest is this client on a loaded 2-core box.
-    assert slowest <= 1.25, f"POST /invoke took {slowest:.2f}s to refuse (deadline 1 s)"
-    assert max(back.values()) <= 5.0, f"healthy again after {back} s"
-    assert resumed_s <= 5.0, f"first bot started {resumed_s:.2f}s after Redis was back"
+    # Refused by the store deadline at the latest, never held for the outage.
+    assert slowest < STORE_DEADLINE_S + MARGIN_S, f"POST /invoke took {slowest:.2f}s to refuse"
+    # A health poll in flight when Redis returns (2 s timeout) reconnects on its next call.
+    assert max(back.values()) < 2.0 + MARGIN_S, f"healthy again after {back} s"
+    # Dispatchers retry claims with a backoff capped at 2 s, then start a bot.
+    assert resumed_s < CLAIM_BACKOFF_CAP_S + 1.0 + MARGIN_S, (
+        f"first bot started {resumed_s:.2f}s after Redis was back"
+    )
     bad = {i: (j["state"], j.get("error")) for i, j in jobs.items() if j["state"] != "succeeded"}
     assert not bad, f"{len(bad)}/{len(acked)} acknowledged jobs not succeeded: {bad}"
     assert all(p.alive() for p in replicas), "no replica crashed"
@@ -148,10 +154,14 @@ def test_client_connections_killed_repeatedly_lose_and_duplicate_nothing(env):
         if {r.webhook_id for r in got[j]} != {f"msg_{j}"}
     }
     assert not wrong, f"webhook ids differ from msg_<job>: {wrong}"
+    # A CLIENT KILL round cuts at most the requests in flight then, one per invoking thread.
+    retries = sum(env.invoke_retries.values())
+    assert retries <= INVOKE_WORKERS * killer.rounds, f"POST retries {dict(env.invoke_retries)}"
     copies = sum(len(got[j]) for j in ids)
     reruns = sum(n - 1 for n in starts_per_job(env.runs()).values())
     print(
         f"CLIENT KILL: {killer.rounds} rounds, {killer.killed} connections killed; "
         f"{len(ids)}/{len(ids)} succeeded, {terminal} terminal writes, {copies} webhook copies "
-        f"for {len(ids)} ids, {reruns} re-runs, {env.invoke_retries} POST retries"
+        f"for {len(ids)} ids, {reruns} re-runs, POST retries by status "
+        f"{dict(env.invoke_retries)}"
     )

@@ -50,8 +50,7 @@ def test_redis_restarted_empty_heals_without_a_restart_and_keeps_the_limit(env):
     replicas = env.start()
     pids = [p.pid for p in replicas]
     rng = random.Random(15)
-    own = str(env.bot_tmp)  # other fault runs on this machine have probes too
-    with LeaseSampler(env.redis_server.url, TYPES) as leases, ProcSampler(own) as procs:
+    with LeaseSampler(env.redis_server.url, TYPES) as leases, ProcSampler(env.bot_tmp) as procs:
         # Long jobs saturating every semaphore: their bots still run when Redis comes back.
         env.invoke_many([(t, rng.randint(3000, 5000)) for t in TYPES for _ in range(LIMITS[t])])
         wait_for(lambda: leases.max == LIMITS, 20, interval=0.02, what="saturated semaphores")

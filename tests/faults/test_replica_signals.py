@@ -8,13 +8,16 @@ import time
 import pytest
 
 from tests.support.procs import pid_alive, wait_for
+from tests.support.timing import MARGIN_S
 
+from .harness import HEARTBEAT_S, IDLE_WAIT_S, KILL_GRACE_S, LEASE_S
 from .probes import starts_per_job
 from .receiver import Receiver
 
 pytestmark = [pytest.mark.faults]
-
-LEASE_S = 2.0
+# A claim in flight when SIGTERM arrives may still start its bot: one Redis round trip and a
+# spawn, on a loaded box. Any later start means the replica kept claiming.
+IN_FLIGHT_S = 1.0
 
 
 @pytest.mark.parametrize(
@@ -44,8 +47,8 @@ def test_sigterm_stops_claiming_and_drains_then_exits_zero(env, drain_s, sleep_m
     runs = env.runs()
 
     assert code == 0, f"exit code {code} after SIGTERM\n{victim.log()}"
-    late = [r for r in runs if r.ppid == victim.pid and r.start_ns > t_sig + 500_000_000]
-    assert not late, f"{len(late)} bots started by {victim.name} > 0.5 s after SIGTERM"
+    late = [r for r in runs if r.ppid == victim.pid and r.start_ns > t_sig + IN_FLIGHT_S * 1e9]
+    assert not late, f"{len(late)} bots started by {victim.name} > {IN_FLIGHT_S} s after SIGTERM"
     bad = {i: j["state"] for i, j in jobs.items() if j["state"] != "succeeded"}
     assert not bad, f"not succeeded: {bad}"
     starts = starts_per_job(runs)
@@ -55,7 +58,7 @@ def test_sigterm_stops_claiming_and_drains_then_exits_zero(env, drain_s, sleep_m
         ended_there = {r.job_id for r in runs if r.ppid == victim.pid and r.finished}
         assert held <= ended_there, f"{held - ended_there} did not finish on {victim.name}"
         assert all(starts[i] == 1 for i in held), f"re-run: {[starts[i] for i in held]}"
-        assert exit_s <= sleep_ms / 1000 + 3, f"exited {exit_s:.2f}s after SIGTERM"
+        assert exit_s < drain_s, f"exited {exit_s:.2f}s after SIGTERM: waited out the drain"
     else:  # those still running at the drain timeout: killed, requeued, finished elsewhere
         ended_there = {r.job_id for r in runs if r.ppid == victim.pid and r.finished}
         moved = {i for i in held if jobs[i]["owner"] != victim.name}
@@ -63,7 +66,8 @@ def test_sigterm_stops_claiming_and_drains_then_exits_zero(env, drain_s, sleep_m
             f"{held - moved - ended_there} neither finished nor moved"
         )
         assert moved, "at least one job was requeued at the drain timeout"
-        assert exit_s <= drain_s + 3, f"exited {exit_s:.2f}s after SIGTERM (drain {drain_s}s)"
+        bound = drain_s + KILL_GRACE_S + MARGIN_S  # then SIGTERM, the grace, SIGKILL
+        assert exit_s < bound, f"exited {exit_s:.2f}s after SIGTERM (drain {drain_s}s)"
     last = max((r.start_ns - t_sig) / 1e9 for r in runs if r.ppid == victim.pid)
     print(
         f"SIGTERM drain {drain_s}s: held {len(held)}, exit {code} after {exit_s:.2f}s, "
@@ -113,8 +117,11 @@ def _sigstop_case(env, replicas, receiver):
     counts = env.counters()["python"]
 
     assert stale.alive(), "the stale replica survives"
-    assert takeover_s <= LEASE_S + 1.5, f"taken over {takeover_s:.2f}s after SIGSTOP"
-    assert stale_killed_s <= 1.5, f"stale bot lived {stale_killed_s:.2f}s after SIGCONT"
+    assert takeover_s < LEASE_S + IDLE_WAIT_S + MARGIN_S, f"taken over {takeover_s:.2f}s"
+    # Its first heartbeat after SIGCONT finds the lease lost and stops the bot (before the bot
+    # could finish: runs[0] below never ended).
+    bound = HEARTBEAT_S + KILL_GRACE_S + MARGIN_S
+    assert stale_killed_s < bound, f"stale bot lived {stale_killed_s:.2f}s after SIGCONT"
     assert final["state"] == "succeeded" and final["owner"] == taken["owner"], final
     assert sum(counts.values()) == 1, f"terminal writes {counts} (want exactly 1)"
     runs = [r for r in env.runs() if r.job_id == job_id]

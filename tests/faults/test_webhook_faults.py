@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.procs import wait_for
 
+from .harness import WEBHOOK_TIMEOUT_S
 from .receiver import BlackHole, Receiver
 
 pytestmark = [pytest.mark.faults]
@@ -91,4 +92,5 @@ def test_a_black_holed_receiver_does_not_delay_a_healthy_one(env):
         f"over {len(good)}"
     )
     assert len(hole.accepted) >= 8, f"the black hole was hit {len(hole.accepted)} times"
-    assert p99 <= 2.0, f"healthy p99 delivery latency {p99:.2f}s > 2 s"
+    # A healthy delivery that waited for a black-holed one would take its whole timeout.
+    assert p99 < WEBHOOK_TIMEOUT_S, f"healthy p99 delivery latency {p99:.2f}s"

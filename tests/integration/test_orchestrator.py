@@ -15,6 +15,7 @@ from botsys.orchestrator import Orchestrator
 from botsys.queue import JobQueue
 from botsys.runners.types import AttemptOutcome
 from tests.conftest import make_settings
+from tests.support.timing import MARGIN_S
 
 
 class CountingRunner:
@@ -184,12 +185,39 @@ async def test_vanished_replica_jobs_are_reclaimed_after_lease_expiry(redis_fact
     took = loop.time() - t0
     await survivor.stop(0)
     assert all(j.state == "succeeded" and j.get("owner") == "replica-1" for j in jobs)
-    assert took < 1.0 + 1.5, f"reclaimed {took:.2f}s after the vanish (lease 1 s)"
+    assert took < 1.0 + MARGIN_S, f"reclaimed {took:.2f}s after the vanish (lease 1 s)"
     # The vanished replica's stale token can no longer write anything.
     stale = next(iter(held.values()))
     assert not (await q.complete(stale, "failed", error="stale")).recorded
     assert (await q.heartbeat("python", [(stale.job_id, stale.token)])) == {stale.job_id: 0}
     assert (await q.get(stale.job_id)).state == "succeeded"
+
+
+async def test_a_job_longer_than_several_leases_keeps_its_lease_and_runs_once(redis_factory):
+    """Heartbeats renew the lease: a job running for three leases is never reaped and re-run
+    by the other replica, whose claims (every 50 ms) would reap an expired lease at once."""
+    # Renewed every 0.2 s; self-fenced only after 0.7 s without a renewal (a stalled loop).
+    lease_ms, heartbeat_ms = 800, 200
+    settings = make_settings(
+        **{
+            "bot_types.python.limit": 1,
+            "engine.lease_ms": lease_ms,
+            "engine.heartbeat_ms": heartbeat_ms,
+            "engine.idle_wait_s": 0.05,
+        }
+    )
+    runner = CountingRunner(durations=(3 * lease_ms / 1000,) * 2)
+    orchs = replicas(redis_factory, settings, runner, n=2, bot_types=["python"])
+    for o in orchs:
+        await o.start()
+    q = orchs[0].queue
+    job = (await q.enqueue("python", "simulate", {})).job_id
+    [final] = await wait_terminal(q, [job], timeout=20)
+    for o in orchs:
+        await o.stop(0)
+    assert runner.started == [job], f"executions: {runner.started}"
+    assert final.state == "succeeded" and final.get("attempt") == "1", final.get("error")
+    assert int(final.get("stalls") or 0) == 0, "the lease expired while the job ran"
 
 
 async def test_clock_skew_between_replicas_cannot_break_the_limit(redis_factory):
@@ -325,7 +353,7 @@ async def test_a_draining_replica_hands_its_freed_slot_to_another(redis_factory)
     await b.stop(0)
     assert (await a.queue.get(first)).state == "succeeded"
     assert done.get("owner") == "replica-1", done.fields
-    assert took < 2.0, (
+    assert took < 2 * MARGIN_S, (  # handed on, long before its 30 s idle wait would end
         f"the other replica took the slot {took:.2f}s after the drain (idle wait 30 s)"
     )
 

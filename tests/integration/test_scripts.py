@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 
 import pytest
 
+from botsys.deliveries import RedisDeliveryStore
 from botsys.queue import JobQueue
-from botsys.store.keys import Keys
+from botsys.store.keys import TERMINAL_STATES
 from botsys.store.scripts import LUA_DIR
+from botsys.webhooks.types import AttemptRecord
 from tests.conftest import make_settings
 
 T0 = 1_800_000_000_000  # a fixed "now" in ms
@@ -43,21 +44,39 @@ def test_every_script_documents_its_contract():
         )
 
 
-def test_lua_key_suffixes_match_keys_module():
-    lib = (LUA_DIR / "lib.lua").read_text()
-    k = Keys("p")
-    names = ("queue", "delayed", "active", "meta", "jobs", "deliveries", "waiters", "waiters_seen")
-    for name in names:
-        assert re.search(rf"{name} = P \.\. '{name}'", lib), name
-        assert getattr(k, name)("python") == f"p:{{python}}:{name}"
-    for fn, suffix in (
-        ("job", "job:"),
-        ("log", "log:"),
-        ("delivery", "delivery:"),
-        ("attempts", "attempts:"),
-    ):
-        assert f"P .. '{suffix}' .. id" in lib, suffix
-        assert getattr(k, fn)("python", "x") == f"p:{{python}}:{suffix}x"
+async def test_scripts_use_only_the_keys_the_keys_module_names(redis_client):
+    """lib.lua derives key names from the type prefix; store/keys.py builds them for Python.
+    After a job's whole life (an idempotent enqueue, a delayed job, a waiting replica, logs,
+    completion with a webhook, one delivery attempt) every key is one Keys names, and the
+    finished job's log got its retention (a name misspelt in Lua would expire another key)."""
+    t, s = "python", make_settings(**{"bot_types.python.limit": 1})
+    q, other = JobQueue(redis_client, s, "r1"), JobQueue(redis_client, s, "r2")
+    await q.seed_limits()
+    hook = "http://hooks.test/"
+    job = (await q.enqueue(t, "simulate", {}, webhook_url=hook, idempotency_key="k1")).job_id
+    later = (await q.enqueue(t, "simulate", {}, delay_ms=60_000)).job_id
+    waiting = (await q.enqueue(t, "simulate", {})).job_id
+    _, [claim] = await q.claim(t, 1)
+    assert (await other.claim(t, 1))[1] == []  # full: r2 joins the line of waiters
+    k = q.keys
+    stored = set(await redis_client.keys(k.type_prefix(t) + "*"))  # the line goes on release
+    await q.record_events(t, job, 50, ["a line"])
+    did = (await q.complete(claim, "succeeded", result_json="{}")).delivery_id
+    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    [delivery] = await store.claim_due(1)
+    await store.finish_attempt(delivery, AttemptRecord(T0, 5, 200, None, "", "delivered"), None)
+
+    named = {k.queue(t), k.delayed(t), k.active(t), k.meta(t), k.jobs(t), k.deliveries(t)}
+    named |= {k.waiters(t), k.waiters_seen(t), k.idempotency(t, "k1")}
+    named |= {k.job(t, job), k.job(t, later), k.job(t, waiting), k.log(t, job)}
+    named |= {k.delivery(t, did)}
+    named |= {k.attempts(t, did)} | {k.done(t, state) for state in TERMINAL_STATES}
+    named |= {k.delivery_index(t, state) for state in ("pending", "delivered", "failed")}
+    stored |= set(await redis_client.keys(k.type_prefix(t) + "*"))
+    assert stored <= named, f"keys no Keys method names: {stored - named}"
+    used = {k.idempotency(t, "k1"), k.waiters(t), k.done(t, "succeeded"), k.attempts(t, did)}
+    assert used <= stored, f"never written: {used - stored}"
+    assert await redis_client.ttl(k.log(t, job)) > 0, "the finished job's log never expires"
 
 
 @pytest.mark.parametrize(
@@ -128,9 +147,11 @@ async def test_a_freed_slot_is_handed_to_the_longest_waiting_replica(redis_clien
     assert await released_to() == "r3"
     _, [c4] = await r3.claim("python", 1, now=T0 + 31)
     assert (await r2.claim("python", 1, now=T0 + 32))[1] == []
-    # r2's place is older than idle_wait_s * 2 + 1 s: it stopped re-claiming (gone), so the
-    # completing replica keeps the slot rather than handing it to nobody.
-    await r3.complete(c4, "succeeded", now=T0 + 32 + 3001)
+    # r2's place is older than a live waiter's re-claims would leave it (documented: 2 idle
+    # waits + 1 s): it is gone, so the completing replica keeps the slot rather than handing
+    # it to nobody.
+    gone_after_ms = (2 * settings.engine.idle_wait_s + 1) * 1000
+    await r3.complete(c4, "succeeded", now=T0 + 32 + int(gone_after_ms) + 1)
     assert await released_to() == "r3"
     await pubsub.aclose()
 

@@ -10,6 +10,9 @@ import sys
 
 import pytest
 
+from tests.support.requires import require_module
+from tests.support.timing import MARGIN_S
+
 from .conftest import REPO, alive, write_bot
 
 SLEEPERS = {
@@ -20,9 +23,9 @@ SLEEPERS = {
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-async def test_kill_9_of_the_server_kills_its_bots_within_1_s(bots_dir, java_cache, loop):
+async def test_kill_9_of_the_server_kills_its_bots(bots_dir, java_cache, loop):
     if loop == "uvloop":
-        pytest.importorskip("uvloop")
+        require_module("uvloop", "pip install -e .")
     for bot_type, source in SLEEPERS.items():
         write_bot(bots_dir, bot_type, "sleeper", source)
     harness = await asyncio.create_subprocess_exec(
@@ -42,7 +45,8 @@ async def test_kill_9_of_the_server_kills_its_bots_within_1_s(bots_dir, java_cac
         loop = asyncio.get_running_loop()
         harness.send_signal(signal.SIGKILL)
         t0 = loop.time()
-        while any(alive(pid) for pid in pids) and loop.time() - t0 < 1.0:
+        # The sleepers would live 300 s: dying within the margin is dying with the server.
+        while any(alive(pid) for pid in pids) and loop.time() - t0 < MARGIN_S:
             await asyncio.sleep(0.005)  # measuring how long they take to die, not waiting on them
         elapsed = loop.time() - t0
         survivors = [pid for pid in pids if alive(pid)]

@@ -17,11 +17,14 @@ from botsys.runners import launcher as launcher_module
 from botsys.runners.launcher import build_launcher
 from botsys.runners.sandbox import Sandbox, Tools
 from tests.support.procs import stat_fields
+from tests.support.requires import require, require_tool
 
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists("/usr/bin/cc") or os.path.exists("/usr/bin/gcc")),
-    reason="no C compiler: the sandbox uses the setpriv + prlimit chain (tested elsewhere)",
-)
+
+@pytest.fixture(scope="module")
+def compiler() -> str:
+    # Without one the sandbox uses the setpriv + prlimit chain (tested elsewhere).
+    return require_tool("cc", "apt-get install gcc libc6-dev; scripts/test.sh does")
+
 
 LIMITS = (
     "import json, resource as r; print(json.dumps([r.getrlimit(x) for x in "
@@ -30,7 +33,7 @@ LIMITS = (
 
 
 @pytest.fixture(scope="module")
-def launcher(tmp_path_factory) -> str:
+def launcher(tmp_path_factory, compiler) -> str:
     built = build_launcher(tmp_path_factory.mktemp("cache"))
     assert built is not None, "cc is present, so the launcher must build and pass its probe"
     return built
@@ -183,18 +186,17 @@ def _dynamically_linked(binary: str) -> bool:
     return 3 in types  # PT_INTERP
 
 
-def _static_libc() -> bool:
-    cc = "/usr/bin/cc" if os.path.exists("/usr/bin/cc") else "/usr/bin/gcc"
+def _static_libc(cc: str) -> bool:
     found = subprocess.run([cc, "-print-file-name=libc.a"], capture_output=True, text=True)
     return os.path.isabs(found.stdout.strip()) and os.path.exists(found.stdout.strip())
 
 
-@pytest.mark.skipif(not _static_libc(), reason="no static C library: linked dynamically")
-def test_the_launcher_is_linked_statically_when_the_c_library_allows(launcher):
+def test_the_launcher_is_linked_statically_when_the_c_library_allows(launcher, compiler):
+    require(_static_libc(compiler), "no static C library (apt-get install libc6-dev)")
     assert not _dynamically_linked(launcher), "no dynamic loader before every bot"
 
 
-def test_without_a_static_c_library_it_is_linked_dynamically(tmp_path, monkeypatch):
+def test_without_a_static_c_library_it_is_linked_dynamically(tmp_path, monkeypatch, compiler):
     # The first flag set fails to compile, as -static does without libc.a.
     monkeypatch.setattr(launcher_module, "FLAGS", (("-O2", "-no-such-flag"), ("-O2",)))
     built = build_launcher(tmp_path / "cache")

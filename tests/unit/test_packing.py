@@ -7,8 +7,9 @@ from redis.asyncio import Connection, ConnectionPool
 from redis.exceptions import DataError
 
 from botsys.store.packing import HiredisPacking, use_hiredis_packing
+from tests.support.requires import require_module
 
-pytest.importorskip("hiredis")
+require_module("hiredis", "pip install 'redis[hiredis]'")
 
 
 class Packed(HiredisPacking, Connection):

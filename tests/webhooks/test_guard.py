@@ -235,3 +235,42 @@ def test_an_ip_port_allow_entry_is_honoured_at_connect_time_too():
     with pytest.raises(BlockedDestination):
         guard.socket_factory((2, 1, 6, "", ("127.0.0.1", 5001)))
     assert made == [("127.0.0.1", 5000)]
+
+
+# -- each layer alone, for a `name:port` allow entry --------------------------------------
+# The layers overlap on purpose; each test below goes around the others, so a regression in
+# one layer cannot hide behind the next.
+
+
+def test_url_layer_alone_keeps_a_name_port_entry_to_its_port():
+    allow = AllowList.parse(["localhost:5000"])  # a name the URL check knows without DNS
+    assert check_url("http://localhost:5000/", allow) is None
+    assert "blocked" in check_url("http://localhost:5001/", allow)
+    assert "blocked" in check_url("http://127.0.0.1:5000/", allow)  # the entry names a name
+
+
+async def test_resolver_layer_alone_keeps_a_name_port_entry_to_its_port(spy):
+    guard = _guard({"hooks.internal": ["127.0.0.1"]}, spy, allow=["hooks.internal:5000"])
+    guarded = guard.resolver()
+    answers = await guarded.resolve("hooks.internal", 5000)
+    assert [a["host"] for a in answers] == ["127.0.0.1"]
+    with pytest.raises(BlockedDestination):
+        await guarded.resolve("hooks.internal", 5001)
+
+
+async def test_connect_layer_alone_keeps_a_name_port_entry_to_its_port(make_receiver, spy):
+    """After the allowed name resolved to 127.0.0.1, an IP-literal URL (aiohttp skips the
+    resolver for those, and no check_url runs here) to another port of that address meets
+    only the socket factory, which must refuse it."""
+    allowed, other = await make_receiver(), await make_receiver()
+    guard = _guard({"hooks.internal": ["127.0.0.1"]}, spy, allow=[f"hooks.internal:{allowed.port}"])
+    async with build_session(2.0, guard) as session:
+        async with session.post(f"http://hooks.internal:{allowed.port}/", data=b"{}") as r:
+            assert r.status == 200
+        with pytest.raises(aiohttp.ClientError) as err:
+            await session.post(f"http://127.0.0.1:{other.port}/", data=b"{}")
+    assert isinstance(err.value.__cause__, BlockedDestination) or "blocked destination" in str(
+        err.value
+    )
+    assert len(allowed.hits) == 1 and other.hits == []
+    assert spy.addresses == ["127.0.0.1"], "no socket was made for the other port"

@@ -15,6 +15,8 @@ from botsys.webhooks import verify
 from botsys.webhooks.guard import AllowList, Guard
 from botsys.webhooks.sender import EXCERPT_BYTES, Sender, build_session
 from botsys.webhooks.types import Delivery
+from tests.support.requires import require_module
+from tests.support.timing import MARGIN_S
 from tests.webhooks.fakes import SocketSpy
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -54,7 +56,7 @@ async def test_request_headers_and_body(receiver, sender_factory):
     assert h["webhook-id"] == "msg_abc"
     assert abs(int(h["webhook-timestamp"]) - time.time()) < 5
     verify(SECRET, h, hit.body)
-    standardwebhooks = pytest.importorskip("standardwebhooks")
+    standardwebhooks = require_module("standardwebhooks", "pip install -e '.[test]'")
     assert standardwebhooks.Webhook(SECRET).verify(hit.body.decode(), h) == json.loads(BODY)
 
 
@@ -94,7 +96,7 @@ async def test_huge_body_is_cut_at_the_cap(receiver, sender_factory):
     result = await sender_factory(timeout_s=10).send(delivery(receiver.url))
     elapsed = time.monotonic() - started
     assert result.status == 200 and len(result.excerpt) == EXCERPT_BYTES
-    assert elapsed < 1.0, elapsed
+    assert elapsed < 10, f"{elapsed:.2f} s: cut by the timeout, not by hanging up at the excerpt"
     await asyncio.wait_for(written["done"].wait(), 5)  # the server saw us hang up
     assert written["bytes"] < 64 * 1024 * 1024  # socket buffers only, not the gigabyte
 
@@ -113,14 +115,17 @@ async def test_trickling_receiver_is_cut_by_the_timeout(receiver, sender_factory
     result = await sender_factory(timeout_s=1.0).send(delivery(receiver.url))
     elapsed = time.monotonic() - started
     assert result.status is None and result.error.startswith("timeout")
-    assert 0.95 <= elapsed <= 1.5, elapsed
+    # One deadline for the whole attempt: never early, and long before the 30 s trickle ends
+    # (a per-read timeout would never fire).
+    assert 0.95 <= elapsed < 1.0 + MARGIN_S, elapsed
 
 
 async def test_slow_headers_timeout(receiver, sender_factory):
     receiver.delay_s = 5
     started = time.monotonic()
     result = await sender_factory(timeout_s=0.5).send(delivery(receiver.url))
-    assert result.error.startswith("timeout") and time.monotonic() - started < 1.0
+    elapsed = time.monotonic() - started
+    assert result.error.startswith("timeout") and elapsed < 0.5 + MARGIN_S < receiver.delay_s
 
 
 async def test_connection_refused_is_a_connection_error(sender_factory):

@@ -12,6 +12,7 @@ import pytest
 
 from botsys.webhooks import WebhookVerificationError, sign, verify
 from botsys.webhooks.signing import Signer, secret_key
+from tests.support.requires import require_module
 
 # From standard-webhooks/libraries/python/tests/test_webhooks.py::test_sign_function
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -101,7 +102,7 @@ def test_str_body_is_utf8():
 
 
 def test_cross_check_with_reference_library():
-    standardwebhooks = pytest.importorskip("standardwebhooks")
+    standardwebhooks = require_module("standardwebhooks", "pip install -e '.[test]'")
     from datetime import UTC, datetime
 
     rng = random.Random(7)
