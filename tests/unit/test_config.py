@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from botsys.config import (
+    BUNDLED_BOTS,
     DEFAULT_CONFIG,
     ConfigError,
     build_settings,
@@ -182,3 +183,10 @@ def test_variables_of_the_original_system_are_named_not_silently_ignored():
     assert warnings[0].startswith("WEBHOOK_MANAGER_PORT is set but ignored: ")
     assert "REDIS_URL=redis://HOST:6379" in warnings[1]
     assert ignored_environment({"API_GATEWAY_PORT": "3000", "PATH": "/bin"}) == []
+
+
+def test_a_checkout_shows_the_defaults_and_the_bundled_bots_at_its_top():
+    """config.toml and bots/ at the top of the repository are the package's own files."""
+    top = Path(__file__).resolve().parents[2]
+    assert (top / "config.toml").resolve() == DEFAULT_CONFIG.resolve()
+    assert (top / "bots").resolve() == BUNDLED_BOTS.resolve()
