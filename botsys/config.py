@@ -190,8 +190,8 @@ ENV_KEYS: dict[str, str] = {
 }
 
 SECRET_KEYS = frozenset({"webhooks.secret", "api.keys", "api.admin_keys", "redis.url"})
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_RATE = re.compile(r"^(0|\d+/(second|minute|hour))$")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # always fullmatch: `$` passes "x\n"
+_RATE = re.compile(r"0|\d+/(second|minute|hour)")
 
 
 def load_settings(
@@ -234,7 +234,7 @@ def build_settings(raw: Mapping[str, Any], source: str = "dict") -> Settings:
 
 
 def _build_bot_type(name: str, spec: Any) -> BotTypeSettings:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ConfigError(
             f"bot_types.{name}: bot type names are lowercase identifiers (a-z, 0-9, _)"
         )
@@ -258,7 +258,7 @@ def _check_cross_fields(s: Settings) -> None:
             f"engine.heartbeat_ms = {s.engine.heartbeat_ms}: must be at most half of "
             f"engine.lease_ms ({s.engine.lease_ms}) so a lease is renewed before it expires"
         )
-    if not _RATE.match(s.api.rate_limit):
+    if not _RATE.fullmatch(s.api.rate_limit):
         raise ConfigError(
             f"api.rate_limit = {s.api.rate_limit!r}: expected N/second, N/minute, N/hour or 0 (off)"
         )

@@ -37,7 +37,7 @@ from botsys.runners.launcher import build_launcher
 
 log = logging.getLogger(__name__)
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch
 _MIB = 1024 * 1024
 # The only variables a bot inherits from the server; everything else (REDIS_URL, API keys,
 # webhook secrets, NODE_OPTIONS, LD_PRELOAD, ...) is dropped.
@@ -97,7 +97,7 @@ def parse_env(bt: BotTypeSettings) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in bt.env:
         name, sep, value = item.partition("=")
-        if not sep or not _ENV_NAME.match(name):
+        if not sep or not _ENV_NAME.fullmatch(name):
             raise ConfigError(f"bot_types.{bt.name}.env: {item!r} is not NAME=value")
         out[name] = value
     return out

@@ -146,3 +146,15 @@ def test_trusted_proxies_must_be_networks():
         ConfigError, match="api.trusted_proxies: 'nginx' is not an IP address or CIDR"
     ):
         load_settings(environ={"BOTSYS_TRUSTED_PROXIES": "nginx"})
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("bot_types", {"nl\n": {"command": ["x"], "extension": ".x"}}),
+        ("api", {"rate_limit": "0\n"}),
+    ],
+)
+def test_a_trailing_newline_is_refused(key, value):
+    with pytest.raises(ConfigError):
+        build_settings({key: value})
