@@ -274,6 +274,27 @@ def _check_cross_fields(s: Settings) -> None:
         raise ConfigError("webhooks.secret: must start with 'whsec_' (value not shown)")
 
 
+def open_api_bind_error(s: Settings) -> str | None:
+    """Why ``serve`` must not start: an open API (no keys) bound beyond loopback. An empty
+    host or a wildcard (0.0.0.0, ::) binds every interface; ``server.insecure`` allows it."""
+    if s.api.keys or s.api.admin_keys or s.server.insecure or _is_loopback_bind(s.server.host):
+        return None
+    shown = repr(s.server.host) if s.server.host else '"" (every interface)'
+    return (
+        f"refusing to serve server.host = {shown} with no API keys: set BOTSYS_API_KEYS "
+        "(or api.keys), bind a loopback address, or pass --insecure to expose an open API"
+    )
+
+
+def _is_loopback_bind(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "", a host name (may resolve to anything) or a wildcard
+
+
 def _build(cls: type, values: Any, where: str):
     if not isinstance(values, Mapping):
         raise ConfigError(f"[{where}] must be a table")
