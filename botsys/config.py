@@ -71,6 +71,7 @@ class RunnerSettings:
     result_cap_kb: int = _spec(1024, lo=1, hi=1 << 20)
     kill_grace_s: float = _spec(5.0, lo=0, hi=3600)
     cache_dir: str = _spec("")  # empty: a folder under the system temp dir
+    bot_user: str = _spec("botsys-bot", doc="who runs bots when the server is root")
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class BotTypeSettings:
     file_size_mb: int = _spec(64, lo=0, hi=1 << 20)
     processes: int = _spec(0, lo=0, hi=1 << 20)
     run_as: str = _spec("")
+    network: str = _spec("host", choices=("host", "none"))
     env: list[str] = _spec([], doc="extra NAME=value pairs given to every bot of the type")
 
 
@@ -172,6 +174,7 @@ ENV_KEYS: dict[str, str] = {
     "MAX_NODE_BOTS": "bot_types.node.limit",
     "MAX_JAVA_BOTS": "bot_types.java.limit",
     "BOTSYS_BOTS_DIR": "runner.bots_dir",
+    "BOTSYS_BOT_USER": "runner.bot_user",
     "WEBHOOK_MAX_RETRIES": "webhooks.max_retries",
     "WEBHOOK_RETRY_DELAY": "webhooks.retry_delay_ms",
     "WEBHOOK_TIMEOUT": "webhooks.timeout_s",

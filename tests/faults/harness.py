@@ -38,7 +38,8 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
         "retry_delay_ms": 200,
         "max_stalls": 2,
     },
-    "runner": {"kill_grace_s": 1.0, "bots_dir": str(BOTS_DIR)},
+    # bot_user "": the probes write to the test's private tmp folder and may kill their replica
+    "runner": {"kill_grace_s": 1.0, "bots_dir": str(BOTS_DIR), "bot_user": ""},
     "webhooks": {
         "retry_delay_ms": 200,
         "max_delay_ms": 1000,

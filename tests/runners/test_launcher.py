@@ -236,3 +236,24 @@ def test_the_sandbox_uses_the_launcher_except_for_run_as_types(settings, launche
 def test_the_probe_tells_a_working_launcher_from_a_missing_one(launcher):
     assert launcher_module.probe(launcher)
     assert not launcher_module.probe("/nonexistent/launcher")
+
+
+@pytest.mark.parametrize(
+    "option", ["user=0:0", "user=x:1", "user=1", "user=1:", "ns=mnt", "ns=pid,net"]
+)
+def test_a_bad_option_is_refused_and_the_command_never_runs(launcher, tmp_path, option):
+    marker = tmp_path / "ran"
+    argv = [launcher, str(os.getpid()), option, "--", "touch", str(marker)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    assert done.returncode == 127 and done.stderr.startswith("botsys-launch: "), done.stderr
+    assert not marker.exists()
+
+
+def test_in_a_pid_namespace_the_bot_is_pid_2_and_exits_as_it_ended(launcher):
+    argv = [launcher, str(os.getpid()), "ns=pid", "--", "sh", "-c", 'echo "$$ $PPID"; exit 7']
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    if "unshare" in done.stderr:
+        pytest.skip(f"no PID namespaces here: {done.stderr.strip()}")
+    assert (done.returncode, done.stdout.split()) == (7, ["2", "1"]), done.stderr
+    killed = subprocess.run([*argv[:3], "--", "sh", "-c", "kill -TERM $$"], timeout=10)
+    assert killed.returncode == -signal.SIGTERM  # the bot's signal, as without a namespace

@@ -1,0 +1,185 @@
+"""Containment through the real runner: bots of a root server run as the bot user, nothing a
+bot starts outlives its attempt (setsid and double-forked daemons included), and a
+``network = "none"`` bot cannot reach the machine's loopback services."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from botsys.config import ConfigError
+from botsys.runners import users
+from botsys.runners.process import ProcessRunner
+from botsys.runners.sandbox import Sandbox
+
+from .conftest import make_settings, run_bot, write_bot
+
+PROBES = Path(__file__).resolve().parents[1] / "faults" / "bots"
+BOT_USER = "botsys-bot"
+EXT = {"python": ".py", "node": ".js", "java": ".java"}
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="bot users need the server as root")
+
+
+@pytest.fixture
+def open_dir():
+    """A folder the bot user can read (pytest's tmp folders are private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="botsys-contain-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def bot_user():
+    try:
+        return pwd.getpwnam(BOT_USER)
+    except KeyError:
+        pytest.skip(f"no {BOT_USER} user (scripts/test.sh creates it)")
+
+
+def copy_probe(bots: Path, bot_type: str, name: str) -> None:
+    folder = bots / bot_type
+    folder.mkdir(parents=True, exist_ok=True, mode=0o755)
+    shutil.copy(PROBES / bot_type / f"{name}{EXT[bot_type]}", folder)
+
+
+def default_settings(open_dir: Path, **overrides):
+    """The defaults a root server gets: bots as botsys-bot (make_settings opts out)."""
+    return make_settings(
+        open_dir / "bots", open_dir / "cache", **{"runner.bot_user": BOT_USER, **overrides}
+    )
+
+
+def sleepers(token: str) -> list[int]:
+    """Live processes running ``sleep <token>`` (the probe's daemons)."""
+    found = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if cmdline == f"sleep\0{token}\0".encode() and state != "Z":
+            found.append(int(pid))
+    return found
+
+
+def none_left(token: str, within_s: float = 0.1) -> list[int]:
+    """Polls until no daemon of ``token`` is left or ``within_s`` passes; what is left."""
+    deadline = time.monotonic() + within_s
+    while (left := sleepers(token)) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return left
+
+
+@as_root
+async def test_a_root_server_runs_bots_as_the_bot_user_by_default(open_dir, bot_user):
+    write_bot(
+        open_dir / "bots",
+        "python",
+        "whoami",
+        "import json, os\nprint(json.dumps({'result': [os.getuid(), os.getgid(), os.getcwd()]}))\n",
+    )
+    (open_dir / "bots" / "python").chmod(0o755)
+    (open_dir / "bots" / "python" / "whoami.py").chmod(0o644)
+    outcome, _, _ = await run_bot(ProcessRunner(default_settings(open_dir)), "python", "whoami")
+    assert outcome.status == "succeeded", outcome.error
+    uid, gid, cwd = outcome.result
+    assert (uid, gid) == (bot_user.pw_uid, bot_user.pw_gid)
+    assert os.stat(Path(cwd).parent).st_mode & 0o001  # a private folder it owns, in /tmp
+
+
+@as_root
+@pytest.mark.parametrize("bot_type", ["python", "node", "java"])
+async def test_nothing_a_bot_started_outlives_its_attempt(open_dir, bot_user, bot_type):
+    copy_probe(open_dir / "bots", bot_type, "escape")
+    token = f"300.{secrets.randbelow(10**9)}"
+    runner = ProcessRunner(default_settings(open_dir))
+    outcome, sink, _ = await run_bot(runner, bot_type, "escape", {"sleep": token}, 60)
+    assert outcome.status == "succeeded", outcome.error
+    assert "daemons running" in sink.logs  # a setsid grandchild and a double-forked daemon ran
+    assert none_left(token) == [], "a daemon outlived its attempt by 100 ms"
+
+
+@as_root
+async def test_a_timed_out_bot_takes_its_daemons_with_it(open_dir, bot_user):
+    copy_probe(open_dir / "bots", "python", "escape")
+    token = f"300.{secrets.randbelow(10**9)}"
+    runner = ProcessRunner(default_settings(open_dir, **{"runner.kill_grace_s": 0.2}))
+    payload = {"sleep": token, "holdS": 60}
+    outcome, sink, _ = await run_bot(runner, "python", "escape", payload, timeout_s=3)
+    assert outcome.status == "timed_out" and "daemons running" in sink.logs
+    assert none_left(token) == []
+
+
+@pytest.mark.parametrize("network, reached", [("none", False), ("host", True)])
+async def test_network_none_cannot_reach_loopback_services(
+    bots_dir, java_cache, redis_server, network, reached
+):
+    port = redis_server.url.rsplit(":", 1)[1].split("/")[0]
+    write_bot(
+        bots_dir,
+        "python",
+        "connect",
+        f"""
+        import json, socket
+        try:
+            socket.create_connection(("127.0.0.1", {port}), timeout=5).close()
+            print(json.dumps({{"result": "connected"}}))
+        except OSError as exc:
+            print(json.dumps({{"result": str(exc)}}))
+        """,
+    )
+    settings = make_settings(bots_dir, java_cache, **{"bot_types.python.network": network})
+    outcome, _, _ = await run_bot(ProcessRunner(settings), "python", "connect")
+    assert outcome.status == "succeeded", outcome.error
+    assert (outcome.result == "connected") is reached, outcome.result
+
+
+@as_root
+def test_a_missing_bot_user_stops_start_up_with_the_fix(open_dir):
+    settings = default_settings(open_dir, **{"runner.bot_user": "no_such_bot_user"})
+    with pytest.raises(
+        ConfigError, match=r"runner.bot_user = 'no_such_bot_user': no such user.*useradd"
+    ):
+        Sandbox(settings)
+
+
+@as_root
+def test_a_bots_folder_the_bot_user_cannot_read_stops_start_up(bots_dir, java_cache, bot_user):
+    settings = make_settings(bots_dir, java_cache, **{"runner.bot_user": BOT_USER})
+    with pytest.raises(ConfigError, match="cannot reach the bots folder"):
+        Sandbox(settings)
+
+
+@as_root
+def test_python_bots_get_an_interpreter_the_bot_user_can_run(open_dir, bot_user, monkeypatch):
+    private = Path(tempfile.mkdtemp(prefix="botsys-private-"))  # 0700, like /root
+    try:
+        (private / "python3").symlink_to(sys.executable)
+        monkeypatch.setattr(users.sys, "executable", str(private / "python3"))
+        (open_dir / "bots").mkdir()
+        sandbox = Sandbox(default_settings(open_dir))
+        assert sandbox.python("python") in users.SYSTEM_PYTHONS
+        no_user = Sandbox(default_settings(open_dir, **{"runner.bot_user": ""}))
+        assert no_user.python("python") == str(private / "python3")
+    finally:
+        shutil.rmtree(private)
+
+
+@as_root
+def test_an_empty_bot_user_runs_bots_as_root_and_says_so(open_dir, caplog):
+    (open_dir / "bots").mkdir()
+    with caplog.at_level(logging.WARNING):
+        Sandbox(default_settings(open_dir, **{"runner.bot_user": ""}))
+    assert "run as root" in caplog.text
