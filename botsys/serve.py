@@ -11,12 +11,16 @@ from .app import create_app, replica_name
 from .config import Settings
 from .heap import settle_heap
 from .logs import setup_logging
+from .undumpable import make_undumpable
 
 log = logging.getLogger("botsys.serve")
 
 
 def serve(settings: Settings) -> int:
     setup_logging(settings.logging.level, settings.logging.format, replica_name(settings))
+    # First: bots of the same user must not read our environment (REDIS_URL, keys) via /proc.
+    if not make_undumpable():
+        log.warning("could not make the server non-dumpable: same-user bots may read its secrets")
     try:
         import uvloop  # measurably faster event loop where available (see bench/)
 

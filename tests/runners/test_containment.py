@@ -11,7 +11,6 @@ import secrets
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -20,21 +19,16 @@ from botsys.config import ConfigError
 from botsys.runners import users
 from botsys.runners.process import ProcessRunner
 from botsys.runners.sandbox import Sandbox
+from tests.faults.containment import BOT_USER, EXT, PROBES, daemons, left_after, open_folder
 
 from .conftest import make_settings, run_bot, write_bot
-
-PROBES = Path(__file__).resolve().parents[1] / "faults" / "bots"
-BOT_USER = "botsys-bot"
-EXT = {"python": ".py", "node": ".js", "java": ".java"}
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="bot users need the server as root")
 
 
 @pytest.fixture
 def open_dir():
-    """A folder the bot user can read (pytest's tmp folders are private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="botsys-contain-"))
-    path.chmod(0o755)
+    path = open_folder()
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -58,28 +52,6 @@ def default_settings(open_dir: Path, **overrides):
     return make_settings(
         open_dir / "bots", open_dir / "cache", **{"runner.bot_user": BOT_USER, **overrides}
     )
-
-
-def sleepers(token: str) -> list[int]:
-    """Live processes running ``sleep <token>`` (the probe's daemons)."""
-    found = []
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if cmdline == f"sleep\0{token}\0".encode() and state != "Z":
-            found.append(int(pid))
-    return found
-
-
-def none_left(token: str, within_s: float = 0.1) -> list[int]:
-    """Polls until no daemon of ``token`` is left or ``within_s`` passes; what is left."""
-    deadline = time.monotonic() + within_s
-    while (left := sleepers(token)) and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return left
 
 
 @as_root
@@ -108,7 +80,7 @@ async def test_nothing_a_bot_started_outlives_its_attempt(open_dir, bot_user, bo
     outcome, sink, _ = await run_bot(runner, bot_type, "escape", {"sleep": token}, 60)
     assert outcome.status == "succeeded", outcome.error
     assert "daemons running" in sink.logs  # a setsid grandchild and a double-forked daemon ran
-    assert none_left(token) == [], "a daemon outlived its attempt by 100 ms"
+    assert left_after(lambda: daemons(token)) == [], "a daemon outlived its attempt by 100 ms"
 
 
 @as_root
@@ -119,7 +91,7 @@ async def test_a_timed_out_bot_takes_its_daemons_with_it(open_dir, bot_user):
     payload = {"sleep": token, "holdS": 60}
     outcome, sink, _ = await run_bot(runner, "python", "escape", payload, timeout_s=3)
     assert outcome.status == "timed_out" and "daemons running" in sink.logs
-    assert none_left(token) == []
+    assert left_after(lambda: daemons(token)) == []
 
 
 @pytest.mark.parametrize("network, reached", [("none", False), ("host", True)])

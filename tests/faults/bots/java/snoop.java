@@ -22,7 +22,7 @@ public class snoop {
 
     static String serverPid() throws Exception {
         String pid = ppidOf("self");
-        while (Files.readString(Paths.get("/proc/" + pid + "/comm")).trim().equals("botsys-launch"))
+        while (Files.readString(Paths.get("/proc/" + pid + "/comm")).startsWith("botsys-launch"))
             pid = ppidOf(pid);
         return pid;
     }

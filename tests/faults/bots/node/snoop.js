@@ -6,7 +6,7 @@ const ppidOf = (pid) => fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(")").
 
 function serverPid() {
   let pid = ppidOf("self");
-  while (fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "botsys-launch") pid = ppidOf(pid);
+  while (fs.readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("botsys-launch")) pid = ppidOf(pid);
   return pid;
 }
 

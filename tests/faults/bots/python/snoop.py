@@ -16,7 +16,7 @@ def ppid_of(pid: str) -> str:
 
 def server_pid() -> str:
     pid = ppid_of("self")
-    while open(f"/proc/{pid}/comm").read().strip() == "botsys-launch":
+    while open(f"/proc/{pid}/comm").read().startswith("botsys-launch"):
         pid = ppid_of(pid)
     return pid
 
