@@ -175,7 +175,8 @@ def bare_command(settings, bot_type: str, bot: str, workdir: Path) -> tuple[list
         subprocess.run(
             render(bt.compile, sandbox.values(ref.path, bot, build, workdir)), check=True
         )
-    argv = render(bt.command, sandbox.values(ref.path, bot, build, workdir))
+    python = sandbox.python(bot_type)  # the runner's: the bot user's when the server is root
+    argv = render(bt.command, sandbox.values(ref.path, bot, build, workdir, python))
     return argv, sandbox.env(bot_type, workdir)
 
 
@@ -259,6 +260,7 @@ async def main(args) -> dict:
     figures: dict = {"jobs": args.jobs, "concurrency": args.concurrency}
     with tempfile.TemporaryDirectory() as d, redis_server() as redis_url:
         tmp = Path(d)
+        tmp.chmod(0o755)  # the bot user (a root server's default) reads the bench bots here
         (tmp / "bots" / "python").mkdir(parents=True)
         (tmp / "bots" / "python" / "stamp.py").write_text(STAMP)
         for name in ("hello",):
