@@ -4,6 +4,7 @@ bot starts outlives its attempt (setsid and double-forked daemons included), and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pwd
@@ -21,7 +22,7 @@ from botsys.runners.process import ProcessRunner
 from botsys.runners.sandbox import Sandbox
 from tests.faults.containment import BOT_USER, EXT, PROBES, daemons, left_after, open_folder
 
-from .conftest import make_settings, run_bot, write_bot
+from .conftest import RecordingSink, make_settings, run_bot, spec, write_bot
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="bot users need the server as root")
 
@@ -54,21 +55,33 @@ def default_settings(open_dir: Path, **overrides):
     )
 
 
+WHOAMI = """
+import json, os
+home = os.stat(os.getcwd())
+print(json.dumps({"result": {
+    "uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
+    "home": [home.st_uid, oct(home.st_mode & 0o777)],
+    "tmp": os.environ["TMPDIR"] == os.getcwd() == os.environ["HOME"],
+    "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
+}}))
+"""
+
+
 @as_root
 async def test_a_root_server_runs_bots_as_the_bot_user_by_default(open_dir, bot_user):
-    write_bot(
-        open_dir / "bots",
-        "python",
-        "whoami",
-        "import json, os\nprint(json.dumps({'result': [os.getuid(), os.getgid(), os.getcwd()]}))\n",
-    )
+    write_bot(open_dir / "bots", "python", "whoami", WHOAMI)
     (open_dir / "bots" / "python").chmod(0o755)
     (open_dir / "bots" / "python" / "whoami.py").chmod(0o644)
     outcome, _, _ = await run_bot(ProcessRunner(default_settings(open_dir)), "python", "whoami")
     assert outcome.status == "succeeded", outcome.error
-    uid, gid, cwd = outcome.result
-    assert (uid, gid) == (bot_user.pw_uid, bot_user.pw_gid)
-    assert os.stat(Path(cwd).parent).st_mode & 0o001  # a private folder it owns, in /tmp
+    me = outcome.result
+    assert (me["uid"], me["gid"], me["groups"]) == (
+        bot_user.pw_uid,
+        bot_user.pw_gid,
+        [bot_user.pw_gid],
+    )
+    assert me["home"] == [bot_user.pw_uid, "0o700"] and me["tmp"]  # a private folder it owns
+    assert me["fds"] == [0, 1, 2, 3]  # stdin, stdout, stderr; 3 is the listing itself
 
 
 @as_root
@@ -91,6 +104,23 @@ async def test_a_timed_out_bot_takes_its_daemons_with_it(open_dir, bot_user):
     payload = {"sleep": token, "holdS": 60}
     outcome, sink, _ = await run_bot(runner, "python", "escape", payload, timeout_s=3)
     assert outcome.status == "timed_out" and "daemons running" in sink.logs
+    assert left_after(lambda: daemons(token)) == []
+
+
+@as_root
+async def test_a_cancelled_bot_takes_its_daemons_with_it(open_dir, bot_user):
+    copy_probe(open_dir / "bots", "python", "escape")
+    token = f"300.{secrets.randbelow(10**9)}"
+    runner = ProcessRunner(default_settings(open_dir))
+    sink = RecordingSink()
+    attempt = asyncio.ensure_future(
+        runner.run(spec("python", "escape", {"sleep": token, "holdS": 60}, 60), sink)
+    )
+    await asyncio.wait_for(sink.wait_for_log("daemons running"), 30)
+    assert len(daemons(token)) == 2
+    attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
     assert left_after(lambda: daemons(token)) == []
 
 
