@@ -139,7 +139,10 @@ class Sandbox:
         self._base_env.setdefault("LANG", "C.UTF-8")
         types = settings.bot_types
         self._users = {n: bot_user(bt, settings.runner) for n, bt in types.items()}
-        self._python = {n: interpreter_for(user) for n, user in self._users.items()}
+        self._python = {
+            n: interpreter_for(self._users[n]) if _runs_python(bt) else sys.executable
+            for n, bt in types.items()
+        }
         self.pid_namespace = bool(self.tools.launcher) and launcher_supports(
             self.tools.launcher, "ns=pid"
         )
@@ -278,6 +281,10 @@ class Sandbox:
             )
         if not self.tools.prlimit:
             log.warning("prlimit (util-linux) not found: bots run WITHOUT resource limits")
+
+
+def _runs_python(bt: BotTypeSettings) -> bool:
+    return any("{python}" in part for part in bt.command)
 
 
 def _force_rmtree(path: Path) -> None:
