@@ -124,15 +124,19 @@ struct plan {
 
 /* "user=UID:GID", "ns=pid", "ns=net": 0 when taken, 1 when not one of these, -1 when bad. */
 static int parse_option(const char *arg, struct plan *plan) {
-    if (strcmp(arg, "ns=pid") == 0) return plan->ns |= CLONE_NEWPID, 0;
-    if (strcmp(arg, "ns=net") == 0) return plan->ns |= CLONE_NEWNET, 0;
+    if (strcmp(arg, "ns=pid") == 0 || strcmp(arg, "ns=net") == 0) {
+        plan->ns |= arg[3] == 'p' ? CLONE_NEWPID : CLONE_NEWNET;
+        return 0;
+    }
     if (strncmp(arg, "user=", 5) != 0) return 1;
     const char *uid = arg + 5, *colon = strchr(uid, ':');
     rlim_t u, g;
     if (colon == NULL || parse_number(uid, colon, &u) != 0) return -1;
     if (parse_number(colon + 1, colon + 1 + strlen(colon + 1), &g) != 0) return -1;
     if (u == 0 || u > 0x7fffffff || g > 0x7fffffff) return -1; /* never "switch" to root */
-    plan->set_user = 1, plan->uid = (uid_t)u, plan->gid = (gid_t)g;
+    plan->set_user = 1;
+    plan->uid = (uid_t)u;
+    plan->gid = (gid_t)g;
     return 0;
 }
 
