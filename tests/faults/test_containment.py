@@ -152,3 +152,17 @@ def _environ_readable(folder: Path, hide: bool) -> bool:
     finally:
         server.kill()
         server.wait()
+
+
+def test_serve_stops_with_the_fix_when_the_bot_user_is_missing(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOTSYS_", "REDIS_URL"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "botsys", "serve", "--port", "0"],
+        env={**env, "BOTSYS_BOT_USER": "no_such_bot_user"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "runner.bot_user = 'no_such_bot_user': no such user; create it (useradd" in done.stderr
