@@ -47,8 +47,10 @@ def config_file(tmp: Path, concurrency: int) -> Path:
     limits = "\n".join(
         f"[bot_types.{t}]\nlimit = {concurrency}\nmemory_mb = 0" for t in ("python", "node", "java")
     )
+    # The bench's own copy of the bots: readable by the bot user wherever the checkout lives.
     path.write_text(
-        f'[api]\nrate_limit = "0"\n[engine]\nmax_in_flight = {concurrency * 3}\n{limits}\n'
+        f'[api]\nrate_limit = "0"\n[runner]\nbots_dir = "{tmp / "bots"}"\n'
+        f"[engine]\nmax_in_flight = {concurrency * 3}\n{limits}\n"
     )
     return path
 
@@ -261,11 +263,11 @@ async def main(args) -> dict:
     with tempfile.TemporaryDirectory() as d, redis_server() as redis_url:
         tmp = Path(d)
         tmp.chmod(0o755)  # the bot user (a root server's default) reads the bench bots here
-        (tmp / "bots" / "python").mkdir(parents=True)
+        for lang, ext in (("python", ".py"), ("node", ".js"), ("java", ".java")):
+            (tmp / "bots" / lang).mkdir(parents=True)
+            src = ROOT / "bots" / lang / f"hello{ext}"
+            (tmp / "bots" / lang / f"hello{ext}").write_text(src.read_text())
         (tmp / "bots" / "python" / "stamp.py").write_text(STAMP)
-        for name in ("hello",):
-            src = ROOT / "bots" / "python" / f"{name}.py"
-            (tmp / "bots" / "python" / f"{name}.py").write_text(src.read_text())
         config = config_file(tmp, args.concurrency)
         settings = load_settings(config, environ={})
         replicas = Replicas(redis_url, config, 1)
