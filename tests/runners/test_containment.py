@@ -185,3 +185,24 @@ def test_an_empty_bot_user_runs_bots_as_root_and_says_so(open_dir, caplog):
     with caplog.at_level(logging.WARNING):
         Sandbox(default_settings(open_dir, **{"runner.bot_user": ""}))
     assert "run as root" in caplog.text
+
+
+def test_network_must_be_host_or_none():
+    from botsys.config import build_settings
+
+    spec = {"command": ["x"], "extension": ".x", "network": "off"}
+    with pytest.raises(ConfigError, match="bot_types.x.network = 'off': must be one of host, none"):
+        build_settings({"bot_types": {"x": spec}})
+
+
+def test_without_namespaces_start_up_says_what_is_lost(bots_dir, java_cache, monkeypatch, caplog):
+    from botsys.runners import sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module, "launcher_supports", lambda launcher, option: False)
+    settings = make_settings(bots_dir, java_cache)
+    with caplog.at_level(logging.WARNING):
+        prefix = Sandbox(settings).prefix("python")
+    assert "ns=pid" not in prefix and "PID namespace" in caplog.text
+    no_net = make_settings(bots_dir, java_cache, **{"bot_types.python.network": "none"})
+    with pytest.raises(ConfigError, match='network = "none"'):
+        Sandbox(no_net)
