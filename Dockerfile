@@ -34,7 +34,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         nodejs openjdk-17-jdk-headless util-linux tini \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin botsys
+    && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin botsys \
+    && useradd --system --no-create-home --shell /usr/sbin/nologin botsys-bot
 
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
@@ -48,6 +49,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     API_GATEWAY_PORT=3000
 
+# Not root: bots run as botsys (runner.bot_user applies to a root server; botsys-bot exists for
+# images run with --user 0). The server is non-dumpable, so bots cannot read its environment.
 USER 10001:10001
 EXPOSE 3000
 

@@ -69,6 +69,7 @@ def start_serve(redis_url: str, port: int) -> subprocess.Popen:
         MAX_JAVA_BOTS="0",
         BOTSYS_LOG_LEVEL="WARNING",
         BOTSYS_DRAIN_TIMEOUT="1",
+        BOTSYS_BOT_USER="",  # runs no bot: no bot user to check the checkout's folders for
     )
     env.pop("BOTSYS_API_KEYS", None)
     return subprocess.Popen(

@@ -47,8 +47,10 @@ def config_file(tmp: Path, concurrency: int) -> Path:
     limits = "\n".join(
         f"[bot_types.{t}]\nlimit = {concurrency}\nmemory_mb = 0" for t in ("python", "node", "java")
     )
+    # The bench's own copy of the bots: readable by the bot user wherever the checkout lives.
     path.write_text(
-        f'[api]\nrate_limit = "0"\n[engine]\nmax_in_flight = {concurrency * 3}\n{limits}\n'
+        f'[api]\nrate_limit = "0"\n[runner]\nbots_dir = "{tmp / "bots"}"\n'
+        f"[engine]\nmax_in_flight = {concurrency * 3}\n{limits}\n"
     )
     return path
 
@@ -175,7 +177,8 @@ def bare_command(settings, bot_type: str, bot: str, workdir: Path) -> tuple[list
         subprocess.run(
             render(bt.compile, sandbox.values(ref.path, bot, build, workdir)), check=True
         )
-    argv = render(bt.command, sandbox.values(ref.path, bot, build, workdir))
+    python = sandbox.python(bot_type)  # the runner's: the bot user's when the server is root
+    argv = render(bt.command, sandbox.values(ref.path, bot, build, workdir, python))
     return argv, sandbox.env(bot_type, workdir)
 
 
@@ -259,11 +262,12 @@ async def main(args) -> dict:
     figures: dict = {"jobs": args.jobs, "concurrency": args.concurrency}
     with tempfile.TemporaryDirectory() as d, redis_server() as redis_url:
         tmp = Path(d)
-        (tmp / "bots" / "python").mkdir(parents=True)
+        tmp.chmod(0o755)  # the bot user (a root server's default) reads the bench bots here
+        for lang, ext in (("python", ".py"), ("node", ".js"), ("java", ".java")):
+            (tmp / "bots" / lang).mkdir(parents=True)
+            src = ROOT / "bots" / lang / f"hello{ext}"
+            (tmp / "bots" / lang / f"hello{ext}").write_text(src.read_text())
         (tmp / "bots" / "python" / "stamp.py").write_text(STAMP)
-        for name in ("hello",):
-            src = ROOT / "botsys" / "bots" / "python" / f"{name}.py"
-            (tmp / "bots" / "python" / f"{name}.py").write_text(src.read_text())
         config = config_file(tmp, args.concurrency)
         settings = load_settings(config, environ={})
         replicas = Replicas(redis_url, config, 1)

@@ -4,25 +4,29 @@
 
 Per language, runs the bundled hello bot N times each way, interleaved (so drift hits both
 equally), and prints the medians and their ratio (target ≤ 1.10). Both ways get the same
-scrubbed environment and working folder. The "wrappers" column is the bare run with the
-runner's native chain (setpriv + prlimit) in front, to show what the chain itself costs. Figures are ratios within one run, never absolute gates (DESIGN §9).
+scrubbed environment, working folder and interpreter. The "launcher" column is the bare run
+behind botsys-launch with only the limits; "contained" adds what containment adds (the PID
+namespace and, for a root server, the switch to the bot user): their difference is the cost
+per start of containment (target ≤ 1 ms). Figures are ratios and differences within one run,
+never absolute gates (DESIGN §9).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import record  # noqa: E402
-from botsys.config import load_settings  # noqa: E402
+from botsys.config import ConfigError, load_settings  # noqa: E402
 from botsys.runners.process import ProcessRunner  # noqa: E402
 from botsys.runners.protocol import encode_envelope  # noqa: E402
 from botsys.runners.sandbox import render  # noqa: E402
@@ -61,51 +65,107 @@ async def through_runner(runner: ProcessRunner, spec: AttemptSpec) -> float:
     return time.perf_counter() - t0
 
 
+def uncontained(prefix: list[str]) -> list[str]:
+    """The launcher prefix with only the limits: no PID namespace, no user switch."""
+    return [a for a in prefix if a != "ns=pid" and not a.startswith("user=")]
+
+
 async def bench_language(runner: ProcessRunner, bot_type: str, n: int) -> dict[str, float]:
     spec = AttemptSpec("bench", bot_type, "hello", {"n": 1}, 1, 60.0)
     ref = runner.registry.resolve(bot_type, "hello")
     bt = runner._settings.bot_types[bot_type]
     build = await runner._build(bt, ref, 60.0)  # compile (java) outside the timed loop
-    workdir = Path(tempfile.mkdtemp(prefix="botsys-bench-"))
+    workdir = runner.sandbox.make_workdir(bot_type)  # owned by the bot user, if any
     # The same scrubbed environment for both ways: this box exports NODE_EXTRA_CA_CERTS, which
     # alone costs node ~80 ms per start; inheriting it would flatter the runner.
     env = runner.sandbox.env(bot_type, workdir)
-    command = render(bt.command, runner.sandbox.values(ref.path, ref.name, build, workdir))
-    wrapped = runner.sandbox.prefix(bot_type) + command
+    python = runner.sandbox.python(bot_type)  # the bot user's interpreter for both ways
+    command = render(bt.command, runner.sandbox.values(ref.path, ref.name, build, workdir, python))
+    contained = runner.sandbox.prefix(bot_type) + command
+    ways = {
+        "launcher": uncontained(runner.sandbox.prefix(bot_type)) + command,
+        "contained": contained,
+    }
     stdin = encode_envelope(spec)
-    times: dict[str, list[float]] = {"bare": [], "wrappers": [], "runner": []}
+    times: dict[str, list[float]] = {"bare": [], "launcher": [], "contained": [], "runner": []}
     try:
         for _ in range(2):  # warm the page cache
             await bare(command, stdin, env, workdir)
             await through_runner(runner, spec)
         for _ in range(n):
             times["bare"].append(await bare(command, stdin, env, workdir))
-            times["wrappers"].append(await bare(wrapped, stdin, env, workdir))
+            for way, argv in ways.items():
+                times[way].append(await bare(argv, stdin, env, workdir))
             times["runner"].append(await through_runner(runner, spec))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def launcher_cost(runner: ProcessRunner, n: int) -> dict[str, float]:
+    """Median ms of ``botsys-launch ... -- /bin/true`` per option set, interleaved: the
+    launcher's own share of a start, without a runtime's noise around it."""
+    launcher = runner.sandbox.tools.launcher
+    if launcher is None:
+        return {}
+    true = shutil.which("true") or "/bin/true"
+    contained = [a for a in runner.sandbox.prefix("python") if a.startswith(("user=", "ns="))]
+    ways = {"limits": [], "contained": contained, "+ns=net": [*contained, "ns=net"]}
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    for _ in range(n):
+        for way, options in ways.items():
+            t0 = time.perf_counter()
+            subprocess.run([launcher, str(os.getpid()), "core=0", *options, "--", true], check=True)
+            times[way].append(time.perf_counter() - t0)
+    return {way: statistics.median(v) * 1e3 for way, v in times.items()}
+
+
+def make_runner() -> ProcessRunner:
+    """The defaults (bots as botsys-bot when root); as root if that user cannot reach the
+    bundled bots (e.g. a checkout under /root)."""
+    try:
+        return ProcessRunner(load_settings(environ={}))
+    except ConfigError as exc:
+        print(f"note: {exc}; measuring with bots as this user")
+        return ProcessRunner(load_settings(environ={}, overrides={"runner.bot_user": ""}))
+
+
 async def main(n: int) -> int:
-    runner = ProcessRunner(load_settings(environ={}))
-    print(f"spawn cost, median of {n} (ms); ratio = runner / bare")
-    print(f"{'type':8} {'bare':>8} {'wrappers':>9} {'runner':>8} {'ratio':>7}")
-    worst, figures = 0.0, {"n": n}
+    runner = make_runner()
+    print(f"spawn cost, median of {n} (ms); ratio = runner / bare; added = contained - launcher")
+    print(f"contained = {' '.join(runner.sandbox.prefix('python')[2:])}")
+    print(
+        f"{'type':8} {'bare':>8} {'launcher':>9} {'contained':>10} {'added':>7} "
+        f"{'runner':>8} {'ratio':>7}"
+    )
+    worst, most_added, figures = 0.0, float("-inf"), {"n": n}
     for bot_type in LANGUAGES:
         m = await bench_language(runner, bot_type, n)
         ratio = m["runner"] / m["bare"]
-        worst = max(worst, ratio)
+        added = m["contained"] - m["launcher"]
+        worst, most_added = max(worst, ratio), max(most_added, added)
         figures[bot_type] = {
             "bareMs": m["bare"] * 1e3,
             "runnerMs": m["runner"] * 1e3,
             "ratio": ratio,
+            "containmentAddedMs": added * 1e3,
         }
         print(
-            f"{bot_type:8} {m['bare'] * 1e3:8.1f} {m['wrappers'] * 1e3:9.1f} "
-            f"{m['runner'] * 1e3:8.1f} {ratio:7.3f}"
+            f"{bot_type:8} {m['bare'] * 1e3:8.1f} {m['launcher'] * 1e3:9.1f} "
+            f"{m['contained'] * 1e3:10.1f} {added * 1e3:7.2f} {m['runner'] * 1e3:8.1f} {ratio:7.3f}"
         )
     print(f"worst ratio {worst:.3f} (target ≤ 1.10)")
+    print(f"containment adds at most {most_added * 1e3:.2f} ms per start, with a runtime")
+    cost = launcher_cost(runner, max(10 * n, 20))
+    if cost:
+        added = cost["contained"] - cost["limits"]
+        net = cost["+ns=net"] - cost["contained"]
+        figures["launcherAddedMs"] = added
+        print(
+            f"launcher alone ({max(10 * n, 20)} runs of true): limits {cost['limits']:.3f} ms, "
+            f"contained {cost['contained']:.3f} ms: containment adds {added:.3f} ms per start "
+            f"(target ≤ 1 ms); network = none adds {net:.3f} ms more"
+        )
     record("spawn", figures)
     return 0
 

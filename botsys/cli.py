@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import os
 import sys
@@ -12,7 +11,7 @@ import textwrap
 from typing import Any
 
 from . import __version__
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, load_settings, open_api_bind_error
 from .listen import BindError
 
 EXAMPLES = """examples:
@@ -142,25 +141,10 @@ def _json_arg(text: str, name: str) -> Any:
         raise UsageError(f"{name} is not valid JSON: {exc}") from None
 
 
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def cmd_serve(args, settings: Settings) -> int:
-    if (
-        not settings.api.keys
-        and not settings.server.insecure
-        and not is_loopback(settings.server.host)
-    ):
-        raise UsageError(
-            f"refusing to serve {settings.server.host} with no API keys: set BOTSYS_API_KEYS "
-            "(or api.keys), or pass --insecure to expose an open API on purpose"
-        )
+    refusal = open_api_bind_error(settings)
+    if refusal:
+        raise UsageError(refusal)
     if args.check:
         print(f"configuration ok ({settings.source})")
         return 0

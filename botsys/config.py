@@ -80,6 +80,7 @@ class RunnerSettings:
     result_cap_kb: int = _spec(1024, lo=1, hi=1 << 20)
     kill_grace_s: float = _spec(5.0, lo=0, hi=3600)
     cache_dir: str = _spec("")  # empty: a folder under the system temp dir
+    bot_user: str = _spec("botsys-bot", doc="who runs bots when the server is root")
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class BotTypeSettings:
     file_size_mb: int = _spec(64, lo=0, hi=1 << 20)
     processes: int = _spec(0, lo=0, hi=1 << 20)
     run_as: str = _spec("")
+    network: str = _spec("host", choices=("host", "none"))
     env: list[str] = _spec([], doc="extra NAME=value pairs given to every bot of the type")
 
 
@@ -181,6 +183,7 @@ ENV_KEYS: dict[str, str] = {
     "MAX_NODE_BOTS": "bot_types.node.limit",
     "MAX_JAVA_BOTS": "bot_types.java.limit",
     "BOTSYS_BOTS_DIR": "runner.bots_dir",
+    "BOTSYS_BOT_USER": "runner.bot_user",
     "WEBHOOK_MAX_RETRIES": "webhooks.max_retries",
     "WEBHOOK_RETRY_DELAY": "webhooks.retry_delay_ms",
     "WEBHOOK_TIMEOUT": "webhooks.timeout_s",
@@ -199,8 +202,8 @@ ENV_KEYS: dict[str, str] = {
 }
 
 SECRET_KEYS = frozenset({"webhooks.secret", "api.keys", "api.admin_keys", "redis.url"})
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_RATE = re.compile(r"^(0|\d+/(second|minute|hour))$")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # always fullmatch: `$` passes "x\n"
+_RATE = re.compile(r"0|\d+/(second|minute|hour)")
 
 
 def load_settings(
@@ -281,7 +284,7 @@ def build_settings(raw: Mapping[str, Any], source: str = "dict") -> Settings:
 
 
 def _build_bot_type(name: str, spec: Any) -> BotTypeSettings:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ConfigError(
             f"bot_types.{name}: bot type names are lowercase identifiers (a-z, 0-9, _)"
         )
@@ -305,7 +308,7 @@ def _check_cross_fields(s: Settings) -> None:
             f"engine.heartbeat_ms = {s.engine.heartbeat_ms}: must be at most half of "
             f"engine.lease_ms ({s.engine.lease_ms}) so a lease is renewed before it expires"
         )
-    if not _RATE.match(s.api.rate_limit):
+    if not _RATE.fullmatch(s.api.rate_limit):
         raise ConfigError(
             f"api.rate_limit = {s.api.rate_limit!r}: expected N/second, N/minute, N/hour or 0 (off)"
         )
@@ -325,6 +328,27 @@ def _check_cross_fields(s: Settings) -> None:
     secret = s.webhooks.secret
     if secret and not secret.startswith("whsec_"):
         raise ConfigError("webhooks.secret: must start with 'whsec_' (value not shown)")
+
+
+def open_api_bind_error(s: Settings) -> str | None:
+    """Why ``serve`` must not start: an open API (no keys) bound beyond loopback. An empty
+    host or a wildcard (0.0.0.0, ::) binds every interface; ``server.insecure`` allows it."""
+    if s.api.keys or s.api.admin_keys or s.server.insecure or _is_loopback_bind(s.server.host):
+        return None
+    shown = repr(s.server.host) if s.server.host else '"" (every interface)'
+    return (
+        f"refusing to serve server.host = {shown} with no API keys: set BOTSYS_API_KEYS "
+        "(or api.keys), bind a loopback address, or pass --insecure to expose an open API"
+    )
+
+
+def _is_loopback_bind(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "", a host name (may resolve to anything) or a wildcard
 
 
 def _build(cls: type, values: Any, where: str):

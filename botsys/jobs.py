@@ -45,7 +45,7 @@ def new_job_id(bot_type: str, now_ms: int | None = None) -> str:
 
 def bot_type_of(job_id: str) -> str | None:
     """The bot type a job id belongs to, or None if it is not a job id at all."""
-    m = _JOB_ID.match(job_id)
+    m = _JOB_ID.fullmatch(job_id)
     return m.group(1) if m else None
 
 

@@ -12,14 +12,19 @@ from .config import Settings, ignored_environment
 from .heap import settle_heap
 from .listen import bind_sockets, port_of
 from .logs import setup_logging
+from .undumpable import make_undumpable
 
 log = logging.getLogger("botsys.serve")
 
 
 def serve(settings: Settings) -> int:
-    # Bound first: a taken port stops here with one line (BindError), before anything starts.
+    # First: bots of the same user must not read our environment (REDIS_URL, keys) via /proc.
+    undumpable = make_undumpable()
+    # Bound next: a taken port stops here with one line (BindError), before anything starts.
     sockets = bind_sockets(settings.server.host, settings.server.port)
     setup_logging(settings.logging.level, settings.logging.format, replica_name(settings))
+    if not undumpable:
+        log.warning("could not make the server non-dumpable: same-user bots may read its secrets")
     for warning in ignored_environment():
         log.warning(warning)
     try:

@@ -71,4 +71,14 @@ ensure_venv() {
 # Runtimes the bundled bots need, and the util-linux wrappers the runner uses for limits.
 ensure_runtimes() {
     ensure_apt node:nodejs javac:openjdk-17-jdk-headless prlimit:util-linux setpriv:util-linux
+    ensure_bot_user
+}
+
+# A server running as root runs bots as this unprivileged user (runner.bot_user, docs/BOTS.md).
+ensure_bot_user() {
+    local user=${BOTSYS_BOT_USER-botsys-bot}
+    [[ $(id -u) -eq 0 && -n $user ]] || return 0
+    id "$user" >/dev/null 2>&1 && return 0
+    say "creating the bot user $user"
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$user"
 }

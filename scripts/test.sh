@@ -23,10 +23,7 @@ ensure_runtimes
 ensure_venv test
 cd "$ROOT"
 ((${#light[@]})) || "$ROOT/scripts/install-deploy-tools.sh"
-# An unprivileged user for the run_as tests (RLIMIT_NPROC is not enforced for root).
-if [[ $(id -u) -eq 0 ]] && ! id botsys-bot >/dev/null 2>&1; then
-    useradd --system --no-create-home --shell /usr/sbin/nologin botsys-bot
-fi
+# ensure_runtimes created botsys-bot: the default bot user of a root server, and the run_as tests'.
 
 echo "== ruff"
 "$VENV/bin/ruff" check .

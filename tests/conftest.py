@@ -54,6 +54,7 @@ def make_settings(**overrides):
     raw = {
         "redis": {"prefix": f"t{next(_counter)}-{uuid.uuid4().hex[:6]}"},
         "engine": {"lease_ms": 2000, "heartbeat_ms": 500, "retry_delay_ms": 50},
+        "runner": {"bot_user": ""},  # as the test's user: the checkout may be private to root
         "bot_types": {name: _bt_dict(bt) for name, bt in base.bot_types.items()},
     }
     for key, value in overrides.items():

@@ -3,7 +3,10 @@
 Only SHA-256 digests of the configured keys are kept in memory. A presented key is hashed and
 compared with ``hmac.compare_digest`` against *every* digest (no early exit), so neither timing
 nor the 401 body tells an unknown key from a wrong one. Keys are never logged or stored.
-With no keys configured at all, the API is open (the CLI refuses to bind a public address then).
+With no keys configured at all, the API is open: the CLI refuses to bind anything but a
+loopback address then, and requests must name a loopback host (``Host: localhost:3000``,
+``127.0.0.1``, ``[::1]``), so a web page cannot reach the API through DNS rebinding (its
+requests carry the attacker's host name). ``--insecure`` turns both checks off.
 """
 
 from __future__ import annotations
@@ -89,6 +92,41 @@ UNAUTHORIZED = Problem(
     kind="unauthorized",
 )
 FORBIDDEN = Problem(403, "this action needs an admin key", kind="forbidden")
+NOT_LOCAL = Problem(
+    421,
+    "this API has no keys and answers only requests addressed to a loopback host "
+    "(localhost, 127.0.0.1, [::1]); set api.keys to serve other host names",
+    kind="misdirected-request",
+)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Is a Host header (``name[:port]``, ``[v6][:port]``) a loopback name or address?"""
+    host = host.strip()
+    if host.startswith("["):
+        name, bracket, rest = host[1:].partition("]")
+        if not bracket or (rest and not _is_port(rest)):
+            return False
+    else:
+        name, colon, port = host.partition(":")
+        if colon and not port.isdigit():
+            return False
+    if name.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _addressed_locally(request: web.Request) -> bool:
+    # No Host at all (HTTP/1.0) is no browser: rebinding always sends the page's host name.
+    host = request.headers.get("Host")
+    return host is None or is_loopback_host(host)
+
+
+def _is_port(text: str) -> bool:
+    return text.startswith(":") and text[1:].isdigit()
 
 
 def client_ip(request: web.Request, trusted: tuple) -> str:
@@ -120,14 +158,17 @@ def _within(address: str, networks: tuple) -> bool:
     return any(ip.version == n.version and ip in n for n in networks)
 
 
-def make_auth_middleware(ring: KeyRing, on_failure=None, trusted_proxies=()):
+def make_auth_middleware(ring: KeyRing, on_failure=None, trusted_proxies=(), local_only=True):
     """``on_failure(request)`` runs before a 401: the rate limiter charges the client's IP,
-    so guessing keys is throttled like any other traffic (it raises 429 when over)."""
+    so guessing keys is throttled like any other traffic (it raises 429 when over).
+    ``local_only``: an open API (no keys) refuses requests not addressed to a loopback host."""
     trusted = tuple(ipaddress.ip_network(c, strict=False) for c in trusted_proxies)
 
     @web.middleware
     async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
         request[CLIENT] = f"ip:{client_ip(request, trusted)}"
+        if ring.open and local_only and not _addressed_locally(request):
+            raise NOT_LOCAL
         if ring.open or is_open_route(request) or request.method == "OPTIONS":
             return await handler(request)
         key = presented_key(request)

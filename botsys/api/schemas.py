@@ -27,7 +27,7 @@ WEBHOOK_URL_PATTERN = (
     r"^https?://[A-Za-z][A-Za-z0-9-]{0,62}(\.[A-Za-z][A-Za-z0-9-]{0,62}){1,4}"
     r"(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]{0,40}){0,4}$"
 )
-CURSOR_PATTERN = r"^[0-9]{1,15}_[a-z][a-z0-9_]{0,31}-[0-9A-Z]{26}$"
+CURSOR_PATTERN = r"^[0-9]{1,15}_[a-z][a-z0-9_]{0,31}-[0-9A-Z]{26}\Z"  # \Z: `$` passes "...\n"
 
 
 class StrictNumber(fields.Float):

@@ -27,7 +27,10 @@ def setup_api(app: web.Application) -> None:
             error_middleware,  # every failure below becomes problem+json
             cors_preflight_middleware,
             make_auth_middleware(
-                KeyRing.from_keys(api.keys, api.admin_keys), limiter.charge, api.trusted_proxies
+                KeyRing.from_keys(api.keys, api.admin_keys),
+                limiter.charge,
+                api.trusted_proxies,
+                local_only=not app[SETTINGS].server.insecure,
             ),
             limiter,
             validation_middleware,  # parse body/query before the clock starts

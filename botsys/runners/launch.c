@@ -1,19 +1,31 @@
-/* botsys-launch: start a bot with its resource limits, and make its whole process group die
- * with the server.
+/* botsys-launch: start a bot with its resource limits, as its user, in namespaces of its own,
+ * and make everything it starts die with it and with the server.
  *
- *   botsys-launch PARENT_PID [NAME=SOFT[:HARD] ...] -- COMMAND [ARG ...]
+ *   botsys-launch PARENT_PID [NAME=SOFT[:HARD] ...] [user=UID:GID] [ns=pid] [ns=net]
+ *                 -- COMMAND [ARG ...]
  *
  * NAME is one of core, data, as, nofile, nproc, fsize, cpu (prlimit's names; HARD defaults
- * to SOFT). It replaces `setpriv --pdeathsig KILL -- prlimit ... --`, whose two execs cost
- * ~1 ms of CPU and of start-up latency per bot (bench/spawn.py), and it does more:
+ * to SOFT). It replaces `setpriv --pdeathsig KILL [--reuid ..] -- prlimit ... --`, whose two
+ * execs cost ~1 ms of CPU and of start-up latency per bot (bench/spawn.py), and it does more:
  *
  * The launcher stays in front of the bot, in the bot's process group, as its parent. When the
  * server (PARENT_PID) dies, even by kill -9, the kernel signals the launcher (parent-death
- * signal), which kills the whole group: the bot and every process the bot started. (The
- * parent-death signal alone reaches only the bot's own process; its children outlived a
- * killed server.) Signals the server sends the group (SIGTERM on timeout or cancel) are the
- * bot's to handle: the launcher blocks them, waits for the bot and ends the way it ended
- * (same exit code, or the same signal), so the server sees the bot's own exit.
+ * signal), which kills the whole group. Signals the server sends the group (SIGTERM on timeout
+ * or cancel) are the bot's to handle: the launcher blocks them, waits for the bot and ends the
+ * way it ended (same exit code, or the same signal), so the server sees the bot's own exit.
+ *
+ * user=UID:GID (the server is root): the bot runs as that user and group, with no
+ * supplementary groups and no_new_privs; the switch happens in the bot's own process, so the
+ * launcher (root) can still kill everything.
+ *
+ * ns=pid: the launcher unshares a PID namespace and forks a small init (pid 1 inside) that
+ * forks the bot (pid 2) and reaps whatever is orphaned there. When the bot ends, init ends, and
+ * the kernel kills every process left in the namespace (setsid or double-forked daemons
+ * included) before init can be reaped: when the launcher exits, nothing of the attempt is left.
+ * Killing the group (timeout, cancel, the server's death) kills init, with the same effect.
+ * /proc is not remounted: the bot sees the machine's /proc (/proc/self is right; getpid()
+ * says 2). ns=net: a new network namespace with only loopback, up. Not root: the namespaces
+ * are owned by a new user namespace in which the bot keeps its uid (and gets no capability).
  *
  * If the server died before the signal was armed, the bot never starts. Anything wrong exits
  * 127 with one line on stderr, before COMMAND runs.
@@ -21,12 +33,18 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -96,6 +114,117 @@ static int end_like(int status) {
     return 128 + sig; /* a signal whose default is not to terminate */
 }
 
+/* What runs the bot, beyond the limits. */
+struct plan {
+    int set_user;
+    uid_t uid;
+    gid_t gid;
+    int ns; /* CLONE_NEWPID and/or CLONE_NEWNET */
+};
+
+/* "user=UID:GID", "ns=pid", "ns=net": 0 when taken, 1 when not one of these, -1 when bad. */
+static int parse_option(const char *arg, struct plan *plan) {
+    if (strcmp(arg, "ns=pid") == 0 || strcmp(arg, "ns=net") == 0) {
+        plan->ns |= arg[3] == 'p' ? CLONE_NEWPID : CLONE_NEWNET;
+        return 0;
+    }
+    if (strncmp(arg, "user=", 5) != 0) return 1;
+    const char *uid = arg + 5, *colon = strchr(uid, ':');
+    rlim_t u, g;
+    if (colon == NULL || parse_number(uid, colon, &u) != 0) return -1;
+    if (parse_number(colon + 1, colon + 1 + strlen(colon + 1), &g) != 0) return -1;
+    if (u == 0 || u > 0x7fffffff || g > 0x7fffffff) return -1; /* never "switch" to root */
+    plan->set_user = 1;
+    plan->uid = (uid_t)u;
+    plan->gid = (gid_t)g;
+    return 0;
+}
+
+static int write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* In a new user namespace: keep our own uid and gid (one-line maps an unprivileged process
+ * may write for itself). */
+static int map_self(uid_t uid, gid_t gid) {
+    char line[64];
+    if (write_file("/proc/self/setgroups", "deny") != 0) return -1;
+    snprintf(line, sizeof line, "%u %u 1", (unsigned)uid, (unsigned)uid);
+    if (write_file("/proc/self/uid_map", line) != 0) return -1;
+    snprintf(line, sizeof line, "%u %u 1", (unsigned)gid, (unsigned)gid);
+    return write_file("/proc/self/gid_map", line);
+}
+
+/* A new network namespace has a loopback device, down. */
+static int loopback_up(void) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    int ok = ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    ok = ok && ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+    close(s);
+    return ok ? 0 : -1;
+}
+
+static int enter_namespaces(int ns) {
+    int flags = ns;
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    if (uid != 0) flags |= CLONE_NEWUSER; /* not root: a user namespace owns the others */
+    if (unshare(flags) != 0) return fail("unshare", strerror(errno));
+    if (uid != 0 && map_self(uid, gid) != 0) return fail("user namespace", strerror(errno));
+    if ((ns & CLONE_NEWNET) && loopback_up() != 0) return fail("loopback", strerror(errno));
+    return 0;
+}
+
+/* In the forked child: become the bot. Never returns. */
+static void exec_bot(const struct plan *plan, pid_t parent, const sigset_t *mask, char **argv) {
+    if (plan->set_user &&
+        (setgroups(1, &plan->gid) != 0 || setgid(plan->gid) != 0 || setuid(plan->uid) != 0))
+        _exit(fail("cannot switch user", strerror(errno)));
+    /* After the uid change, which clears it: die with the process that forked us. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(127);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(fail("prctl", strerror(errno)));
+    signal(SIGRTMIN + 1, SIG_DFL);
+    sigprocmask(SIG_SETMASK, mask, NULL);
+    execvp(argv[0], argv);
+    _exit(fail(argv[0], strerror(errno)));
+}
+
+/* The namespace's init: runs the bot, reaps orphans, reports the bot's wait status. */
+static void run_init(const struct plan *plan, const sigset_t *mask, char **argv, int report) {
+    pid_t me = getpid(); /* 1 */
+    pid_t bot = fork();
+    if (bot < 0) _exit(fail("fork", strerror(errno)));
+    if (bot == 0) exec_bot(plan, me, mask, argv);
+    int status = 0;
+    for (;;) {
+        int st;
+        pid_t done = waitpid(-1, &st, 0);
+        if (done == bot) {
+            status = st;
+            break;
+        }
+        if (done < 0 && errno != EINTR) _exit(fail("waitpid", strerror(errno)));
+    }
+    if (write(report, &status, sizeof status) != sizeof status) _exit(127);
+    _exit(0); /* the kernel now kills what is left in the namespace */
+}
+
+static int wait_for(pid_t child, int *status) {
+    while (waitpid(child, status, 0) < 0) {
+        if (errno != EINTR) return fail("waitpid", strerror(errno));
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) return fail("usage", "botsys-launch PARENT_PID [NAME=SOFT[:HARD] ...] -- COMMAND");
     char *end;
@@ -114,13 +243,19 @@ int main(int argc, char **argv) {
     /* Lead a process group of our own (the server starts us so; anyone else may not), so the
      * group killed on the server's death is the bot's and never the caller's. */
     if (getpgrp() != getpid() && setpgid(0, 0) != 0) return fail("setpgid", strerror(errno));
+    struct plan plan = {0};
     int i = 2;
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        int option = parse_option(argv[i], &plan);
+        if (option == -1) return fail("not an option (user=UID:GID, ns=pid, ns=net)", argv[i]);
+        if (option == 0) continue;
         int status = apply_limit(argv[i]);
         if (status == -1) return fail("not a limit (NAME=SOFT[:HARD])", argv[i]);
         if (status == -2) return fail(argv[i], strerror(errno));
     }
     if (i + 1 >= argc) return fail("usage", "no COMMAND after --");
+    if (plan.set_user && geteuid() != 0) return fail("user=", "needs the launcher to run as root");
+    if (plan.ns && enter_namespaces(plan.ns) != 0) return 127;
 
     /* Blocked before the fork, so none is lost: the bot unblocks them (pending ones arrive
      * then), the launcher never does and outlives them to report the bot's end. */
@@ -131,19 +266,27 @@ int main(int argc, char **argv) {
         sigaddset(&for_the_bot, group_signals[k]);
     sigprocmask(SIG_BLOCK, &for_the_bot, &before);
     pid_t launcher = getpid();
-    pid_t bot = fork();
-    if (bot < 0) return fail("fork", strerror(errno));
-    if (bot == 0) {
-        /* Dies with the launcher too (it is only ever SIGKILLed, with the whole group). */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != launcher) _exit(127);
+    int report[2] = {-1, -1};
+    if ((plan.ns & CLONE_NEWPID) && pipe2(report, O_CLOEXEC) != 0)
+        return fail("pipe", strerror(errno));
+    pid_t child = fork();
+    if (child < 0) return fail("fork", strerror(errno));
+    if (child == 0) {
+        if (!(plan.ns & CLONE_NEWPID)) exec_bot(&plan, launcher, &before, &argv[i + 1]);
+        /* init dies with the launcher (it is only ever SIGKILLed, with the whole group, so
+         * init cannot miss it; getppid() is 0 here: the launcher is outside the namespace) */
+        close(report[0]);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) _exit(127);
         signal(gone_signal, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &before, NULL);
-        execvp(argv[i + 1], &argv[i + 1]);
-        _exit(fail(argv[i + 1], strerror(errno)));
+        run_init(&plan, &before, &argv[i + 1], report[1]);
     }
     int status;
-    while (waitpid(bot, &status, 0) < 0) {
-        if (errno != EINTR) return fail("waitpid", strerror(errno));
+    if (wait_for(child, &status) != 0) return 127;
+    if (plan.ns & CLONE_NEWPID) {
+        int bot_status; /* init's report; none if init itself was killed */
+        close(report[1]);
+        if (read(report[0], &bot_status, sizeof bot_status) == sizeof bot_status)
+            status = bot_status;
     }
     return end_like(status);
 }

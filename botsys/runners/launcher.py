@@ -52,13 +52,12 @@ def build_launcher(cache_dir: Path) -> str | None:
     return str(target) if probe(str(target)) else None
 
 
-def probe(launcher: str) -> bool:
-    """Does it run a command under a limit, as this process's child?"""
+def probe(launcher: str, *options: str) -> bool:
+    """Does it run a command under a limit (and ``options``), as this process's child?"""
     true = shutil.which("true") or "/bin/true"
+    argv = [launcher, str(os.getpid()), "core=0", *options, "--", true]
     try:
-        done = subprocess.run(
-            [launcher, str(os.getpid()), "core=0", "--", true], capture_output=True, timeout=5
-        )
+        done = subprocess.run(argv, capture_output=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0

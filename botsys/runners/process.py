@@ -80,7 +80,9 @@ class ProcessRunner:
         )
         workdir = self.sandbox.make_workdir(bt.name)
         try:
-            command = render(bt.command, self.sandbox.values(ref.path, ref.name, build, workdir))
+            python = self.sandbox.python(bt.name)
+            values = self.sandbox.values(ref.path, ref.name, build, workdir, python)
+            command = render(bt.command, values)
             argv = self.sandbox.prefix(bt.name) + command
             try:
                 exit_ = await supervise(

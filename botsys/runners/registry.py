@@ -17,7 +17,7 @@ from typing import Any
 from botsys.config import BUNDLED_BOTS, BotTypeSettings, Settings
 from botsys.runners.bot_docs import bot_doc
 
-BOT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+BOT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # fullmatch: `$` would pass 'x\n'
 
 
 class UnknownBot(ValueError):
@@ -74,7 +74,7 @@ class BotRegistry:
         """The bot to run; ``bot`` None or "" means the type's default bot."""
         bt = self._bot_type(bot_type)
         name = bot or bt.default_bot
-        if not isinstance(name, str) or not BOT_NAME.match(name):
+        if not isinstance(name, str) or not BOT_NAME.fullmatch(name):
             raise self._unknown_bot(bt, f"invalid bot name {_shown(name)}")
         path = self._listing(bt).bots.get(name)
         if path is None:
@@ -146,7 +146,7 @@ def _scan(folder: Path, extension: str) -> dict[str, Path]:
         return found
     for entry in entries:
         name = entry.name[: -len(extension)]
-        if entry.name.endswith(extension) and BOT_NAME.match(name) and entry.is_file():
+        if entry.name.endswith(extension) and BOT_NAME.fullmatch(name) and entry.is_file():
             found[name] = Path(entry.path).resolve()
     return found
 

@@ -1,18 +1,20 @@
-"""What a bot runs inside: the native wrapper, the scrubbed environment, the private folder.
+"""What a bot runs inside: the native wrapper, its user, the scrubbed environment, the folder.
 
-The wrapper is ``botsys-launch <server pid> data=... -- <command>`` (``launch.c``, built by
-``launcher.py``): it arms a parent-death signal, sets the rlimits and starts the bot as its
-child, so nothing runs in the server between fork and exec (no ``preexec_fn``: the server has
-threads); when the server dies it kills the bot's whole process group. Without a C
-compiler, and for ``run_as`` types (the uid change needs setpriv), it is the util-linux chain
-``setpriv --pdeathsig KILL [--reuid ...] -- prlimit --data=... -- <command>``: the limits,
-and the bot's own death with the server, for one more exec (~1 ms per bot). A Python wrapper would cost ~5x a bot's start-up.
+The wrapper is ``botsys-launch <server pid> data=... [user=UID:GID] [ns=pid] [ns=net] --
+<command>`` (``launch.c``, built by ``launcher.py``): it arms a parent-death signal, sets the
+rlimits, switches to the bot's user (users.py: never root when the server is root, unless asked)
+and starts the bot in a PID namespace of its own, so nothing runs in the server between fork
+and exec (no ``preexec_fn``: the server has threads). Everything the bot starts dies with it,
+setsid or not; when the server dies the launcher kills the bot's whole process group.
+``network = "none"`` adds a network namespace with only loopback.
+
+Without a C compiler it is the util-linux chain ``setpriv --pdeathsig KILL [--reuid ...] --
+prlimit --data=... -- <command>``: the limits, the user, and the bot's own death with the
+server, for one more exec (~1 ms per bot); no namespaces, so a bot's setsid descendants can
+outlive it (warned at start-up). A Python wrapper would cost ~5x a bot's start-up.
 
 PDEATHSIG is tied to the *thread* that forked the child: supervise.py forks from the
 event-loop thread, so a bot dies when that thread (in practice: the server process) dies.
-With the launcher, what the bot started dies with it; with the chain, PDEATHSIG is set on the
-bot's own process only, and its children are killed with the process group whenever the runner
-is alive to do it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import asyncio
 import functools
 import logging
 import os
-import pwd
 import re
 import shutil
 import subprocess
@@ -33,11 +34,20 @@ from pathlib import Path
 
 from botsys.config import BotTypeSettings, ConfigError, Settings
 from botsys.runners.cache_dir import default_cache_dir
-from botsys.runners.launcher import build_launcher
+from botsys.runners.launcher import build_launcher, probe
+from botsys.runners.registry import bots_root
+from botsys.runners.users import (
+    BotUser,
+    bot_user,
+    check_reach,
+    command_path,
+    interpreter_for,
+    temp_root,
+)
 
 log = logging.getLogger(__name__)
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch
 _MIB = 1024 * 1024
 # The only variables a bot inherits from the server; everything else (REDIS_URL, API keys,
 # webhook secrets, NODE_OPTIONS, LD_PRELOAD, ...) is dropped.
@@ -97,7 +107,7 @@ def parse_env(bt: BotTypeSettings) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in bt.env:
         name, sep, value = item.partition("=")
-        if not sep or not _ENV_NAME.match(name):
+        if not sep or not _ENV_NAME.fullmatch(name):
             raise ConfigError(f"bot_types.{bt.name}.env: {item!r} is not NAME=value")
         out[name] = value
     return out
@@ -113,11 +123,10 @@ def render(template: list[str], values: Mapping[str, str]) -> list[str]:
     return argv
 
 
-@dataclass(frozen=True)
-class _User:
-    name: str
-    uid: int
-    gid: int
+@functools.cache
+def launcher_supports(launcher: str, option: str) -> bool:
+    """Can this machine give a bot that namespace (``ns=pid``, ``ns=net``)? Probed once."""
+    return probe(launcher, option)
 
 
 class Sandbox:
@@ -128,16 +137,21 @@ class Sandbox:
         self._base_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         self._base_env.setdefault("PATH", DEFAULT_PATH)
         self._base_env.setdefault("LANG", "C.UTF-8")
-        self._users = {n: _user(bt) for n, bt in settings.bot_types.items() if bt.run_as}
-        types = settings.bot_types.items()
-        self._prefix = {n: self._build_prefix(bt, as_user=True) for n, bt in types}
+        types = settings.bot_types
+        self._users = {n: bot_user(bt, settings.runner) for n, bt in types.items()}
+        self._python = {
+            n: interpreter_for(self._users[n]) if _runs_python(bt) else sys.executable
+            for n, bt in types.items()
+        }
+        self.pid_namespace = bool(self.tools.launcher) and launcher_supports(
+            self.tools.launcher, "ns=pid"
+        )
+        self._prefix = {n: self._build_prefix(bt, as_user=True) for n, bt in types.items()}
         # The compiler writes the shared build cache, so it runs as the server, not run_as.
-        self._compile_prefix = {n: self._build_prefix(bt, as_user=False) for n, bt in types}
-        self._env = {n: parse_env(bt) for n, bt in settings.bot_types.items()}
+        self._compile_prefix = {n: self._build_prefix(bt, as_user=False) for n, bt in types.items()}
+        self._env = {n: parse_env(bt) for n, bt in types.items()}
         self._warn_missing_tools()
-        for name, user in self._users.items():
-            if any("{python}" in part for part in settings.bot_types[name].command):
-                _warn_unreachable(Path(sys.executable), user, name)
+        self._check_users(settings)
 
     def prefix(self, bot_type: str) -> list[str]:
         return self._prefix[bot_type]
@@ -166,10 +180,17 @@ class Sandbox:
             # A bot may leave many files: remove them off the event loop.
             await asyncio.to_thread(_force_rmtree, path)
 
+    def python(self, bot_type: str) -> str:
+        """``{python}`` for the type: the server's interpreter unless its bot user cannot run it."""
+        return self._python[bot_type]
+
     @staticmethod
-    def values(script: Path, bot: str, build: str, workdir: Path) -> dict[str, str]:
+    def values(
+        script: Path, bot: str, build: str, workdir: Path, python: str | None = None
+    ) -> dict[str, str]:
         return {
-            "python": sys.executable,  # the server's own interpreter (PATH's may be a slow shim)
+            # the server's own interpreter (PATH's may be a slow shim), or the bot user's
+            "python": python or sys.executable,
             "script": str(script),
             "bot": bot,
             "build": build,
@@ -178,26 +199,82 @@ class Sandbox:
 
     def _build_prefix(self, bt: BotTypeSettings, as_user: bool) -> list[str]:
         user = self._users.get(bt.name) if as_user else None
-        if self.tools.launcher and user is None:
-            limits = [arg.removeprefix("--") for arg in rlimit_args(bt)]
-            return [self.tools.launcher, str(os.getpid()), *limits, "--"]
+        if self.tools.launcher:
+            return self._launcher_prefix(bt, user)
+        if bt.network == "none":
+            raise ConfigError(
+                f'bot_types.{bt.name}.network = "none" needs botsys-launch (a C compiler, '
+                "see docs/BOTS.md)"
+            )
         prefix: list[str] = []
         if self.tools.setpriv:
             prefix += [self.tools.setpriv, "--pdeathsig", "KILL"]
             if user is not None:
                 # pdeathsig survives the uid change: setpriv sets it last, just before exec
-                prefix += [f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups"]
+                prefix += [f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups"]
                 prefix += ["--no-new-privs"]
             prefix.append("--")
-        elif bt.run_as:
-            raise ConfigError(f"bot_types.{bt.name}.run_as needs setpriv (util-linux)")
+        elif user is not None:
+            raise ConfigError(
+                f"bot_types.{bt.name}: running bots as {user.name!r} needs botsys-launch "
+                "(a C compiler) or setpriv (util-linux)"
+            )
         if self.tools.prlimit:
             prefix += [self.tools.prlimit, *rlimit_args(bt), "--"]
         return prefix
 
+    def _launcher_prefix(self, bt: BotTypeSettings, user: BotUser | None) -> list[str]:
+        assert self.tools.launcher is not None
+        options = [arg.removeprefix("--") for arg in rlimit_args(bt)]
+        if user is not None:
+            options.append(f"user={user.uid}:{user.gid}")
+        if self.pid_namespace:
+            options.append("ns=pid")
+        if bt.network == "none":
+            if not launcher_supports(self.tools.launcher, "ns=net"):
+                raise ConfigError(
+                    f'bot_types.{bt.name}.network = "none": this machine refuses a network '
+                    "namespace (unshare CLONE_NEWNET; in a container: allow it, e.g. not under "
+                    "docker's default seccomp profile without user namespaces)"
+                )
+            options.append("ns=net")
+        return [self.tools.launcher, str(os.getpid()), *options, "--"]
+
+    def _check_users(self, settings: Settings) -> None:
+        """Start-up: each bot user can reach its command, bots, temp folder and builds."""
+        if os.geteuid() == 0 and any(u is None for u in self._users.values()):
+            log.warning(
+                "bots of %s run as root (runner.bot_user is empty or run_as = root): they can "
+                "read this server's secrets",
+                ", ".join(sorted(n for n, u in self._users.items() if u is None)),
+            )
+        root = bots_root(settings)
+        for name, user in self._users.items():
+            if user is None:
+                continue
+            bt = settings.bot_types[name]
+            needs = {"the bots folder": (root, 0o5), "the temp folder": (temp_root(), 0o1)}
+            folder = root / name
+            if folder.is_dir():
+                needs["the bots folder"] = (folder, 0o5)
+            argv0 = render(bt.command[:1], {"python": self._python[name]})[0]
+            found = command_path(argv0, self._base_env["PATH"])
+            if found is not None:
+                needs["the command"] = (found, 0o1)
+            if bt.compile:
+                cache = default_cache_dir(settings.runner.cache_dir)
+                needs["the build cache"] = (cache if cache.exists() else cache.parent, 0o1)
+            check_reach(bt, user, needs)
+
     def _warn_missing_tools(self) -> None:
         if self.tools.launcher:
-            return  # it does both; run_as types without setpriv are a config error already
+            if not self.pid_namespace:
+                log.warning(
+                    "no PID namespace for bots (unshare refused): a bot's setsid or "
+                    "double-forked descendants can outlive its job (docs/BOTS.md)"
+                )
+            return
+        log.warning("botsys-launch unavailable: bots get no PID namespace (docs/BOTS.md)")
         if not self.tools.setpriv:
             log.warning(
                 "setpriv (util-linux) not found: bots will NOT die with the server on kill -9"
@@ -206,36 +283,8 @@ class Sandbox:
             log.warning("prlimit (util-linux) not found: bots run WITHOUT resource limits")
 
 
-def _user(bt: BotTypeSettings) -> _User:
-    try:
-        entry = pwd.getpwnam(bt.run_as)
-    except KeyError:
-        raise ConfigError(f"bot_types.{bt.name}.run_as = {bt.run_as!r}: no such user") from None
-    if os.geteuid() != 0:
-        raise ConfigError(f"bot_types.{bt.name}.run_as = {bt.run_as!r}: needs the server as root")
-    return _User(bt.run_as, entry.pw_uid, entry.pw_gid)
-
-
-def _warn_unreachable(path: Path, user: _User, bot_type: str) -> None:
-    """Warn when ``user`` cannot reach ``path`` (e.g. a venv under /root): every bot would fail.
-
-    Checks owner/group/other execute bits along the resolved path; supplementary groups are
-    ignored, so this can only err towards a needless warning.
-    """
-    real = path.resolve()
-    for item in (*reversed(real.parents), real):
-        st = item.stat()
-        bit = 0o100 if st.st_uid == user.uid else 0o010 if st.st_gid == user.gid else 0o001
-        if not st.st_mode & bit:
-            log.warning(
-                "bot_types.%s.run_as = %r cannot reach %s (no access to %s): set the type's "
-                "command to an interpreter that user can run, e.g. /usr/bin/python3",
-                bot_type,
-                user.name,
-                real,
-                item,
-            )
-            return
+def _runs_python(bt: BotTypeSettings) -> bool:
+    return any("{python}" in part for part in bt.command)
 
 
 def _force_rmtree(path: Path) -> None:

@@ -37,7 +37,7 @@ async def raw_exchange(port: int, request: bytes, timeout: float = 10) -> bytes:
 
 def post_invoke(body: bytes, extra_headers: bytes = b"") -> bytes:
     return (
-        b"POST /invoke HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+        b"POST /invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         b"Content-Type: application/json\r\n" + extra_headers + b"Content-Length: %d\r\n\r\n"
         b"%s" % (len(body), body)
     )
@@ -169,7 +169,7 @@ async def test_a_body_that_trickles_in_is_cut_off_with_408(aiohttp_client):
     loop = asyncio.get_running_loop()
     try:
         writer.write(
-            b"POST /invoke HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"POST /invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b'Content-Length: 100\r\n\r\n{"botType": "py'  # and then nothing more
         )
         await writer.drain()

@@ -19,35 +19,39 @@ from tests.support.procs import Proc, base_env, free_port
 
 MALFORMED = {
     "bad Content-Length": (
-        b"POST /invoke HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+        b"POST /invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n",
         400,
         "Content-Length",
     ),
     "Content-Length with Transfer-Encoding": (
-        b"POST /invoke HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+        b"POST /invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         400,
         "Transfer-Encoding",
     ),
     "oversized header": (
-        b"GET /health HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n",
         431,
         "too long",
     ),
     "too many headers": (
-        b"GET /health HTTP/1.1\r\nHost: t\r\n"
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         + b"".join(b"X-%d: 1\r\n" % i for i in range(200))
         + b"\r\n",
         431,
         "Too many headers",
     ),
     "bad chunk size": (
-        b"POST /invoke HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"POST /invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
         400,
         "chunk size",
     ),
-    "NUL in a header": (b"GET /health HTTP/1.1\r\nHost: t\r\nX-A: a\x00b\r\n\r\n", 400, "header"),
+    "NUL in a header": (
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\x00b\r\n\r\n",
+        400,
+        "header",
+    ),
     "TLS on the HTTP port": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, "HTTPS"),
 }
 
@@ -93,7 +97,7 @@ async def test_malformed_http_is_a_problem_logged_at_info(server_port, case, cap
 
 async def test_well_formed_requests_are_untouched(server_port):
     answer = await exchange(
-        server_port, b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        server_port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )
     assert answer.startswith(b"HTTP/1.1 200 ")
 

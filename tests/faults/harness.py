@@ -43,7 +43,8 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
         "retry_delay_ms": 200,
         "max_stalls": 2,
     },
-    "runner": {"kill_grace_s": 1.0, "bots_dir": str(BOTS_DIR)},
+    # bot_user "": the probes write to the test's private tmp folder and may kill their replica
+    "runner": {"kill_grace_s": 1.0, "bots_dir": str(BOTS_DIR), "bot_user": ""},
     "webhooks": {
         "retry_delay_ms": 200,
         "max_delay_ms": 1000,
@@ -251,9 +252,11 @@ class Supervisor(threading.Thread):
         self.restarts: list[tuple[str, int]] = []  # (name, pid of the dead process)
         self.slots = {p.name: p for p in env.live_replicas()}
         self._halt = threading.Event()
+        self._killed: set[str] = set()
 
     def run(self) -> None:
         while not self._halt.wait(0.05):
+            self._kill_on_request()
             for name, p in list(self.slots.items()):
                 if p.alive() or len(self.restarts) >= self.max_restarts:
                     continue
@@ -263,6 +266,20 @@ class Supervisor(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join(5)
+
+    def _kill_on_request(self) -> None:
+        """``K <pid>`` from a killParent probe: a bot in its own PID namespace cannot signal its
+        replica, so the test does it for the bot (replicas only, each once)."""
+        try:
+            lines = self.env.probe_log.read_text().splitlines()
+        except OSError:
+            return
+        replicas = {p.pid: p for p in self.env.replicas}
+        for line in lines:
+            f = line.split()
+            if len(f) == 2 and f[0] == "K" and int(f[1]) in replicas and f[1] not in self._killed:
+                self._killed.add(f[1])
+                replicas[int(f[1])].proc.kill()
 
     def __enter__(self) -> Supervisor:
         self.start()

@@ -79,6 +79,9 @@ def make_settings(bots_dir: Path, cache_dir: Path, **overrides: Any) -> Settings
         "runner.bots_dir": str(bots_dir),
         "runner.cache_dir": str(cache_dir),
         "runner.kill_grace_s": 0.5,
+        # As the test's own user even as root: the bots live in pytest's private tmp folders.
+        # The default (botsys-bot when root) is tested in test_containment.py.
+        "runner.bot_user": "",
     }
     for key, value in BASH_TYPE.items():
         base[f"bot_types.bash.{key}"] = value

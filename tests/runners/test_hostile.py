@@ -231,8 +231,12 @@ async def test_background_child_is_killed_when_the_bot_exits(runner, bots_dir):
         "bash",
         "leaves_child",
         """
-        sleep 300 &
-        echo "{\\"log\\": \\"child $!\\"}"
+        # $! is the child's pid in the bot's PID namespace; the test needs the machine's,
+        # which /proc (not remounted) shows the child itself as /proc/self.
+        ( read -r pid _ < /proc/self/stat; echo "$pid" > "$HOME/pid.tmp"
+          mv "$HOME/pid.tmp" "$HOME/pid"; exec sleep 300 ) &
+        until [ -s "$HOME/pid" ]; do :; done
+        echo "{\\"log\\": \\"child $(cat "$HOME/pid")\\"}"
         echo '{"result": "bye"}'
         """,
     )

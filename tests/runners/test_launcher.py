@@ -238,3 +238,66 @@ def test_the_sandbox_uses_the_launcher_except_for_run_as_types(settings, launche
 def test_the_probe_tells_a_working_launcher_from_a_missing_one(launcher):
     assert launcher_module.probe(launcher)
     assert not launcher_module.probe("/nonexistent/launcher")
+
+
+@pytest.mark.parametrize(
+    "option", ["user=0:0", "user=x:1", "user=1", "user=1:", "ns=mnt", "ns=pid,net"]
+)
+def test_a_bad_option_is_refused_and_the_command_never_runs(launcher, tmp_path, option):
+    marker = tmp_path / "ran"
+    argv = [launcher, str(os.getpid()), option, "--", "touch", str(marker)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    assert done.returncode == 127 and done.stderr.startswith("botsys-launch: "), done.stderr
+    assert not marker.exists()
+
+
+def test_in_a_pid_namespace_the_bot_is_pid_2_and_exits_as_it_ended(launcher):
+    argv = [launcher, str(os.getpid()), "ns=pid", "--", "sh", "-c", 'echo "$$ $PPID"; exit 7']
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    if "unshare" in done.stderr:
+        pytest.skip(f"no PID namespaces here: {done.stderr.strip()}")
+    assert (done.returncode, done.stdout.split()) == (7, ["2", "1"]), done.stderr
+    killed = subprocess.run([*argv[:3], "--", "sh", "-c", "kill -TERM $$"], timeout=10)
+    assert killed.returncode == -signal.SIGTERM  # the bot's signal, as without a namespace
+
+
+def test_not_root_the_namespaces_come_with_a_user_namespace(launcher):
+    """A non-root server: the launcher owns its PID and network namespaces through a user
+    namespace in which the bot keeps its uid. Run here as botsys-bot (needs root to switch)."""
+    import pwd
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("switching to an unprivileged user needs root")
+    try:
+        user = pwd.getpwnam("botsys-bot")
+    except KeyError:
+        pytest.skip("no botsys-bot user")
+    folder = Path(tempfile.mkdtemp(prefix="botsys-launch-"))
+    try:
+        folder.chmod(0o755)
+        copy = shutil.copy(launcher, folder / "botsys-launch")
+        as_user = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}"]
+        as_user += ["--clear-groups", "--"]
+        machine = [*as_user, "unshare", "--user", "--pid", "--net", "--fork", "true"]
+        if subprocess.run(machine, capture_output=True, timeout=10, cwd="/").returncode != 0:
+            pytest.skip("this machine refuses unprivileged user namespaces")
+        script = 'echo "$(id -u) $$"; setsid sleep 300 &'
+        argv = [*as_user, copy, str(os.getpid()), "ns=pid", "ns=net", "--", "sh", "-c", script]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, cwd="/")
+        assert done.returncode == 0, done.stderr
+        uid, pid = done.stdout.split()
+        assert (int(uid), pid) == (user.pw_uid, "2")
+        assert not [p for p in os.listdir("/proc") if p.isdigit() and _is_sleep_300_of(p, user)]
+    finally:
+        shutil.rmtree(folder)
+
+
+def _is_sleep_300_of(pid: str, user) -> bool:
+    try:
+        st = os.stat(f"/proc/{pid}")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return st.st_uid == user.pw_uid and cmdline == b"sleep\x00300\x00"

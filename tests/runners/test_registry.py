@@ -94,3 +94,12 @@ def test_bundled_bots_are_found_from_any_working_directory(monkeypatch, tmp_path
     assert registry.root == BUNDLED_BOTS
     for bot_type in ("python", "node", "java"):
         assert {"hello", "simulate"} <= set(registry.bots(bot_type))
+
+
+def test_a_trailing_newline_is_not_part_of_a_name(registry, bots_dir):
+    # `$` matches before a final "\n": names are matched whole (fullmatch), so "nl\n" is no bot.
+    (bots_dir / "python" / "nl\n.py").write_text("print('{\"result\": 1}')")
+    assert "nl\n" not in registry.bots("python") and "nl" not in registry.bots("python")
+    for name in ("nl\n", "simulate\n"):
+        with pytest.raises(UnknownBot, match="invalid bot name"):
+            registry.resolve("python", name)

@@ -8,7 +8,6 @@ import pytest
 
 from botsys.config import BotTypeSettings, ConfigError
 from botsys.runners.sandbox import Sandbox, Tools, parse_env, render, rlimit_args
-from tests.support.requires import require, require_root
 
 
 def bot_type(**kw) -> BotTypeSettings:
@@ -66,19 +65,3 @@ def test_unknown_run_as_user_is_a_config_error(bots_dir, java_cache):
     settings = make_settings(bots_dir, java_cache, **{"bot_types.node.run_as": "no_such_user_x"})
     with pytest.raises(ConfigError, match="no such user"):
         Sandbox(settings)
-
-
-def test_run_as_warns_when_the_interpreter_is_out_of_reach(caplog, bots_dir, java_cache):
-    import pwd
-    import sys
-    from pathlib import Path
-
-    from .conftest import make_settings
-
-    require_root("run_as switches to another user")
-    user = next((p for p in pwd.getpwall() if p.pw_name == "nobody"), None)
-    require(user is not None, "no 'nobody' user (useradd nobody)")
-    settings = make_settings(bots_dir, java_cache, **{"bot_types.python.run_as": "nobody"})
-    Sandbox(settings)
-    private = any(not (p.stat().st_mode & 0o001) for p in Path(sys.executable).resolve().parents)
-    assert ("cannot reach" in caplog.text) == private

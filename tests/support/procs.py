@@ -30,6 +30,7 @@ idle_wait_s = 0.5
 retry_delay_ms = 200
 [runner]
 kill_grace_s = 1.0
+bot_user = ""  # as the test's user, even root: bots may live in private tmp folders
 [webhooks]
 retry_delay_ms = 200
 timeout_s = 5.0

@@ -190,3 +190,15 @@ def test_a_checkout_shows_the_defaults_and_the_bundled_bots_at_its_top():
     top = Path(__file__).resolve().parents[2]
     assert (top / "config.toml").resolve() == DEFAULT_CONFIG.resolve()
     assert (top / "bots").resolve() == BUNDLED_BOTS.resolve()
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("bot_types", {"nl\n": {"command": ["x"], "extension": ".x"}}),
+        ("api", {"rate_limit": "0\n"}),
+    ],
+)
+def test_a_trailing_newline_is_refused(key, value):
+    with pytest.raises(ConfigError):
+        build_settings({key: value})

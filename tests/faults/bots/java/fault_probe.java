@@ -17,14 +17,18 @@ public class fault_probe {
             StandardOpenOption.CREATE, StandardOpenOption.APPEND, StandardOpenOption.WRITE);
     }
 
-    /** The serve replica that started this bot: the parent, or botsys-launch's parent. */
-    static long serverPid() {
-        ProcessHandle parent = ProcessHandle.current().parent().orElse(null);
-        if (parent == null) return 0L;
-        boolean launcher = parent.info().command()
-            .map(c -> Paths.get(c).getFileName().toString().startsWith("botsys-launch"))
-            .orElse(false);
-        return launcher ? parent.parent().map(ProcessHandle::pid).orElse(0L) : parent.pid();
+    static String ppidOf(String pid) throws Exception {
+        String stat = Files.readString(Paths.get("/proc/" + pid + "/stat"));
+        return stat.substring(stat.lastIndexOf(')') + 2).split(" ")[1];
+    }
+
+    /** The serve replica that started this bot: the first ancestor that is not botsys-launch.
+     * Pids are the machine's (/proc/self), not the PID namespace's (getpid() is 2 there). */
+    static long serverPid() throws Exception {
+        String pid = ppidOf("self");
+        while (Files.readString(Paths.get("/proc/" + pid + "/comm")).startsWith("botsys-launch"))
+            pid = ppidOf(pid);
+        return Long.parseLong(pid);
     }
 
     public static void main(String[] args) throws Exception {
@@ -32,7 +36,7 @@ public class fault_probe {
         String env = new String(System.in.readAllBytes(), StandardCharsets.UTF_8);
         String log = field(env, "log");
         String sleep = field(env, "sleepMs");
-        long pid = ProcessHandle.current().pid();
+        long pid = Long.parseLong(Files.readSymbolicLink(Paths.get("/proc/self")).toString());
         long ppid = serverPid();
         String head = "java " + field(env, "jobId") + " " + field(env, "attempt");
         append(log, "S " + head + " " + start + " " + pid + " " + ppid);
