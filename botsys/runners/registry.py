@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botsys.config import BUNDLED_BOTS, BotTypeSettings, Settings
+from botsys.config import BotTypeSettings, Settings
 from botsys.runners.bot_docs import bot_doc
+from botsys.runners.bundled import bundled_bots
 
 BOT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # fullmatch: `$` would pass 'x\n'
 
@@ -44,10 +45,11 @@ class _Listing:
 
 def bots_root(settings: Settings) -> Path:
     """Where bots live: ``runner.bots_dir`` "" (the default) is the folder of bots bundled with
-    the package; a relative one is taken from the working directory, or, if it does not exist
-    there, from the folder of the config file that was loaded."""
+    the package (or their copy the bot user can read: runners/bundled.py); a relative one is
+    taken from the working directory, or, if it does not exist there, from the folder of the
+    config file that was loaded."""
     if not settings.runner.bots_dir:
-        return BUNDLED_BOTS
+        return bundled_bots(settings)
     path = Path(settings.runner.bots_dir).expanduser()
     if path.is_absolute():
         return path

@@ -19,25 +19,23 @@ import pytest
 from botsys import undumpable
 from tests.support.procs import Cluster, http, wait_for, write_config
 from tests.support.redis_server import RedisServer
+from tests.support.requires import require, require_root
 
 from .containment import BOT_USER, copy_probes, daemons, left_after, open_folder, processes_with
 
-pytestmark = [
-    pytest.mark.faults,
-    pytest.mark.skipif(os.geteuid() != 0, reason="bot users need the server as root"),
-]
+pytestmark = pytest.mark.faults
 API_KEY = "key-" + secrets.token_hex(16)
 ADMIN_KEY = "admin-" + secrets.token_hex(16)
 WEBHOOK_SECRET = "whsec_" + secrets.token_hex(24)
 CONFIG_SECRET = "whsec_" + secrets.token_hex(24)  # only in the config file (mode 0600)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(autouse=True)
 def bot_user():
-    try:
-        return pwd.getpwnam(BOT_USER)
-    except KeyError:
-        pytest.skip(f"no {BOT_USER} user (scripts/test.sh creates it)")
+    require_root("bot users need the server as root")
+    names = {p.pw_name for p in pwd.getpwall()}
+    require(BOT_USER in names, f"no {BOT_USER} user (scripts/test.sh creates it)")
+    return pwd.getpwnam(BOT_USER)
 
 
 @pytest.fixture

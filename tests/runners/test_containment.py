@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import pwd
 import secrets
 import shutil
@@ -21,10 +20,17 @@ from botsys.runners import users
 from botsys.runners.process import ProcessRunner
 from botsys.runners.sandbox import Sandbox
 from tests.faults.containment import BOT_USER, EXT, PROBES, daemons, left_after, open_folder
+from tests.support.requires import require, require_root
 
 from .conftest import RecordingSink, make_settings, run_bot, spec, write_bot
 
-as_root = pytest.mark.skipif(os.geteuid() != 0, reason="bot users need the server as root")
+
+@pytest.fixture
+def root():
+    require_root("bot users need the server as root")
+
+
+as_root = pytest.mark.usefixtures("root")
 
 
 @pytest.fixture
@@ -36,10 +42,9 @@ def open_dir():
 
 @pytest.fixture
 def bot_user():
-    try:
-        return pwd.getpwnam(BOT_USER)
-    except KeyError:
-        pytest.skip(f"no {BOT_USER} user (scripts/test.sh creates it)")
+    names = {p.pw_name for p in pwd.getpwall()}
+    require(BOT_USER in names, f"no {BOT_USER} user (scripts/test.sh creates it)")
+    return pwd.getpwnam(BOT_USER)
 
 
 def copy_probe(bots: Path, bot_type: str, name: str) -> None:

@@ -17,7 +17,7 @@ from botsys.runners import launcher as launcher_module
 from botsys.runners.launcher import build_launcher
 from botsys.runners.sandbox import Sandbox, Tools
 from tests.support.procs import stat_fields
-from tests.support.requires import require, require_tool
+from tests.support.requires import require, require_root, require_tool
 
 
 @pytest.fixture(scope="module")
@@ -268,12 +268,10 @@ def test_not_root_the_namespaces_come_with_a_user_namespace(launcher):
     import shutil
     import tempfile
 
-    if os.geteuid() != 0:
-        pytest.skip("switching to an unprivileged user needs root")
-    try:
-        user = pwd.getpwnam("botsys-bot")
-    except KeyError:
-        pytest.skip("no botsys-bot user")
+    require_root("switching to an unprivileged user needs root")
+    names = {p.pw_name for p in pwd.getpwall()}
+    require("botsys-bot" in names, "no botsys-bot user (scripts/test.sh creates it)")
+    user = pwd.getpwnam("botsys-bot")
     folder = Path(tempfile.mkdtemp(prefix="botsys-launch-"))
     try:
         folder.chmod(0o755)
