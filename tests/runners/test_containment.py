@@ -236,13 +236,17 @@ def test_network_must_be_host_or_none():
 
 
 def test_without_namespaces_start_up_says_what_is_lost(bots_dir, java_cache, monkeypatch, caplog):
-    from botsys.runners import sandbox as sandbox_module
-
     monkeypatch.setattr(sandbox_module, "launcher_supports", lambda launcher, option: False)
     settings = make_settings(bots_dir, java_cache)
     with caplog.at_level(logging.WARNING):
         prefix = Sandbox(settings).prefix("python")
-    assert "ns=pid" not in prefix and "PID namespace" in caplog.text
+    assert "ns=pid" not in prefix and "no PID namespace" in caplog.text
+    assert "subreaper ends what a bot leaves behind" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(sandbox_module, "_lists_children", lambda: False)
+    with caplog.at_level(logging.WARNING):
+        Sandbox(settings)
+    assert "descendants can outlive its job" in caplog.text
     no_net = make_settings(bots_dir, java_cache, **{"bot_types.python.network": "none"})
     with pytest.raises(ConfigError, match='network = "none"'):
         Sandbox(no_net)

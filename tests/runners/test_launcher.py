@@ -385,6 +385,40 @@ def test_not_root_the_namespaces_come_with_a_user_namespace(launcher):
         shutil.rmtree(folder)
 
 
+def test_not_root_the_subreaper_needs_no_privilege(launcher, token):
+    """Where namespaces are refused, e.g. our image's uid 10001: the fallback works for an
+    unprivileged launcher. Run here as botsys-bot (needs root to switch)."""
+    import pwd
+    import shutil
+    import tempfile
+
+    require_root("switching to an unprivileged user needs root")
+    names = {p.pw_name for p in pwd.getpwall()}
+    require("botsys-bot" in names, "no botsys-bot user (scripts/test.sh creates it)")
+    user = pwd.getpwnam("botsys-bot")
+    folder = Path(tempfile.mkdtemp(prefix="botsys-launch-"))
+    try:
+        folder.chmod(0o755)
+        copy = shutil.copy(launcher, folder / "botsys-launch")
+        as_user = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}"]
+        argv = [*as_user, "--clear-groups", "--", copy, str(os.getpid()), "--"]
+        bot = subprocess.Popen(
+            [*argv, "sh", "-c", ESCAPE, "escape", token],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            process_group=0,
+            cwd="/",
+        )
+        assert bot.stdout.readline() == "running\n"
+        assert {os.stat(f"/proc/{pid}").st_uid for pid in daemons(token)} == {user.pw_uid}
+        bot.stdin.close()
+        assert bot.wait(10) == 0
+        assert left_after(lambda: daemons(token)) == [], "a daemon outlived the launcher"
+    finally:
+        shutil.rmtree(folder)
+
+
 def _is_sleep_300_of(pid: str, user) -> bool:
     try:
         st = os.stat(f"/proc/{pid}")
