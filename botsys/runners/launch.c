@@ -292,9 +292,9 @@ static void end_children(void) {
         }
         /* every listed child was SIGKILLed: that many waits all return */
         for (int k = 0; k < listed; k++) {
-            if (waitpid(-1, &st, 0) < 0 && errno != EINTR) break;
+            if (waitpid(-1, &st, __WALL) < 0 && errno != EINTR) break;
         }
-        if (listed == 0 && waitpid(-1, &st, WNOHANG) < 0 && errno == ECHILD) return;
+        if (listed == 0 && waitpid(-1, &st, WNOHANG | __WALL) < 0 && errno == ECHILD) return;
         if (elapsed_ms(&start) > END_CHILDREN_MS) {
             fail("the bot's processes kept forking", "some may outlive it");
             return;
@@ -318,12 +318,16 @@ static void run_reaper(const struct plan *plan, pid_t launcher, int gone_signal,
     struct sigaction gone = {0};
     gone.sa_handler = launcher_gone;
     sigemptyset(&gone.sa_mask);
-    sigset_t gone_only;
+    sigset_t gone_only, no_pipe;
     sigemptyset(&gone_only);
     sigaddset(&gone_only, gone_signal);
     sigprocmask(SIG_BLOCK, &gone_only, NULL); /* until the bot's pid is known */
     if (sigaction(gone_signal, &gone, NULL) != 0) _exit(fail("sigaction", strerror(errno)));
-    signal(SIGPIPE, SIG_IGN); /* the launcher may be gone when we report */
+    /* The launcher may be gone when we report. Blocked, not ignored: an ignored signal would
+     * stay ignored in the bot across exec; the bot gets MASK instead. */
+    sigemptyset(&no_pipe);
+    sigaddset(&no_pipe, SIGPIPE);
+    sigprocmask(SIG_BLOCK, &no_pipe, NULL);
     if (prctl(PR_SET_PDEATHSIG, gone_signal) != 0 || getppid() != launcher) _exit(127);
     if (setpgid(0, 0) != 0) _exit(fail("setpgid", strerror(errno))); /* out of the group */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) _exit(fail("subreaper", strerror(errno)));

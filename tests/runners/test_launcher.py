@@ -258,6 +258,14 @@ def test_without_a_pid_namespace_a_killed_server_takes_the_daemons_too(launcher,
     assert left_after(lambda: daemons(token)) == [], "a daemon outlived the launcher by 100 ms"
 
 
+def test_without_a_pid_namespace_the_bot_gets_the_signal_state_it_would_get_alone(launcher):
+    # The reaper blocks and handles signals of its own; none of that may reach the bot.
+    show = ["sh", "-c", "grep -E '^(SigBlk|SigIgn|SigCgt)' /proc/self/status"]
+    alone = subprocess.run(show, capture_output=True, text=True, timeout=10).stdout
+    argv = [launcher, str(os.getpid()), "--", *show]
+    assert subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout == alone
+
+
 def _bot_shells(token: str) -> list[int]:
     return processes_with(f"escape\0{token}\0".encode())
 
