@@ -164,6 +164,32 @@ async def test_a_cancelled_bot_takes_its_daemons_with_it(open_dir, bot_user, con
     assert left_after(lambda: daemons(token)) == []
 
 
+STUBBORN_ESCAPE = """
+trap '' TERM
+setsid sleep "$SLEEP" & (sleep "$SLEEP" &)
+until [ "$(pgrep -cxf "sleep $SLEEP")" -ge 2 ]; do sleep 0.01; done
+echo '{"log": "daemons running"}'
+sleep 60
+"""
+
+
+@as_root
+async def test_a_bot_deaf_to_sigterm_takes_its_daemons_with_it(
+    open_dir, bot_user, containment, token
+):
+    # The timeout's SIGTERM is ignored: the group's SIGKILL after the grace period kills the
+    # launcher too, and the daemons must still go.
+    write_bot(open_dir / "bots", "bash", "stubborn", STUBBORN_ESCAPE.replace("$SLEEP", token))
+    (open_dir / "bots" / "bash").chmod(0o755)
+    (open_dir / "bots" / "bash" / "stubborn.sh").chmod(0o644)
+    settings = default_settings(open_dir, **{"runner.kill_grace_s": 0.2})
+    runner = contained_runner(settings, containment)
+    outcome, sink, _ = await run_bot(runner, "bash", "stubborn", timeout_s=3)
+    assert outcome.status == "timed_out" and "daemons running" in sink.logs
+    assert "SIGKILL" in outcome.error, outcome.error
+    assert left_after(lambda: daemons(token)) == []
+
+
 @pytest.mark.parametrize("network, reached", [("none", False), ("host", True)])
 async def test_network_none_cannot_reach_loopback_services(
     bots_dir, java_cache, redis_server, network, reached
