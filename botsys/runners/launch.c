@@ -8,11 +8,12 @@
  * to SOFT). It replaces `setpriv --pdeathsig KILL [--reuid ..] -- prlimit ... --`, whose two
  * execs cost ~1 ms of CPU and of start-up latency per bot (bench/spawn.py), and it does more:
  *
- * The launcher stays in front of the bot, in the bot's process group, as its parent. When the
- * server (PARENT_PID) dies, even by kill -9, the kernel signals the launcher (parent-death
- * signal), which kills the whole group. Signals the server sends the group (SIGTERM on timeout
- * or cancel) are the bot's to handle: the launcher blocks them, waits for the bot and ends the
- * way it ended (same exit code, or the same signal), so the server sees the bot's own exit.
+ * The launcher stays in front of the bot, in the bot's process group, as its parent (its
+ * grandparent, with init or the reaper below in between). When the server (PARENT_PID) dies,
+ * even by kill -9, the kernel signals the launcher (parent-death signal), which kills the
+ * whole group. Signals the server sends the group (SIGTERM on timeout or cancel) are the
+ * bot's to handle: the launcher blocks them, waits for the bot and ends the way it ended (same
+ * exit code, or the same signal), so the server sees the bot's own exit.
  *
  * user=UID:GID (the server is root): the bot runs as that user and group, with no
  * supplementary groups and no_new_privs; the switch happens in the bot's own process, so the
