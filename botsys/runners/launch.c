@@ -8,11 +8,12 @@
  * to SOFT). It replaces `setpriv --pdeathsig KILL [--reuid ..] -- prlimit ... --`, whose two
  * execs cost ~1 ms of CPU and of start-up latency per bot (bench/spawn.py), and it does more:
  *
- * The launcher stays in front of the bot, in the bot's process group, as its parent. When the
- * server (PARENT_PID) dies, even by kill -9, the kernel signals the launcher (parent-death
- * signal), which kills the whole group. Signals the server sends the group (SIGTERM on timeout
- * or cancel) are the bot's to handle: the launcher blocks them, waits for the bot and ends the
- * way it ended (same exit code, or the same signal), so the server sees the bot's own exit.
+ * The launcher stays in front of the bot, in the bot's process group, as its parent (its
+ * grandparent, with init or the reaper below in between). When the server (PARENT_PID) dies,
+ * even by kill -9, the kernel signals the launcher (parent-death signal), which kills the
+ * whole group. Signals the server sends the group (SIGTERM on timeout or cancel) are the
+ * bot's to handle: the launcher blocks them, waits for the bot and ends the way it ended (same
+ * exit code, or the same signal), so the server sees the bot's own exit.
  *
  * user=UID:GID (the server is root): the bot runs as that user and group, with no
  * supplementary groups and no_new_privs; the switch happens in the bot's own process, so the
@@ -26,6 +27,16 @@
  * /proc is not remounted: the bot sees the machine's /proc (/proc/self is right; getpid()
  * says 2). ns=net: a new network namespace with only loopback, up. Not root: the namespaces
  * are owned by a new user namespace in which the bot keeps its uid (and gets no capability).
+ *
+ * Without ns=pid (the machine refuses namespaces), a reaper takes init's place: a child
+ * subreaper (PR_SET_CHILD_SUBREAPER) in a process group of its own, which forks the bot into
+ * the launcher's group. Every process the bot's tree orphans (setsid or double-forked
+ * daemons) is reparented to the reaper instead of the machine's init; when the bot ends, the
+ * reaper SIGKILLs its children (and the groups they lead), reaps, and repeats until it has
+ * none. Being outside the group, it survives the group's SIGKILL (timeout, cancel, the
+ * server's death), and its parent-death signal tells it the launcher died: it then kills the
+ * bot and everything adopted the same way. The launcher is a subreaper too, for what is left
+ * if the reaper itself is killed.
  *
  * If the server died before the signal was armed, the bot never starts. Anything wrong exits
  * 127 with one line on stderr, before COMMAND runs.
@@ -41,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -184,8 +196,10 @@ static int enter_namespaces(int ns) {
     return 0;
 }
 
-/* In the forked child: become the bot. Never returns. */
-static void exec_bot(const struct plan *plan, pid_t parent, const sigset_t *mask, char **argv) {
+/* In the forked child: become the bot (in process group GROUP, if not 0). Never returns. */
+static void exec_bot(const struct plan *plan, pid_t parent, pid_t group, const sigset_t *mask,
+                     char **argv) {
+    if (group != 0 && setpgid(0, group) != 0) _exit(fail("setpgid", strerror(errno)));
     if (plan->set_user &&
         (setgroups(1, &plan->gid) != 0 || setgid(plan->gid) != 0 || setuid(plan->uid) != 0))
         _exit(fail("cannot switch user", strerror(errno)));
@@ -198,24 +212,136 @@ static void exec_bot(const struct plan *plan, pid_t parent, const sigset_t *mask
     _exit(fail(argv[0], strerror(errno)));
 }
 
+/* Reaps orphans until the bot ends; its wait status. */
+static int wait_bot(pid_t bot) {
+    for (;;) {
+        int st;
+        pid_t done = waitpid(-1, &st, 0);
+        if (done == bot) return st;
+        if (done < 0 && errno != EINTR) _exit(fail("waitpid", strerror(errno)));
+    }
+}
+
 /* The namespace's init: runs the bot, reaps orphans, reports the bot's wait status. */
 static void run_init(const struct plan *plan, const sigset_t *mask, char **argv, int report) {
     pid_t me = getpid(); /* 1 */
     pid_t bot = fork();
     if (bot < 0) _exit(fail("fork", strerror(errno)));
-    if (bot == 0) exec_bot(plan, me, mask, argv);
-    int status = 0;
-    for (;;) {
-        int st;
-        pid_t done = waitpid(-1, &st, 0);
-        if (done == bot) {
-            status = st;
-            break;
-        }
-        if (done < 0 && errno != EINTR) _exit(fail("waitpid", strerror(errno)));
-    }
+    if (bot == 0) exec_bot(plan, me, 0, mask, argv);
+    int status = wait_bot(bot);
     if (write(report, &status, sizeof status) != sizeof status) _exit(127);
     _exit(0); /* the kernel now kills what is left in the namespace */
+}
+
+/* SIGKILL a child of ours and the process group it leads, if any. Both ids are safe: a child
+ * is reaped by nobody but us, and a group's id stays its leader's pid while the group lives. */
+static void kill_child(pid_t child) {
+    kill(-child, SIGKILL);
+    kill(child, SIGKILL);
+}
+
+/* Kills every child listed in /proc/self/task/<tid>/children (we have one thread); how many,
+ * or -1 if the list cannot be read. */
+static int kill_listed_children(void) {
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int count = 0, digits = 0;
+    pid_t pid = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t k = 0; k < n; k++) {
+            if (buf[k] >= '0' && buf[k] <= '9') {
+                pid = pid * 10 + (buf[k] - '0');
+                digits = 1;
+            } else if (digits) {
+                kill_child(pid);
+                count++;
+                pid = 0, digits = 0;
+            }
+        }
+    }
+    if (digits) {
+        kill_child(pid);
+        count++;
+    }
+    close(fd);
+    return n < 0 ? -1 : count;
+}
+
+static long elapsed_ms(const struct timespec *since) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* A fork loop may keep refilling the tree; past this, give up and say so. */
+#define END_CHILDREN_MS 1000
+
+/* As a subreaper: kill and reap every child, and every orphan that comes to us meanwhile,
+ * until wait() says there are none. A killed process forks no more, so each round ends a
+ * level of the tree and what it had started comes to us for the next. */
+static void end_children(void) {
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int listed = kill_listed_children(), st;
+        if (listed < 0) {
+            fail("cannot list the bot's leftover processes", strerror(errno));
+            return;
+        }
+        /* every listed child was SIGKILLed: that many waits all return */
+        for (int k = 0; k < listed; k++) {
+            if (waitpid(-1, &st, __WALL) < 0 && errno != EINTR) break;
+        }
+        if (listed == 0 && waitpid(-1, &st, WNOHANG | __WALL) < 0 && errno == ECHILD) return;
+        if (elapsed_ms(&start) > END_CHILDREN_MS) {
+            fail("the bot's processes kept forking", "some may outlive it");
+            return;
+        }
+    }
+}
+
+static volatile pid_t reaper_bot; /* the bot, while the reaper waits for it */
+
+/* The reaper's parent-death signal: the launcher was killed (with the group, or by the
+ * server's death). The bot may have left the group: kill it; wait_bot then returns. */
+static void launcher_gone(int sig) {
+    (void)sig;
+    if (reaper_bot > 0) kill(reaper_bot, SIGKILL);
+}
+
+/* No PID namespace: the subreaper that runs the bot in the launcher's group, ends all that
+ * is left of its tree, and reports the bot's wait status. */
+static void run_reaper(const struct plan *plan, pid_t launcher, int gone_signal,
+                       const sigset_t *mask, char **argv, int report) {
+    struct sigaction gone = {0};
+    gone.sa_handler = launcher_gone;
+    sigemptyset(&gone.sa_mask);
+    sigset_t gone_only, no_pipe;
+    sigemptyset(&gone_only);
+    sigaddset(&gone_only, gone_signal);
+    sigprocmask(SIG_BLOCK, &gone_only, NULL); /* until the bot's pid is known */
+    if (sigaction(gone_signal, &gone, NULL) != 0) _exit(fail("sigaction", strerror(errno)));
+    /* The launcher may be gone when we report. Blocked, not ignored: an ignored signal would
+     * stay ignored in the bot across exec; the bot gets MASK instead. */
+    sigemptyset(&no_pipe);
+    sigaddset(&no_pipe, SIGPIPE);
+    sigprocmask(SIG_BLOCK, &no_pipe, NULL);
+    if (prctl(PR_SET_PDEATHSIG, gone_signal) != 0 || getppid() != launcher) _exit(127);
+    if (setpgid(0, 0) != 0) _exit(fail("setpgid", strerror(errno))); /* out of the group */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) _exit(fail("subreaper", strerror(errno)));
+    pid_t me = getpid(), bot = fork();
+    if (bot < 0) _exit(fail("fork", strerror(errno)));
+    if (bot == 0) exec_bot(plan, me, launcher, mask, argv);
+    reaper_bot = bot;
+    sigprocmask(SIG_UNBLOCK, &gone_only, NULL);
+    int status = wait_bot(bot);
+    reaper_bot = 0;
+    end_children();
+    if (write(report, &status, sizeof status) != sizeof status) _exit(127);
+    _exit(0);
 }
 
 static int wait_for(pid_t child, int *status) {
@@ -266,27 +392,31 @@ int main(int argc, char **argv) {
         sigaddset(&for_the_bot, group_signals[k]);
     sigprocmask(SIG_BLOCK, &for_the_bot, &before);
     pid_t launcher = getpid();
+    int in_namespace = (plan.ns & CLONE_NEWPID) != 0;
+    /* orphans of a killed reaper come here */
+    if (!in_namespace && prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+        return fail("subreaper", strerror(errno));
     int report[2] = {-1, -1};
-    if ((plan.ns & CLONE_NEWPID) && pipe2(report, O_CLOEXEC) != 0)
-        return fail("pipe", strerror(errno));
+    if (pipe2(report, O_CLOEXEC) != 0) return fail("pipe", strerror(errno));
     pid_t child = fork();
     if (child < 0) return fail("fork", strerror(errno));
     if (child == 0) {
-        if (!(plan.ns & CLONE_NEWPID)) exec_bot(&plan, launcher, &before, &argv[i + 1]);
+        close(report[0]);
+        if (!in_namespace)
+            run_reaper(&plan, launcher, gone_signal, &before, &argv[i + 1], report[1]);
         /* init dies with the launcher (it is only ever SIGKILLed, with the whole group, so
          * init cannot miss it; getppid() is 0 here: the launcher is outside the namespace) */
-        close(report[0]);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) _exit(127);
         signal(gone_signal, SIG_DFL);
         run_init(&plan, &before, &argv[i + 1], report[1]);
     }
     int status;
     if (wait_for(child, &status) != 0) return 127;
-    if (plan.ns & CLONE_NEWPID) {
-        int bot_status; /* init's report; none if init itself was killed */
-        close(report[1]);
-        if (read(report[0], &bot_status, sizeof bot_status) == sizeof bot_status)
-            status = bot_status;
-    }
+    int bot_status; /* init's or the reaper's report; none if it was killed */
+    close(report[1]);
+    if (read(report[0], &bot_status, sizeof bot_status) == sizeof bot_status)
+        status = bot_status;
+    else if (!in_namespace)
+        end_children(); /* the reaper was killed: its orphans are ours */
     return end_like(status);
 }

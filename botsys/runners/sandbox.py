@@ -6,7 +6,8 @@ rlimits, switches to the bot's user (users.py: never root when the server is roo
 and starts the bot in a PID namespace of its own, so nothing runs in the server between fork
 and exec (no ``preexec_fn``: the server has threads). Everything the bot starts dies with it,
 setsid or not; when the server dies the launcher kills the bot's whole process group.
-``network = "none"`` adds a network namespace with only loopback.
+Where namespaces are refused (no ``ns=pid``), a child subreaper inside the launcher ends what
+the bot orphaned instead. ``network = "none"`` adds a network namespace with only loopback.
 
 Without a C compiler it is the util-linux chain ``setpriv --pdeathsig KILL [--reuid ...] --
 prlimit --data=... -- <command>``: the limits, the user, and the bot's own death with the
@@ -28,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,10 +270,18 @@ class Sandbox:
 
     def _warn_missing_tools(self) -> None:
         if self.tools.launcher:
-            if not self.pid_namespace:
+            if self.pid_namespace:
+                return
+            if _lists_children():
                 log.warning(
-                    "no PID namespace for bots (unshare refused): a bot's setsid or "
-                    "double-forked descendants can outlive its job (docs/BOTS.md)"
+                    "no PID namespace for bots (unshare refused): botsys-launch's subreaper "
+                    "ends what a bot leaves behind instead (docs/BOTS.md)"
+                )
+            else:
+                log.warning(
+                    "no PID namespace for bots (unshare refused) and no "
+                    "/proc/<pid>/task/<tid>/children: a bot's setsid or double-forked "
+                    "descendants can outlive its job (docs/BOTS.md)"
                 )
             return
         log.warning("botsys-launch unavailable: bots get no PID namespace (docs/BOTS.md)")
@@ -281,6 +291,12 @@ class Sandbox:
             )
         if not self.tools.prlimit:
             log.warning("prlimit (util-linux) not found: bots run WITHOUT resource limits")
+
+
+def _lists_children() -> bool:
+    """Can a process list its children (the kernel's CONFIG_PROC_CHILDREN)? The launcher's
+    subreaper needs it to find what a bot orphaned."""
+    return Path(f"/proc/self/task/{threading.get_native_id()}/children").exists()
 
 
 def _runs_python(bt: BotTypeSettings) -> bool:

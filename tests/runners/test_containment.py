@@ -1,14 +1,17 @@
 """Containment through the real runner: bots of a root server run as the bot user, nothing a
-bot starts outlives its attempt (setsid and double-forked daemons included), and a
+bot starts outlives its attempt (setsid and double-forked daemons included; in a PID namespace
+and, where namespaces are refused, through the launcher's subreaper), and a
 ``network = "none"`` bot cannot reach the machine's loopback services."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pwd
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from botsys.config import ConfigError
+from botsys.runners import sandbox as sandbox_module
 from botsys.runners import users
 from botsys.runners.process import ProcessRunner
 from botsys.runners.sandbox import Sandbox
@@ -45,6 +49,37 @@ def bot_user():
     names = {p.pw_name for p in pwd.getpwall()}
     require(BOT_USER in names, f"no {BOT_USER} user (scripts/test.sh creates it)")
     return pwd.getpwnam(BOT_USER)
+
+
+@pytest.fixture(params=["pid namespace", "subreaper"])
+def containment(request, monkeypatch) -> str:
+    """Each escape test twice: as this machine allows (a PID namespace here) and as where
+    namespaces are refused (no ``ns=pid``: the launcher's subreaper fallback)."""
+    if request.param == "subreaper":
+        supports = sandbox_module.launcher_supports
+        monkeypatch.setattr(
+            sandbox_module,
+            "launcher_supports",
+            lambda launcher, option: option != "ns=pid" and supports(launcher, option),
+        )
+    return request.param
+
+
+@pytest.fixture
+def token():
+    """The escape probe's ``sleep`` argument; what a failed test left behind is killed after."""
+    value = f"300.{secrets.randbelow(10**9)}"
+    yield value
+    for pid in daemons(value):
+        os.kill(pid, signal.SIGKILL)
+
+
+def contained_runner(settings, containment: str) -> ProcessRunner:
+    runner = ProcessRunner(settings)
+    assert runner.sandbox.tools.launcher, "these tests need botsys-launch (a C compiler)"
+    if containment == "subreaper":
+        assert "ns=pid" not in runner.sandbox.prefix("python")
+    return runner
 
 
 def copy_probe(bots: Path, bot_type: str, name: str) -> None:
@@ -91,10 +126,11 @@ async def test_a_root_server_runs_bots_as_the_bot_user_by_default(open_dir, bot_
 
 @as_root
 @pytest.mark.parametrize("bot_type", ["python", "node", "java"])
-async def test_nothing_a_bot_started_outlives_its_attempt(open_dir, bot_user, bot_type):
+async def test_nothing_a_bot_started_outlives_its_attempt(
+    open_dir, bot_user, bot_type, containment, token
+):
     copy_probe(open_dir / "bots", bot_type, "escape")
-    token = f"300.{secrets.randbelow(10**9)}"
-    runner = ProcessRunner(default_settings(open_dir))
+    runner = contained_runner(default_settings(open_dir), containment)
     outcome, sink, _ = await run_bot(runner, bot_type, "escape", {"sleep": token}, 60)
     assert outcome.status == "succeeded", outcome.error
     assert "daemons running" in sink.logs  # a setsid grandchild and a double-forked daemon ran
@@ -102,10 +138,10 @@ async def test_nothing_a_bot_started_outlives_its_attempt(open_dir, bot_user, bo
 
 
 @as_root
-async def test_a_timed_out_bot_takes_its_daemons_with_it(open_dir, bot_user):
+async def test_a_timed_out_bot_takes_its_daemons_with_it(open_dir, bot_user, containment, token):
     copy_probe(open_dir / "bots", "python", "escape")
-    token = f"300.{secrets.randbelow(10**9)}"
-    runner = ProcessRunner(default_settings(open_dir, **{"runner.kill_grace_s": 0.2}))
+    settings = default_settings(open_dir, **{"runner.kill_grace_s": 0.2})
+    runner = contained_runner(settings, containment)
     payload = {"sleep": token, "holdS": 60}
     outcome, sink, _ = await run_bot(runner, "python", "escape", payload, timeout_s=3)
     assert outcome.status == "timed_out" and "daemons running" in sink.logs
@@ -113,10 +149,9 @@ async def test_a_timed_out_bot_takes_its_daemons_with_it(open_dir, bot_user):
 
 
 @as_root
-async def test_a_cancelled_bot_takes_its_daemons_with_it(open_dir, bot_user):
+async def test_a_cancelled_bot_takes_its_daemons_with_it(open_dir, bot_user, containment, token):
     copy_probe(open_dir / "bots", "python", "escape")
-    token = f"300.{secrets.randbelow(10**9)}"
-    runner = ProcessRunner(default_settings(open_dir))
+    runner = contained_runner(default_settings(open_dir), containment)
     sink = RecordingSink()
     attempt = asyncio.ensure_future(
         runner.run(spec("python", "escape", {"sleep": token, "holdS": 60}, 60), sink)
@@ -126,6 +161,32 @@ async def test_a_cancelled_bot_takes_its_daemons_with_it(open_dir, bot_user):
     attempt.cancel()
     with pytest.raises(asyncio.CancelledError):
         await attempt
+    assert left_after(lambda: daemons(token)) == []
+
+
+STUBBORN_ESCAPE = """
+trap '' TERM
+setsid sleep "$SLEEP" & (sleep "$SLEEP" &)
+until [ "$(pgrep -cxf "sleep $SLEEP")" -ge 2 ]; do sleep 0.01; done
+echo '{"log": "daemons running"}'
+sleep 60
+"""
+
+
+@as_root
+async def test_a_bot_deaf_to_sigterm_takes_its_daemons_with_it(
+    open_dir, bot_user, containment, token
+):
+    # The timeout's SIGTERM is ignored: the group's SIGKILL after the grace period kills the
+    # launcher too, and the daemons must still go.
+    write_bot(open_dir / "bots", "bash", "stubborn", STUBBORN_ESCAPE.replace("$SLEEP", token))
+    (open_dir / "bots" / "bash").chmod(0o755)
+    (open_dir / "bots" / "bash" / "stubborn.sh").chmod(0o644)
+    settings = default_settings(open_dir, **{"runner.kill_grace_s": 0.2})
+    runner = contained_runner(settings, containment)
+    outcome, sink, _ = await run_bot(runner, "bash", "stubborn", timeout_s=3)
+    assert outcome.status == "timed_out" and "daemons running" in sink.logs
+    assert "SIGKILL" in outcome.error, outcome.error
     assert left_after(lambda: daemons(token)) == []
 
 
@@ -201,13 +262,17 @@ def test_network_must_be_host_or_none():
 
 
 def test_without_namespaces_start_up_says_what_is_lost(bots_dir, java_cache, monkeypatch, caplog):
-    from botsys.runners import sandbox as sandbox_module
-
     monkeypatch.setattr(sandbox_module, "launcher_supports", lambda launcher, option: False)
     settings = make_settings(bots_dir, java_cache)
     with caplog.at_level(logging.WARNING):
         prefix = Sandbox(settings).prefix("python")
-    assert "ns=pid" not in prefix and "PID namespace" in caplog.text
+    assert "ns=pid" not in prefix and "no PID namespace" in caplog.text
+    assert "subreaper ends what a bot leaves behind" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(sandbox_module, "_lists_children", lambda: False)
+    with caplog.at_level(logging.WARNING):
+        Sandbox(settings)
+    assert "descendants can outlive its job" in caplog.text
     no_net = make_settings(bots_dir, java_cache, **{"bot_types.python.network": "none"})
     with pytest.raises(ConfigError, match='network = "none"'):
         Sandbox(no_net)

@@ -1,10 +1,12 @@
 """botsys-launch (launch.c): limits, parent-death signal and refusals, as real processes;
-and how the sandbox picks it or falls back to the setpriv + prlimit chain."""
+without a PID namespace, its subreaper ending everything a bot started; and how the sandbox
+picks it or falls back to the setpriv + prlimit chain."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import pytest
 from botsys.runners import launcher as launcher_module
 from botsys.runners.launcher import build_launcher
 from botsys.runners.sandbox import Sandbox, Tools
+from tests.faults.containment import daemons, left_after, processes_with
 from tests.support.procs import stat_fields
 from tests.support.requires import require, require_root, require_tool
 
@@ -169,6 +172,104 @@ def test_a_sigterm_to_the_group_is_the_bots_to_handle(launcher):
     assert bot.stdout.read() == "cleaned up\n"
 
 
+# Without ns=pid (the fallback where namespaces are refused): the bot starts a setsid
+# grandchild and a double-forked daemon, both `sleep <token>`, says so, then waits for stdin.
+ESCAPE = (
+    'setsid sleep "$1" & (sleep "$1" &); '
+    'until [ "$(pgrep -cxf "sleep $1")" -ge 2 ]; do sleep 0.01; done; echo running; read _; exit 0'
+)
+
+
+@pytest.fixture
+def token():
+    """The escape's ``sleep`` argument; whatever a failed test left behind is killed after."""
+    value = f"300.{secrets.randbelow(10**9)}"
+    yield value
+    for pid in daemons(value):
+        os.kill(pid, signal.SIGKILL)
+
+
+def start_escape(launcher: str, token: str, *, script: str = ESCAPE) -> subprocess.Popen:
+    """As the runner starts a bot: a process group of its own, pipes; its daemons running."""
+    bot = subprocess.Popen(
+        [launcher, str(os.getpid()), "core=0", "--", "sh", "-c", script, "escape", token],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        process_group=0,
+    )
+    assert bot.stdout.readline() == "running\n"
+    assert len(daemons(token)) == 2
+    return bot
+
+
+def test_without_a_pid_namespace_nothing_the_bot_started_outlives_it(launcher, token):
+    bot = start_escape(launcher, token)
+    bot.stdin.close()  # the bot exits 0
+    assert bot.wait(10) == 0
+    assert left_after(lambda: daemons(token)) == [], "a daemon outlived the launcher by 100 ms"
+
+
+@pytest.mark.parametrize("stop, returncode", [(signal.SIGTERM, -15), (signal.SIGKILL, -9)])
+def test_without_a_pid_namespace_a_stopped_bot_takes_its_daemons(launcher, token, stop, returncode):
+    # Timeout and cancel: SIGTERM to the group, SIGKILL after the grace period (which kills
+    # the launcher too: the reaper, outside the group, is left to end the rest).
+    bot = start_escape(launcher, token)
+    os.killpg(bot.pid, stop)
+    assert bot.wait(10) == returncode
+    assert left_after(lambda: daemons(token)) == [], "a daemon outlived the launcher by 100 ms"
+
+
+def test_without_a_pid_namespace_a_bot_that_left_its_group_still_dies_with_it(launcher, token):
+    # The group's SIGKILL misses a bot that called setsid itself; the reaper does not.
+    script = f'exec setsid sh -c {ESCAPE!r} escape "$1"'  # a session of its own
+    bot = start_escape(launcher, token, script=script)
+    os.killpg(bot.pid, signal.SIGKILL)
+    assert bot.wait(10) == -signal.SIGKILL
+    assert left_after(lambda: daemons(token)) == [], "the bot's daemons outlived it by 100 ms"
+    assert left_after(lambda: _bot_shells(token)) == [], "the bot itself escaped the kill"
+
+
+def test_without_a_pid_namespace_a_killed_server_takes_the_daemons_too(launcher, token):
+    # A stand-in server starts the escape through the launcher, reports the launcher's pid,
+    # and is SIGKILLed once the daemons run.
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, subprocess, sys, time\n"
+            f"p = subprocess.Popen([{launcher!r}, str(os.getpid()), '--', 'sh', '-c', "
+            f"{ESCAPE!r}, 'escape', {token!r}], stdin=subprocess.PIPE, process_group=0)\n"
+            "print(p.pid, flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines = {server.stdout.readline().strip() for _ in range(2)}
+    assert "running" in lines and len(daemons(token)) == 2
+    (launched,) = (int(line) for line in lines if line != "running")
+    server.kill()
+    server.wait(10)
+    deadline = time.monotonic() + 5
+    while _state(launched) not in ("gone", "Z"):
+        assert time.monotonic() < deadline, "the launcher outlived its server"
+        time.sleep(0.005)
+    assert left_after(lambda: daemons(token)) == [], "a daemon outlived the launcher by 100 ms"
+
+
+def test_without_a_pid_namespace_the_bot_gets_the_signal_state_it_would_get_alone(launcher):
+    # The reaper blocks and handles signals of its own; none of that may reach the bot.
+    show = ["sh", "-c", "grep -E '^(SigBlk|SigIgn|SigCgt)' /proc/self/status"]
+    alone = subprocess.run(show, capture_output=True, text=True, timeout=10).stdout
+    argv = [launcher, str(os.getpid()), "--", *show]
+    assert subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout == alone
+
+
+def _bot_shells(token: str) -> list[int]:
+    return processes_with(f"escape\0{token}\0".encode())
+
+
 def _state(pid: int) -> str:
     return (stat_fields(pid) or ["gone"])[0]
 
@@ -288,6 +389,40 @@ def test_not_root_the_namespaces_come_with_a_user_namespace(launcher):
         uid, pid = done.stdout.split()
         assert (int(uid), pid) == (user.pw_uid, "2")
         assert not [p for p in os.listdir("/proc") if p.isdigit() and _is_sleep_300_of(p, user)]
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_not_root_the_subreaper_needs_no_privilege(launcher, token):
+    """Where namespaces are refused, e.g. our image's uid 10001: the fallback works for an
+    unprivileged launcher. Run here as botsys-bot (needs root to switch)."""
+    import pwd
+    import shutil
+    import tempfile
+
+    require_root("switching to an unprivileged user needs root")
+    names = {p.pw_name for p in pwd.getpwall()}
+    require("botsys-bot" in names, "no botsys-bot user (scripts/test.sh creates it)")
+    user = pwd.getpwnam("botsys-bot")
+    folder = Path(tempfile.mkdtemp(prefix="botsys-launch-"))
+    try:
+        folder.chmod(0o755)
+        copy = shutil.copy(launcher, folder / "botsys-launch")
+        as_user = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}"]
+        argv = [*as_user, "--clear-groups", "--", copy, str(os.getpid()), "--"]
+        bot = subprocess.Popen(
+            [*argv, "sh", "-c", ESCAPE, "escape", token],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            process_group=0,
+            cwd="/",
+        )
+        assert bot.stdout.readline() == "running\n"
+        assert {os.stat(f"/proc/{pid}").st_uid for pid in daemons(token)} == {user.pw_uid}
+        bot.stdin.close()
+        assert bot.wait(10) == 0
+        assert left_after(lambda: daemons(token)) == [], "a daemon outlived the launcher"
     finally:
         shutil.rmtree(folder)
 
