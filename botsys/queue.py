@@ -226,8 +226,8 @@ class JobQueue:
         if created < 0:
             raise QueueFull(bot_type, jid, int(reply[2]))
         if claim is not None:
-            # One loop turn for the adopted attempt, whose first step spawns the bot: the
-            # spawn no longer waits for the caller's HTTP response (enqueue→spawn 1.2 → 0.2 ms).
+            # One loop turn for the adopted attempt, whose first step spawns the bot, so the
+            # spawn does not wait for the caller's HTTP response (enqueue→spawn 0.2 ms, not 1.2).
             await asyncio.sleep(0)
         if created and not delay_ms and claim is None and self.on_enqueued is not None:
             self.on_enqueued(bot_type)

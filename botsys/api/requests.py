@@ -12,11 +12,11 @@ from typing import Any
 from aiohttp import web
 
 from .. import jsonsafe
+from ..appkeys import REGISTRY, SETTINGS
 from ..jobs import bot_type_of
 from ..queue import Enqueued, JobQueue, QueueFull, TypeStats
 from ..runners.registry import UnknownBot
 from ..webhooks.guard import check_url
-from .appkeys import REGISTRY, SETTINGS
 from .problems import Problem, invalid, not_found
 
 MAX_IDEMPOTENCY_KEY = 200

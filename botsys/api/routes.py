@@ -11,10 +11,10 @@ from aiohttp import web
 from aiohttp_apispec import docs, querystring_schema, request_schema, response_schema
 
 from .. import jsonsafe
+from ..appkeys import DELIVERIES, QUEUE, REGISTRY
 from ..queue import QueueFull
 from . import requests as rq
 from . import schemas as s
-from .appkeys import DELIVERIES, QUEUE, REGISTRY
 from .auth import admin_only
 from .docs_text import IDEMPOTENCY_HEADER, INVOKE_DESCRIPTION, INVOKE_EXAMPLES, errors
 from .events import job_events

@@ -13,8 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .. import __version__
-from ..api.appkeys import SETTINGS
-from ..api.headers import PAGE_CSP
+from ..appkeys import PAGE_CSP, SETTINGS
 
 HERE = Path(__file__).parent
 PAGE_PATH = "/admin/queues"

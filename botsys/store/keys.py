@@ -96,3 +96,7 @@ class Keys:
 
     def events_channel(self, job_id: str) -> str:
         return f"{self.prefix}:events:{job_id}"
+
+    def event_hub_channel(self) -> str:
+        """Held subscribed by each replica's event hub (store/event_hub.py); nobody publishes."""
+        return f"{self.prefix}:event-hub"
