@@ -1,4 +1,5 @@
-"""The job model: ids, states, the Redis hash ↔ public JSON view, and the retry schedule."""
+"""The job model: ids, the Redis hash ↔ public JSON view, and the retry schedule (its states
+are ``states.JobState``)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import jsonsafe
-
-QUEUED, DELAYED, RUNNING = "queued", "delayed", "running"
-SUCCEEDED, FAILED, TIMED_OUT, CANCELLED = "succeeded", "failed", "timed_out", "cancelled"
-TERMINAL = (SUCCEEDED, FAILED, TIMED_OUT, CANCELLED)
-STATES = (QUEUED, DELAYED, RUNNING, *TERMINAL)
+from .states import JobState
 
 PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = 1, 1000, 3
 
@@ -134,7 +131,7 @@ class Job:
             "createdAt": iso_ms(f.get("createdAt")),
             "startedAt": iso_ms(f.get("startedAt")),
             "finishedAt": iso_ms(f.get("finishedAt")),
-            "runAt": iso_ms(f.get("runAt")) if f.get("state") == DELAYED else None,
+            "runAt": iso_ms(f.get("runAt")) if f.get("state") == JobState.DELAYED else None,
             "durationMs": _int(f.get("durationMs")),
             "replica": f.get("owner") or None,
             "webhook": self._webhook_view(),

@@ -19,10 +19,11 @@ from typing import Any
 
 from . import jsonsafe
 from .config import Settings
-from .jobs import CANCELLED, Claim, retry_delay_ms
+from .jobs import Claim, retry_delay_ms
 from .logs import bind
 from .queue import JobQueue
 from .runners.types import AttemptOutcome, AttemptSpec, Runner
+from .states import JobState
 from .store.errors import STORE_FAILED
 from .store.notify import Notifier
 
@@ -246,7 +247,9 @@ class Orchestrator:
                 raise  # we ourselves are being cancelled
         except Exception as exc:  # a runner bug must not lose the job
             log.exception("runner crashed on %s", ra.claim.job_id)
-            outcome = AttemptOutcome("failed", error=f"runner error: {type(exc).__name__}: {exc}")
+            outcome = AttemptOutcome(
+                JobState.FAILED, error=f"runner error: {type(exc).__name__}: {exc}"
+            )
         try:
             with contextlib.suppress(*STORE_FAILED):  # the outcome matters more than the logs
                 await self._flush(ra)
@@ -267,7 +270,7 @@ class Orchestrator:
             await self._with_retries(lambda: self.queue.requeue(claim))
             return
         if reason == CANCEL or outcome is None:
-            outcome = AttemptOutcome(CANCELLED, error="cancelled")  # type: ignore[arg-type]
+            outcome = AttemptOutcome(JobState.CANCELLED, error="cancelled")  # type: ignore[arg-type]
         delay = retry_delay_ms(
             claim.failures + 1,
             self.settings.engine.retry_delay_ms,
@@ -292,9 +295,9 @@ class Orchestrator:
                 claim.attempt,
                 outcome.status,
                 time.monotonic() - ra.started,
-                f"; retry at {done.retry_at_ms}" if done.state == "delayed" else "",
+                f"; retry at {done.retry_at_ms}" if done.state == JobState.DELAYED else "",
             )
-        if done is not None and done.state == "delayed":
+        if done is not None and done.state == JobState.DELAYED:
             # Nobody publishes when a retry falls due: wake our own dispatcher then.
             wake = self._wake[claim.job.bot_type]
             asyncio.get_running_loop().call_later(delay / 1000, wake.set)
@@ -302,7 +305,7 @@ class Orchestrator:
             log.warning("completion of %s refused: lease lost to another replica", claim.job_id)
         elif done is not None and self.metrics is not None:
             # The attempt's own outcome: a failed attempt that will be retried counts as failed.
-            status = done.state if done.state != "delayed" else outcome.status
+            status = done.state if done.state != JobState.DELAYED else outcome.status
             self.metrics.observe_execution(
                 claim.job.bot_type, status, time.monotonic() - ra.started
             )
@@ -429,4 +432,6 @@ def _stored_result(outcome: AttemptOutcome) -> tuple[AttemptOutcome, str]:
         return outcome, jsonsafe.compact(outcome.result)
     except (ValueError, TypeError, RecursionError) as exc:
         error = f"the bot's result is not valid JSON: {exc}"
-        return AttemptOutcome("failed", None, error, outcome.exit_code, outcome.log_truncated), ""
+        return AttemptOutcome(
+            JobState.FAILED, None, error, outcome.exit_code, outcome.log_truncated
+        ), ""

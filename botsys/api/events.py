@@ -25,7 +25,7 @@ from aiohttp_apispec import docs
 
 from .. import jsonsafe
 from ..appkeys import QUEUE, STORE
-from ..jobs import TERMINAL
+from ..states import TERMINAL
 from ..store.event_hub import OVERFLOW, RESYNC
 from .docs_text import EVENTS_DESCRIPTION, errors
 from .problems import STORE_DEADLINE_S, not_found

@@ -54,6 +54,7 @@ RULES = [
     ("botsys.jobs", ("aiohttp", "redis", "botsys.api")),
     ("botsys.orchestrator", ("aiohttp", "botsys.api")),
     ("botsys.config", ("aiohttp", "redis", "botsys.")),
+    ("botsys.states", ("aiohttp", "redis", "botsys.")),  # the vocabulary every layer shares
     # the dashboard is a page over the API: it shares the app's keys, never the API's modules
     ("botsys.dashboard", ("botsys.api",)),
 ]
