@@ -1,10 +1,9 @@
-"""The job model: ids, the Redis hash ↔ public JSON view, and the retry schedule (its states
-are ``states.JobState``)."""
+"""The job model: ids and the Redis hash ↔ public JSON view (its states are
+``states.JobState``, its retry schedule ``backoff.backoff_ms``)."""
 
 from __future__ import annotations
 
 import os
-import random
 import re
 import time
 from dataclasses import dataclass
@@ -44,15 +43,6 @@ def bot_type_of(job_id: str) -> str | None:
     """The bot type a job id belongs to, or None if it is not a job id at all."""
     m = _JOB_ID.fullmatch(job_id)
     return m.group(1) if m else None
-
-
-def retry_delay_ms(
-    failures: int, base_ms: int, cap_ms: int, rng: random.Random | None = None
-) -> int:
-    """Exponential backoff with ±20 % jitter: base * 2^(failures-1), capped."""
-    raw = min(cap_ms, base_ms * (2 ** max(0, failures - 1)))
-    jitter = (rng or random).uniform(0.8, 1.2)
-    return int(min(cap_ms, raw * jitter))
 
 
 def iso_ms(ms: str | int | None) -> str | None:

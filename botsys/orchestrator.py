@@ -12,14 +12,16 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import jsonsafe
+from .backoff import Random, backoff_ms
 from .config import Settings
-from .jobs import Claim, retry_delay_ms
+from .jobs import Claim
 from .logs import bind
 from .queue import JobQueue
 from .runners.types import AttemptOutcome, AttemptSpec, Runner
@@ -30,6 +32,7 @@ from .store.notify import Notifier
 log = logging.getLogger("botsys.orchestrator")
 
 LEASE_LOST, CANCEL, DRAIN = "lease_lost", "cancel", "drain"
+RETRY_JITTER = 0.2  # ±20 % on a failed job's retry delay, as for webhook retries
 
 
 class _Sink:
@@ -84,12 +87,14 @@ class Orchestrator:
         clock: Callable[[], float] = time.monotonic,
         bot_types: list[str] | None = None,
         notifier: Notifier | None = None,
+        rng: Random | None = None,
     ):
         self.queue = queue
         self.runner = runner
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
+        self.rng = rng or random.Random()
         self.bot_types = bot_types or queue.bot_types
         e = settings.engine
         self.lease_s = e.lease_ms / 1000
@@ -271,10 +276,13 @@ class Orchestrator:
             return
         if reason == CANCEL or outcome is None:
             outcome = AttemptOutcome(JobState.CANCELLED, error="cancelled")  # type: ignore[arg-type]
-        delay = retry_delay_ms(
+        engine = self.settings.engine
+        delay = backoff_ms(
             claim.failures + 1,
-            self.settings.engine.retry_delay_ms,
-            self.settings.engine.retry_max_delay_ms,
+            engine.retry_delay_ms,
+            engine.retry_max_delay_ms,
+            RETRY_JITTER,
+            self.rng,
         )
         outcome, result = _stored_result(outcome)
         done = await self._with_retries(

@@ -55,6 +55,7 @@ RULES = [
     ("botsys.orchestrator", ("aiohttp", "botsys.api")),
     ("botsys.config", ("aiohttp", "redis", "botsys.")),
     ("botsys.states", ("aiohttp", "redis", "botsys.")),  # the vocabulary every layer shares
+    ("botsys.backoff", ("aiohttp", "redis", "botsys.")),  # pure: job and webhook retries
     # the dashboard is a page over the API: it shares the app's keys, never the API's modules
     ("botsys.dashboard", ("botsys.api",)),
 ]
