@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import jsonsafe
@@ -66,9 +66,9 @@ class RunningAttempt:
     claim: Claim
     task: asyncio.Task
     sink: _Sink
-    lease_deadline: float  # local monotonic time by which the lease must have been renewed
+    lease_deadline: float  # orchestrator clock time by which the lease must have been renewed
+    started: float  # orchestrator clock time the attempt started
     stop_reason: str | None = None
-    started: float = field(default_factory=time.monotonic)
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -77,6 +77,9 @@ class RunningAttempt:
 
 
 class Orchestrator:
+    """``clock`` (seconds, monotonic) is the only time source read here: lease deadlines,
+    self-fencing and attempt durations all use it, so a test can set the time."""
+
     def __init__(
         self,
         queue: JobQueue,
@@ -232,7 +235,8 @@ class Orchestrator:
         run = asyncio.create_task(
             self.runner.run(spec, sink), name=f"run-{claim.job_id}", context=ctx.copy()
         )
-        ra = RunningAttempt(claim, run, sink, self.clock() + self.lease_s)
+        now = self.clock()
+        ra = RunningAttempt(claim, run, sink, now + self.lease_s, now)
         self.inflight[claim.job_id] = ra
         task = asyncio.create_task(self._attempt(ra), name=f"attempt-{claim.job_id}", context=ctx)
         self._attempt_tasks.add(task)
@@ -302,7 +306,7 @@ class Orchestrator:
                 "attempt %d %s after %.2fs%s",
                 claim.attempt,
                 outcome.status,
-                time.monotonic() - ra.started,
+                self.clock() - ra.started,
                 f"; retry at {done.retry_at_ms}" if done.state == JobState.DELAYED else "",
             )
         if done is not None and done.state == JobState.DELAYED:
@@ -314,9 +318,7 @@ class Orchestrator:
         elif done is not None and self.metrics is not None:
             # The attempt's own outcome: a failed attempt that will be retried counts as failed.
             status = done.state if done.state != JobState.DELAYED else outcome.status
-            self.metrics.observe_execution(
-                claim.job.bot_type, status, time.monotonic() - ra.started
-            )
+            self.metrics.observe_execution(claim.job.bot_type, status, self.clock() - ra.started)
 
     async def _with_retries(self, call):
         """Redis may blip; keep trying for about one lease (after that the lease is gone anyway)."""
