@@ -61,6 +61,14 @@ class _Sink:
         return progress, lines
 
 
+@dataclass(frozen=True)
+class Step:
+    """What one ``run_once`` did."""
+
+    started: int  # attempts it started
+    wait_s: float | None  # how long to wait for a wake-up before the next step; None: at once
+
+
 @dataclass
 class RunningAttempt:
     claim: Claim
@@ -189,34 +197,53 @@ class Orchestrator:
         self._context.run(self._start_attempt, claim)  # no request's or attempt's context
 
     async def _dispatch(self, bot_type: str) -> None:
+        """The dispatcher of one bot type: ``run_once`` whenever there is local room, then
+        sleep until a wake-up or until work falls due."""
         wake, backoff = self._wake[bot_type], 0.1
         while not self._stopping:
-            free = self._free_local()
-            if free <= 0:
+            if self._free_local() <= 0:
                 self._room.clear()
                 await self._room.wait()
                 continue
             wake.clear()
             try:
-                wait_ms, claims = await self.queue.claim(bot_type, free)
+                step = await self.run_once(bot_type)
                 backoff = 0.1
             except STORE_FAILED as exc:  # down, or refusing (full, read-only, …): back off
                 log.warning("claim failed for %s (%s); retrying in %.1fs", bot_type, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
-            for claim in claims:
-                if self._stopping:  # stop() came while the claim was in flight: hand it back
-                    await self._with_retries(lambda c=claim: self.queue.requeue(c))
-                else:
-                    self._start_attempt(claim)
-            if claims and len(claims) == free:
-                continue  # there may be more waiting
-            timeout = self.settings.engine.idle_wait_s
-            if wait_ms >= 0:
-                timeout = min(timeout, wait_ms / 1000)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout)
+            if step.wait_s is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), step.wait_s)
+
+    async def run_once(self, bot_type: str) -> Step:
+        """One dispatch step: claim as many waiting jobs of ``bot_type`` as this replica has
+        room for and start them (tests step the orchestrator with it; ``wait_attempts`` then
+        lets the attempts finish). Store failures propagate to the caller."""
+        free = self._free_local()
+        if free <= 0:
+            return Step(0, None)
+        wait_ms, claims = await self.queue.claim(bot_type, free)
+        for claim in claims:
+            if self._stopping:  # stop() came while the claim was in flight: hand it back
+                await self._with_retries(lambda c=claim: self.queue.requeue(c))
+            else:
+                self._start_attempt(claim)
+        started = 0 if self._stopping else len(claims)
+        if claims and len(claims) == free:
+            return Step(started, None)  # there may be more waiting
+        wait_s = self.settings.engine.idle_wait_s
+        if wait_ms >= 0:  # the claim script's answer: ms until a delayed job or lease is due
+            wait_s = min(wait_s, wait_ms / 1000)
+        return Step(started, wait_s)
+
+    async def wait_attempts(self) -> None:
+        """Until every attempt this replica runs has finished and its outcome is recorded
+        (including jobs a completion leased to it meanwhile)."""
+        while self._attempt_tasks:
+            await asyncio.wait(set(self._attempt_tasks))
 
     def _start_attempt(self, claim: Claim) -> None:
         self.claimed_total += 1

@@ -543,3 +543,33 @@ async def test_attempt_durations_are_read_from_the_injected_clock(redis_factory)
     await wait_terminal(q, [job])
     await orch.stop(0)
     assert metrics.executions == [("succeeded", 7.5)]
+
+
+async def test_run_once_steps_the_dispatcher_and_wait_attempts_lets_them_finish(redis_factory):
+    """No dispatcher task and no sleeps: the test decides when the orchestrator claims."""
+    settings = make_settings(**{"bot_types.python.limit": 2})
+    q = JobQueue(redis_factory(), settings, "r")
+    await q.seed_limits()
+    ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(3)]
+    gate = asyncio.Event()
+
+    class GatedRunner(CountingRunner):
+        async def run(self, spec, sink):
+            await gate.wait()
+            if spec.job_id == ids[2]:  # the last attempt takes a while: still running when
+                await asyncio.sleep(0.05)  # the first two are recorded
+            return await super().run(spec, sink)
+
+    runner = GatedRunner(durations=(0, 0))
+    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    try:
+        first = await orch.run_once("python")
+        assert (first.started, first.wait_s) == (2, settings.engine.idle_wait_s)
+        assert list(orch.inflight) == ids[:2]
+        assert (await orch.run_once("python")).started == 0, "the semaphore is full"
+        gate.set()
+        await orch.wait_attempts()  # a completion leases the third job here: it runs too
+        assert runner.started == ids and runner.peak == 2
+        assert [j.state for j in await asyncio.gather(*map(q.get, ids))] == ["succeeded"] * 3
+    finally:
+        await orch.stop(0)
