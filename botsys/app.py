@@ -18,11 +18,11 @@ from aiohttp import web
 
 from . import __version__
 from .api import setup_api
-from .api.appkeys import (
+from .api.http_errors import install as install_http_errors  # noqa: F401 — serve's hook
+from .appkeys import (
     DELIVERIES,
     METRICS,
     METRICS_REFRESH,
-    ORCHESTRATOR,
     QUEUE,
     REGISTRY,
     REPLICA,
@@ -30,7 +30,6 @@ from .api.appkeys import (
     STARTED_AT,
     STORE,
 )
-from .api.http_errors import install as install_http_errors  # noqa: F401 — serve's hook
 from .config import Settings
 from .deliveries import RedisDeliveryStore
 from .metrics import Metrics, TypeSnapshot, WebhookSnapshot
@@ -70,7 +69,9 @@ def create_app(settings: Settings, *, runner=None, with_workers: bool = True) ->
 async def _store(app: web.Application):
     settings = app[SETTINGS]
     r = settings.redis
-    store = make_client(r.url, r.connect_timeout_s, r.max_connections, r.pool_timeout_s)
+    store = make_client(
+        r.url, r.connect_timeout_s, r.max_connections, r.pool_timeout_s, prefix=r.prefix
+    )
     if store.embedded:
         log.warning("redis: %s", store.description)
     else:
@@ -117,7 +118,6 @@ def _workers(runner):
             metrics=metrics,
             notifier=notifier,
         )
-        app[ORCHESTRATOR] = orch
         deliveries = app[DELIVERIES]
         deliveries.subscribe(notifier)
         dispatcher = WebhookDispatcher(

@@ -15,7 +15,8 @@ from typing import Any, TextIO
 
 import aiohttp
 
-TERMINAL = ("succeeded", "failed", "timed_out", "cancelled")
+from .states import TERMINAL, JobState
+
 BAR_WIDTH = 30
 
 
@@ -76,7 +77,7 @@ async def invoke(args, payload: Any, out: TextIO = sys.stdout, err: TextIO = sys
         print(f"botsys: {unreachable(base, exc)}", file=err)
         return 1
     print(json.dumps(job, indent=2), file=out)
-    return 0 if job.get("state") == "succeeded" else 1
+    return 0 if job.get("state") == JobState.SUCCEEDED else 1
 
 
 async def _follow(session: aiohttp.ClientSession, base: str, job_id: str, err: TextIO) -> dict:
@@ -87,7 +88,7 @@ async def _follow(session: aiohttp.ClientSession, base: str, job_id: str, err: T
             if r.status == 200:
                 async for kind, data in sse_events(r.content):
                     if kind == "progress":
-                        bar.draw(data.get("progress", 0), "running")
+                        bar.draw(data.get("progress", 0), JobState.RUNNING)
                     elif kind == "state":
                         job = data.get("job") or {}
                         bar.draw(job.get("progress", 0), data.get("state", ""))
@@ -157,16 +158,7 @@ async def stats(args, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int
     return 0
 
 
-STATS_COLUMNS = (
-    "waiting",
-    "delayed",
-    "running",
-    "limit",
-    "succeeded",
-    "failed",
-    "timed_out",
-    "cancelled",
-)
+STATS_COLUMNS = ("waiting", "delayed", "running", "limit", *TERMINAL)
 
 
 def format_stats(body: dict) -> str:

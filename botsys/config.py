@@ -166,10 +166,6 @@ class Settings:
     bot_types: Mapping[str, BotTypeSettings] = field(default_factory=lambda: MappingProxyType({}))
     source: str = "defaults"
 
-    @property
-    def bots_dir(self) -> Path:
-        return Path(self.runner.bots_dir)
-
 
 # Environment variable → dotted config key. The seed's names keep working.
 ENV_KEYS: dict[str, str] = {
@@ -370,9 +366,22 @@ def _check(key: str, value: Any, f: dataclasses.Field) -> Any:
     return checker.get(kind, _check_list)(key, shown, value, kind, f.metadata)
 
 
+# A leaf field's annotation (a string: this module postpones annotations) → the kind of value
+# it holds, which picks its checker and how an environment value converts.
+FIELD_KINDS: dict[str, type] = {
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "str": str,
+    "list[str]": list,
+}
+
+
 def _kind(f: dataclasses.Field) -> type:
-    kind = f.type if isinstance(f.type, type) else eval(f.type)  # noqa: S307 - our own annotations
-    return list if getattr(kind, "__origin__", None) is list else kind
+    try:
+        return FIELD_KINDS[f.type]
+    except KeyError:
+        raise TypeError(f"setting {f.name}: annotation {f.type!r} is not in FIELD_KINDS") from None
 
 
 def _check_bool(key, shown, value, kind, meta):

@@ -13,10 +13,10 @@ from typing import Any
 from . import jsonsafe
 from .jobs import bot_type_of, iso_ms
 from .queue import JobQueue
+from .states import DELIVERY_FINISHED, DeliveryState
 from .store.errors import STORE_FAILED
 from .webhooks.types import AttemptRecord, Delivery
 
-DELIVERY_STATES = ("pending", "delivered", "dead")
 # A delivery's hash fields that lists read (not the body: it holds the job's result).
 SUMMARY_FIELDS = ("id", "jobId", "botType", "url", "state", "attempt", "maxAttempts")
 SUMMARY_FIELDS += ("createdAt", "nextAt", "finishedAt", "lastStatus")
@@ -145,13 +145,13 @@ class RedisDeliveryStore:
 
     async def _list_type(self, bot_type: str, state: str | None, limit: int) -> list[dict]:
         k, r = self.queue.keys, self.queue.redis
-        if state == "pending":
+        if state == DeliveryState.PENDING:
             ids = await r.zrange(k.deliveries(bot_type), 0, limit - 1)
-        elif state in ("delivered", "dead"):
+        elif state in DELIVERY_FINISHED:
             ids = await r.zrevrange(k.delivery_index(bot_type, state), 0, limit - 1)
         else:
             ids = await r.zrange(k.deliveries(bot_type), 0, limit - 1)
-            for s in ("delivered", "dead"):
+            for s in DELIVERY_FINISHED:
                 ids += await r.zrevrange(k.delivery_index(bot_type, s), 0, limit - 1)
         return await self._summaries(bot_type, ids)
 
@@ -222,7 +222,7 @@ def delivery_summary(f: dict[str, Any]) -> dict[str, Any]:
         "attempts": int(f.get("attempt", 0)),
         "maxAttempts": int(f.get("maxAttempts", 0)),
         "createdAt": iso_ms(f.get("createdAt")),
-        "nextAttemptAt": iso_ms(f.get("nextAt")) if state == "pending" else None,
+        "nextAttemptAt": iso_ms(f.get("nextAt")) if state == DeliveryState.PENDING else None,
         "finishedAt": iso_ms(f.get("finishedAt")),
         "lastStatus": int(last) if (last := f.get("lastStatus")) else None,
     }

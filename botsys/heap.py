@@ -4,12 +4,12 @@ startup is done; the benchmarks apply them too, to measure what a deployment get
 Two costs of CPython's defaults, measured on ``serve`` and in ``bench/webhooks.py``:
 
 - Startup leaves ~60k tracked objects (modules, the app, clients) that live as long as the
-  process, and every full collection walked them all: a 12-15 ms stall of every request and
+  process, and every full collection walks them all: a 12-15 ms stall of every request and
   bot in flight. Frozen, collections skip them.
 - A first-generation threshold of 700 net allocations is below what one batch of claimed
-  webhook deliveries or a burst of requests allocates, so collections ran that found nothing
+  webhook deliveries or a burst of requests allocates, so collections run that find nothing
   to free: 172 of them per 5,000 deliveries, ~8 µs of CPU per delivery (a seventh of the
-  dispatcher's own cost). At 10,000 there were none; the largest pause stays ~2 ms, and at
+  dispatcher's own cost). At 10,000 there are none; the largest pause stays ~2 ms, and at
   most that many young objects wait for a collection.
 """
 

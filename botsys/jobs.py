@@ -1,9 +1,9 @@
-"""The job model: ids, states, the Redis hash ↔ public JSON view, and the retry schedule."""
+"""The job model: ids and the Redis hash ↔ public JSON view (its states are
+``states.JobState``, its retry schedule ``backoff.backoff_ms``)."""
 
 from __future__ import annotations
 
 import os
-import random
 import re
 import time
 from dataclasses import dataclass
@@ -11,11 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import jsonsafe
-
-QUEUED, DELAYED, RUNNING = "queued", "delayed", "running"
-SUCCEEDED, FAILED, TIMED_OUT, CANCELLED = "succeeded", "failed", "timed_out", "cancelled"
-TERMINAL = (SUCCEEDED, FAILED, TIMED_OUT, CANCELLED)
-STATES = (QUEUED, DELAYED, RUNNING, *TERMINAL)
+from .states import JobState
 
 PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = 1, 1000, 3
 
@@ -47,15 +43,6 @@ def bot_type_of(job_id: str) -> str | None:
     """The bot type a job id belongs to, or None if it is not a job id at all."""
     m = _JOB_ID.fullmatch(job_id)
     return m.group(1) if m else None
-
-
-def retry_delay_ms(
-    failures: int, base_ms: int, cap_ms: int, rng: random.Random | None = None
-) -> int:
-    """Exponential backoff with ±20 % jitter: base * 2^(failures-1), capped."""
-    raw = min(cap_ms, base_ms * (2 ** max(0, failures - 1)))
-    jitter = (rng or random).uniform(0.8, 1.2)
-    return int(min(cap_ms, raw * jitter))
 
 
 def iso_ms(ms: str | int | None) -> str | None:
@@ -134,7 +121,7 @@ class Job:
             "createdAt": iso_ms(f.get("createdAt")),
             "startedAt": iso_ms(f.get("startedAt")),
             "finishedAt": iso_ms(f.get("finishedAt")),
-            "runAt": iso_ms(f.get("runAt")) if f.get("state") == DELAYED else None,
+            "runAt": iso_ms(f.get("runAt")) if f.get("state") == JobState.DELAYED else None,
             "durationMs": _int(f.get("durationMs")),
             "replica": f.get("owner") or None,
             "webhook": self._webhook_view(),

@@ -31,9 +31,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from .states import TERMINAL
+
 log = logging.getLogger(__name__)
 
-EXECUTION_STATUSES = ("succeeded", "failed", "timed_out", "cancelled")
+EXECUTION_STATUSES = TERMINAL
 # The webhook policy's own outcomes (botsys.webhooks.types.Outcome).
 DELIVERY_STATUSES = ("delivered", "retry", "failed")
 QUEUE_STATES = ("waiting", "delayed", "running")

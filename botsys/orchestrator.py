@@ -12,23 +12,27 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import jsonsafe
+from .backoff import Random, backoff_ms
 from .config import Settings
-from .jobs import CANCELLED, Claim, retry_delay_ms
+from .jobs import Claim
 from .logs import bind
 from .queue import JobQueue
 from .runners.types import AttemptOutcome, AttemptSpec, Runner
+from .states import JobState
 from .store.errors import STORE_FAILED
 from .store.notify import Notifier
 
 log = logging.getLogger("botsys.orchestrator")
 
 LEASE_LOST, CANCEL, DRAIN = "lease_lost", "cancel", "drain"
+RETRY_JITTER = 0.2  # ±20 % on a failed job's retry delay, as for webhook retries
 
 
 class _Sink:
@@ -57,14 +61,22 @@ class _Sink:
         return progress, lines
 
 
+@dataclass(frozen=True)
+class Step:
+    """What one ``run_once`` did."""
+
+    started: int  # attempts it started
+    wait_s: float | None  # how long to wait for a wake-up before the next step; None: at once
+
+
 @dataclass
 class RunningAttempt:
     claim: Claim
     task: asyncio.Task
     sink: _Sink
-    lease_deadline: float  # local monotonic time by which the lease must have been renewed
+    lease_deadline: float  # orchestrator clock time by which the lease must have been renewed
+    started: float  # orchestrator clock time the attempt started
     stop_reason: str | None = None
-    started: float = field(default_factory=time.monotonic)
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -73,6 +85,9 @@ class RunningAttempt:
 
 
 class Orchestrator:
+    """``clock`` (seconds, monotonic) is the only time source read here: lease deadlines,
+    self-fencing and attempt durations all use it, so a test can set the time."""
+
     def __init__(
         self,
         queue: JobQueue,
@@ -83,12 +98,14 @@ class Orchestrator:
         clock: Callable[[], float] = time.monotonic,
         bot_types: list[str] | None = None,
         notifier: Notifier | None = None,
+        rng: Random | None = None,
     ):
         self.queue = queue
         self.runner = runner
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
+        self.rng = rng or random.Random()
         self.bot_types = bot_types or queue.bot_types
         e = settings.engine
         self.lease_s = e.lease_ms / 1000
@@ -180,34 +197,53 @@ class Orchestrator:
         self._context.run(self._start_attempt, claim)  # no request's or attempt's context
 
     async def _dispatch(self, bot_type: str) -> None:
+        """The dispatcher of one bot type: ``run_once`` whenever there is local room, then
+        sleep until a wake-up or until work falls due."""
         wake, backoff = self._wake[bot_type], 0.1
         while not self._stopping:
-            free = self._free_local()
-            if free <= 0:
+            if self._free_local() <= 0:
                 self._room.clear()
                 await self._room.wait()
                 continue
             wake.clear()
             try:
-                wait_ms, claims = await self.queue.claim(bot_type, free)
+                step = await self.run_once(bot_type)
                 backoff = 0.1
             except STORE_FAILED as exc:  # down, or refusing (full, read-only, …): back off
                 log.warning("claim failed for %s (%s); retrying in %.1fs", bot_type, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
-            for claim in claims:
-                if self._stopping:  # stop() came while the claim was in flight: hand it back
-                    await self._with_retries(lambda c=claim: self.queue.requeue(c))
-                else:
-                    self._start_attempt(claim)
-            if claims and len(claims) == free:
-                continue  # there may be more waiting
-            timeout = self.settings.engine.idle_wait_s
-            if wait_ms >= 0:
-                timeout = min(timeout, wait_ms / 1000)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout)
+            if step.wait_s is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), step.wait_s)
+
+    async def run_once(self, bot_type: str) -> Step:
+        """One dispatch step: claim as many waiting jobs of ``bot_type`` as this replica has
+        room for and start them (tests step the orchestrator with it; ``wait_attempts`` then
+        lets the attempts finish). Store failures propagate to the caller."""
+        free = self._free_local()
+        if free <= 0:
+            return Step(0, None)
+        wait_ms, claims = await self.queue.claim(bot_type, free)
+        for claim in claims:
+            if self._stopping:  # stop() came while the claim was in flight: hand it back
+                await self._with_retries(lambda c=claim: self.queue.requeue(c))
+            else:
+                self._start_attempt(claim)
+        started = 0 if self._stopping else len(claims)
+        if claims and len(claims) == free:
+            return Step(started, None)  # there may be more waiting
+        wait_s = self.settings.engine.idle_wait_s
+        if wait_ms >= 0:  # the claim script's answer: ms until a delayed job or lease is due
+            wait_s = min(wait_s, wait_ms / 1000)
+        return Step(started, wait_s)
+
+    async def wait_attempts(self) -> None:
+        """Until every attempt this replica runs has finished and its outcome is recorded
+        (including jobs a completion leased to it meanwhile)."""
+        while self._attempt_tasks:
+            await asyncio.wait(set(self._attempt_tasks))
 
     def _start_attempt(self, claim: Claim) -> None:
         self.claimed_total += 1
@@ -226,7 +262,8 @@ class Orchestrator:
         run = asyncio.create_task(
             self.runner.run(spec, sink), name=f"run-{claim.job_id}", context=ctx.copy()
         )
-        ra = RunningAttempt(claim, run, sink, self.clock() + self.lease_s)
+        now = self.clock()
+        ra = RunningAttempt(claim, run, sink, now + self.lease_s, now)
         self.inflight[claim.job_id] = ra
         task = asyncio.create_task(self._attempt(ra), name=f"attempt-{claim.job_id}", context=ctx)
         self._attempt_tasks.add(task)
@@ -246,7 +283,9 @@ class Orchestrator:
                 raise  # we ourselves are being cancelled
         except Exception as exc:  # a runner bug must not lose the job
             log.exception("runner crashed on %s", ra.claim.job_id)
-            outcome = AttemptOutcome("failed", error=f"runner error: {type(exc).__name__}: {exc}")
+            outcome = AttemptOutcome(
+                JobState.FAILED, error=f"runner error: {type(exc).__name__}: {exc}"
+            )
         try:
             with contextlib.suppress(*STORE_FAILED):  # the outcome matters more than the logs
                 await self._flush(ra)
@@ -267,11 +306,14 @@ class Orchestrator:
             await self._with_retries(lambda: self.queue.requeue(claim))
             return
         if reason == CANCEL or outcome is None:
-            outcome = AttemptOutcome(CANCELLED, error="cancelled")  # type: ignore[arg-type]
-        delay = retry_delay_ms(
+            outcome = AttemptOutcome(JobState.CANCELLED, error="cancelled")  # type: ignore[arg-type]
+        engine = self.settings.engine
+        delay = backoff_ms(
             claim.failures + 1,
-            self.settings.engine.retry_delay_ms,
-            self.settings.engine.retry_max_delay_ms,
+            engine.retry_delay_ms,
+            engine.retry_max_delay_ms,
+            RETRY_JITTER,
+            self.rng,
         )
         outcome, result = _stored_result(outcome)
         done = await self._with_retries(
@@ -291,10 +333,10 @@ class Orchestrator:
                 "attempt %d %s after %.2fs%s",
                 claim.attempt,
                 outcome.status,
-                time.monotonic() - ra.started,
-                f"; retry at {done.retry_at_ms}" if done.state == "delayed" else "",
+                self.clock() - ra.started,
+                f"; retry at {done.retry_at_ms}" if done.state == JobState.DELAYED else "",
             )
-        if done is not None and done.state == "delayed":
+        if done is not None and done.state == JobState.DELAYED:
             # Nobody publishes when a retry falls due: wake our own dispatcher then.
             wake = self._wake[claim.job.bot_type]
             asyncio.get_running_loop().call_later(delay / 1000, wake.set)
@@ -302,10 +344,8 @@ class Orchestrator:
             log.warning("completion of %s refused: lease lost to another replica", claim.job_id)
         elif done is not None and self.metrics is not None:
             # The attempt's own outcome: a failed attempt that will be retried counts as failed.
-            status = done.state if done.state != "delayed" else outcome.status
-            self.metrics.observe_execution(
-                claim.job.bot_type, status, time.monotonic() - ra.started
-            )
+            status = done.state if done.state != JobState.DELAYED else outcome.status
+            self.metrics.observe_execution(claim.job.bot_type, status, self.clock() - ra.started)
 
     async def _with_retries(self, call):
         """Redis may blip; keep trying for about one lease (after that the lease is gone anyway)."""
@@ -429,4 +469,6 @@ def _stored_result(outcome: AttemptOutcome) -> tuple[AttemptOutcome, str]:
         return outcome, jsonsafe.compact(outcome.result)
     except (ValueError, TypeError, RecursionError) as exc:
         error = f"the bot's result is not valid JSON: {exc}"
-        return AttemptOutcome("failed", None, error, outcome.exit_code, outcome.log_truncated), ""
+        return AttemptOutcome(
+            JobState.FAILED, None, error, outcome.exit_code, outcome.log_truncated
+        ), ""

@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 
 from . import jsonsafe
 from .config import Settings
-from .jobs import PRIORITY_DEFAULT, TERMINAL, Claim, Job, bot_type_of, new_job_id
+from .jobs import PRIORITY_DEFAULT, Claim, Job, bot_type_of, new_job_id
 from .jobs import SUMMARY_FIELDS as JOB_SUMMARY_FIELDS
+from .states import TERMINAL, JobState
 from .store.keys import Keys
 from .store.scripts import Scripts
 
@@ -226,8 +227,8 @@ class JobQueue:
         if created < 0:
             raise QueueFull(bot_type, jid, int(reply[2]))
         if claim is not None:
-            # One loop turn for the adopted attempt, whose first step spawns the bot: the
-            # spawn no longer waits for the caller's HTTP response (enqueue→spawn 1.2 → 0.2 ms).
+            # One loop turn for the adopted attempt, whose first step spawns the bot, so the
+            # spawn does not wait for the caller's HTTP response (enqueue→spawn 0.2 ms, not 1.2).
             await asyncio.sleep(0)
         if created and not delay_ms and claim is None and self.on_enqueued is not None:
             self.on_enqueued(bot_type)
@@ -292,7 +293,7 @@ class JobQueue:
             return Completion(False)
         if int(reply[0]) == 2:
             nxt = _claim(reply[2]) if len(reply) > 2 else None
-            return Completion(True, "delayed", retry_at_ms=int(reply[1]), next=nxt)
+            return Completion(True, JobState.DELAYED, retry_at_ms=int(reply[1]), next=nxt)
         nxt = _claim(reply[3]) if len(reply) > 3 else None
         return Completion(True, reply[1], reply[2], next=nxt)
 

@@ -24,9 +24,9 @@ from aiohttp import web
 from aiohttp_apispec import docs
 
 from .. import jsonsafe
-from ..jobs import TERMINAL
+from ..appkeys import QUEUE, STORE
+from ..states import TERMINAL
 from ..store.event_hub import OVERFLOW, RESYNC
-from .appkeys import QUEUE, STORE
 from .docs_text import EVENTS_DESCRIPTION, errors
 from .problems import STORE_DEADLINE_S, not_found
 from .requests import known_job_id

@@ -15,15 +15,14 @@ import uuid
 
 from aiohttp import web
 
+from ..appkeys import METRICS, PAGE_CSP, SETTINGS
 from ..logs import log_context
 from ..metrics import route_label
-from .appkeys import METRICS, SETTINGS
 
 access_log = logging.getLogger("botsys.access")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 RATE_HEADERS = web.RequestKey("rate_headers", dict)
-PAGE_CSP = web.RequestKey("page_csp", str)  # set by handlers serving HTML (Swagger UI)
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"

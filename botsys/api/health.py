@@ -15,11 +15,11 @@ from aiohttp import web
 from aiohttp_apispec import docs, response_schema
 
 from .. import __version__
+from ..appkeys import METRICS, METRICS_REFRESH, QUEUE, REPLICA, STARTED_AT, STORE
 from ..metrics import make_handler
 from ..store.connection import REDIS_DOWN
 from ..store.errors import refusal_of
 from . import schemas as s
-from .appkeys import METRICS, METRICS_REFRESH, QUEUE, REPLICA, STARTED_AT, STORE
 from .problems import STORE_DEADLINE_S
 
 PROBE_TTL_MS = 60_000

@@ -28,8 +28,7 @@ from aiohttp_apispec.utils import get_path, get_path_keys
 from apispec import APISpec
 
 from .. import __version__
-from .appkeys import REGISTRY, SETTINGS
-from .headers import PAGE_CSP
+from ..appkeys import PAGE_CSP, REGISTRY, SETTINGS
 from .schemas import WEBHOOK_URL_PATTERN, Problem
 
 DOCS_PATH = "/api-docs"

@@ -16,10 +16,10 @@ from http import HTTPStatus
 
 from aiohttp import web
 
+from ..appkeys import SETTINGS
 from ..deadlines import Deadlines
 from ..store.connection import REDIS_DOWN
 from ..store.errors import Refusal, refusal_of
-from .appkeys import SETTINGS
 
 log = logging.getLogger("botsys.api")
 

@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from ..appkeys import METRICS, QUEUE
 from ..deadlines import Deadlines
 from ..store.errors import refusal_of
-from .appkeys import METRICS, QUEUE
 from .auth import CLIENT
 from .headers import RATE_HEADERS
 from .problems import Problem

@@ -12,11 +12,12 @@ from typing import Any
 from aiohttp import web
 
 from .. import jsonsafe
+from ..appkeys import REGISTRY, SETTINGS
 from ..jobs import bot_type_of
 from ..queue import Enqueued, JobQueue, QueueFull, TypeStats
 from ..runners.registry import UnknownBot
+from ..states import JobState
 from ..webhooks.guard import check_url
-from .appkeys import REGISTRY, SETTINGS
 from .problems import Problem, invalid, not_found
 
 MAX_IDEMPOTENCY_KEY = 200
@@ -82,7 +83,7 @@ def invoked_response(request: web.Request, job: Mapping[str, Any], done: Enqueue
     url = str(request.app.router["job"].url_for(jobId=done.job_id))
     body = {
         "jobId": done.job_id,
-        "status": "delayed" if job["delay_ms"] else "queued",
+        "status": JobState.DELAYED if job["delay_ms"] else JobState.QUEUED,
         "botType": job["bot_type"],
         "bot": job["bot"],
         "priority": job["priority"],
@@ -131,7 +132,7 @@ def cancel_response(job_id: str, code: int, state: str) -> web.Response:
         raise Problem(409, f"job already finished: {state}")
     if code == 2:
         return web.json_response({"jobId": job_id, "state": "cancelling"}, status=202)
-    return web.json_response({"jobId": job_id, "state": "cancelled"})
+    return web.json_response({"jobId": job_id, "state": JobState.CANCELLED})
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ from aiohttp import web
 from aiohttp_apispec import docs, querystring_schema, request_schema, response_schema
 
 from .. import jsonsafe
+from ..appkeys import DELIVERIES, QUEUE, REGISTRY
 from ..queue import QueueFull
+from ..states import RETRYABLE, DeliveryState, JobState
 from . import requests as rq
 from . import schemas as s
-from .appkeys import DELIVERIES, QUEUE, REGISTRY
 from .auth import admin_only
 from .docs_text import IDEMPOTENCY_HEADER, INVOKE_DESCRIPTION, INVOKE_EXAMPLES, errors
 from .events import job_events
@@ -83,11 +84,14 @@ async def retry_job(request: web.Request) -> web.Response:
         raise not_found("job")
     if code == 0:
         freed = "; a cancelled job's payload is freed at cancel: invoke it again" * (
-            state == "cancelled"
+            state == JobState.CANCELLED
         )
-        raise Problem(409, f"job is {state}; only failed or timed_out jobs can be retried{freed}")
+        retryable = " or ".join(RETRYABLE)
+        raise Problem(409, f"job is {state}; only {retryable} jobs can be retried{freed}")
     url = str(request.app.router["job"].url_for(jobId=job_id))
-    return web.json_response({"jobId": job_id, "status": "queued", "statusUrl": url}, status=202)
+    return web.json_response(
+        {"jobId": job_id, "status": JobState.QUEUED, "statusUrl": url}, status=202
+    )
 
 
 @docs(
@@ -203,7 +207,9 @@ async def redeliver(request: web.Request) -> web.Response:
         raise not_found("delivery")
     if code == 0:
         raise Problem(409, "the delivery is still pending; it will be attempted again anyway")
-    return web.json_response({"deliveryId": delivery_id, "state": "pending"}, status=202)
+    return web.json_response(
+        {"deliveryId": delivery_id, "state": DeliveryState.PENDING}, status=202
+    )
 
 
 # method, path, handler, route name. Read top to bottom, this is the API (DESIGN §6).

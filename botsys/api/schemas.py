@@ -12,11 +12,13 @@ import numbers
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..deliveries import DELIVERY_STATES
-from ..jobs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, STATES
+from ..jobs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
+from ..states import DeliveryState, JobState
 from ..store.errors import REFUSALS
 
 REFUSAL_KINDS = [r.kind for r in REFUSALS.values()]
+JOB_STATES = list(JobState)
+DELIVERY_STATES = list(DeliveryState)
 
 MAX_DELAY_MS = 30 * 24 * 3600 * 1000  # a job may be scheduled up to 30 days ahead
 MAX_URL = 2048
@@ -89,7 +91,7 @@ class QueuePatch(Schema):
 
 class JobsQuery(Schema):
     botType = fields.String(metadata={"description": "only this bot type (default: all)"})
-    state = fields.String(validate=validate.OneOf(STATES))
+    state = fields.String(validate=validate.OneOf(JOB_STATES))
     limit = fields.Integer(validate=validate.Range(1, 200), load_default=50)
     cursor = fields.String(
         validate=validate.Regexp(CURSOR_PATTERN),
@@ -138,7 +140,7 @@ class Problem(Schema):
 
 class Invoked(Schema):
     jobId = _s()
-    status = _s(validate=validate.OneOf(["queued", "delayed"]))
+    status = _s(validate=validate.OneOf([JobState.QUEUED, JobState.DELAYED]))
     botType = _s()
     bot = _s()
     priority = fields.Integer(required=True)
@@ -169,7 +171,7 @@ class JobView(Schema):
     jobId = _s()
     botType = _s()
     bot = _s()
-    state = _s(validate=validate.OneOf(STATES))
+    state = _s(validate=validate.OneOf(JOB_STATES))
     progress = fields.Integer(required=True)
     priority = _n(fields.Integer())
     attempt = fields.Integer(required=True)
@@ -192,7 +194,7 @@ class JobSummary(Schema):
     jobId = _s()
     botType = _s()
     bot = _s()
-    state = _s(validate=validate.OneOf(STATES))
+    state = _s(validate=validate.OneOf(JOB_STATES))
     progress = fields.Integer(required=True)
     priority = _n(fields.Integer())
     attempt = fields.Integer(required=True)
@@ -214,12 +216,12 @@ class JobsPage(Schema):
 
 class Cancelled(Schema):
     jobId = _s()
-    state = _s(validate=validate.OneOf(["cancelled", "cancelling"]))
+    state = _s(validate=validate.OneOf([JobState.CANCELLED, "cancelling"]))
 
 
 class Retried(Schema):
     jobId = _s()
-    status = _s(validate=validate.OneOf(["queued"]))
+    status = _s(validate=validate.OneOf([JobState.QUEUED]))
     statusUrl = _s()
 
 
@@ -336,7 +338,7 @@ class Deliveries(Schema):
 
 class Redelivered(Schema):
     deliveryId = _s()
-    state = _s(validate=validate.OneOf(["pending"]))
+    state = _s(validate=validate.OneOf([DeliveryState.PENDING]))
 
 
 class Health(Schema):

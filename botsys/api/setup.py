@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..appkeys import SETTINGS
 from ..dashboard import setup_dashboard
 from ..deadlines import Deadlines
-from .appkeys import SETTINGS
 from .auth import KeyRing, make_auth_middleware
 from .headers import add_response_headers, cors_preflight_middleware, observe_middleware
 from .openapi import setup_openapi

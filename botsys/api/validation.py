@@ -17,7 +17,7 @@ from aiohttp import web
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
 
 from .. import jsonsafe
-from .appkeys import SETTINGS
+from ..appkeys import SETTINGS
 from .problems import Problem
 
 BODY = web.RequestKey("body", dict)

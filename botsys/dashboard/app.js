@@ -4,8 +4,9 @@
 "use strict";
 
 const KEY_STORE = "botsys.apiKey";
-const TERMINAL = ["succeeded", "failed", "timed_out", "cancelled"];
-const RETRYABLE = ["failed", "timed_out"]; // a cancelled job's payload is freed at cancel
+// STATES comes from states.js, which the server generates from its enums (botsys/states.py).
+const TERMINAL = STATES.terminal;
+const RETRYABLE = STATES.retryable; // a cancelled job's payload is freed at cancel
 const TICK_MS = 1000; // detail and log tail; the overview and the list refresh every 2 ticks
 const PAGE_SIZE = 25;
 
@@ -201,11 +202,9 @@ function showKeyState() {
 
 // -- overview ----------------------------------------------------------------------------
 
-const COUNT_COLUMNS = [
-  ["waiting", "queued"],
-  ["delayed", "delayed"],
-];
-const DONE_COLUMNS = ["succeeded", "failed", "timed_out", "cancelled"];
+const COUNT_COLUMNS = { waiting: "queued", delayed: "delayed" }; // /stats count → its state
+const DONE_COLUMNS = STATES.terminal;
+const stateLabel = (state) => state.replace("_", " "); // timed_out → timed out
 
 async function refreshStats() {
   const stats = await api("GET", "/stats");
@@ -277,7 +276,7 @@ function renderQueues(types) {
     let row = body.querySelector(`tr[data-type="${CSS.escape(type)}"]`);
     if (!row) body.append((row = queueRow(type)));
     const cell = (k) => row.querySelector(`td[data-key="${k}"]`);
-    for (const [k, state] of COUNT_COLUMNS) cell(k).replaceChildren(countLink(type, state, s[k]));
+    for (const [k, state] of Object.entries(COUNT_COLUMNS)) cell(k).replaceChildren(countLink(type, state, s[k]));
     for (const k of DONE_COLUMNS) {
       const alarming = s[k] && k !== "succeeded" ? "warn" : "";
       cell(k).replaceChildren(countLink(type, k, s[k], alarming));
@@ -296,6 +295,16 @@ function renderQueues(types) {
     pause.dataset.paused = s.paused ? "1" : "0";
     pause.textContent = s.paused ? "Resume" : "Pause";
   }
+}
+
+// The parts of the page that list states, built from STATES once at start.
+function fillStateLists() {
+  const limitHead = $("#limit-head");
+  for (const s of DONE_COLUMNS) {
+    const text = stateLabel(s);
+    limitHead.before(el("th", { class: "num", text: text[0].toUpperCase() + text.slice(1) }));
+  }
+  $("#f-state").append(...STATES.job.map((s) => el("option", { value: s, text: stateLabel(s) })));
 }
 
 function fillTypeFilter(types) {
@@ -642,6 +651,7 @@ function loop() {
 }
 
 function start() {
+  fillStateLists();
   setupKeyDialog();
   setupFilters();
   $("#d-close").addEventListener("click", closeJob);

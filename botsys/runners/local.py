@@ -15,8 +15,9 @@ from botsys.config import Settings
 from botsys.runners.process import ProcessRunner
 from botsys.runners.registry import UnknownBot
 from botsys.runners.types import AttemptSpec
+from botsys.states import JobState
 
-EXIT_CODES = {"succeeded": 0, "failed": 1, "timed_out": 124}  # 124 as timeout(1)
+EXIT_CODES = {JobState.SUCCEEDED: 0, JobState.FAILED: 1, JobState.TIMED_OUT: 124}  # 124: timeout(1)
 EXIT_USAGE = 2
 
 

@@ -21,6 +21,7 @@ from botsys.runners.registry import BotRef, BotRegistry, UnknownBot
 from botsys.runners.sandbox import Sandbox, render
 from botsys.runners.supervise import Exit, supervise
 from botsys.runners.types import AttemptOutcome, AttemptSpec, EventSink
+from botsys.states import JobState
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +48,18 @@ class ProcessRunner:
         try:
             ref = self.registry.resolve(spec.bot_type, spec.bot)
         except UnknownBot as exc:
-            return AttemptOutcome("failed", error=str(exc))
+            return AttemptOutcome(JobState.FAILED, error=str(exc))
         bt = self._settings.bot_types[ref.bot_type]
         try:
             build = await self._build(bt, ref, spec.timeout_s)
         except CompileError as exc:
-            return AttemptOutcome("timed_out" if exc.timed_out else "failed", error=str(exc))
+            return AttemptOutcome(
+                JobState.TIMED_OUT if exc.timed_out else JobState.FAILED, error=str(exc)
+            )
         try:
             envelope = encode_envelope(spec)
         except (TypeError, ValueError) as exc:
-            return AttemptOutcome("failed", error=f"payload is not JSON: {exc}")
+            return AttemptOutcome(JobState.FAILED, error=f"payload is not JSON: {exc}")
         remaining = max(0.0, deadline - loop.time())  # compiling counts against the timeout
         return await self._attempt(bt, ref, build, envelope, remaining, sink)
 
@@ -96,7 +99,7 @@ class ProcessRunner:
                     on_start=out.started,
                 )
             except OSError as exc:
-                return AttemptOutcome("failed", error=f"could not start {command[0]}: {exc}")
+                return AttemptOutcome(JobState.FAILED, error=f"could not start {command[0]}: {exc}")
             out.finish()
             return outcome(exit_, out, bt, timeout_s)
         finally:
@@ -129,14 +132,14 @@ def outcome(
     if exit_.timed_out:
         how = "SIGTERM" if exit_.stopped_by == "SIGTERM" else "SIGKILL after the grace period"
         error = _with_tail(f"timed out after {timeout_s:g} s (stopped by {how})", tail)
-        return AttemptOutcome("timed_out", None, error, exit_.returncode, truncated)
+        return AttemptOutcome(JobState.TIMED_OUT, None, error, exit_.returncode, truncated)
     if out.result_error:
         error = _with_tail(out.result_error, tail)
-        return AttemptOutcome("failed", None, error, exit_.returncode, truncated)
+        return AttemptOutcome(JobState.FAILED, None, error, exit_.returncode, truncated)
     if exit_.returncode == 0:
-        return AttemptOutcome("succeeded", out.result, None, 0, truncated)
+        return AttemptOutcome(JobState.SUCCEEDED, out.result, None, 0, truncated)
     error = _with_tail(describe_exit(exit_.returncode, bt), tail)
-    return AttemptOutcome("failed", None, error, exit_.returncode, truncated)
+    return AttemptOutcome(JobState.FAILED, None, error, exit_.returncode, truncated)
 
 
 def describe_exit(returncode: int, bt: BotTypeSettings) -> str:

@@ -125,7 +125,7 @@ class BotRegistry:
 
     def _listing(self, bt: BotTypeSettings, force: bool = False) -> _Listing:
         # os.stat on a plain string: this runs twice per job (API check, runner), and
-        # pathlib's join and stat wrappers were ~5 % of a POST /invoke (bench/api.py).
+        # pathlib's join and stat wrappers cost ~5 % of a POST /invoke (bench/api.py).
         folder = self._folders.get(bt.name) or self._folders.setdefault(
             bt.name, os.fspath(self.root / bt.name)
         )

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-OutcomeStatus = Literal["succeeded", "failed", "timed_out"]
+from botsys.states import JobState
+
+OutcomeStatus = Literal[JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT]
 
 
 @dataclass(frozen=True)

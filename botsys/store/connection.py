@@ -17,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import REDIS_DOWN
 from .event_hub import JobEventHub
+from .keys import Keys
 from .packing import use_hiredis_packing
 
 log = logging.getLogger("botsys.store")
@@ -29,15 +30,16 @@ class Store:
     redis: Redis
     embedded: bool
     description: str  # safe to log: never contains a password
+    keys: Keys = field(default_factory=Keys)
     # Job event streams (SSE): one pub/sub connection for all of them, from its own pool (a
-    # pub/sub connection is closed when it is given up; handed back to the shared pool, the
-    # next script took it and had to reconnect first).
+    # pub/sub connection is closed when it is given up: in the shared pool, the next script to
+    # take it would have to reconnect first).
     events: JobEventHub = field(init=False)
 
     def __post_init__(self) -> None:
         pool = self.redis.connection_pool
         own = ConnectionPool(connection_class=pool.connection_class, **pool.connection_kwargs)
-        self.events = JobEventHub(Redis(connection_pool=own))
+        self.events = JobEventHub(Redis(connection_pool=own), self.keys.event_hub_channel())
 
     async def close(self) -> None:
         await self.events.close()
@@ -57,10 +59,10 @@ def redact_url(url: str) -> str:
 class WaitingConnectionPool(ConnectionPool):
     """At most ``max_connections`` connections; a caller finding them all busy waits for one
     (up to ``timeout`` s) instead of failing. redis-py's own pool raises MaxConnectionsError
-    at once (a burst of 1000 requests got ~900 × 503), and its BlockingConnectionPool waits on
+    at once (a burst of 1000 requests gets ~900 × 503), and its BlockingConnectionPool waits on
     an asyncio.Condition, which on Python 3.11 loses the wake-up of a waiter cancelled just
-    after it was notified (the API's deadline cancels waiters): a free connection then sat
-    idle while others waited. A semaphore hands a cancelled waiter's turn on."""
+    after it is notified (the API's deadline cancels waiters): a free connection then sits
+    idle while others wait. A semaphore hands a cancelled waiter's turn on."""
 
     def __init__(self, *, timeout: float, max_connections: int, **connection_kwargs) -> None:
         super().__init__(max_connections=max_connections, **connection_kwargs)
@@ -96,7 +98,10 @@ def make_client(
     connect_timeout_s: float = 5.0,
     max_connections: int = 100,
     pool_timeout_s: float = 5.0,
+    *,
+    prefix: str = Keys.prefix,
 ) -> Store:
+    keys = Keys(prefix)
     if not url:
         import fakeredis  # only needed for the embedded mode
 
@@ -107,7 +112,7 @@ def make_client(
             max_connections=max_connections,  # the same waiting pool as for a real Redis
             connection_pool_class=functools.partial(WaitingConnectionPool, timeout=pool_timeout_s),
         )
-        return Store(client, True, "embedded, in-memory, single replica, nothing persists")
+        return Store(client, True, "embedded, in-memory, single replica, nothing persists", keys)
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"REDIS_URL {redact_url(url)!r}: expected redis://, rediss:// or unix://")
     pool = WaitingConnectionPool.from_url(
@@ -122,7 +127,7 @@ def make_client(
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     use_hiredis_packing(pool)
-    return Store(Redis.from_pool(pool), False, redact_url(url))
+    return Store(Redis.from_pool(pool), False, redact_url(url), keys)
 
 
 async def wait_until_ready(store: Store, max_backoff_s: float = 10.0, attempts: int = 0) -> None:

@@ -1,20 +1,17 @@
 """Job event streams (SSE) over one pub/sub connection per replica.
 
-Each ``GET /job/{jobId}/events`` used to open its own Redis connection (TCP connect, HELLO,
-SUBSCRIBE, all while the job's bot was starting) and hold it for the stream's life, so a
-thousand watchers were a thousand Redis connections. Here one connection carries them all:
-the first watcher of a channel subscribes it, the last one unsubscribes it, and one reader task
-hands each message to the watchers' queues.
+One connection carries every ``GET /job/{jobId}/events`` stream of the replica, so a thousand
+watchers cost one Redis connection, not a thousand (each with its connect, HELLO and SUBSCRIBE
+while the job's bot is starting): the first watcher of a channel subscribes it, the last one
+unsubscribes it, and one reader task hands each message to the watchers' queues.
 
 A watch opens only once Redis has *confirmed* its subscription (the reader sees the
-``subscribe`` reply), so a stream that then reads the job's state cannot miss a later change.
-SUBSCRIBE and UNSUBSCRIBE commands are sent one batch at a time, in order, for the channels
-that gained their first or lost their last watcher since the previous batch: a thousand
-streams opening together cost a few commands, and a channel left and re-watched is
-unsubscribed before it is subscribed again. (Counting a SUBSCRIBE as done once it was
-written let a stream read the state before Redis had subscribed it, and every channel first
-watched while the connection was being set up was taken as subscribed without ever being
-sent: of 1000 SSE streams over 20 jobs, 950 never saw their job end.)
+``subscribe`` reply), not once the SUBSCRIBE is written, so a stream that then reads the job's
+state cannot miss a later change; a channel first watched while the connection is being set
+up is subscribed with the rest once it is up. SUBSCRIBE and UNSUBSCRIBE commands are sent one
+batch at a time, in order, for the channels that gained their first or lost their last watcher
+since the previous batch: a thousand streams opening together cost a few commands, and a
+channel left and re-watched is unsubscribed before it is subscribed again.
 
 A lost connection is re-established (every watched channel subscribed again) and each watcher
 then receives ``RESYNC`` once its channel is confirmed again: messages may have been missed,
@@ -42,9 +39,6 @@ RESYNC = "\x00resync"  # never a published payload: those are JSON objects
 OVERFLOW = "\x00overflow"
 CLOSE_WAIT_S = 1.0
 MAX_QUEUED = 256  # events waiting for one slow client before it is dropped
-# Subscribed while the hub runs, published to by nobody: listen() ends when a connection has
-# no subscription, and the reader must outlive the last stream.
-HUB_CHANNEL = "botsys:event-hub"
 
 
 @dataclass
@@ -58,8 +52,12 @@ class _Channel:
 class JobEventHub:
     """``async with hub.watch(channel) as events: await events.get()``."""
 
-    def __init__(self, redis: Redis, *, max_queued: int = MAX_QUEUED) -> None:
+    def __init__(self, redis: Redis, hub_channel: str, *, max_queued: int = MAX_QUEUED) -> None:
         self.redis = redis
+        # Subscribed while the hub runs, published to by nobody (``Keys.event_hub_channel``):
+        # listen() ends when a connection has no subscription, and the reader must outlive the
+        # last stream.
+        self._hub_channel = hub_channel
         self._max_queued = max_queued
         self._channels: dict[str, _Channel] = {}
         self._pubsub: PubSub | None = None  # set while connected
@@ -194,7 +192,7 @@ class JobEventHub:
             self._unconfirmed.clear()
             channels = list(self._channels)
             self._expect(channels)
-            await pubsub.subscribe(HUB_CHANNEL, *channels)
+            await pubsub.subscribe(self._hub_channel, *channels)
             self._pubsub = pubsub
 
     def _on_message(self, message: dict) -> None:

@@ -18,8 +18,6 @@ JOBS = "jobs"  # ZSET every job id by creation ms (listing, newest first)
 DELIVERIES = "deliveries"  # ZSET pending delivery ids, score = due ms (or lease expiry)
 WAITERS = "waiters"  # ZSET replicas waiting for a slot of a full semaphore, score = ms joined
 WAITERS_SEEN = "waiters_seen"  # HASH replica -> ms of its latest claim while waiting
-TERMINAL_STATES = ("succeeded", "failed", "timed_out", "cancelled")
-DELIVERY_STATES = ("delivered", "dead")
 
 
 @dataclass(frozen=True)
@@ -96,3 +94,7 @@ class Keys:
 
     def events_channel(self, job_id: str) -> str:
         return f"{self.prefix}:events:{job_id}"
+
+    def event_hub_channel(self) -> str:
+        """Held subscribed by each replica's event hub (store/event_hub.py); nobody publishes."""
+        return f"{self.prefix}:event-hub"

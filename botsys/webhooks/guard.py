@@ -149,7 +149,7 @@ class AllowList:
 
     def __hash__(self) -> int:
         # Computed once: check_url's cache hashes the list on every delivery attempt, and
-        # hashing the networks each time was most of that lookup's cost.
+        # hashing the networks each time would be most of that lookup's cost.
         try:
             return self.__dict__["_hash"]
         except KeyError:

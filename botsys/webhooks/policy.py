@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import email.utils
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
+from botsys.backoff import Random, backoff_ms
 from botsys.webhooks.types import Outcome
 
 Verdict = Literal["delivered", "retry", "permanent"]
@@ -16,10 +17,6 @@ Verdict = Literal["delivered", "retry", "permanent"]
 # Standard Webhooks / Svix: these say "later", not "never".
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 JITTER = 0.2  # ±20 %
-
-
-class Random(Protocol):
-    def uniform(self, a: float, b: float) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -45,14 +42,6 @@ def classify_status(status: int) -> Verdict:
     if 400 <= status < 500:
         return "permanent"
     return "retry"  # 1xx final status or garbage: the receiver misbehaved; try again later
-
-
-def backoff_ms(attempt: int, schedule: Schedule, rng: Random) -> int:
-    """Delay after failed attempt ``attempt`` (1-based): base * 2^(n-1) ± 20 %, capped."""
-    exponent = min(max(attempt, 1) - 1, 62)  # 2**62 already dwarfs any cap
-    raw = schedule.retry_delay_ms * (2**exponent)
-    jittered = raw * (1 + rng.uniform(-JITTER, JITTER))
-    return int(min(jittered, schedule.max_delay_ms))
 
 
 def parse_retry_after(value: str | None, now_ms: int) -> int | None:
@@ -85,7 +74,7 @@ def decide(
         return Decision("delivered", None)
     if verdict == "permanent" or attempt >= max_attempts:
         return Decision("failed", None)  # dead letter: redelivery is a manual API action
-    delay = backoff_ms(attempt, schedule, rng)
+    delay = backoff_ms(attempt, schedule.retry_delay_ms, schedule.max_delay_ms, JITTER, rng)
     if retry_after_ms is not None:
         # Never sooner than our schedule; later if the receiver asks, but capped so a
         # receiver cannot park a delivery for a year.

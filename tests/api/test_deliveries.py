@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from botsys.api.appkeys import DELIVERIES, QUEUE
+from botsys.appkeys import DELIVERIES, QUEUE
 from botsys.webhooks.types import AttemptRecord
 from tests.api.conftest import ADMIN_KEY, USER_KEY, auth
 from tests.api.test_invoke import problem

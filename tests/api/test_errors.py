@@ -7,9 +7,9 @@ import time
 
 import redis as sync_redis
 
-from botsys.api.appkeys import QUEUE, STORE
 from botsys.api.problems import STORE_DEADLINE_S
 from botsys.app import create_app
+from botsys.appkeys import QUEUE, STORE
 from tests.api.test_invoke import problem
 from tests.conftest import make_settings
 from tests.support.redis_server import free_port

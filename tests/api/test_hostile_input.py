@@ -150,7 +150,7 @@ async def test_odd_bytes_in_other_headers_are_never_a_500(make_client):
 async def test_stored_nan_from_an_older_version_is_served_as_valid_json(client):
     """A result stored before bot results were checked: GET /job serves it as text, and GET
     /jobs (which lists no results) stays valid JSON."""
-    from botsys.api.appkeys import QUEUE
+    from botsys.appkeys import QUEUE
 
     r = await client.post("/invoke", json={"botType": "python", "payload": {"n": 1}})
     job_id = (await r.json())["jobId"]

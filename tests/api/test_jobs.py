@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from botsys.api.appkeys import QUEUE
+from botsys.appkeys import QUEUE
 from tests.api.test_invoke import problem
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import redis as sync_redis
 
-from botsys.api.appkeys import QUEUE
 from botsys.app import create_app
+from botsys.appkeys import QUEUE
 from tests.api.test_invoke import problem
 from tests.conftest import make_settings
 from tests.support.redis_server import RedisServer, free_port

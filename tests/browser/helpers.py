@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from botsys.states import TERMINAL
 from tests.support.procs import http, wait_for
 
-TERMINAL = ("succeeded", "failed", "timed_out", "cancelled")
 # scripts/screenshot.sh sets this to docs/img to refresh the committed screenshots
 SHOTS_ENV = "DASHBOARD_SCREENSHOT_DIR"
 

@@ -8,6 +8,7 @@ import shutil
 import pytest
 from playwright.sync_api import expect
 
+from botsys.states import TERMINAL, JobState
 from tests.browser.helpers import docs_shots_dir, invoke, wait_job
 from tests.support.procs import http, wait_for
 from tests.support.redis_server import free_port
@@ -32,6 +33,11 @@ def test_overview_counts_match_a_known_set_of_jobs_and_refresh_live(cluster, pag
     assert states == ["succeeded"] * 3 + ["failed"]
 
     open_dashboard(page, replica)
+    # columns and the state filter are built from the server's enums (states.js)
+    heads = page.locator("#queues thead th").all_inner_texts()
+    assert heads[4:-1] == [s.replace("_", " ").capitalize() for s in TERMINAL]
+    options = page.locator("#f-state option").evaluate_all("os => os.map((o) => o.value)")
+    assert options == ["", *JobState]
     expect(count(page, "python", "succeeded")).to_have_text("3")
     expect(count(page, "python", "failed")).to_have_text("1")
     for key in ("waiting", "delayed", "timed_out", "cancelled"):

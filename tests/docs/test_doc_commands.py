@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from botsys.states import TERMINAL
 from tests.support.procs import ROOT, Proc, base_env, http, wait_for
 from tests.support.redis_server import free_port
 
@@ -31,7 +32,6 @@ FENCE = re.compile(r"^```(?:bash|sh)\n(.*?)^```", re.M | re.S)
 DESCRIPTION_FENCE = re.compile(r"^```\n(.*?)^```", re.M | re.S)  # OpenAPI: plain fences
 SKIP = re.compile(r"<!--\s*doc-test:\s*skip\s*\((?P<why>[^)]+)\)\s*-->\s*$")
 SECRET = "whsec_" + "ZG9jLXRlc3Qtc2VjcmV0LW9mLTMyLWJ5dGVzLSEhISE="
-TERMINAL = ("succeeded", "failed", "timed_out", "cancelled")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 
 from botsys.heap import FIRST_GENERATION_THRESHOLD
+from botsys.states import TERMINAL
 from tests.support.procs import Cluster, http, pid_alive, start_mock_webhook, wait_for, write_config
 from tests.support.redis_server import RedisServer
 from tests.support.timing import MARGIN_S
@@ -22,7 +23,6 @@ from tests.support.timing import MARGIN_S
 pytestmark = pytest.mark.e2e
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-TERMINAL = ("succeeded", "failed", "timed_out", "cancelled")
 LEASE_S = 2.0  # FAST_CONFIG's engine.lease_ms
 
 

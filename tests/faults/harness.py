@@ -18,7 +18,8 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from botsys.store.keys import TERMINAL_STATES, Keys
+from botsys.states import TERMINAL as TERMINAL_STATES
+from botsys.store.keys import Keys
 from tests.support.procs import Cluster, Proc, http, wait_for
 from tests.support.redis_server import RedisServer
 

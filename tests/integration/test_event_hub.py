@@ -10,6 +10,9 @@ from redis.asyncio import Redis
 
 from botsys.store.connection import make_client
 from botsys.store.event_hub import OVERFLOW, RESYNC, JobEventHub
+from botsys.store.keys import Keys
+
+HUB = Keys("test").event_hub_channel()
 
 
 async def next_item(queue: asyncio.Queue, timeout: float = 5.0):
@@ -21,7 +24,7 @@ async def pubsub_clients(admin: Redis) -> int:
 
 
 async def test_watchers_get_their_channel_only(redis_factory):
-    publisher, hub = redis_factory(), JobEventHub(redis_factory())
+    publisher, hub = redis_factory(), JobEventHub(redis_factory(), HUB)
     try:
         async with hub.watch("ev:a") as a1, hub.watch("ev:a") as a2, hub.watch("ev:b") as b:
             await publisher.publish("ev:a", '{"n":1}')
@@ -37,7 +40,7 @@ async def test_watchers_get_their_channel_only(redis_factory):
 
 async def test_many_streams_share_one_connection_and_leave_no_subscription(redis_server):
     admin = Redis.from_url(redis_server.url, decode_responses=True)
-    hub = JobEventHub(Redis.from_url(redis_server.url, decode_responses=True))
+    hub = JobEventHub(Redis.from_url(redis_server.url, decode_responses=True), HUB)
     before = await pubsub_clients(admin)
     try:
         async with asyncio.TaskGroup() as tg:
@@ -71,7 +74,7 @@ async def test_every_watcher_is_subscribed_once_its_watch_opens(redis_factory):
     from then on must reach it: also for watchers that arrive while the hub's connection is
     being set up, and for hundreds arriving together (1000 SSE streams: up to 60 never saw
     their job end)."""
-    publisher, hub = redis_factory(), JobEventHub(redis_factory())
+    publisher, hub = redis_factory(), JobEventHub(redis_factory(), HUB)
 
     async def one(i: int) -> str:
         async with hub.watch(f"ev:{i}") as events:
@@ -90,7 +93,7 @@ async def test_every_watcher_is_subscribed_once_its_watch_opens(redis_factory):
 
 
 async def test_a_watcher_that_stops_reading_is_dropped_and_the_others_go_on(redis_factory):
-    publisher, hub = redis_factory(), JobEventHub(redis_factory(), max_queued=3)
+    publisher, hub = redis_factory(), JobEventHub(redis_factory(), HUB, max_queued=3)
     try:
         async with hub.watch("ev:slow") as slow, hub.watch("ev:slow") as fast:
             for i in range(5):
@@ -147,3 +150,16 @@ async def test_a_watcher_waits_for_redis_while_it_is_unreachable(tmp_path):
         assert store.events.watched() == 0, "a watcher that gave up leaves nothing behind"
     finally:
         await store.close()
+
+
+async def test_the_hub_holds_its_channel_under_the_configured_prefix(redis_server):
+    """Replicas of two deployments sharing one Redis (two prefixes) stay apart."""
+    store = make_client(redis_server.url, prefix="tenant")
+    admin = Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        async with store.events.watch("tenant:events:x"):
+            channels = await admin.pubsub_channels("*event-hub")
+        assert "tenant:event-hub" in channels
+    finally:
+        await store.close()
+        await admin.aclose()

@@ -14,6 +14,7 @@ import pytest
 from botsys.orchestrator import Orchestrator
 from botsys.queue import JobQueue
 from botsys.runners.types import AttemptOutcome
+from botsys.states import TERMINAL
 from tests.conftest import make_settings
 from tests.support.timing import MARGIN_S
 
@@ -55,9 +56,7 @@ async def wait_terminal(q: JobQueue, ids, timeout=30.0):
     async def all_done():
         while True:
             jobs = [await q.get(i) for i in ids]
-            if all(
-                j and j.state in ("succeeded", "failed", "timed_out", "cancelled") for j in jobs
-            ):
+            if all(j and j.state in TERMINAL for j in jobs):
                 return jobs
             await asyncio.sleep(0.02)
 
@@ -509,3 +508,70 @@ async def test_a_burst_of_enqueues_beyond_the_local_cap_cannot_stall_the_dispatc
     jobs = await wait_terminal(q, [e.job_id for e in enqueued], timeout=10)
     await orch.stop(0)
     assert all(j.state == "succeeded" for j in jobs) and runner.peak <= 2
+
+
+class ExecutionsSeen:
+    """The metrics the orchestrator reports, as far as this test needs them."""
+
+    def __init__(self) -> None:
+        self.executions: list[tuple[str, float]] = []
+
+    def observe_wait(self, bot_type, seconds) -> None:
+        pass
+
+    def observe_execution(self, bot_type, status, seconds) -> None:
+        self.executions.append((status, seconds))
+
+    def observe_reseed(self, bot_type) -> None:
+        pass
+
+
+async def test_attempt_durations_are_read_from_the_injected_clock(redis_factory):
+    settings = make_settings(**{"bot_types.python.limit": 1})
+    q = JobQueue(redis_factory(), settings, "r")
+    now = [1000.0]
+
+    class SlowOnTheClock:
+        async def run(self, spec, sink):
+            now[0] += 7.5  # the attempt takes 7.5 s of the orchestrator's clock
+            return AttemptOutcome("succeeded", result=1)
+
+    metrics = ExecutionsSeen()
+    orch = Orchestrator(
+        q, SlowOnTheClock(), settings, bot_types=["python"], metrics=metrics, clock=lambda: now[0]
+    )
+    job = (await q.enqueue("python", "simulate", {})).job_id
+    await orch.start()
+    await wait_terminal(q, [job])
+    await orch.stop(0)
+    assert metrics.executions == [("succeeded", 7.5)]
+
+
+async def test_run_once_steps_the_dispatcher_and_wait_attempts_lets_them_finish(redis_factory):
+    """No dispatcher task and no sleeps: the test decides when the orchestrator claims."""
+    settings = make_settings(**{"bot_types.python.limit": 2})
+    q = JobQueue(redis_factory(), settings, "r")
+    await q.seed_limits()
+    ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(3)]
+    gate = asyncio.Event()
+
+    class GatedRunner(CountingRunner):
+        async def run(self, spec, sink):
+            await gate.wait()
+            if spec.job_id == ids[2]:  # the last attempt takes a while: still running when
+                await asyncio.sleep(0.05)  # the first two are recorded
+            return await super().run(spec, sink)
+
+    runner = GatedRunner(durations=(0, 0))
+    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    try:
+        first = await orch.run_once("python")
+        assert (first.started, first.wait_s) == (2, settings.engine.idle_wait_s)
+        assert list(orch.inflight) == ids[:2]
+        assert (await orch.run_once("python")).started == 0, "the semaphore is full"
+        gate.set()
+        await orch.wait_attempts()  # a completion leases the third job here: it runs too
+        assert runner.started == ids and runner.peak == 2
+        assert [j.state for j in await asyncio.gather(*map(q.get, ids))] == ["succeeded"] * 3
+    finally:
+        await orch.stop(0)

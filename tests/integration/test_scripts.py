@@ -12,7 +12,7 @@ import pytest
 
 from botsys.deliveries import RedisDeliveryStore
 from botsys.queue import JobQueue
-from botsys.store.keys import TERMINAL_STATES
+from botsys.states import TERMINAL as TERMINAL_STATES
 from botsys.store.scripts import LUA_DIR
 from botsys.webhooks.types import AttemptRecord
 from tests.conftest import make_settings

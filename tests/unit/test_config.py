@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,9 @@ import pytest
 from botsys.config import (
     BUNDLED_BOTS,
     DEFAULT_CONFIG,
+    FIELD_KINDS,
+    SECTIONS,
+    BotTypeSettings,
     ConfigError,
     build_settings,
     ignored_environment,
@@ -106,6 +110,14 @@ def test_bad_config_values_name_the_key(raw, message):
     with pytest.raises(ConfigError) as err:
         build_settings(raw)
     assert message in str(err.value)
+
+
+def test_every_setting_is_a_kind_the_checks_know():
+    """Types are read from the annotations by a fixed table (no eval): a setting of another type
+    must be added to it, or the config could not be checked."""
+    for section in [*SECTIONS.values(), BotTypeSettings]:
+        for f in dataclasses.fields(section):
+            assert f.type in FIELD_KINDS, f"{section.__name__}.{f.name}: {f.type}"
 
 
 def test_a_new_language_is_only_configuration():

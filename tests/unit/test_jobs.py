@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import random
-
-from botsys.jobs import Job, bot_type_of, iso_ms, new_job_id, retry_delay_ms
+from botsys.jobs import Job, bot_type_of, iso_ms, new_job_id
 
 
 def test_job_ids_embed_the_type_and_sort_by_time():
@@ -14,14 +12,6 @@ def test_job_ids_embed_the_type_and_sort_by_time():
     assert bot_type_of("node-" + a.split("-")[1]) == "node"
     for bad in ("", "python", "python-../../etc", "PY-01JD0000000000000000000000", "python-01JD"):
         assert bot_type_of(bad) is None
-
-
-def test_retry_delay_doubles_with_jitter_and_cap():
-    rng = random.Random(3)
-    for failures, base in ((1, 1000), (2, 2000), (3, 4000), (4, 8000)):
-        d = retry_delay_ms(failures, 1000, 60_000, rng)
-        assert 0.8 * base <= d <= 1.2 * base, (failures, d)
-    assert retry_delay_ms(30, 1000, 60_000, rng) <= 60_000
 
 
 def test_view_has_the_documented_shape():

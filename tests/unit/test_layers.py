@@ -54,6 +54,10 @@ RULES = [
     ("botsys.jobs", ("aiohttp", "redis", "botsys.api")),
     ("botsys.orchestrator", ("aiohttp", "botsys.api")),
     ("botsys.config", ("aiohttp", "redis", "botsys.")),
+    ("botsys.states", ("aiohttp", "redis", "botsys.")),  # the vocabulary every layer shares
+    ("botsys.backoff", ("aiohttp", "redis", "botsys.")),  # pure: job and webhook retries
+    # the dashboard is a page over the API: it shares the app's keys, never the API's modules
+    ("botsys.dashboard", ("botsys.api",)),
 ]
 
 
@@ -73,7 +77,7 @@ def test_layer_does_not_import(layer, forbidden):
     assert offenders == []
 
 
-HTTP_LAYER = ("botsys.api", "botsys.dashboard")
+HTTP_LAYER = ("botsys.api", "botsys.dashboard", "botsys.appkeys")
 
 
 def test_only_the_app_factory_imports_the_http_layer():
@@ -86,6 +90,54 @@ def test_only_the_app_factory_imports_the_http_layer():
         if not in_http(mod) and mod != "botsys.app" and any(in_http(i) for i in imps)
     ]
     assert offenders == []
+
+
+def unit_of(name: str) -> str:
+    """The top-level piece a module belongs to: ``botsys.api.routes`` → ``botsys.api``."""
+    return ".".join(name.split(".")[:2])
+
+
+def unit_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for mod, imps in MODULES.items():
+        targets = {unit_of(i) for i in imps if i.startswith("botsys.")}
+        graph.setdefault(unit_of(mod), set()).update(targets - {unit_of(mod)})
+    return graph
+
+
+def cycle_in(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of ``graph`` as a path (first node repeated at the end), or []."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        if node in path:
+            return path[path.index(node) :] + [node]
+        if node in done:
+            return []
+        for nxt in sorted(graph.get(node, ())):
+            found = visit(nxt, [*path, node])
+            if found:
+                return found
+        done.add(node)
+        return []
+
+    for start in sorted(graph):
+        found = visit(start, [])
+        if found:
+            return found
+    return []
+
+
+def test_no_import_cycle_between_the_packages_pieces():
+    """Modules and subpackages of botsys import each other one way only: each can be read (and
+    tested) knowing only what it imports."""
+    assert cycle_in(unit_graph()) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycle_in(graph) == ["a", "b", "c", "a"]
+    assert cycle_in({"a": {"b"}, "b": set()}) == []
 
 
 def test_the_walk_sees_the_package():

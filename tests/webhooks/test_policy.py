@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -10,7 +9,6 @@ import pytest
 
 from botsys.webhooks.policy import (
     Schedule,
-    backoff_ms,
     classify_status,
     decide,
     parse_retry_after,
@@ -58,29 +56,6 @@ class Fixed:
 )
 def test_classify(status, verdict):
     assert classify_status(status) == verdict
-
-
-def test_backoff_doubles_without_jitter():
-    assert [backoff_ms(n, SCHED, Fixed(0)) for n in range(1, 8)] == [
-        1000,
-        2000,
-        4000,
-        8000,
-        16000,
-        32000,
-        60000,
-    ]
-
-
-def test_backoff_jitter_within_20_percent_and_capped():
-    rng = random.Random(1)
-    for n in range(1, 6):
-        base = 1000 * 2 ** (n - 1)
-        values = [backoff_ms(n, SCHED, rng) for _ in range(200)]
-        assert all(base * 0.8 <= v <= base * 1.2 for v in values)
-        assert max(values) - min(values) > base * 0.2  # jitter really spreads
-    assert backoff_ms(100, SCHED, Fixed(0.2)) == 60_000
-    assert backoff_ms(10_000, SCHED, Fixed(0)) == 60_000  # no overflow
 
 
 def test_retry_after_forms():

@@ -1,0 +1,30 @@
+"""Typed application keys: every component the app wires, declared in one place.
+
+Both HTTP packages (api/ and dashboard/) read them, so they live beside the app factory rather
+than in either package: the dashboard never imports the API."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from .config import Settings
+from .deliveries import RedisDeliveryStore
+from .metrics import Metrics
+from .queue import JobQueue
+from .runners.registry import BotRegistry
+from .store.connection import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+REPLICA = web.AppKey("replica", str)
+STARTED_AT = web.AppKey("started_at", float)
+STORE = web.AppKey("store", Store)
+QUEUE = web.AppKey("queue", JobQueue)
+REGISTRY = web.AppKey("registry", BotRegistry)
+DELIVERIES = web.AppKey("deliveries", RedisDeliveryStore)
+METRICS = web.AppKey("metrics", Metrics)
+METRICS_REFRESH = web.AppKey("metrics_refresh", Callable[[], Awaitable[None]])
+
+# Set by handlers that serve an HTML page (dashboard, Swagger UI): the page's own CSP.
+PAGE_CSP = web.RequestKey("page_csp", str)
