@@ -5,9 +5,10 @@
 Per language, runs the bundled hello bot N times each way, interleaved (so drift hits both
 equally), and prints the medians and their ratio (target ≤ 1.10). Both ways get the same
 scrubbed environment, working folder and interpreter. The "launcher" column is the bare run
-behind botsys-launch with only the limits; "contained" adds what containment adds (the PID
-namespace and, for a root server, the switch to the bot user): their difference is the cost
-per start of containment (target ≤ 1 ms). Figures are ratios and differences within one run,
+behind botsys-launch with only the limits (which already puts a subreaper between launcher and
+bot: the containment of a machine without namespaces); "contained" is the default path (the
+PID namespace and, for a root server, the switch to the bot user): their difference is what the
+namespace path costs over that fallback per start (target ≤ 1 ms). Figures are ratios and differences within one run,
 never absolute gates (DESIGN §9).
 """
 
