@@ -167,27 +167,6 @@ class WebhookState(Schema):
     deliveredAt = _n(fields.String())
 
 
-class JobView(Schema):
-    jobId = _s()
-    botType = _s()
-    bot = _s()
-    state = _s(validate=validate.OneOf(JOB_STATES))
-    progress = fields.Integer(required=True)
-    priority = _n(fields.Integer())
-    attempt = fields.Integer(required=True)
-    maxAttempts = fields.Integer(required=True)
-    createdAt = _n(fields.String())
-    startedAt = _n(fields.String())
-    finishedAt = _n(fields.String())
-    runAt = _n(fields.String())
-    durationMs = _n(fields.Integer())
-    result = _n(fields.Raw())
-    error = _n(fields.String())
-    payload = _n(fields.Raw())
-    replica = _n(fields.String())
-    webhook = _n(fields.Nested(WebhookState))
-
-
 class JobSummary(Schema):
     """A job in a list: no payload or result (GET /job/{jobId} has them); error cut short."""
 
@@ -207,6 +186,14 @@ class JobSummary(Schema):
     error = _n(fields.String(metadata={"description": "at most 300 characters"}))
     replica = _n(fields.String())
     webhook = _n(fields.Nested(WebhookState))
+
+
+class JobView(JobSummary):
+    """A job whole: GET /job/{jobId}."""
+
+    result = _n(fields.Raw())
+    error = _n(fields.String())
+    payload = _n(fields.Raw())
 
 
 class JobsPage(Schema):

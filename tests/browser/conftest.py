@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import Cluster, start_mock_webhook, write_config
-from tests.support.redis_server import RedisServer
+from tests.e2e.conftest import cluster, redis  # noqa: F401 — shared fixtures
+from tests.support.procs import start_mock_webhook
 from tests.support.requires import require, require_module
 
 CHROMIUM = "/usr/bin/chromium"
@@ -64,20 +64,6 @@ def page(browser):
     yield pg
     context.close()
     assert not problems, problems
-
-
-@pytest.fixture
-def redis(tmp_path):
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
-def cluster(tmp_path, redis):
-    c = Cluster(tmp_path, redis.url, write_config(tmp_path / "botsys.toml"))
-    yield c
-    c.stop()
 
 
 @pytest.fixture(scope="session")

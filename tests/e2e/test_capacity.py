@@ -11,26 +11,11 @@ import aiohttp
 import pytest
 
 from tests.support.procs import Cluster, http, wait_for, write_config
-from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
 IN_FLIGHT = 1000
 RUNNING_JOBS = 20  # the event streams watch these, 50 streams each
-
-
-@pytest.fixture
-def redis(tmp_path):
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
-def cluster(tmp_path, redis):
-    c = Cluster(tmp_path, redis.url, write_config(tmp_path / "botsys.toml"))
-    yield c
-    c.stop()
 
 
 def session() -> aiohttp.ClientSession:

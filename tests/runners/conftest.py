@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
+import signal
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,3 +157,14 @@ def rss_bytes() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
+
+
+@pytest.fixture
+def token():
+    """The escape probe's ``sleep`` argument; what a failed test left behind is killed after."""
+    from tests.faults.containment import daemons
+
+    value = f"300.{secrets.randbelow(10**9)}"
+    yield value
+    for pid in daemons(value):
+        os.kill(pid, signal.SIGKILL)

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import pwd
-import secrets
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -63,15 +60,6 @@ def containment(request, monkeypatch) -> str:
             lambda launcher, option: option != "ns=pid" and supports(launcher, option),
         )
     return request.param
-
-
-@pytest.fixture
-def token():
-    """The escape probe's ``sleep`` argument; what a failed test left behind is killed after."""
-    value = f"300.{secrets.randbelow(10**9)}"
-    yield value
-    for pid in daemons(value):
-        os.kill(pid, signal.SIGKILL)
 
 
 def contained_runner(settings, containment: str) -> ProcessRunner:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -178,15 +177,6 @@ ESCAPE = (
     'setsid sleep "$1" & (sleep "$1" &); '
     'until [ "$(pgrep -cxf "sleep $1")" -ge 2 ]; do sleep 0.01; done; echo running; read _; exit 0'
 )
-
-
-@pytest.fixture
-def token():
-    """The escape's ``sleep`` argument; whatever a failed test left behind is killed after."""
-    value = f"300.{secrets.randbelow(10**9)}"
-    yield value
-    for pid in daemons(value):
-        os.kill(pid, signal.SIGKILL)
 
 
 def start_escape(launcher: str, token: str, *, script: str = ESCAPE) -> subprocess.Popen:
