@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
+from collections import Counter
 
 import aiohttp
 import pytest
 
+from botsys.api.problems import STORE_DEADLINE_S
 from tests.support.procs import Cluster, http, wait_for, write_config
 
 pytestmark = pytest.mark.e2e
@@ -25,30 +28,31 @@ def session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
 
 
-async def many_gets(url: str, n: int) -> dict[int, int]:
-    """n concurrent GETs; status code → how many."""
+async def many_gets(url: str, n: int) -> list[tuple[int, float]]:
+    """n concurrent GETs: (status, seconds it took) of each."""
     started = asyncio.Event()
     waiting = 0
 
-    async def one(client: aiohttp.ClientSession) -> int:
+    async def one(client: aiohttp.ClientSession) -> tuple[int, float]:
         nonlocal waiting
         waiting += 1
         if waiting == n:
             started.set()
         await started.wait()  # every request is sent together
+        t0 = time.monotonic()
         async with client.get(url) as resp:
             await resp.read()
-            return resp.status
+            return resp.status, time.monotonic() - t0
 
     async with session() as client:
-        statuses = await asyncio.gather(*(one(client) for _ in range(n)))
-    counts: dict[int, int] = {}
-    for s in statuses:
-        counts[s] = counts.get(s, 0) + 1
-    return counts
+        return list(await asyncio.gather(*(one(client) for _ in range(n))))
 
 
-def test_a_thousand_concurrent_reads_all_answer_200(cluster):
+def test_a_thousand_concurrent_reads_wait_for_a_connection_instead_of_failing(cluster):
+    """A full pool makes a request wait for a connection, within its store deadline (1 s);
+    before, 894 of 1000 failed at once with 503. On a quiet machine all 1000 answer 200; on one
+    whose cores are taken by other work some cannot be served within the deadline, and those
+    answer 503 after having waited it (seen: 305 of 1000 beside a 2-core CPU hog)."""
     a = cluster.add_replica("a")
     status, reply, _ = http(
         "POST", a.url + "/invoke", {"botType": "python", "bot": "hello", "payload": {}}
@@ -56,8 +60,12 @@ def test_a_thousand_concurrent_reads_all_answer_200(cluster):
     assert status == 202, reply
     job_url = f"{a.url}/job/{reply['jobId']}"
     for url in (job_url, a.url + "/stats"):
-        counts = asyncio.run(asyncio.wait_for(many_gets(url, IN_FLIGHT), 90))
-        assert counts == {200: IN_FLIGHT}, (url, counts, a.log(20))
+        answers = asyncio.run(asyncio.wait_for(many_gets(url, IN_FLIGHT), 90))
+        counts = Counter(status for status, _ in answers)
+        early = [round(t, 3) for status, t in answers if status != 200 and t < STORE_DEADLINE_S]
+        assert set(counts) <= {200, 503} and not early, (url, counts, early[:5], a.log(20))
+        assert counts[200] >= IN_FLIGHT // 2, (url, counts, a.log(20))
+        print(f"{url}: {dict(counts)}")
 
 
 def rss_kb(pid: int) -> int:
