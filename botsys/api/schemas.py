@@ -287,22 +287,6 @@ class DeliveryAttempt(Schema):
     response = _n(fields.String())
 
 
-class Delivery(Schema):
-    deliveryId = _s()
-    jobId = _s()
-    botType = _s()
-    url = _s()
-    state = _s(validate=validate.OneOf(DELIVERY_STATES))
-    attempts = fields.Integer(required=True)
-    maxAttempts = fields.Integer(required=True)
-    createdAt = _n(fields.String())
-    nextAttemptAt = _n(fields.String())
-    finishedAt = _n(fields.String())
-    lastStatus = _n(fields.Integer())
-    body = _n(fields.Raw())
-    history = fields.List(fields.Nested(DeliveryAttempt), required=True)
-
-
 class DeliverySummary(Schema):
     """A delivery in a list: no body or history (GET /deliveries/{deliveryId} has them)."""
 
@@ -317,6 +301,13 @@ class DeliverySummary(Schema):
     nextAttemptAt = _n(fields.String())
     finishedAt = _n(fields.String())
     lastStatus = _n(fields.Integer())
+
+
+class Delivery(DeliverySummary):
+    """A delivery whole: GET /deliveries/{deliveryId}."""
+
+    body = _n(fields.Raw())
+    history = fields.List(fields.Nested(DeliveryAttempt), required=True)
 
 
 class Deliveries(Schema):
