@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -29,8 +30,14 @@ from .appkeys import (
     SETTINGS,
     STARTED_AT,
     STORE,
+    TYPE_CATALOG,
+    TYPE_STORE,
+    TYPE_WATCHER,
 )
 from .config import Settings
+from .control.catalog import TypeCatalog
+from .control.type_store import TypeStore
+from .control.watch import TypeWatcher
 from .deliveries import RedisDeliveryStore
 from .metrics import Metrics, TypeSnapshot, WebhookSnapshot
 from .orchestrator import Orchestrator
@@ -52,6 +59,10 @@ def create_app(settings: Settings, *, runner=None, with_workers: bool = True) ->
     """``runner`` replaces the subprocess runner (tests); ``with_workers=False`` serves the API
     only (no dispatchers, no webhook loop)."""
     app = web.Application(client_max_size=settings.server.max_body_bytes)
+    # Bot types change at runtime: every component reads them through the catalog's live view.
+    catalog = TypeCatalog(settings.bot_types)
+    settings = dataclasses.replace(settings, bot_types=catalog.live)
+    app[TYPE_CATALOG] = catalog
     app[SETTINGS] = settings
     app[REPLICA] = replica_name(settings)
     app[STARTED_AT] = time.time()
@@ -82,9 +93,16 @@ async def _store(app: web.Application):
     queue = JobQueue(store.redis, settings, app[REPLICA])
     await queue.seed_limits()
     app[QUEUE] = queue
+    types = app[TYPE_STORE] = TypeStore(queue)
+    await app[TYPE_CATALOG].refresh(types, force=True)  # runtime types, before seeding limits
+    app[TYPE_WATCHER] = watcher = TypeWatcher(app[TYPE_CATALOG], types)
+    watching = asyncio.create_task(watcher.run(), name="bot-types")
     app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
     _install_snapshot(app)
     yield
+    watching.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watching
     await store.close()
 
 
@@ -118,6 +136,8 @@ def _workers(runner):
             metrics=metrics,
             notifier=notifier,
         )
+        app[TYPE_CATALOG].on_change(orch.types_changed)
+        notifier.on(queue.keys.types_channel(), app[TYPE_WATCHER].poke)
         deliveries = app[DELIVERIES]
         deliveries.subscribe(notifier)
         dispatcher = WebhookDispatcher(

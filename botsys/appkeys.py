@@ -10,6 +10,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from .config import Settings
+from .control.catalog import TypeCatalog
+from .control.type_store import TypeStore
+from .control.watch import TypeWatcher
 from .deliveries import RedisDeliveryStore
 from .metrics import Metrics
 from .queue import JobQueue
@@ -24,6 +27,10 @@ QUEUE = web.AppKey("queue", JobQueue)
 REGISTRY = web.AppKey("registry", BotRegistry)
 DELIVERIES = web.AppKey("deliveries", RedisDeliveryStore)
 METRICS = web.AppKey("metrics", Metrics)
+# The bot types that exist now (configuration + runtime records): names(), get(name).
+TYPE_CATALOG = web.AppKey("type_catalog", TypeCatalog)
+TYPE_STORE = web.AppKey("type_store", TypeStore)
+TYPE_WATCHER = web.AppKey("type_watcher", TypeWatcher)
 METRICS_REFRESH = web.AppKey("metrics_refresh", Callable[[], Awaitable[None]])
 
 # Set by handlers that serve an HTML page (dashboard, Swagger UI): the page's own CSP.

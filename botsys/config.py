@@ -103,6 +103,16 @@ class BotTypeSettings:
     run_as: str = _spec("")
     network: str = _spec("host", choices=("host", "none"))
     env: list[str] = _spec([], doc="extra NAME=value pairs given to every bot of the type")
+    # The control plane's fields (docs/CONFIGURATION.md "Bot types at runtime"): a type made at
+    # runtime inherits the command and sandbox of its runtime, one of the configured types.
+    runtime: str = _spec("", doc="the configured type whose command it runs ('' = itself)")
+    bots: list[str] = _spec([], doc="allow-list of bot names ([] = every bot in its folder)")
+    bots_dir: str = _spec("", doc="its own bots folder ('' = <runner.bots_dir>/<runtime>)")
+    cadence_max: int = _spec(0, lo=0, hi=100000, doc="starts per cadence_interval_s; 0 = off")
+    cadence_interval_s: float = _spec(1.0, lo=0.001, hi=86400)
+    cadence_mode: str = _spec("queue", choices=("queue", "reject"))
+    default_priority: int = _spec(3, lo=1, hi=1000)
+    description: str = _spec("")
 
 
 @dataclass(frozen=True)
@@ -291,6 +301,11 @@ def _build_bot_type(name: str, spec: Any) -> BotTypeSettings:
         raise ConfigError(f"bot_types.{name}.command = []: a command template is required")
     if not bt.extension.startswith("."):
         raise ConfigError(f"bot_types.{name}.extension = {bt.extension!r}: must start with '.'")
+    if bt.runtime not in ("", name):
+        raise ConfigError(
+            f"bot_types.{name}.runtime = {bt.runtime!r}: a configured type is a runtime itself; "
+            "create types on other runtimes through /admin/config/bot-types"
+        )
     if bt.timeout_s > bt.max_timeout_s:
         raise ConfigError(
             f"bot_types.{name}.timeout_s = {bt.timeout_s}: must be ≤ max_timeout_s ({bt.max_timeout_s})"

@@ -106,7 +106,7 @@ class Orchestrator:
         self.metrics = metrics
         self.clock = clock
         self.rng = rng or random.Random()
-        self.bot_types = bot_types or queue.bot_types
+        self.bot_types = list(bot_types or queue.bot_types)
         e = settings.engine
         self.lease_s = e.lease_ms / 1000
         self.heartbeat_s = min(e.heartbeat_ms, e.lease_ms / 3) / 1000
@@ -119,10 +119,12 @@ class Orchestrator:
         self._context = contextvars.copy_context()  # attempts never inherit a request's
         self._tasks: list[asyncio.Task] = []
         self._dispatchers: list[asyncio.Task] = []
+        self._subscribed = set(self.bot_types)  # types whose wake channel we listen to
         self.claimed_total = 0
         # Without a shared notifier (tests, tools) the orchestrator runs its own.
         self._own_notifier = None if notifier is not None else Notifier(queue.redis)
-        self.subscribe(notifier or self._own_notifier)
+        self._notifier = notifier or self._own_notifier
+        self.subscribe(self._notifier)
         queue.on_enqueued = self.wake
         queue.on_reseeded = self._on_reseeded
         queue.local = self
@@ -200,7 +202,7 @@ class Orchestrator:
         """The dispatcher of one bot type: ``run_once`` whenever there is local room, then
         sleep until a wake-up or until work falls due."""
         wake, backoff = self._wake[bot_type], 0.1
-        while not self._stopping:
+        while not self._stopping and self._wake.get(bot_type) is wake:  # (removed at runtime)
             if self._free_local() <= 0:
                 self._room.clear()
                 await self._room.wait()
@@ -427,15 +429,69 @@ class Orchestrator:
         k = self.queue.keys
         mine = f"release:{self.queue.replica}"
         for t in self.bot_types:
-
-            def on_wake(msg: str | None, t: str = t) -> None:
-                # A freed slot is addressed to one replica (complete.lua); others stay asleep.
-                if msg is None or not msg.startswith("release:") or msg == mine:
-                    self._wake[t].set()
-
-            notifier.on(k.wake_channel(t), on_wake)
+            notifier.on(k.wake_channel(t), self._wake_handler(t, mine))
         notifier.on(k.cancel_channel(), self._on_cancel)
         notifier.on_connect(self._reseed_on_connect)
+
+    def _wake_handler(self, t: str, mine: str):
+        def on_wake(msg: str | None) -> None:
+            # A freed slot is addressed to one replica (complete.lua); others stay asleep.
+            ev = self._wake.get(t)
+            if ev is not None and (msg is None or not msg.startswith("release:") or msg == mine):
+                ev.set()
+
+        return on_wake
+
+    # -- bot types created and deleted at runtime (control/catalog.py) ------------------------
+
+    def types_changed(self, change) -> None:
+        """A catalog change: dispatchers for new types, none for deleted ones (their leftover
+        waiting jobs cancelled), new settings (limit, cadence) for changed ones."""
+        for t in change.changed:
+            self.queue.forget_context(t)
+            self.wake(t)
+        for t in change.added:
+            self.queue.forget_context(t)
+            self._add_type(t)
+        for t in change.removed:
+            self._remove_type(t)
+
+    def _add_type(self, t: str) -> None:
+        if t in self._wake or self._stopping:
+            return
+        self.bot_types.append(t)
+        self._wake[t] = asyncio.Event()
+        if t not in self._subscribed:
+            self._subscribed.add(t)
+            mine = f"release:{self.queue.replica}"
+            self._notifier.add(self.queue.keys.wake_channel(t), self._wake_handler(t, mine))
+        if self._dispatchers or self._tasks:  # started: serve it now
+            task = asyncio.create_task(self._dispatch(t), name=f"dispatch-{t}")
+            self._dispatchers.append(task)
+
+    def _remove_type(self, t: str) -> None:
+        wake = self._wake.pop(t, None)
+        if wake is None:
+            return
+        wake.set()  # its dispatcher sees it is gone and returns
+        self.bot_types.remove(t)
+        task = asyncio.create_task(self._cancel_leftovers(t), name=f"sweep-{t}")
+        self._attempt_tasks.add(task)
+        task.add_done_callback(self._attempt_tasks.discard)
+
+    async def _cancel_leftovers(self, t: str) -> None:
+        """A job enqueued while the deletion spread (< 1 s) would wait for no dispatcher:
+        every replica cancels what is left, through the cancel path (webhooks included)."""
+        k = self.queue.keys
+        try:
+            ids = [
+                *await self.queue.redis.zrange(k.queue(t), 0, -1),
+                *await self.queue.redis.zrange(k.delayed(t), 0, -1),
+            ]
+            for job_id in ids:
+                await self.queue.run_script("cancel", t, job_id)
+        except STORE_FAILED as exc:
+            log.warning("cancelling the jobs left by deleted type %s failed: %s", t, exc)
 
     def _reseed_on_connect(self) -> None:
         """Redis may have come back empty: re-create lost records before anyone claims."""

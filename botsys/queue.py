@@ -37,7 +37,9 @@ class QueueFull(Exception):
     def __init__(self, bot_type: str, cap: str, limit: int) -> None:
         super().__init__(f"{bot_type}: {cap} = {limit} reached")
         self.bot_type = bot_type
-        self.cap = cap  # "max_queued" (jobs) or "max_queued_bytes" (payload bytes)
+        # "max_queued" (jobs), "max_queued_bytes" (payload bytes) or "cadence" (a cadence in
+        # reject mode: ``limit`` is then the ms until a job would be accepted)
+        self.cap = cap
         self.limit = limit
 
 
@@ -91,7 +93,9 @@ class JobQueue:
         self.replica = replica
         self.keys = Keys(settings.redis.prefix)
         self.scripts = scripts or Scripts(redis)
-        self._ctx = {t: self._context(t) for t in settings.bot_types}
+        # Each type's script context, built on first use: types come and go at runtime
+        # (control/catalog.py); ``forget_context`` drops one whose settings changed.
+        self._ctx: dict[str, str] = {}
         # Called with the bot type after a job is enqueued through this queue: the local
         # dispatcher wakes without waiting for the pub/sub round trip.
         self.on_enqueued: Callable[[str], None] | None = None
@@ -103,8 +107,13 @@ class JobQueue:
     def bot_types(self) -> list[str]:
         return list(self.settings.bot_types)
 
+    def forget_context(self, bot_type: str) -> None:
+        self._ctx.pop(bot_type, None)
+
     def _context(self, bot_type: str) -> str:
         e, k = self.settings.engine, self.keys
+        bt = self.settings.bot_types.get(bot_type)
+        cadence_max = bt.cadence_max if bt is not None else 0
         return json.dumps(
             {
                 "replica": self.replica,
@@ -124,17 +133,21 @@ class JobQueue:
                 "deliveries_channel": k.deliveries_channel(),
                 "wake_channel": k.wake_channel(bot_type),
                 "cancel_channel": k.cancel_channel(),
+                # At most cadence_max starts per cadence_ms, across replicas (0: no cadence).
+                "cadence_max": cadence_max,
+                "cadence_ms": round(bt.cadence_interval_s * 1000) if cadence_max else 0,
             }
         )
 
     async def run_script(self, name: str, bot_type: str, *args: Any, now: int | None = None) -> Any:
         keys = [self.keys.type_prefix(bot_type)]
-        argv = [self._ctx[bot_type], "" if now is None else now, *args]
+        ctx = self._ctx.get(bot_type) or self._ctx.setdefault(bot_type, self._context(bot_type))
+        argv = [ctx, "" if now is None else now, *args]
         return await self.scripts.run(name, keys, argv)
 
     def type_of(self, job_id: str) -> str:
         t = bot_type_of(job_id)
-        if t is None or t not in self._ctx:
+        if t is None or (t not in self.settings.bot_types and t not in self._ctx):
             raise UnknownJob(job_id)
         return t
 
@@ -190,6 +203,10 @@ class JobQueue:
         now: int | None = None,
     ) -> Enqueued:
         bt = self.settings.bot_types[bot_type]
+        if bt.cadence_max and bt.cadence_mode == "reject":
+            admitted = await self.run_script("cadence_admit", bot_type, now=now)
+            if not int(admitted[0]):
+                raise QueueFull(bot_type, "cadence", int(admitted[1]))
         job_id = new_job_id(bot_type, now)
         fields = {
             "botType": bot_type,

@@ -4,6 +4,7 @@ and the small views the handlers answer with. Pure functions of (app, parsed req
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ def invoke_args(app: web.Application, body: Mapping[str, Any], key: str) -> dict
         "bot_type": ref.bot_type,
         "bot": ref.name,
         "payload": body["payload"],
-        "priority": body["priority"],
+        "priority": body.get("priority", bt.default_priority),
         "webhook_url": url,
         "timeout_s": timeout,
         "max_attempts": body.get("attempts"),
@@ -97,8 +98,15 @@ def invoked_response(request: web.Request, job: Mapping[str, Any], done: Enqueue
 def queue_full(full: QueueFull) -> Problem:
     """A job refused by admission control: too many waiting (429, this client should slow
     down) or too many payload bytes held (503, the store protects its memory)."""
-    retry = {"Retry-After": str(QUEUE_FULL_RETRY_S)}
     t = full.bot_type
+    if full.cap == "cadence":
+        seconds = max(1, math.ceil(full.limit / 1000))
+        detail = (
+            f"bot type {t} has accepted as many jobs as its cadence allows in one interval "
+            f"(cadence mode reject); retry in {seconds} s"
+        )
+        return Problem(429, detail, headers={"Retry-After": str(seconds)}, kind="cadence")
+    retry = {"Retry-After": str(QUEUE_FULL_RETRY_S)}
     if full.cap == "max_queued":
         detail = (
             f"bot type {t} already has {full.limit} jobs waiting or delayed "

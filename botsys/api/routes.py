@@ -16,6 +16,7 @@ from ..queue import QueueFull
 from ..states import RETRYABLE, DeliveryState, JobState
 from . import requests as rq
 from . import schemas as s
+from .admin_types import TYPE_ROUTES
 from .auth import admin_only
 from .docs_text import IDEMPOTENCY_HEADER, INVOKE_DESCRIPTION, INVOKE_EXAMPLES, errors
 from .events import job_events
@@ -230,6 +231,7 @@ ROUTES = [
     ("POST", "/deliveries/{deliveryId}/redeliver", redeliver, None),
     ("GET", "/health", health, None),
     ("GET", "/metrics", metrics_handler, None),  # built per app (its registry)
+    *TYPE_ROUTES,  # /admin/config/bot-types (api/admin_types.py)
 ]
 
 

@@ -73,8 +73,10 @@ class InvokeRequest(Schema):
     priority = _int(
         PRIORITY_MIN,
         PRIORITY_MAX,
-        load_default=PRIORITY_DEFAULT,
-        metadata={"description": "1 runs first; FIFO within a priority"},
+        metadata={
+            "description": "1 runs first; FIFO within a priority (default: the type's "
+            f"defaultPriority, {PRIORITY_DEFAULT} unless set)"
+        },
     )
     timeout = StrictNumber(
         validate=validate.Range(0.001, 86400),

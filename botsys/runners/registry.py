@@ -41,6 +41,8 @@ class BotRef:
 class _Listing:
     mtime_ns: int
     bots: dict[str, Path]
+    folder: str = ""
+    allowed: tuple[str, ...] = ()
 
 
 def bots_root(settings: Settings) -> Path:
@@ -126,17 +128,24 @@ class BotRegistry:
     def _listing(self, bt: BotTypeSettings, force: bool = False) -> _Listing:
         # os.stat on a plain string: this runs twice per job (API check, runner), and
         # pathlib's join and stat wrappers cost ~5 % of a POST /invoke (bench/api.py).
-        folder = self._folders.get(bt.name) or self._folders.setdefault(
-            bt.name, os.fspath(self.root / bt.name)
+        # A type made at runtime takes its runtime's folder, or one of its own (control/).
+        where = bt.bots_dir or bt.runtime or bt.name
+        folder = self._folders.get(where) or self._folders.setdefault(
+            where, os.fspath(self.root / where)
         )
         try:
             mtime = os.stat(folder).st_mtime_ns
         except OSError:
             mtime = -1
         cached = self._listings.get(bt.name)
-        if cached is None or force or cached.mtime_ns != mtime:
-            cached = _Listing(mtime, _scan(Path(folder), bt.extension))
+        if cached is None or force or cached.mtime_ns != mtime or cached.folder != folder:
+            found = _scan(Path(folder), bt.extension)
+            if bt.bots:  # an allow-list: only those of its folder's bots
+                found = {n: p for n, p in found.items() if n in bt.bots}
+            cached = _Listing(mtime, found, folder, tuple(bt.bots))
             self._listings[bt.name] = cached
+        elif cached.allowed != tuple(bt.bots):
+            return self._listing(bt, force=True)
         return cached
 
 

@@ -152,23 +152,24 @@ class Sandbox:
         # The compiler writes the shared build cache, so it runs as the server, not run_as.
         self._compile_prefix = {n: self._build_prefix(bt, as_user=False) for n, bt in types.items()}
         self._env = {n: parse_env(bt) for n, bt in types.items()}
+        self._types = types  # live: types made at runtime appear (control/catalog.py)
         self._warn_missing_tools()
         self._check_users(settings)
 
     def prefix(self, bot_type: str) -> list[str]:
-        return self._prefix[bot_type]
+        return self._prefix[self._runtime(bot_type)]
 
     def compile_prefix(self, bot_type: str) -> list[str]:
-        return self._compile_prefix[bot_type]
+        return self._compile_prefix[self._runtime(bot_type)]
 
     def env(self, bot_type: str, workdir: Path) -> dict[str, str]:
         env = dict(self._base_env, HOME=str(workdir), TMPDIR=str(workdir))
-        env.update(self._env[bot_type])
+        env.update(self._env[self._runtime(bot_type)])
         return env
 
     def make_workdir(self, bot_type: str) -> Path:
         path = Path(tempfile.mkdtemp(prefix=f"botsys-{bot_type}-"))
-        user = self._users.get(bot_type)
+        user = self._users.get(self._runtime(bot_type))
         if user is not None:
             os.chown(path, user.uid, user.gid)
         return path
@@ -184,7 +185,12 @@ class Sandbox:
 
     def python(self, bot_type: str) -> str:
         """``{python}`` for the type: the server's interpreter unless its bot user cannot run it."""
-        return self._python[bot_type]
+        return self._python[self._runtime(bot_type)]
+
+    def _runtime(self, bot_type: str) -> str:
+        """A type made at runtime runs in the sandbox of its runtime (a configured type)."""
+        bt = self._types.get(bot_type)
+        return (bt.runtime or bot_type) if bt is not None else bot_type
 
     @staticmethod
     def values(

@@ -18,6 +18,9 @@ JOBS = "jobs"  # ZSET every job id by creation ms (listing, newest first)
 DELIVERIES = "deliveries"  # ZSET pending delivery ids, score = due ms (or lease expiry)
 WAITERS = "waiters"  # ZSET replicas waiting for a slot of a full semaphore, score = ms joined
 WAITERS_SEEN = "waiters_seen"  # HASH replica -> ms of its latest claim while waiting
+STARTS = "starts"  # ZSET the cadence's sliding window: one member per start, score = start ms
+ADMITS = "admits"  # ZSET a "reject" cadence's window: one member per job accepted at /invoke
+TYPE_DEF = "type"  # STRING the type's runtime definition (JSON; control/type_store.py)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,27 @@ class Keys:
 
     def waiters_seen(self, t: str) -> str:
         return self._t(t, WAITERS_SEEN)
+
+    def starts(self, t: str) -> str:
+        return self._t(t, STARTS)
+
+    def admits(self, t: str) -> str:
+        return self._t(t, ADMITS)
+
+    def type_def(self, t: str) -> str:
+        return self._t(t, TYPE_DEF)
+
+    def types_index(self) -> str:
+        """HASH type name → version of its runtime definition (or tombstone)."""
+        return f"{self.prefix}:{{types}}:index"
+
+    def types_version(self) -> str:
+        """Counter bumped by every bot type write: the catalog's version."""
+        return f"{self.prefix}:{{types}}:version"
+
+    def types_channel(self) -> str:
+        """Published after every bot type write: replicas re-read the catalog."""
+        return f"{self.prefix}:types"
 
     def delivery_index(self, t: str, state: str) -> str:
         return self._t(t, f"dlv:{state}")

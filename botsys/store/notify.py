@@ -28,9 +28,26 @@ class Notifier:
         self._handlers: dict[str, list[Handler]] = {}
         self._on_connect: list[Callable[[], None]] = []
         self.connected = asyncio.Event()
+        self._pubsub = None  # the live subscription, while run() holds one
+        self._late: set[asyncio.Task] = set()
 
     def on(self, channel: str, handler: Handler) -> None:
         self._handlers.setdefault(channel, []).append(handler)
+
+    def add(self, channel: str, handler: Handler) -> None:
+        """``on``, also after ``run()`` began (a bot type created at runtime): the live
+        subscription takes the new channel; a reconnection subscribes every channel anyway."""
+        new = channel not in self._handlers
+        self.on(channel, handler)
+        if new and self._pubsub is not None:
+            task = asyncio.ensure_future(self._subscribe_late(self._pubsub, channel))
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
+
+    @staticmethod
+    async def _subscribe_late(pubsub, channel: str) -> None:
+        with contextlib.suppress(*REDIS_DOWN):  # run() reconnects and subscribes it then
+            await pubsub.subscribe(channel)
 
     def on_connect(self, callback: Callable[[], None]) -> None:
         self._on_connect.append(callback)
@@ -41,6 +58,7 @@ class Notifier:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(*self._handlers)
+                self._pubsub = pubsub
                 self.connected.set()
                 delay = 0.1
                 for callback in self._on_connect:
@@ -58,6 +76,7 @@ class Notifier:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             finally:
+                self._pubsub = None
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 

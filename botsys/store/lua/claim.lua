@@ -5,8 +5,8 @@
 -- KEYS[1]  type prefix
 -- ARGV[1]  context JSON (lease_ms, max_stalls, replica, ...);  ARGV[2] now ('' = TIME)
 -- ARGV[3]  how many this replica can take now
--- Returns  {wait_ms, job1, job2, ...}: wait_ms = ms until the next delayed job is due or lease
---          expires (-1: none); jobN = the claimed job's HGETALL (includes token and attempt)
+-- Returns  {wait_ms, job1, job2, ...}: wait_ms = ms until the next delayed job is due, a lease
+--          expires or the cadence lets the next waiting job start (-1: none); jobN = the claimed job's HGETALL (includes token and attempt)
 --          | {-2}: the type's record is missing (Redis lost it): nothing was done; the caller
 --          re-creates it from configuration (seed_limit.lua) and claims again
 if redis.call('HEXISTS', K.meta, 'limit') == 0 then return {-2} end
@@ -53,8 +53,9 @@ local out = {-1}
 local meta = hgetall(K.meta)
 local free = (tonumber(meta.limit) or 0) - redis.call('ZCARD', K.active)
 local held = (tonumber(meta.heldUntil) or 0) - now  -- > 0: no leases yet (seed_limit.lua)
-if meta.paused ~= '1' and held <= 0 and free > 0 and want > 0 then
-  local n = math.min(free, want)
+local room = cadence_room(now)
+if meta.paused ~= '1' and held <= 0 and free > 0 and want > 0 and room > 0 then
+  local n = math.min(free, want, room)
   while n > 0 do
     local id = pop_waiting()
     if not id then break end
@@ -84,6 +85,10 @@ if #next_lease > 0 then
   if wake < 0 or w < wake then wake = w end
 end
 if held > 0 and (wake < 0 or held < wake) then wake = held end
+if room - (#out - 1) <= 0 and redis.call('ZCARD', K.queue) > 0 then  -- the cadence holds them
+  local _, w = cadence_room(now)
+  if w > 0 and (wake < 0 or w < wake) then wake = w end
+end
 if wake >= 0 and wake < 1 then wake = 1 end
 out[1] = wake
 return out

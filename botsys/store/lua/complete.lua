@@ -40,7 +40,8 @@ if was_full and redis.call('ZCARD', K.queue) > 0 then
   end
   local want = tonumber(ARGV[9]) or 0
   if target == CTX.replica and want > 0 and meta[2] ~= '1' and (tonumber(meta[3]) or 0) <= now
-      and redis.call('ZCARD', K.active) < limit then  -- (a lowered limit: still over it)
+      and redis.call('ZCARD', K.active) < limit  -- (a lowered limit: still over it)
+      and cadence_room(now) > 0 then  -- (else our dispatcher, woken, learns when it may)
     local next_id = pop_waiting()
     if next_id then next_claim = admit(next_id, now) end
     -- The line, as claim.lua keeps it: wanting more while full keeps the caller waiting.

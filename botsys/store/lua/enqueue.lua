@@ -4,8 +4,9 @@
 -- ARGV[4]  fields JSON: {botType, bot, payload, priority, webhookUrl, timeoutMs, maxAttempts,
 --          idempotencyKey}, all strings or numbers
 -- ARGV[5]  delay ms (0 = ready now);  ARGV[6] idempotency TTL s
--- ARGV[7]  '1': the calling replica can start the job now; claim it for it if a slot is free
---          and the job is next in line (saves the wake-up and claim round trips)
+-- ARGV[7]  '1': the calling replica can start the job now; claim it for it if a slot is free,
+--          the cadence (lib.lua cadence_room) allows a start, and the job is next in line
+--          (saves the wake-up and claim round trips)
 -- Returns  {1, id, position} created: jobs waiting ahead of it (a delayed job: all that wait)
 --          | {1, id, claim} created and claimed (the job's HGETALL, as claim.lua)
 --          | {0, existing id} an earlier job with the same idempotency key
@@ -66,7 +67,14 @@ end
 local meta = redis.call('HMGET', K.meta, 'limit', 'paused', 'heldUntil')
 local limit = tonumber(meta[1]) or 0
 local held = (tonumber(meta[3]) or 0) > now  -- no leases yet after a lost record
-if meta[2] ~= '1' and not held and redis.call('ZCARD', K.active) < limit then
+local room = cadence_room(now)
+if room == 0 and meta[2] ~= '1' then
+  -- The cadence holds it: dispatchers already sleep until the next start may happen, unless
+  -- it is the first to wait (they must then learn when that is).
+  if delay == 0 and redis.call('ZCARD', K.queue) == 1 then
+    redis.call('PUBLISH', CTX.wake_channel, 'enqueue')
+  end
+elseif meta[2] ~= '1' and not held and redis.call('ZCARD', K.active) < limit then
   if ARGV[7] == '1' and delay == 0 and redis.call('ZRANGE', K.queue, 0, 0)[1] == id then
     redis.call('ZREM', K.queue, id)
     local claim = admit(id, now)

@@ -7,7 +7,7 @@ local P = KEYS[1]
 local K = {
   queue = P .. 'queue', delayed = P .. 'delayed', active = P .. 'active', meta = P .. 'meta',
   jobs = P .. 'jobs', deliveries = P .. 'deliveries', waiters = P .. 'waiters',
-  waiters_seen = P .. 'waiters_seen',
+  waiters_seen = P .. 'waiters_seen', starts = P .. 'starts', admits = P .. 'admits',
 }
 local function job_key(id) return P .. 'job:' .. id end
 local function log_key(id) return P .. 'log:' .. id end
@@ -21,7 +21,8 @@ local TWO32 = 4294967296
 -- ARGV[1] of every script is the context: a JSON object Python encodes once per bot type with
 -- replica, retention_s, failed_retention_s, max_index, keep_finished, max_queued,
 -- max_queued_bytes, webhook_attempts, lease_ms, max_stalls,
--- waiter_ttl_ms, events_prefix, deliveries_channel, wake_channel, cancel_channel.
+-- waiter_ttl_ms, events_prefix, deliveries_channel, wake_channel, cancel_channel,
+-- cadence_max, cadence_ms.
 local CTX = cjson.decode(ARGV[1])
 
 -- Redis server time in ms unless the caller passes an explicit now (tests control time).
@@ -126,6 +127,20 @@ local function restore_seq()
   redis.call('HSET', K.meta, 'seq', string.format('%d', top))
 end
 
+-- The type's cadence: at most CTX.cadence_max starts in any CTX.cadence_ms (a sliding window
+-- over a log of start times, Redis time: exact across replicas, no burst at a window's edge).
+-- Returns how many may start now, and when none may: ms until one may (else -1).
+local function cadence_room(now)
+  local most = tonumber(CTX.cadence_max) or 0
+  if most <= 0 then return math.huge, -1 end
+  redis.call('ZREMRANGEBYSCORE', K.starts, '-inf', now - CTX.cadence_ms)
+  local n = redis.call('ZCARD', K.starts)
+  if n < most then return most - n, -1 end
+  -- The start whose leaving the window frees a place (more than max after a lowered max).
+  local oldest = redis.call('ZRANGE', K.starts, n - most, n - most, 'WITHSCORES')
+  return 0, math.max(1, tonumber(oldest[2]) + CTX.cadence_ms - now)
+end
+
 -- Lease a job taken off the queue to this replica: fencing token, semaphore entry, running.
 -- Returns the job's HGETALL (the claim). claim.lua, and the direct claims of enqueue.lua and
 -- complete.lua, share it.
@@ -135,6 +150,7 @@ local function admit(id, now)
   local token = next_token('token', now)
   local lease_until = now + CTX.lease_ms
   redis.call('ZADD', K.active, lease_until, id)
+  if (tonumber(CTX.cadence_max) or 0) > 0 then redis.call('ZADD', K.starts, now, token) end
   redis.call('HINCRBY', jk, 'attempt', 1)
   redis.call('HSET', jk, 'state', 'running', 'token', token, 'owner', CTX.replica,
     'startedAt', now, 'leaseUntil', lease_until, 'progress', 0)
