@@ -94,6 +94,7 @@ async def _store(app: web.Application):
     await queue.seed_limits()
     app[QUEUE] = queue
     types = app[TYPE_STORE] = TypeStore(queue)
+    app[TYPE_CATALOG].on_change(lambda change: _forget_contexts(queue, change))
     await app[TYPE_CATALOG].refresh(types, force=True)  # runtime types, before seeding limits
     app[TYPE_WATCHER] = watcher = TypeWatcher(app[TYPE_CATALOG], types)
     watching = asyncio.create_task(watcher.run(), name="bot-types")
@@ -104,6 +105,12 @@ async def _store(app: web.Application):
     with contextlib.suppress(asyncio.CancelledError):
         await watching
     await store.close()
+
+
+def _forget_contexts(queue: JobQueue, change) -> None:
+    """Script contexts carry a type's settings (its cadence): rebuilt after any change."""
+    for t in (*change.added, *change.changed, *change.removed):
+        queue.forget_context(t)
 
 
 def _install_snapshot(app: web.Application) -> None:

@@ -445,13 +445,12 @@ class Orchestrator:
     # -- bot types created and deleted at runtime (control/catalog.py) ------------------------
 
     def types_changed(self, change) -> None:
-        """A catalog change: dispatchers for new types, none for deleted ones (their leftover
-        waiting jobs cancelled), new settings (limit, cadence) for changed ones."""
+        """A catalog change (app.py has already dropped the queue's script contexts):
+        dispatchers for new types, none for deleted ones (their leftover waiting jobs
+        cancelled), a fresh look at changed ones (limit, cadence)."""
         for t in change.changed:
-            self.queue.forget_context(t)
             self.wake(t)
         for t in change.added:
-            self.queue.forget_context(t)
             self._add_type(t)
         for t in change.removed:
             self._remove_type(t)

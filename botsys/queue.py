@@ -96,6 +96,7 @@ class JobQueue:
         # Each type's script context, built on first use: types come and go at runtime
         # (control/catalog.py); ``forget_context`` drops one whose settings changed.
         self._ctx: dict[str, str] = {}
+        self._seen: set[str] = set()  # types used since start: a deleted one's jobs stay readable
         # Called with the bot type after a job is enqueued through this queue: the local
         # dispatcher wakes without waiting for the pub/sub round trip.
         self.on_enqueued: Callable[[str], None] | None = None
@@ -141,13 +142,16 @@ class JobQueue:
 
     async def run_script(self, name: str, bot_type: str, *args: Any, now: int | None = None) -> Any:
         keys = [self.keys.type_prefix(bot_type)]
-        ctx = self._ctx.get(bot_type) or self._ctx.setdefault(bot_type, self._context(bot_type))
+        ctx = self._ctx.get(bot_type)
+        if ctx is None:
+            ctx = self._ctx[bot_type] = self._context(bot_type)
+            self._seen.add(bot_type)
         argv = [ctx, "" if now is None else now, *args]
         return await self.scripts.run(name, keys, argv)
 
     def type_of(self, job_id: str) -> str:
         t = bot_type_of(job_id)
-        if t is None or (t not in self.settings.bot_types and t not in self._ctx):
+        if t is None or (t not in self.settings.bot_types and t not in self._seen):
             raise UnknownJob(job_id)
         return t
 

@@ -33,7 +33,7 @@ from ..control.types import validate as validate_type
 from .auth import admin_only
 from .docs_text import errors
 from .problems import Problem, not_found
-from .schemas import StrictBool, StrictNumber
+from .schemas import StrictNumber
 from .validation import BODY, QUERY
 
 BASE = "/admin/config/bot-types"
@@ -119,9 +119,10 @@ class TypeDeleted(Schema):
 
 
 class DeleteQuery(Schema):
-    force = StrictBool(
+    force = fields.Boolean(
         load_default=False,
-        truthy={"true"},
+        truthy={"true", "1"},
+        falsy={"false", "0"},
         metadata={"description": "cancel its waiting and running jobs (with webhooks)"},
     )
 
