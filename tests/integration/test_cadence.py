@@ -1,0 +1,129 @@
+"""A type's cadence — at most max starts in any interval — enforced where jobs start: claim.lua,
+enqueue.lua's direct claim and complete.lua's hand-over (lib.lua cadence_room). Real
+redis-server and fakeredis; time is explicit (Redis TIME otherwise)."""
+
+from __future__ import annotations
+
+import pytest
+
+from botsys.queue import JobQueue, QueueFull
+from tests.conftest import make_settings
+
+T0 = 1_800_000_000_000
+INTERVAL_MS = 2000
+
+
+def cadenced(max_starts: int = 3, mode: str = "queue", limit: int = 100):
+    return make_settings(
+        **{
+            "bot_types.python.limit": limit,
+            "bot_types.python.cadence_max": max_starts,
+            "bot_types.python.cadence_interval_s": INTERVAL_MS / 1000,
+            "bot_types.python.cadence_mode": mode,
+        }
+    )
+
+
+@pytest.fixture
+async def q(redis_client):
+    queue = JobQueue(redis_client, cadenced(), "r1")
+    await queue.seed_limits()
+    return queue
+
+
+async def enqueue(q, n: int, now: int = T0) -> list[str]:
+    return [(await q.enqueue("python", "simulate", {}, now=now)).job_id for _ in range(n)]
+
+
+async def test_a_claim_starts_at_most_max_then_says_when_the_next_may(q):
+    ids = await enqueue(q, 5)
+    wait_ms, claims = await q.claim("python", 10, now=T0 + 100)
+    assert [c.job_id for c in claims] == ids[:3]
+    assert wait_ms == INTERVAL_MS, "the first start leaves the window at T0+100+2000"
+    assert await q.claim("python", 10, now=T0 + 2099) == (1, [])
+    wait_ms, claims = await q.claim("python", 10, now=T0 + 2100)
+    assert [c.job_id for c in claims] == ids[3:5]
+
+
+async def test_the_window_slides_no_burst_at_an_edge(q):
+    """Starts at 0, 1000, 1900: at 2000 only the first has left; a fixed window anchored at 0
+    would allow three more at 2000."""
+    await enqueue(q, 10)
+    for t in (0, 1000, 1900):
+        _, claims = await q.claim("python", 1, now=T0 + t)
+        assert len(claims) == 1
+    _, claims = await q.claim("python", 10, now=T0 + 2000)
+    assert len(claims) == 1
+    wait_ms, claims = await q.claim("python", 10, now=T0 + 2001)
+    assert claims == [] and wait_ms == 999
+
+
+async def test_the_direct_claim_at_enqueue_respects_the_cadence(q):
+    q.local = _Taker()
+    for i in range(4):
+        await q.enqueue("python", "simulate", {}, now=T0 + i)
+    assert [c is not None for c in q.local.adopted] == [True, True, True, False]
+
+
+async def test_a_freed_slot_is_not_handed_over_past_the_cadence(redis_client):
+    queue = JobQueue(redis_client, cadenced(max_starts=2, limit=1), "r1")
+    await queue.seed_limits()
+    await enqueue(queue, 3)
+    _, [first] = await queue.claim("python", 1, now=T0)
+    done = await queue.complete(first, "succeeded", take_next=1, now=T0 + 10)
+    assert done.next is not None, "the second start is within the cadence"
+    done = await queue.complete(done.next, "succeeded", take_next=1, now=T0 + 20)
+    assert done.next is None, "a third start within 2 s would break the cadence"
+    wait_ms, claims = await queue.claim("python", 1, now=T0 + 30)
+    assert claims == [] and wait_ms == INTERVAL_MS - 30
+
+
+async def test_retries_count_as_starts(q):
+    [job] = await enqueue(q, 1)
+    await enqueue(q, 3)
+    _, claims = await q.claim("python", 3, now=T0)
+    assert len(claims) == 3
+    await q.redis.hset(q.keys.job("python", job), "maxAttempts", 2)
+    await q.complete(claims[0], "failed", retry_delay_ms=0, now=T0 + 1)
+    assert (await q.claim("python", 5, now=T0 + 2))[1] == []
+
+
+async def test_no_cadence_no_window_kept(redis_client):
+    queue = JobQueue(redis_client, make_settings(), "r1")
+    await queue.seed_limits()
+    await enqueue(queue, 3)
+    _, claims = await queue.claim("python", 3, now=T0)
+    assert len(claims) == 3
+    assert await redis_client.exists(queue.keys.starts("python")) == 0
+
+
+async def test_reject_mode_refuses_at_the_door_until_the_window_slides(redis_client):
+    queue = JobQueue(redis_client, cadenced(max_starts=2, mode="reject"), "r1")
+    await queue.seed_limits()
+    await enqueue(queue, 2, now=T0)
+    with pytest.raises(QueueFull) as refused:
+        await queue.enqueue("python", "simulate", {}, now=T0 + 500)
+    assert refused.value.cap == "cadence" and refused.value.limit == INTERVAL_MS - 500
+    await enqueue(queue, 1, now=T0 + INTERVAL_MS)
+
+
+async def test_two_replicas_share_one_window(redis_factory):
+    settings = cadenced(max_starts=4)
+    a = JobQueue(redis_factory(), settings, "a")
+    b = JobQueue(redis_factory(), settings, "b")
+    await a.seed_limits()
+    await enqueue(a, 10)
+    _, got_a = await a.claim("python", 3, now=T0)
+    _, got_b = await b.claim("python", 3, now=T0 + 1)
+    assert (len(got_a), len(got_b)) == (3, 1)
+
+
+class _Taker:
+    def __init__(self) -> None:
+        self.adopted: list = []
+
+    def reserve(self, bot_type: str) -> bool:
+        return True
+
+    def adopt(self, claim) -> None:
+        self.adopted.append(claim)

@@ -1,0 +1,136 @@
+"""Bot type records in Redis (control/type_store.py, type_write.lua) and two replicas'
+catalogs following them. Real redis-server and fakeredis."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from botsys.control.catalog import TypeCatalog
+from botsys.control.type_store import TypeStore, VersionConflict
+from botsys.control.types import Cadence, TypeDef
+from botsys.control.watch import TypeWatcher
+from botsys.queue import JobQueue
+from botsys.store.notify import Notifier
+from tests.conftest import make_settings
+
+REPORTS = TypeDef("reports", "python", limit=2, cadence=Cadence(5, 2.0))
+
+
+@pytest.fixture
+async def replicas(redis_factory):
+    """Two replicas' (queue, store, catalog) on one Redis, as app.py wires them."""
+    settings = make_settings()
+    out = []
+    for name in ("a", "b"):
+        catalog = TypeCatalog(settings.bot_types)
+        live = dataclasses.replace(settings, bot_types=catalog.live)
+        queue = JobQueue(redis_factory(), live, name)
+        out.append((queue, TypeStore(queue), catalog))
+    return out
+
+
+async def test_a_write_is_seen_by_the_other_replica(replicas):
+    (qa, sa, ca), (qb, sb, cb) = replicas
+    version = await sa.write("reports", REPORTS.body(), expect=0, limit=REPORTS.limit)
+    change = await cb.refresh(sb)
+    assert change.added == ["reports"]
+    entry = cb.get("reports")
+    assert (entry.source, entry.version, entry.definition) == ("runtime", version, REPORTS)
+    live = cb.live["reports"]
+    assert (live.runtime, live.limit, live.cadence_max, live.command) == (
+        "python",
+        2,
+        5,
+        cb.runtimes["python"].command,
+    )
+    assert (await qb.stats())["reports"].limit == 2, "its limit is in force in {T}:meta"
+
+
+async def test_compare_and_set_refuses_a_stale_version(replicas):
+    (_, sa, _), (_, sb, _) = replicas
+    v1 = await sa.write("reports", REPORTS.body(), expect=0)
+    with pytest.raises(VersionConflict) as stale:
+        await sb.write("reports", REPORTS.body(), expect=0)
+    assert stale.value.current == v1
+    v2 = await sb.write("reports", REPORTS.body(), expect=v1)
+    assert v2 > v1
+    assert (await sa.read("reports")).version == v2
+
+
+async def test_tombstone_hides_a_configured_type_and_removal_restores_it(replicas):
+    (_, sa, ca), _ = replicas
+    v = await sa.write("java", None, expect=0)
+    assert (await ca.refresh(sa)).removed == ["java"] and "java" not in ca.live
+    await sa.write("java", None, expect=v, remove=True)
+    assert (await ca.refresh(sa)).added == ["java"]
+    assert ca.get("java").source == "config" and ca.live["java"] is ca.runtimes["java"]
+
+
+async def test_refresh_costs_one_get_when_nothing_changed(replicas):
+    (_, sa, ca), _ = replicas
+    await sa.write("reports", REPORTS.body(), expect=0)
+    await ca.refresh(sa)
+    calls = []
+    original = sa.read_all
+
+    async def counting(names):
+        calls.append(names)
+        return await original(names)
+
+    sa.read_all = counting
+    assert not await ca.refresh(sa)
+    assert calls == []
+
+
+async def test_an_override_of_a_configured_type(replicas):
+    (_, sa, ca), _ = replicas
+    python = TypeDef("python", "python", limit=1, description="slow")
+    await sa.write("python", python.body(), expect=0, limit=1)
+    await ca.refresh(sa)
+    assert ca.get("python").source == "override" and ca.live["python"].limit == 1
+    assert ca.live["python"].runtime == "", "a configured type is its own runtime"
+
+
+@pytest.mark.parametrize("redis_factory", ["redis"], indirect=True)
+async def test_the_watcher_applies_a_write_within_a_second_by_pub_sub(replicas):
+    (_, sa, _), (qb, sb, cb) = replicas
+    notifier = Notifier(qb.redis)
+    watcher = TypeWatcher(cb, sb, poll_s=30)  # the poll would come too late: pub/sub it is
+    notifier.on(qb.keys.types_channel(), watcher.poke)
+    changed = asyncio.Event()
+    cb.on_change(lambda change: changed.set())
+    tasks = [asyncio.create_task(notifier.run()), asyncio.create_task(watcher.run())]
+    try:
+        await asyncio.wait_for(notifier.connected.wait(), 5)
+        await _subscribed(sa.redis, qb.keys.types_channel())
+        await sa.write("reports", REPORTS.body(), expect=0)
+        await asyncio.wait_for(changed.wait(), 1.0)
+        assert "reports" in cb.live
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_the_watcher_polls_when_no_message_comes(replicas):
+    (_, sa, _), (_, sb, cb) = replicas
+    watcher = TypeWatcher(cb, sb, poll_s=0.05)
+    changed = asyncio.Event()
+    cb.on_change(lambda change: changed.set())
+    task = asyncio.create_task(watcher.run())
+    try:
+        await sa.write("reports", REPORTS.body(), expect=0)
+        await asyncio.wait_for(changed.wait(), 1.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _subscribed(redis, channel: str) -> None:
+    """Until Redis has processed the subscription (the client sends it without waiting)."""
+    async with asyncio.timeout(5):
+        while dict(await redis.pubsub_numsub(channel)).get(channel, 0) < 1:
+            await asyncio.sleep(0.01)
