@@ -11,7 +11,8 @@ from aiohttp import web
 from aiohttp_apispec import docs, querystring_schema, request_schema, response_schema
 
 from .. import jsonsafe
-from ..appkeys import DELIVERIES, QUEUE, REGISTRY
+from ..appkeys import DELIVERIES, QUEUE, REGISTRY, SETTINGS
+from ..control.cadence import cadence_hold
 from ..queue import QueueFull
 from ..states import RETRYABLE, DeliveryState, JobState
 from . import requests as rq
@@ -50,10 +51,15 @@ async def invoke(request: web.Request) -> web.Response:
 )
 @response_schema(s.JobView, 200)
 async def get_job(request: web.Request) -> web.Response:
-    job = await request.app[QUEUE].get(request.match_info["jobId"])
+    queue = request.app[QUEUE]
+    job = await queue.get(request.match_info["jobId"])
     if job is None:
         raise not_found("job")
-    return web.json_response(job.view(), dumps=jsonsafe.dumps)
+    view = job.view()
+    bt = request.app[SETTINGS].bot_types.get(job.bot_type)
+    if job.state == JobState.QUEUED and bt is not None:
+        view.update(await cadence_hold(queue.redis, queue.keys, bt))
+    return web.json_response(view, dumps=jsonsafe.dumps)
 
 
 @docs(

@@ -196,6 +196,13 @@ class JobView(JobSummary):
     result = _n(fields.Raw())
     error = _n(fields.String())
     payload = _n(fields.Raw())
+    waitingFor = fields.String(
+        validate=validate.OneOf(["cadence"]),
+        metadata={"description": "queued, held by its type's cadence (starts per interval)"},
+    )
+    startsAfter = fields.String(
+        metadata={"description": "with waitingFor: the earliest a job of its type may start"}
+    )
 
 
 class JobsPage(Schema):

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import pytest
 
+from botsys.appkeys import QUEUE
 from tests.api.conftest import ADMIN_KEY, USER_KEY, FakeRunner, auth
 from tests.api.test_invoke import problem
 
@@ -237,3 +239,19 @@ async def test_a_type_created_here_gets_a_dispatcher_and_runs(make_client):
             break
         await asyncio.sleep(0.02)
     assert state == "succeeded" and runner.started == [job_id]
+
+
+async def test_a_job_held_by_the_cadence_says_so_and_until_when(client):
+    await create(client, cadence={"max": 1, "intervalS": 60})
+    ids = [
+        (await (await client.post("/invoke", json={"botType": "reports"})).json())["jobId"]
+        for _ in range(2)
+    ]
+    queued = await (await client.get(f"/job/{ids[1]}")).json()
+    assert "waitingFor" not in queued, "the window is empty: nothing holds it but its turn"
+    _, [claim] = await client.app[QUEUE].claim("reports", 5)  # a dispatcher's claim
+    assert claim.job_id == ids[0]
+    held = await (await client.get(f"/job/{ids[1]}")).json()
+    assert held["state"] == "queued" and held["waitingFor"] == "cadence"
+    after = datetime.fromisoformat(held["startsAfter"].replace("Z", "+00:00"))
+    assert round(after.timestamp() * 1000) == int(claim.job.fields["startedAt"]) + 60_000
