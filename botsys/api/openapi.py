@@ -28,7 +28,7 @@ from aiohttp_apispec.utils import get_path, get_path_keys
 from apispec import APISpec
 
 from .. import __version__
-from ..appkeys import PAGE_CSP, REGISTRY, SETTINGS
+from ..appkeys import PAGE_CSP, REGISTRY, SETTINGS, TYPE_CATALOG
 from .schemas import WEBHOOK_URL_PATTERN, Problem
 
 DOCS_PATH = "/api-docs"
@@ -136,7 +136,9 @@ def tailor(doc: dict, settings, bot_types: list[dict]) -> None:
         variants.append({"$ref": f"#/components/schemas/{name}"})
     schemas["InvokeRequest"] = {"oneOf": variants}
     type_enum = {"type": "string", "enum": [t["botType"] for t in bot_types]}
-    for item in doc["paths"].values():
+    for path, item in doc["paths"].items():
+        if path.startswith("/admin/config/"):
+            continue  # names a type to create, reset or delete: not only the current ones
         for op in item.values():
             for p in op.get("parameters", []):
                 if p["name"] == "botType":
@@ -186,13 +188,18 @@ def setup_openapi(app: web.Application) -> None:
     """Adds the docs routes, then builds the document from every route added before."""
 
     async def swagger_json(request: web.Request) -> web.Response:
-        return web.json_response(document)
+        # Bot types change at runtime (their variants and enums are in the document): rebuilt
+        # when the catalog's version moved.
+        version = app[TYPE_CATALOG].version
+        if built["version"] != version:
+            built.update(version=version, document=build_document(app))
+        return web.json_response(built["document"])
 
     async def swagger_ui(request: web.Request) -> web.Response:
         request[PAGE_CSP] = SWAGGER_CSP
         return web.Response(text=SWAGGER_PAGE, content_type="text/html")
 
-    document = build_document(app)
+    built = {"version": 0, "document": build_document(app)}
     app.router.add_get(SPEC_PATH, swagger_json, allow_head=False)
     app.router.add_get(DOCS_PATH, swagger_ui, allow_head=False)
     app.router.add_static(STATIC_PATH, STATIC_DIR)

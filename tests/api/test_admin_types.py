@@ -255,3 +255,13 @@ async def test_a_job_held_by_the_cadence_says_so_and_until_when(client):
     assert held["state"] == "queued" and held["waitingFor"] == "cadence"
     after = datetime.fromisoformat(held["startsAfter"].replace("Z", "+00:00"))
     assert round(after.timestamp() * 1000) == int(claim.job.fields["startedAt"]) + 60_000
+
+
+async def test_the_openapi_document_follows_the_types(client):
+    doc = await (await client.get("/api-docs/swagger.json")).json()
+    assert "/admin/config/bot-types/{botType}" in doc["paths"]
+    assert "InvokeRequest_reports" not in doc["components"]["schemas"]
+    await create(client)
+    doc = await (await client.get("/api-docs/swagger.json")).json()
+    variant = doc["components"]["schemas"]["InvokeRequest_reports"]
+    assert variant["properties"]["botType"]["enum"] == ["reports"]
