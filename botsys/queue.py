@@ -54,6 +54,10 @@ class LocalTaker(Protocol):
         """Called once after every successful ``reserve``: the claim, or None (not claimed)."""
 
 
+class TypeDeleted(LookupError):
+    """The bot type was deleted at runtime (this replica had not heard of it yet)."""
+
+
 @dataclass(frozen=True)
 class Enqueued:
     job_id: str
@@ -245,6 +249,8 @@ class JobQueue:
         finally:
             if take:
                 self.local.adopt(claim)  # type: ignore[union-attr]
+        if created == -3:
+            raise TypeDeleted(bot_type)
         if created < 0:
             raise QueueFull(bot_type, jid, int(reply[2]))
         if claim is not None:

@@ -232,7 +232,9 @@ async def delete_type(request: web.Request) -> web.Response:
         code, _ = await request.app[QUEUE].cancel(job_id)
         cancelled += code in (1, 2)
     configured = name in request.app[TYPE_CATALOG].runtimes
-    await _store_write(request, name, None, expect=entry.version, remove=not configured)
+    await _store_write(
+        request, name, None, expect=entry.version, remove=not configured, deleted=True
+    )
     return web.json_response({"name": name, "cancelled": cancelled})
 
 

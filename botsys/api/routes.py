@@ -13,7 +13,7 @@ from aiohttp_apispec import docs, querystring_schema, request_schema, response_s
 from .. import jsonsafe
 from ..appkeys import DELIVERIES, QUEUE, REGISTRY, SETTINGS
 from ..control.cadence import cadence_hold
-from ..queue import QueueFull
+from ..queue import QueueFull, TypeDeleted
 from ..states import RETRYABLE, DeliveryState, JobState
 from . import requests as rq
 from . import schemas as s
@@ -22,7 +22,7 @@ from .auth import admin_only
 from .docs_text import IDEMPOTENCY_HEADER, INVOKE_DESCRIPTION, INVOKE_EXAMPLES, errors
 from .events import job_events
 from .health import health, metrics_handler
-from .problems import Problem, not_found
+from .problems import Problem, invalid, not_found
 from .validation import BODY, QUERY
 
 
@@ -43,6 +43,8 @@ async def invoke(request: web.Request) -> web.Response:
         enqueued = await request.app[QUEUE].enqueue(**job)
     except QueueFull as full:
         raise rq.queue_full(full) from None
+    except TypeDeleted:
+        raise invalid("botType", f"bot type {job['bot_type']} was just deleted") from None
     return rq.invoked_response(request, job, enqueued)
 
 

@@ -68,10 +68,15 @@ class TypeStore:
         expect: int | None,
         limit: int | None = None,
         remove: bool = False,
+        deleted: bool | None = None,
     ) -> int:
         """Store a definition (None: a tombstone; ``remove``: no record at all) if the stored
-        version is still ``expect`` (None: whatever it is); put ``limit`` in force. Returns the
-        new version (for ``remove``: the catalog's). Raises VersionConflict."""
+        version is still ``expect`` (None: whatever it is); put ``limit`` in force. ``deleted``
+        (default: for a tombstone) makes enqueue.lua refuse the type's jobs from now on, even
+        from a replica that has not heard of the deletion yet. Returns the new version (for
+        ``remove``: the catalog's). Raises VersionConflict."""
+        if deleted is None:
+            deleted = definition is None and not remove
         k = self.keys
         version = int(await self.redis.incr(k.types_version()))
         if remove:
@@ -86,6 +91,7 @@ class TypeStore:
             "" if expect is None else expect,
             text,
             "" if limit is None else limit,
+            "1" if deleted else "0",
         )
         if int(reply[0]) == 0:
             raise VersionConflict(int(reply[1]))

@@ -12,7 +12,7 @@ from botsys.control.catalog import TypeCatalog
 from botsys.control.type_store import TypeStore, VersionConflict
 from botsys.control.types import Cadence, TypeDef
 from botsys.control.watch import TypeWatcher
-from botsys.queue import JobQueue
+from botsys.queue import JobQueue, TypeDeleted
 from botsys.store.notify import Notifier
 from tests.conftest import make_settings
 
@@ -134,3 +134,18 @@ async def _subscribed(redis, channel: str) -> None:
     async with asyncio.timeout(5):
         while dict(await redis.pubsub_numsub(channel)).get(channel, 0) < 1:
             await asyncio.sleep(0.01)
+
+
+async def test_a_replica_that_missed_the_deletion_cannot_queue_a_job(replicas):
+    """B has not re-read the catalog: its enqueue is refused by the script, so no job waits in
+    a queue that no dispatcher serves; a reset brings the type back."""
+    (qa, sa, ca), (qb, sb, cb) = replicas
+    v = await sa.write("reports", REPORTS.body(), expect=0, limit=2)
+    await cb.refresh(sb)
+    await sa.write("reports", None, expect=v, remove=True, deleted=True)
+    assert "reports" in cb.live, "B has not heard yet"
+    with pytest.raises(TypeDeleted):
+        await qb.enqueue("reports", "simulate", {})
+    assert await qb.redis.zcard(qb.keys.queue("reports")) == 0
+    await sa.write("reports", REPORTS.body(), expect=0, limit=2)
+    assert (await qb.enqueue("reports", "simulate", {})).created

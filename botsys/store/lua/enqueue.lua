@@ -12,6 +12,8 @@
 --          | {0, existing id} an earlier job with the same idempotency key
 --          | {-1, 'max_queued', cap} | {-2, 'max_queued_bytes', cap} refused (admission
 --          control: the type's waiting + delayed jobs, or their payload bytes, at the cap)
+--          | {-3, 'deleted', 0} refused: the type was deleted (a replica that did not know yet)
+if redis.call('HGET', K.meta, 'deleted') == '1' then return {-3, 'deleted', 0} end
 local now = now_ms(ARGV[2])
 local id = ARGV[3]
 local f = cjson.decode(ARGV[4])
