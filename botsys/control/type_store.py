@@ -97,6 +97,9 @@ class TypeStore:
             raise VersionConflict(int(reply[1]))
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(k.types_index(), name, version)  # never removed: names are few
+        # Bumped again once everything is written: a replica that read the catalog between the
+        # first bump and the record's write sees the version move again, and re-reads.
+        pipe.incr(k.types_version())
         pipe.publish(k.types_channel(), name)
         await pipe.execute()
         return version

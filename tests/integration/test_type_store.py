@@ -149,3 +149,19 @@ async def test_a_replica_that_missed_the_deletion_cannot_queue_a_job(replicas):
     assert await qb.redis.zcard(qb.keys.queue("reports")) == 0
     await sa.write("reports", REPORTS.body(), expect=0, limit=2)
     assert (await qb.enqueue("reports", "simulate", {})).created
+
+
+async def test_a_read_between_the_version_bump_and_the_record_is_not_the_last_word(replicas):
+    """B reads the catalog while A's write is half done (version bumped, record not yet
+    written): B's next version check still sees a change and re-reads."""
+    (qa, sa, ca), (qb, sb, cb) = replicas
+    real_run = qa.run_script
+
+    async def read_in_between(*args, **kw):
+        await cb.refresh(sb)  # B polls now
+        return await real_run(*args, **kw)
+
+    qa.run_script = read_in_between
+    await sa.write("reports", REPORTS.body(), expect=0)
+    assert "reports" not in cb.live
+    assert (await cb.refresh(sb)).added == ["reports"]
