@@ -53,6 +53,7 @@ RULES = [
     ("botsys.queue", ("aiohttp", "botsys.api")),
     ("botsys.jobs", ("aiohttp", "redis", "botsys.api")),
     ("botsys.orchestrator", ("aiohttp", "botsys.api")),
+    ("botsys.control", ("aiohttp", "botsys.api", "botsys.orchestrator")),
     ("botsys.config", ("aiohttp", "redis", "botsys.")),
     ("botsys.states", ("aiohttp", "redis", "botsys.")),  # the vocabulary every layer shares
     ("botsys.backoff", ("aiohttp", "redis", "botsys.")),  # pure: job and webhook retries
