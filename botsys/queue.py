@@ -141,6 +141,7 @@ class JobQueue:
                 # At most cadence_max starts per cadence_ms, across replicas (0: no cadence).
                 "cadence_max": cadence_max,
                 "cadence_ms": round(bt.cadence_interval_s * 1000) if cadence_max else 0,
+                "cadence_reject": bool(cadence_max) and bt.cadence_mode == "reject",
             }
         )
 
@@ -211,10 +212,6 @@ class JobQueue:
         now: int | None = None,
     ) -> Enqueued:
         bt = self.settings.bot_types[bot_type]
-        if bt.cadence_max and bt.cadence_mode == "reject":
-            admitted = await self.run_script("cadence_admit", bot_type, now=now)
-            if not int(admitted[0]):
-                raise QueueFull(bot_type, "cadence", int(admitted[1]))
         job_id = new_job_id(bot_type, now)
         fields = {
             "botType": bot_type,

@@ -127,3 +127,16 @@ class _Taker:
 
     def adopt(self, claim) -> None:
         self.adopted.append(claim)
+
+
+async def test_reject_mode_answers_a_repeated_idempotency_key_with_its_job(redis_client):
+    queue = JobQueue(redis_client, cadenced(max_starts=1, mode="reject"), "r1")
+    await queue.seed_limits()
+    first = await queue.enqueue("python", "simulate", {}, idempotency_key="k", now=T0)
+    again = await queue.enqueue("python", "simulate", {}, idempotency_key="k", now=T0 + 1)
+    assert (again.job_id, again.created) == (first.job_id, False)
+    with pytest.raises(QueueFull):
+        await queue.enqueue("python", "simulate", {}, idempotency_key="other", now=T0 + 2)
+    # The refused key was not kept: once the window slides, it creates its job.
+    later = await queue.enqueue("python", "simulate", {}, idempotency_key="other", now=T0 + 2000)
+    assert later.created

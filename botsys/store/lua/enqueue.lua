@@ -13,6 +13,8 @@
 --          | {-1, 'max_queued', cap} | {-2, 'max_queued_bytes', cap} refused (admission
 --          control: the type's waiting + delayed jobs, or their payload bytes, at the cap)
 --          | {-3, 'deleted', 0} refused: the type was deleted (a replica that did not know yet)
+--          | {-4, 'cadence', ms} refused: a cadence in reject mode accepted its max in the
+--          interval; ms until one more would be (a repeated Idempotency-Key is not refused)
 if redis.call('HGET', K.meta, 'deleted') == '1' then return {-3, 'deleted', 0} end
 local now = now_ms(ARGV[2])
 local id = ARGV[3]
@@ -23,6 +25,13 @@ if f.idempotencyKey and f.idempotencyKey ~= '' then
   local existing = redis.call('GET', ik)
   if existing then return {0, existing} end
   redis.call('SET', ik, id, 'EX', tonumber(ARGV[6]))
+end
+if CTX.cadence_reject then
+  local wait = cadence_admit(now)
+  if wait > 0 then
+    if f.idempotencyKey and f.idempotencyKey ~= '' then redis.call('DEL', P .. 'idem:' .. f.idempotencyKey) end
+    return {-4, 'cadence', wait}
+  end
 end
 -- Admission control: nothing of a refused job stays (its idempotency key is taken back). The
 -- byte count starts again from 0 whenever nothing is queued, so no drift (a job hash deleted

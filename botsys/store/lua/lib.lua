@@ -22,7 +22,7 @@ local TWO32 = 4294967296
 -- replica, retention_s, failed_retention_s, max_index, keep_finished, max_queued,
 -- max_queued_bytes, webhook_attempts, lease_ms, max_stalls,
 -- waiter_ttl_ms, events_prefix, deliveries_channel, wake_channel, cancel_channel,
--- cadence_max, cadence_ms.
+-- cadence_max, cadence_ms, cadence_reject.
 local CTX = cjson.decode(ARGV[1])
 
 -- Redis server time in ms unless the caller passes an explicit now (tests control time).
@@ -141,6 +141,21 @@ local function cadence_room(now)
   return 0, math.max(1, tonumber(oldest[2]) + CTX.cadence_ms - now)
 end
 
+-- A cadence in "reject" mode, checked at the door (enqueue.lua): at most CTX.cadence_max jobs
+-- accepted in any CTX.cadence_ms. Records the acceptance and returns 0, or returns the ms until
+-- one more would be accepted (nothing recorded).
+local function cadence_admit(now)
+  redis.call('ZREMRANGEBYSCORE', K.admits, '-inf', now - CTX.cadence_ms)
+  local n = redis.call('ZCARD', K.admits)
+  if n >= CTX.cadence_max then
+    local oldest = redis.call('ZRANGE', K.admits, n - CTX.cadence_max, n - CTX.cadence_max, 'WITHSCORES')
+    return math.max(1, tonumber(oldest[2]) + CTX.cadence_ms - now)
+  end
+  redis.call('ZADD', K.admits, now, now .. ':' .. redis.call('HINCRBY', K.meta, 'admitSeq', 1))
+  redis.call('PEXPIRE', K.admits, CTX.cadence_ms)
+  return 0
+end
+
 -- Lease a job taken off the queue to this replica: fencing token, semaphore entry, running.
 -- Returns the job's HGETALL (the claim). claim.lua, and the direct claims of enqueue.lua and
 -- complete.lua, share it.
@@ -150,7 +165,10 @@ local function admit(id, now)
   local token = next_token('token', now)
   local lease_until = now + CTX.lease_ms
   redis.call('ZADD', K.active, lease_until, id)
-  if (tonumber(CTX.cadence_max) or 0) > 0 then redis.call('ZADD', K.starts, now, token) end
+  if (tonumber(CTX.cadence_max) or 0) > 0 then
+    redis.call('ZADD', K.starts, now, token)
+    redis.call('PEXPIRE', K.starts, CTX.cadence_ms)  -- gone once no start is in the window
+  end
   redis.call('HINCRBY', jk, 'attempt', 1)
   redis.call('HSET', jk, 'state', 'running', 'token', token, 'owner', CTX.replica,
     'startedAt', now, 'leaseUntil', lease_until, 'progress', 0)
