@@ -108,7 +108,7 @@ class TypeCatalog:
             ),
         )
         self._entries = entries
-        self.version = max(self.version, version)
+        self.version = version  # (lower after Redis lost the records: then it counts anew)
         self.live.replace({n: self._effective(e) for n, e in entries.items()})
         if change:
             log.info(

@@ -266,3 +266,14 @@ async def test_the_openapi_document_follows_the_types(client):
     doc = await (await client.get("/api-docs/swagger.json")).json()
     variant = doc["components"]["schemas"]["InvokeRequest_reports"]
     assert variant["properties"]["botType"]["enum"] == ["reports"]
+
+
+async def test_metrics_and_stats_include_a_runtime_type(client):
+    await create(client)
+    await client.post("/invoke", json={"botType": "reports"})
+    stats = await (await client.get("/stats")).json()
+    assert stats["botTypes"]["reports"]["waiting"] == 1
+    text = await (await client.get("/metrics")).text()
+    assert 'bot_type="reports"' in text
+    bots = await (await client.get("/bots")).json()
+    assert "reports" in [t["botType"] for t in bots["botTypes"]]
