@@ -277,3 +277,15 @@ async def test_metrics_and_stats_include_a_runtime_type(client):
     assert 'bot_type="reports"' in text
     bots = await (await client.get("/bots")).json()
     assert "reports" in [t["botType"] for t in bots["botTypes"]]
+
+
+async def test_two_creates_at_once_make_one_type(make_client, api_settings, backend):
+    """Two replicas (two apps on one store) create the same name at the same moment: the
+    compare-and-set lets exactly one in."""
+    if backend == "fakeredis":
+        pytest.skip("each embedded app has a store of its own: one replica only")
+    settings = api_settings()
+    a = await make_client(settings=settings)
+    b = await make_client(settings=settings)
+    replies = await asyncio.gather(create(a, limit=1), create(b, limit=2))
+    assert sorted(r.status for r in replies) == [201, 409]
