@@ -4,10 +4,13 @@ redis-server and fakeredis; time is explicit (Redis TIME otherwise)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from botsys.queue import JobQueue, QueueFull
 from tests.conftest import make_settings
+from tests.support.timing import MARGIN_S
 
 T0 = 1_800_000_000_000
 INTERVAL_MS = 2000
@@ -140,3 +143,46 @@ async def test_reject_mode_answers_a_repeated_idempotency_key_with_its_job(redis
     # The refused key was not kept: once the window slides, it creates its job.
     later = await queue.enqueue("python", "simulate", {}, idempotency_key="other", now=T0 + 2000)
     assert later.created
+
+
+async def test_dispatchers_sleep_until_the_cadence_allows_no_busy_polling(redis_factory):
+    """3 orchestrators, cadence 2 per 1 s, 6 jobs: they start in 3 waves 1 s apart, and
+    while held each replica claims once when a start may happen, not in a loop (a 10 ms poll
+    would be ~600 claims over the 2 s)."""
+    from tests.integration.test_orchestrator import CountingRunner, replicas, wait_terminal
+
+    settings = make_settings(
+        **{
+            "bot_types.python.limit": 10,
+            "bot_types.python.cadence_max": 2,
+            "bot_types.python.cadence_interval_s": 1.0,
+            "engine.idle_wait_s": 5.0,  # the cadence, not the idle re-check, wakes them
+        }
+    )
+    runner = CountingRunner(durations=(0.001, 0.002))
+    orchs = replicas(redis_factory, settings, runner)
+    claims: list[int] = []
+    for o in orchs:
+        real = o.queue.claim
+
+        async def counted(*args, real=real, **kw):
+            reply = await real(*args, **kw)
+            claims.append(len(reply[1]))
+            return reply
+
+        o.queue.claim = counted
+        await o.start()
+    try:
+        q = orchs[0].queue
+        ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(6)]
+        await asyncio.sleep(0.2)  # the first wave has started (direct claims at enqueue)
+        claims.clear()
+        jobs = await wait_terminal(q, ids, timeout=10)
+        started = sorted(int(j.get("startedAt")) for j in jobs)
+        assert started[2] - started[0] >= 1000 and started[4] - started[2] >= 1000
+        assert started[-1] - started[0] < 2000 + 1000 * MARGIN_S, started
+        held_starts = sum(claims)
+        assert held_starts == 4 and len(claims) <= 3 * (held_starts + 2), claims
+    finally:
+        for o in orchs:
+            await o.stop()
