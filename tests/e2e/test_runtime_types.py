@@ -71,6 +71,7 @@ def test_a_type_created_through_one_replica_is_used_through_another_within_a_sec
     accepted_after = time.monotonic() - created
     assert status == 202, reply
     assert accepted_after < 1.0
+    print(f"created through A, accepted by B after {accepted_after * 1000:.0f} ms")
     # ...and some replica runs it with the runtime's command and the type's own folder.
     done = wait_for(lambda: finished(c, reply["jobId"]), 30, what="the job")
     assert done["state"] == "succeeded", done
