@@ -289,3 +289,27 @@ async def test_two_creates_at_once_make_one_type(make_client, api_settings, back
     b = await make_client(settings=settings)
     replies = await asyncio.gather(create(a, limit=1), create(b, limit=2))
     assert sorted(r.status for r in replies) == [201, 409]
+
+
+@pytest.mark.parametrize(
+    "raw, status",
+    [
+        (b'{"name": "r", "runtime": "python", "cadence": {"max": 5, "intervalS": 1e400}}', 400),
+        (b'{"name": "r\\u00e9", "runtime": "python"}', 422),
+        (b'{"name": "r", "runtime": "python", "bots": ["\\ud800"]}', 400),
+        (b'{"name": "r", "runtime": "python", "description": "' + b"x" * 501 + b'"}', 422),
+        (b"[1, 2]", 422),
+        (b'{"name": "r", "runtime": "python"', 400),
+    ],
+)
+async def test_hostile_bodies_get_a_clear_4xx(client, raw, status):
+    r = await client.post(BASE, data=raw, headers={"Content-Type": "application/json"})
+    await problem(r, status)
+    assert (await client.get(f"{BASE}/r")).status == 404
+
+
+@pytest.mark.parametrize("name", ["%00", "a" * 300, "..", "%F0%9F%92%A9", "PYTHON"])
+async def test_odd_names_in_the_path_are_404(client, name):
+    await problem(await client.get(f"{BASE}/{name}"), 404)
+    await problem(await client.patch(f"{BASE}/{name}", json={"limit": 1}), 404)
+    await problem(await client.delete(f"{BASE}/{name}?force=true"), 404)
