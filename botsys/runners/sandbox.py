@@ -36,6 +36,7 @@ from pathlib import Path
 
 from botsys.config import BotTypeSettings, ConfigError, Settings
 from botsys.runners.cache_dir import default_cache_dir
+from botsys.runners.jdk import cached_jdk
 from botsys.runners.launcher import build_launcher, probe
 from botsys.runners.registry import bots_root
 from botsys.runners.users import (
@@ -139,6 +140,7 @@ class Sandbox:
         self._base_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         self._base_env.setdefault("PATH", DEFAULT_PATH)
         self._base_env.setdefault("LANG", "C.UTF-8")
+        self.jdk = cached_jdk(settings.runner.java)  # {java}, {javac}
         types = settings.bot_types
         self._users = {n: bot_user(bt, settings.runner) for n, bt in types.items()}
         self._python = {
@@ -188,7 +190,15 @@ class Sandbox:
 
     @staticmethod
     def values(
-        script: Path, bot: str, build: str, workdir: Path, python: str | None = None
+        script: Path,
+        bot: str,
+        build: str,
+        workdir: Path,
+        python: str | None = None,
+        *,
+        java: str = "java",
+        javac: str = "javac",
+        classpath: str = "",
     ) -> dict[str, str]:
         return {
             # the server's own interpreter (PATH's may be a slow shim), or the bot user's
@@ -197,6 +207,10 @@ class Sandbox:
             "bot": bot,
             "build": build,
             "workdir": str(workdir),
+            # the selected JDK (jdk.py) and the build as one jar (class_archive.py)
+            "java": java,
+            "javac": javac,
+            "classpath": classpath or build,
         }
 
     def _build_prefix(self, bt: BotTypeSettings, as_user: bool) -> list[str]:
@@ -259,7 +273,7 @@ class Sandbox:
             folder = root / name
             if folder.is_dir():
                 needs["the bots folder"] = (folder, 0o5)
-            argv0 = render(bt.command[:1], {"python": self._python[name]})[0]
+            argv0 = render(bt.command[:1], {"python": self._python[name], "java": self.jdk.java})[0]
             found = command_path(argv0, self._base_env["PATH"])
             if found is not None:
                 needs["the command"] = (found, 0o1)
