@@ -38,6 +38,7 @@ from botsys.config import BotTypeSettings, ConfigError, Settings
 from botsys.runners.cache_dir import default_cache_dir
 from botsys.runners.jdk import cached_jdk
 from botsys.runners.launcher import build_launcher, probe
+from botsys.runners.node_cache import compile_cache_env, node_version, runs_node
 from botsys.runners.registry import bots_root
 from botsys.runners.users import (
     BotUser,
@@ -154,6 +155,7 @@ class Sandbox:
         # The compiler writes the shared build cache, so it runs as the server, not run_as.
         self._compile_prefix = {n: self._build_prefix(bt, as_user=False) for n, bt in types.items()}
         self._env = {n: parse_env(bt) for n, bt in types.items()}
+        self._add_node_compile_cache(settings)
         self._warn_missing_tools()
         self._check_users(settings)
 
@@ -255,6 +257,17 @@ class Sandbox:
                 )
             options.append("ns=net")
         return [self.tools.launcher, str(os.getpid()), *options, "--"]
+
+    def _add_node_compile_cache(self, settings: Settings) -> None:
+        """NODE_COMPILE_CACHE for the node types whose node has it (node_cache.py)."""
+        cache = default_cache_dir(settings.runner.cache_dir) / "node-compile-cache"
+        for name, bt in settings.bot_types.items():
+            if runs_node(bt.command):
+                user = self._users[name]
+                owner = (user.uid, user.gid) if user is not None else None
+                version = node_version(bt.command[0], self._base_env["PATH"])
+                extra = compile_cache_env(version, cache / name, self._env[name], owner)
+                self._env[name] = {**extra, **self._env[name]}
 
     def _check_users(self, settings: Settings) -> None:
         """Start-up: each bot user can reach its command, bots, temp folder and builds."""
