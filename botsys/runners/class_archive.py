@@ -11,8 +11,9 @@ so the class path matches) loads the bot's classes *without initialising them* (
 initialiser, no ``main``: no bot code runs, so no side effects and no payload is needed), then
 walks the JDK paths nearly every bot's start takes. Archiving a real job instead would make
 that job slower, and would publish a file the bot's own (untrusted) process wrote. The dry run
-runs in the compiler's sandbox with the bot's JVM flags, since an archive only loads under the
-flags it was made with.
+runs in the compiler's sandbox (as the server: it writes the cache) with the bot's JVM flags,
+since an archive only loads under the flags it was made with; a bot that defines a class named
+like the trainer gets no archive, so its code can never run there.
 
 The archive lives beside the build (``<build>/archive-<key>.aot``, key = the command template
 and the JDK's version), is checked by loading it once with sharing forced on, and is published
@@ -104,7 +105,7 @@ def pack_jar(build: Path, extra: Path | None = None) -> Path:
         for path in sorted(build.rglob("*")):
             if path.is_file() and path != jar:
                 zf.write(path, path.relative_to(build).as_posix())
-        if extra is not None:
+        if extra is not None and not (build / extra.name).exists():  # see genuine_trainer()
             zf.write(extra, extra.name)
     os.chmod(jar, 0o644)
     return jar
@@ -158,6 +159,17 @@ class ClassArchives:
             shutil.rmtree(tmp, ignore_errors=True)
         return compiled
 
+    def genuine_trainer(self, jar: Path) -> bool:
+        """Is the jar's trainer ours? Training runs as the server, not as the bot's user: a
+        bot that names one of its classes like the trainer must not get its code run there."""
+        try:
+            with zipfile.ZipFile(jar) as zf:
+                names = [n for n in zf.namelist() if n == f"{TRAINER}.class"]
+                ours = (self.trainer_dir() / f"{TRAINER}.class").read_bytes()
+                return len(names) == 1 and zf.read(names[0]) == ours
+        except (OSError, zipfile.BadZipFile, KeyError):
+            return False
+
     def flags(self, bt: BotTypeSettings, build: Path, command: list[str]) -> tuple[str, ...]:
         """JVM options that load ``build``'s archive; () until one is known good in this
         process. The first sight of a build starts checking (or training) it in the
@@ -194,8 +206,10 @@ class ClassArchives:
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
         try:
             out = tmp / path.name
-            base = [part for part in command if part != "-Xshare:auto"]
+            base = command
             self.built += 1
+            if not await asyncio.to_thread(self.genuine_trainer, path.parent / JAR):
+                raise ArchiveError(f"the bot defines a class named {TRAINER}: not training it")
             await self._check(
                 bt, with_java_flags(base, (fl.dump + str(out), *QUIET)), tmp, timeout_s, "training"
             )

@@ -114,6 +114,30 @@ async def test_failed_training_leaves_the_bot_running_without_archive(bots_dir, 
     assert not await archived(runner)  # no new attempt per job in this process
 
 
+async def test_training_never_runs_bot_code(bots_dir, tmp_path):
+    """Training runs as the server: a bot class named like the trainer is not trained."""
+    marker = tmp_path / "ran"
+    source = (
+        (BUNDLED_BOTS / "java" / "hello.java").read_text()
+        + f"""
+class botsys_aot_train {{
+    static {{
+        try {{ new java.io.File("{marker}").createNewFile(); }} catch (Exception e) {{ }}
+    }}
+    public static void main(String[] a) {{ }}
+}}
+"""
+    )
+    write_bot(bots_dir, "java", "hello", source)
+    runner = ProcessRunner(make_settings(bots_dir, tmp_path / "cache"))
+    outcome, _, _ = await run_bot(runner, "java", "hello")
+    assert outcome.status == "succeeded", outcome.error
+    await runner.compile_cache.archives.settled()
+    assert not marker.exists() and not archives_in(tmp_path / "cache")
+    outcome, _, _ = await run_bot(runner, "java", "hello")  # and the bot still runs
+    assert outcome.status == "succeeded", outcome.error
+
+
 @on_each_jdk
 @pytest.mark.parametrize(
     "bot, payload",

@@ -38,7 +38,7 @@ public class botsys_aot_train {
                 try {
                     Class<?> c = Class.forName(className, false, loader); // false: no <clinit>
                     c.getDeclaredMethods(); // resolve signatures: links the classes they name
-                } catch (LinkageError | ClassNotFoundException e) {
+                } catch (LinkageError | ClassNotFoundException | SecurityException e) {
                     // a class that fails to load fails the same way at run time; skip it
                 }
             }
