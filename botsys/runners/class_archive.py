@@ -209,7 +209,9 @@ class ClassArchives:
             base = command
             self.built += 1
             if not await asyncio.to_thread(self.genuine_trainer, path.parent / JAR):
-                raise ArchiveError(f"the bot defines a class named {TRAINER}: not training it")
+                raise ArchiveError(
+                    f"the jar's {TRAINER} is not botsys's (a bot class of that name?)"
+                )
             await self._check(
                 bt, with_java_flags(base, (fl.dump + str(out), *QUIET)), tmp, timeout_s, "training"
             )

@@ -105,7 +105,8 @@ class CompileCache:
         if packs_jar(bt):
             template.append(JAR)
         if archives(bt, self._jdk):
-            template.append(TRAINER)  # packed into the jar, which the archive's training runs
+            # the trainer (by its source and JDK) is packed into the jar that training runs
+            template.append(self.archives.trainer_dir().name)
         return cache_key(template, ref.name, ref.path.read_bytes())
 
     def _values(
