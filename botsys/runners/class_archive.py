@@ -183,10 +183,22 @@ class ClassArchives:
             task.add_done_callback(lambda _: self._pending.pop(path, None))
         return known or ()
 
+    @property
+    def pending(self) -> int:
+        """Archives being checked or trained right now."""
+        return len(self._pending)
+
     async def settled(self) -> None:
         """Wait for the archives being checked or trained (tests, benchmarks)."""
         while self._pending:
             await asyncio.gather(*self._pending.values(), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Server shutdown: stop trainings in progress (their JVMs are killed, nothing is
+        published; the next start trains again)."""
+        for task in list(self._pending.values()):
+            task.cancel()
+        await asyncio.gather(*self._pending.values(), return_exceptions=True)
 
     async def _settle(self, bt: BotTypeSettings, path: Path, command: list[str]) -> None:
         fl = flavor(self._jdk)

@@ -65,6 +65,10 @@ class ProcessRunner:
         remaining = max(0.0, deadline - loop.time())  # compiling counts against the timeout
         return await self._attempt(bt, ref, build, envelope, remaining, sink)
 
+    async def aclose(self) -> None:
+        """Server shutdown: stop background work (java class archive trainings)."""
+        await self.compile_cache.archives.aclose()
+
     async def _build(self, bt: BotTypeSettings, ref: BotRef, timeout_s: float) -> Build:
         if not bt.compile:
             return Build()

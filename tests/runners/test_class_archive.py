@@ -91,6 +91,18 @@ async def test_damaged_archive_is_ignored_then_rebuilt(feature, bots_dir, tmp_pa
     assert await archived(fresh)
 
 
+async def test_shutdown_stops_a_training_in_progress(bots_dir, tmp_path):
+    write_bot(bots_dir, "java", "args", ARGS_BOT)
+    runner = ProcessRunner(make_settings(bots_dir, tmp_path / "cache"))
+    await run_bot(runner, "java", "args")  # starts the training in the background
+    assert runner.compile_cache.archives.pending == 1  # training takes seconds, the job less
+    await runner.aclose()
+    assert runner.compile_cache.archives.pending == 0
+    [build] = (tmp_path / "cache" / "java").iterdir()
+    assert not archives_in(tmp_path / "cache")
+    assert not [p for p in build.iterdir() if p.name.startswith(".tmp-")]
+
+
 async def test_a_command_managing_cds_itself_gets_no_archive(bots_dir, tmp_path):
     write_bot(bots_dir, "java", "args", ARGS_BOT)
     command = ["{java}", "-Xshare:auto", "-cp", "{classpath}", "{bot}"]
