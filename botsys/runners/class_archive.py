@@ -25,6 +25,7 @@ without an archive, never failing the job.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import logging
 import os
@@ -45,6 +46,8 @@ TRAINER = "botsys_aot_train"
 TRAINER_SOURCE = Path(__file__).with_name("java") / f"{TRAINER}.java"
 JAR = "bot.jar"
 TRAIN_TIMEOUT_S = 120.0
+_NICE = shutil.which("nice")
+NICE = [_NICE, "-n", "19"] if _NICE else []
 # JVM warnings go to stdout by default, where they would break the NDJSON protocol (a stale
 # archive is reported with a warning); send them to stderr, the bot's log, instead.
 QUIET = ("-Xlog:disable", "-Xlog:all=warning:stderr")
@@ -128,6 +131,9 @@ class ClassArchives:
         self._run = run_fn
         self._flags: dict[Path, tuple[str, ...]] = {}  # settled this process; () = none usable
         self._pending: dict[Path, asyncio.Future[None]] = {}
+        # Trainings are background work: one at a time per server, niced, so a burst of new
+        # builds does not starve the jobs (and their heartbeats) of CPU.
+        self._one_at_a_time = asyncio.Semaphore(1)
         self.built = 0  # trainings run by this process (tests read it)
 
     def trainer_dir(self) -> Path:
@@ -206,7 +212,16 @@ class ClassArchives:
         use = (fl.use + str(path), *QUIET)
         try:
             if not await asyncio.to_thread(intact, path):
-                await self._build(bt, fl, path, command, min(bt.max_timeout_s, TRAIN_TIMEOUT_S))
+                async with self._one_at_a_time:
+                    lock = _try_lock(path)
+                    if lock is None:
+                        return  # another replica trains it: a later job looks again
+                    try:
+                        if not await asyncio.to_thread(intact, path):
+                            timeout_s = min(bt.max_timeout_s, TRAIN_TIMEOUT_S)
+                            await self._build(bt, fl, path, command, timeout_s)
+                    finally:
+                        os.close(lock)
         except (ArchiveError, OSError) as exc:
             log.warning("java bot %s runs without a class archive: %s", path.parent.name, exc)
             use = ()
@@ -243,7 +258,7 @@ class ClassArchives:
     async def _check(
         self, bt: BotTypeSettings, argv: list[str], cwd: Path, timeout_s: float, what: str
     ) -> None:
-        run = await self._run(bt, argv, cwd, timeout_s)
+        run = await self._run(bt, [*NICE, *argv], cwd, timeout_s)
         if run.timed_out:
             raise ArchiveError(f"{what} timed out")
         if run.returncode != 0:
@@ -257,6 +272,18 @@ def intact(path: Path) -> bool:
         return _digest_path(path).read_text().strip() == _sha256(path)
     except OSError:
         return False
+
+
+def _try_lock(path: Path) -> int | None:
+    """An exclusive lock on ``<archive>.lock`` (one trainer per machine), or None if another
+    process holds it; released when the descriptor closes or the process dies."""
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _digest_path(path: Path) -> Path:

@@ -45,7 +45,8 @@ def runner_on(feature: int, bots_dir: Path, cache: Path) -> ProcessRunner:
 
 
 def archives_in(cache: Path) -> list[Path]:
-    return sorted(p for p in (cache / "java").glob("*/archive-*") if not p.name.endswith(".sha256"))
+    found = (cache / "java").glob("*/archive-*")
+    return sorted(p for p in found if not p.name.endswith((".sha256", ".lock")))
 
 
 async def archived(runner: ProcessRunner, bot: str = "args") -> bool:
@@ -101,6 +102,21 @@ async def test_shutdown_stops_a_training_in_progress(bots_dir, tmp_path):
     [build] = (tmp_path / "cache" / "java").iterdir()
     assert not archives_in(tmp_path / "cache")
     assert not [p for p in build.iterdir() if p.name.startswith(".tmp-")]
+
+
+async def test_one_replica_trains_while_the_others_run_without(bots_dir, tmp_path):
+    write_bot(bots_dir, "java", "args", ARGS_BOT)
+    cache = tmp_path / "cache"
+    first, second = (ProcessRunner(make_settings(bots_dir, cache)) for _ in range(2))
+    await run_bot(first, "java", "args")  # first starts training
+    assert first.compile_cache.archives.pending == 1
+    assert not await archived(second)
+    await second.compile_cache.archives.settled()  # saw the lock: did not train, nor give up
+    await first.compile_cache.archives.settled()
+    assert (first.compile_cache.archives.built, second.compile_cache.archives.built) == (1, 0)
+    await run_bot(second, "java", "args")  # looks again
+    await second.compile_cache.archives.settled()
+    assert await archived(second)
 
 
 async def test_a_command_managing_cds_itself_gets_no_archive(bots_dir, tmp_path):
