@@ -138,7 +138,10 @@ class ClassArchives:
 
     def trainer_dir(self) -> Path:
         h = hashlib.sha256(f"{self._jdk.javac}\0{self._jdk.version}\0".encode())
-        h.update(TRAINER_SOURCE.read_bytes())
+        try:
+            h.update(TRAINER_SOURCE.read_bytes())
+        except OSError:  # not installed: compiling it fails and the bots run without archives
+            pass
         return self._root / ".trainer" / h.hexdigest()[:16]
 
     async def trainer_class(self, bt: BotTypeSettings, timeout_s: float) -> Path | None:
