@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -136,13 +137,18 @@ class ClassArchives:
         self._one_at_a_time = asyncio.Semaphore(1)
         self.built = 0  # trainings run by this process (tests read it)
 
-    def trainer_dir(self) -> Path:
+    @functools.cached_property
+    def _trainer_key(self) -> str:
         h = hashlib.sha256(f"{self._jdk.javac}\0{self._jdk.version}\0".encode())
         try:
             h.update(TRAINER_SOURCE.read_bytes())
         except OSError:  # not installed: compiling it fails and the bots run without archives
             pass
-        return self._root / ".trainer" / h.hexdigest()[:16]
+        return h.hexdigest()[:16]
+
+    def trainer_dir(self) -> Path:
+        """Where this JDK's compiled trainer lives (its name keys the builds that pack it)."""
+        return self._root / ".trainer" / self._trainer_key
 
     async def trainer_class(self, bt: BotTypeSettings, timeout_s: float) -> Path | None:
         """The trainer compiled by this JDK's javac (once per JDK), or None if it cannot be."""
