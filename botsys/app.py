@@ -23,6 +23,7 @@ from .appkeys import (
     DELIVERIES,
     METRICS,
     METRICS_REFRESH,
+    ORCHESTRATOR,
     QUEUE,
     REGISTRY,
     REPLICA,
@@ -118,6 +119,7 @@ def _workers(runner):
             metrics=metrics,
             notifier=notifier,
         )
+        app[ORCHESTRATOR] = orch
         deliveries = app[DELIVERIES]
         deliveries.subscribe(notifier)
         dispatcher = WebhookDispatcher(
