@@ -23,6 +23,7 @@ from .appkeys import (
     DELIVERIES,
     METRICS,
     METRICS_REFRESH,
+    ORCHESTRATOR,
     QUEUE,
     REGISTRY,
     REPLICA,
@@ -119,6 +120,7 @@ def _workers(runner):
             metrics=metrics,
             notifier=notifier,
         )
+        app[ORCHESTRATOR] = orch
         deliveries = app[DELIVERIES]
         deliveries.subscribe(notifier)
         dispatcher = WebhookDispatcher(
