@@ -15,6 +15,7 @@ from .control.type_store import TypeStore
 from .control.watch import TypeWatcher
 from .deliveries import RedisDeliveryStore
 from .metrics import Metrics
+from .orchestrator import Orchestrator
 from .queue import JobQueue
 from .runners.registry import BotRegistry
 from .store.connection import Store
@@ -24,6 +25,8 @@ REPLICA = web.AppKey("replica", str)
 STARTED_AT = web.AppKey("started_at", float)
 STORE = web.AppKey("store", Store)
 QUEUE = web.AppKey("queue", JobQueue)
+# This replica's orchestrator; absent when the app serves the API only (no workers).
+ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 REGISTRY = web.AppKey("registry", BotRegistry)
 DELIVERIES = web.AppKey("deliveries", RedisDeliveryStore)
 METRICS = web.AppKey("metrics", Metrics)

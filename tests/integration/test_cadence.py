@@ -62,10 +62,8 @@ async def test_the_window_slides_no_burst_at_an_edge(q):
 
 
 async def test_the_direct_claim_at_enqueue_respects_the_cadence(q):
-    q.local = _Taker()
-    for i in range(4):
-        await q.enqueue("python", "simulate", {}, now=T0 + i)
-    assert [c is not None for c in q.local.adopted] == [True, True, True, False]
+    got = [await q.enqueue("python", "simulate", {}, take=True, now=T0 + i) for i in range(4)]
+    assert [e.claim is not None for e in got] == [True, True, True, False]
 
 
 async def test_a_freed_slot_is_not_handed_over_past_the_cadence(redis_client):
@@ -119,17 +117,6 @@ async def test_two_replicas_share_one_window(redis_factory):
     _, got_a = await a.claim("python", 3, now=T0)
     _, got_b = await b.claim("python", 3, now=T0 + 1)
     assert (len(got_a), len(got_b)) == (3, 1)
-
-
-class _Taker:
-    def __init__(self) -> None:
-        self.adopted: list = []
-
-    def reserve(self, bot_type: str) -> bool:
-        return True
-
-    def adopt(self, claim) -> None:
-        self.adopted.append(claim)
 
 
 async def test_reject_mode_answers_a_repeated_idempotency_key_with_its_job(redis_client):
