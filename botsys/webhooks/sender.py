@@ -20,7 +20,7 @@ import aiohttp
 import botsys
 from botsys.deadlines import Deadlines
 from botsys.webhooks.guard import AllowList, BlockedDestination, Guard, check_url
-from botsys.webhooks.signing import Signer, secret_key
+from botsys.webhooks.signing import secret_key, signature
 from botsys.webhooks.types import Delivery
 
 MAX_RESPONSE_BYTES = 64 * 1024  # read at most this much of a response, then hang up
@@ -78,7 +78,7 @@ class Sender:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._session = session
-        self._signer = Signer(secret_key(secret)) if secret else None
+        self._key = secret_key(secret) if secret else None
         self._deadlines = Deadlines(timeout_s)
         self._allow = allow or AllowList()
         self._clock = clock
@@ -94,8 +94,10 @@ class Sender:
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
         }
-        if self._signer is not None:
-            headers["webhook-signature"] = self._signer.sign(delivery.id, timestamp, delivery.body)
+        if self._key is not None:
+            headers["webhook-signature"] = signature(
+                self._key, delivery.id, timestamp, delivery.body
+            )
         return headers
 
     async def send(self, delivery: Delivery) -> SendResult:
