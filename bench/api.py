@@ -3,15 +3,16 @@ against a bare aiohttp handler doing the same JSON parse plus one Redis call (PO
 HSET + ZADD; GET: HGETALL), measured in the same run, at the same concurrency, on the same
 private redis-server.
 
-    .venv/bin/python bench/api.py [--seconds 5] [--rounds 3] [--concurrency 64] [--no-wrk]
+    .venv/bin/python bench/api.py [--seconds 5] [--rounds 3] [--concurrency 64] [--generators python,wrk]
 
 serve runs with the rate limit off and every bot type's limit at 0 (jobs are queued, nothing
 runs), so the figure is the API path alone: middlewares, validation, the enqueue script.
 Both servers run in their own processes. Two load generators take turns: aiohttp client
 workers in this process (Python: itself CPU-bound on 2 cores, so it flatters the slower
 server) and wrk (C; bench/api.lua posts the body), skipped with a note when wrk is not
-installed. Prints requests/s, p50 and p99 for each, and the ratio serve / bare per generator
-and route (targets: POST ≥ 0.50 with the Python generator, ≥ 0.60 with wrk).
+installed. Prints requests/s, p50, p99 and each server's CPU time per request (from /proc),
+and the ratios serve / bare per generator and route (targets: POST ≥ 0.50 with the Python
+generator, ≥ 0.60 with wrk). On a busy machine the CPU ratio is the steadier figure.
 """
 
 from __future__ import annotations
@@ -118,12 +119,23 @@ class Target:
     url: str
     body: dict | None
     status: int  # the status every answer must have
+    pid: int  # the server's process, whose CPU time each request costs
 
 
-Figures = tuple[float, float, float, int]  # requests/s, p50 ms, p99 ms, errors
+Load = tuple[float, float, float, int, int]  # requests/s, p50 ms, p99 ms, errors, requests
+Figures = tuple[float, float, float, int, float]  # ... errors, server CPU µs per request
 
 
-async def python_load(target: Target, seconds: float, concurrency: int) -> Figures:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; nan elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def python_load(target: Target, seconds: float, concurrency: int) -> Load:
     """``concurrency`` aiohttp client workers in this process for ``seconds``."""
     latencies: list[float] = []
     errors = 0
@@ -146,10 +158,10 @@ async def python_load(target: Target, seconds: float, concurrency: int) -> Figur
         elapsed = time.monotonic() - started
     latencies.sort()
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    return len(latencies) / elapsed, p(0.50), p(0.99), errors
+    return len(latencies) / elapsed, p(0.50), p(0.99), errors, len(latencies)
 
 
-async def wrk_load(target: Target, seconds: float, concurrency: int, threads: int) -> Figures:
+async def wrk_load(target: Target, seconds: float, concurrency: int, threads: int) -> Load:
     """wrk (C, epoll) with bench/api.lua; any status >= 400 or socket error counts as an error."""
     env = {**os.environ, "BENCH_BODY": json.dumps(target.body) if target.body else ""}
     proc = await asyncio.create_subprocess_exec(
@@ -161,7 +173,8 @@ async def wrk_load(target: Target, seconds: float, concurrency: int, threads: in
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {err.decode()[-500:]}")
     f = json.loads(line)
-    return f["requests"] / (f["durationUs"] / 1e6), f["p50Us"] / 1e3, f["p99Us"] / 1e3, f["errors"]
+    rps = f["requests"] / (f["durationUs"] / 1e6)
+    return rps, f["p50Us"] / 1e3, f["p99Us"] / 1e3, f["errors"], f["requests"]
 
 
 async def first_job(url: str) -> str:
@@ -170,21 +183,21 @@ async def first_job(url: str) -> str:
         return (await r.json())["jobId"]
 
 
-async def targets(bases: dict[str, str]) -> dict[str, dict[str, Target]]:
-    """route → server name → what to load it with."""
+async def targets(servers: dict[str, tuple[str, int]]) -> dict[str, dict[str, Target]]:
+    """route → server name → what to load it with; ``servers``: name → (base URL, pid)."""
     routes: dict[str, dict[str, Target]] = {"POST /invoke": {}, "GET /job/{id}": {}}
-    for name, base in bases.items():
+    for name, (base, pid) in servers.items():
         await wait_up(base + "/invoke")
-        routes["POST /invoke"][name] = Target("POST", base + "/invoke", BODY, 202)
+        routes["POST /invoke"][name] = Target("POST", base + "/invoke", BODY, 202, pid)
         job = await first_job(base)
-        routes["GET /job/{id}"][name] = Target("GET", f"{base}/job/{job}", None, 200)
+        routes["GET /job/{id}"][name] = Target("GET", f"{base}/job/{job}", None, 200, pid)
     return routes
 
 
 async def rounds(args, routes: dict[str, dict[str, Target]]) -> dict[tuple, list[Figures]]:
     """Every (generator, route, server) run, rounds interleaved: drift hits both servers."""
-    generators = {"python": python_load}
-    if args.wrk:
+    generators = {"python": python_load} if "python" in args.generators else {}
+    if "wrk" in args.generators:
         generators["wrk"] = lambda t, s, c: wrk_load(t, s, c, args.wrk_threads)
     for servers in routes.values():  # warm-up: connections, script cache
         for target in servers.values():
@@ -194,8 +207,10 @@ async def rounds(args, routes: dict[str, dict[str, Target]]) -> dict[tuple, list
         for gen, load in generators.items():
             for route, servers in routes.items():
                 for name, target in servers.items():
-                    figures = await load(target, args.seconds, args.concurrency)
-                    runs.setdefault((gen, route, name), []).append(figures)
+                    cpu = cpu_seconds(target.pid)
+                    *figures, requests = await load(target, args.seconds, args.concurrency)
+                    cpu_us = (cpu_seconds(target.pid) - cpu) / max(1, requests) * 1e6
+                    runs.setdefault((gen, route, name), []).append((*figures, cpu_us))
     return runs
 
 
@@ -206,8 +221,11 @@ async def measure(args, redis_url: str) -> dict[tuple, list[Figures]]:
         subprocess.Popen([sys.executable, "-c", BARE, redis_url, str(bare_port)]),
     ]
     try:
-        bases = {"serve": f"http://127.0.0.1:{serve_port}", "bare": f"http://127.0.0.1:{bare_port}"}
-        return await rounds(args, await targets(bases))
+        servers = {
+            "serve": (f"http://127.0.0.1:{serve_port}", procs[0].pid),
+            "bare": (f"http://127.0.0.1:{bare_port}", procs[1].pid),
+        }
+        return await rounds(args, await targets(servers))
     finally:
         for p in procs:
             p.terminate()
@@ -220,6 +238,7 @@ def summary(runs: dict[tuple, list[Figures]], gen: str, route: str) -> dict:
     serve, bare = runs[(gen, route, "serve")], runs[(gen, route, "bare")]
     best_serve, best_bare = max(serve), max(bare)
     paired = sorted(s[0] / b[0] for s, b in zip(serve, bare, strict=True))
+    cpu = sorted(b[4] / s[4] for s, b in zip(serve, bare, strict=True))
     return {
         "servePerS": best_serve[0],
         "serveP50Ms": best_serve[1],
@@ -232,6 +251,10 @@ def summary(runs: dict[tuple, list[Figures]], gen: str, route: str) -> dict:
         "ratio": best_serve[0] / best_bare[0],
         "ratioMedianOfRounds": statistics.median(paired),
         "ratioRange": [paired[0], paired[-1]],
+        "serveCpuUsPerRequest": statistics.median(r[4] for r in serve),
+        "bareCpuUsPerRequest": statistics.median(r[4] for r in bare),
+        "cpuRatioMedianOfRounds": statistics.median(cpu),  # bare's CPU per request / serve's
+        "cpuRatioRange": [cpu[0], cpu[-1]],
     }
 
 
@@ -241,11 +264,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--wrk-threads", type=int, default=1)
-    parser.add_argument("--no-wrk", dest="wrk", action="store_false", help="Python generator only")
+    parser.add_argument(
+        "--generators", default="python,wrk", help="load generators, comma-separated"
+    )
     args = parser.parse_args()
-    if args.wrk and WRK is None:
+    args.generators = set(args.generators.split(","))
+    if "wrk" in args.generators and WRK is None:
         print("note: wrk is not installed (apt-get install wrk): Python generator only")
-        args.wrk = False
+        args.generators = {"python"}
     try:
         import uvloop
 
@@ -271,7 +297,8 @@ def main() -> int:
             best = max(runs[(gen, route, name)])
             print(
                 f"  {name:6} {best[0]:8.0f} req/s   p50 {best[1]:6.2f} ms   p99 {best[2]:6.2f} ms"
-                f"   errors {sums[name + 'Errors']}"
+                f"   errors {sums[name + 'Errors']}   CPU {sums[name + 'CpuUsPerRequest']:5.0f}"
+                " µs/request (median)"
             )
         low, high = sums["ratioRange"]
         print(
@@ -279,8 +306,13 @@ def main() -> int:
             f" median of rounds [{low:.2f}-{high:.2f}]"
             + (f" (target >= {target:.2f})" if target else "")
         )
+        low, high = sums["cpuRatioRange"]
+        print(
+            f"  CPU per request bare/serve: {sums['cpuRatioMedianOfRounds']:.2f} median of rounds"
+            f" [{low:.2f}-{high:.2f}] (wall-clock ratios swing with the machine's load; this less)"
+        )
         figures[gen + ("Invoke" if route.startswith("POST") else "Get")] = sums
-    figures.update(figures["pythonInvoke"])  # the long-standing top-level figures
+    figures.update(figures.get("pythonInvoke", {}))  # the long-standing top-level figures
     record("api", figures)
     return 0
 
