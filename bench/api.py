@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -269,6 +270,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     args.generators = set(args.generators.split(","))
+    # A SIGTERM (a timeout, a killed run) unwinds like Ctrl-C: the servers and Redis stop too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if "wrk" in args.generators and WRK is None:
         print("note: wrk is not installed (apt-get install wrk): Python generator only")
         args.generators = {"python"}
