@@ -51,18 +51,19 @@ async def observe_middleware(request: web.Request, handler) -> web.StreamRespons
             elapsed = time.perf_counter() - started
             route = route_label(request)
             request.app[METRICS].observe_http(route, request.method, status, elapsed)
-            access_log.info(
-                "%s %s %s",
-                request.method,
-                route,
-                status,
-                extra={
-                    "method": request.method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):  # else the extra dict is built for nothing
+                access_log.info(
+                    "%s %s %s",
+                    request.method,
+                    route,
+                    status,
+                    extra={
+                        "method": request.method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
 
 
 async def add_response_headers(request: web.Request, response: web.StreamResponse) -> None:
