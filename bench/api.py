@@ -5,8 +5,9 @@ private redis-server.
 
     .venv/bin/python bench/api.py [--seconds 5] [--rounds 3] [--concurrency 64] [--generators python,wrk]
 
-serve runs with the rate limit off and every bot type's limit at 0 (jobs are queued, nothing
-runs), so the figure is the API path alone: middlewares, validation, the enqueue script.
+serve runs with the rate limit and the admission caps off and every bot type's limit at 0
+(jobs are queued, nothing runs), so the figure is the API path alone: middlewares,
+validation, the enqueue script.
 Both servers run in their own processes. Two load generators take turns: aiohttp client
 workers in this process (Python: itself CPU-bound on 2 cores, so it flatters the slower
 server) and wrk (C; bench/api.lua posts the body), skipped with a note when wrk is not
@@ -76,9 +77,16 @@ web.run_app(make(), host="127.0.0.1", port=int(sys.argv[2]), access_log=None, pr
 """
 
 
-def start_serve(redis_url: str, port: int) -> subprocess.Popen:
+# No admission caps: a full run posts well over engine.max_queued (50,000) jobs, and the
+# 429s past it would be cheaper requests than the bare handler's writes.
+UNCAPPED = "[engine]\nmax_queued = 0\nmax_queued_bytes = 0\n"
+
+
+def start_serve(redis_url: str, port: int, config: Path) -> subprocess.Popen:
+    config.write_text(UNCAPPED)
     env = dict(os.environ)
     env.update(
+        BOTSYS_CONFIG=str(config),
         REDIS_URL=redis_url,
         API_GATEWAY_PORT=str(port),
         BOTSYS_REDIS_PREFIX=f"bench{port}",
@@ -215,10 +223,10 @@ async def rounds(args, routes: dict[str, dict[str, Target]]) -> dict[tuple, list
     return runs
 
 
-async def measure(args, redis_url: str) -> dict[tuple, list[Figures]]:
+async def measure(args, redis_url: str, tmp: Path) -> dict[tuple, list[Figures]]:
     serve_port, bare_port = free_port(), free_port()
     procs = [
-        start_serve(redis_url, serve_port),
+        start_serve(redis_url, serve_port, tmp / "bench.toml"),
         subprocess.Popen([sys.executable, "-c", BARE, redis_url, str(bare_port)]),
     ]
     try:
@@ -284,7 +292,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         redis = RedisServer(Path(tmp)).start()
         try:
-            runs = asyncio.run(measure(args, redis.url))
+            runs = asyncio.run(measure(args, redis.url, Path(tmp)))
         finally:
             redis.kill()
     print(
