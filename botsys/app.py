@@ -112,9 +112,10 @@ def _workers(runner):
     async def ctx(app: web.Application):
         settings, queue, metrics = app[SETTINGS], app[QUEUE], app[METRICS]
         notifier = Notifier(app[STORE].redis)
+        bots = runner or ProcessRunner(settings, app[REGISTRY])
         orch = Orchestrator(
             queue,
-            runner or ProcessRunner(settings, app[REGISTRY]),
+            bots,
             settings,
             metrics=metrics,
             notifier=notifier,
@@ -143,6 +144,8 @@ def _workers(runner):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if hasattr(bots, "aclose"):  # a test's stand-in runner may have nothing to close
+            await bots.aclose()
         with contextlib.suppress(Exception):
             await dispatcher.aclose()
         log.info("drained; bye")
