@@ -21,6 +21,7 @@ from botsys.runners.registry import BotRef, BotRegistry, UnknownBot
 from botsys.runners.sandbox import Sandbox, render
 from botsys.runners.supervise import Exit, supervise
 from botsys.runners.types import AttemptOutcome, AttemptSpec, EventSink
+from botsys.runners.zygote import Zygotes, check_forkable
 from botsys.states import JobState
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,17 @@ class ProcessRunner:
         self.sandbox = sandbox or Sandbox(settings)
         cache_dir = default_cache_dir(settings.runner.cache_dir)
         self.compile_cache = CompileCache(cache_dir, self._run_compiler)
+        forked = [bt for bt in settings.bot_types.values() if bt.start == "fork"]
+        for bt in forked:
+            check_forkable(bt)
+        self.zygotes = Zygotes({bt.name: self.sandbox.fork_plan(bt.name) for bt in forked})
+
+    async def start(self) -> None:
+        """Start the zygotes of fork-mode types (else the first attempt of each starts it)."""
+        await self.zygotes.start()
+
+    async def close(self) -> None:
+        await self.zygotes.stop()
 
     async def run(self, spec: AttemptSpec, sink: EventSink) -> AttemptOutcome:
         loop = asyncio.get_running_loop()
@@ -86,8 +98,13 @@ class ProcessRunner:
             python = self.sandbox.python(bt.name)
             values = self.sandbox.values(ref.path, ref.name, build, workdir, python)
             command = render(bt.command, values)
-            argv = self.sandbox.prefix(bt.name) + command
+            zygote = None
             try:
+                if bt.start == "fork":
+                    zygote = await self.zygotes.get(bt.name)
+                    argv = command[1:]  # the script and its arguments, run by the fork
+                else:
+                    argv = self.sandbox.prefix(bt.name) + command
                 exit_ = await supervise(
                     argv,
                     env=self.sandbox.env(bt.name, workdir),
@@ -97,6 +114,7 @@ class ProcessRunner:
                     timeout_s=timeout_s,
                     grace_s=runner.kill_grace_s,
                     on_start=out.started,
+                    zygote=zygote,
                 )
             except OSError as exc:
                 return AttemptOutcome(JobState.FAILED, error=f"could not start {command[0]}: {exc}")
