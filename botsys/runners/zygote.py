@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import subprocess
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,13 @@ START_TIMEOUT_S = 30.0  # start-up plus the preloads, on a loaded machine
 STOP_TIMEOUT_S = 2.0
 KILLED = -signal.SIGKILL  # how an attempt of a zygote that died ends (its leader got SIGKILL)
 RECV_BYTES = 1 << 16
+_started: weakref.WeakSet[Zygote] = weakref.WeakSet()
+
+
+def kill_all_zygotes() -> None:
+    """SIGKILL every zygote this process started (a test's teardown; a server stops its own)."""
+    for zygote in list(_started):
+        zygote.kill()
 
 
 def check_forkable(bt: BotTypeSettings) -> None:
@@ -113,6 +121,7 @@ class Zygote:
             raise
         finally:
             theirs.close()
+        _started.add(self)
         ours.setblocking(False)
         self._sock = ours
         self._ready = loop.create_future()
@@ -279,6 +288,8 @@ class Zygote:
                 pass  # no loop (a synchronous kill at the end of a test)
             self._sock.close()
             self._sock = None
+        if self.gone is None or self.gone.get_loop().is_closed():
+            return  # a test's teardown: nobody is waiting any more
         gone = ZygoteGone(f"the {self.name} zygote is gone")
         for future in (self._ready, *self._replies.values()):
             if future is not None and not future.done():
