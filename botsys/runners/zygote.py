@@ -33,6 +33,9 @@ from botsys.config import BotTypeSettings, ConfigError
 log = logging.getLogger(__name__)
 
 MAIN = Path(__file__).with_name("zygote_main.py")
+# Not `python zygote_main.py`: that would put botsys/runners first on sys.path, where types.py
+# shadows the standard module. `-c` adds "" (the cwd) instead, which we drop (-P is 3.11+).
+BOOT = "import sys; del sys.path[0]; f = sys.argv[1]; exec(compile(open(f).read(), f, 'exec'))"
 START_TIMEOUT_S = 30.0  # start-up plus the preloads, on a loaded machine
 STOP_TIMEOUT_S = 2.0
 KILLED = -signal.SIGKILL  # how an attempt of a zygote that died ends (its leader got SIGKILL)
@@ -108,7 +111,7 @@ class Zygote:
             # From the loop thread (the parent-death signal follows the forking thread), in a
             # group of its own (a terminal's ^C is the server's to handle, not the zygote's).
             self._proc = subprocess.Popen(
-                [self._python, str(MAIN), json.dumps(plan)],
+                [self._python, "-c", BOOT, str(MAIN), json.dumps(plan)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 env=self._env,

@@ -1,7 +1,7 @@
 """The zygote process: a Python that loaded the standard modules once and forks one bot per attempt.
 
 Started by zygote.py (one per ``start = "fork"`` bot type and replica) as
-``python zygote_main.py PLAN_JSON``, holding its end of a SOCK_SEQPACKET socket (``plan["sock"]``).
+``python -c BOOT zygote_main.py PLAN_JSON``, holding its end of a SOCK_SEQPACKET socket (``plan["sock"]``).
 Standard library only, run as a script: a bot must not find botsys imported. It never runs bot
 code itself, so nothing one bot does reaches the next: every attempt is a fork of this pristine
 process.
@@ -105,6 +105,7 @@ def run_bot(plan, parent, group, mask, request):
     if os.getppid() != parent:
         os._exit(127)
     prctl(PR_SET_NO_NEW_PRIVS, 1)
+    os.closerange(3, _max_fd())  # the report pipe: exec would have closed it (O_CLOEXEC)
     signal.signal(GONE, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     os._exit(run_script(request))
@@ -120,7 +121,7 @@ def run_script(request):
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = list(request["argv"])
-    sys.path[0] = os.path.dirname(os.path.abspath(script))  # as `python script` sets it
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # as `python script` does
     _fresh_stdio()
     main = types.ModuleType("__main__")
     main.__file__ = script
@@ -518,7 +519,7 @@ class Zygote:
 
 
 def main():
-    plan = json.loads(sys.argv[1])
+    plan = json.loads(sys.argv[-1])
     sock = socket.socket(fileno=plan["sock"])
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the server, even on kill -9
     if os.getppid() != plan["server"]:
