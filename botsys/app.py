@@ -111,9 +111,12 @@ def _workers(runner):
     async def ctx(app: web.Application):
         settings, queue, metrics = app[SETTINGS], app[QUEUE], app[METRICS]
         notifier = Notifier(queue.redis)
+        processes = None if runner else ProcessRunner(settings, app[REGISTRY])
+        if processes is not None:
+            await processes.start()  # fork-mode zygotes, before the first claim
         orch = Orchestrator(
             queue,
-            runner or ProcessRunner(settings, app[REGISTRY]),
+            runner or processes,
             settings,
             metrics=metrics,
             notifier=notifier,
@@ -136,6 +139,8 @@ def _workers(runner):
         log.info("draining: no new claims; running bots get %.0fs", settings.server.drain_timeout_s)
         await dispatcher.stop()
         await orch.stop()
+        if processes is not None:
+            await processes.close()
         for task in tasks:
             task.cancel()
         for task in tasks:

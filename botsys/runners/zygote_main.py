@@ -34,6 +34,7 @@ import sys
 import time
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 CLONE_NEWUSER = 0x10000000
@@ -87,6 +88,11 @@ def prctl(option, value):
     _call(_libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0), "prctl")
 
 
+def set_name(name):
+    """/proc/<pid>/comm: "botsys-zygote" for our own processes, the interpreter's for the bot."""
+    _libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+
+
 # ---- the bot: what launch.c's exec_bot does, then the interpreter's part of `python script`
 
 
@@ -105,6 +111,7 @@ def run_bot(plan, parent, group, mask, request):
     if os.getppid() != parent:
         os._exit(127)
     prctl(PR_SET_NO_NEW_PRIVS, 1)
+    set_name(plan["comm"])
     os.closerange(3, _max_fd())  # the report pipe: exec would have closed it (O_CLOEXEC)
     signal.signal(GONE, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -520,6 +527,9 @@ class Zygote:
 
 def main():
     plan = json.loads(sys.argv[-1])
+    with open("/proc/self/comm") as f:
+        plan["comm"] = f.read().strip()  # what a spawned bot's would be (its interpreter's)
+    set_name("botsys-zygote")  # this process and the leaders, inits and reapers it forks
     sock = socket.socket(fileno=plan["sock"])
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the server, even on kill -9
     if os.getppid() != plan["server"]:
