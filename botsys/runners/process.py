@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 from botsys.config import BotTypeSettings, Settings
+from botsys.runners.bot_docs import bot_start
 from botsys.runners.cache_dir import default_cache_dir
 from botsys.runners.compile_cache import (
     COMPILER_OUTPUT_BYTES,
@@ -21,7 +22,7 @@ from botsys.runners.registry import BotRef, BotRegistry, UnknownBot
 from botsys.runners.sandbox import Sandbox, render
 from botsys.runners.supervise import Exit, supervise
 from botsys.runners.types import AttemptOutcome, AttemptSpec, EventSink
-from botsys.runners.zygote import Zygotes, check_forkable
+from botsys.runners.zygote import Zygotes, check_forkable, forkable
 from botsys.states import JobState
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,10 @@ class ProcessRunner:
         self.sandbox = sandbox or Sandbox(settings)
         cache_dir = default_cache_dir(settings.runner.cache_dir)
         self.compile_cache = CompileCache(cache_dir, self._run_compiler)
-        forked = [bt for bt in settings.bot_types.values() if bt.start == "fork"]
-        for bt in forked:
+        for bt in settings.bot_types.values():
             check_forkable(bt)
-        self.zygotes = Zygotes({bt.name: self.sandbox.fork_plan(bt.name) for bt in forked})
+        eager = [bt.name for bt in settings.bot_types.values() if bt.start == "fork"]
+        self.zygotes = Zygotes(self.sandbox.fork_plan, eager)
 
     async def start(self) -> None:
         """Start the zygotes of fork-mode types (else the first attempt of each starts it)."""
@@ -100,7 +101,7 @@ class ProcessRunner:
             command = render(bt.command, values)
             zygote = None
             try:
-                if bt.start == "fork":
+                if start_mode(bt, ref) == "fork":
                     zygote = await self.zygotes.get(bt.name)
                     argv = command[1:]  # the script and its arguments, run by the fork
                 else:
@@ -139,6 +140,15 @@ class ProcessRunner:
             grace_s=self._settings.runner.kill_grace_s,
         )
         return CompileRun(exit_.returncode, exit_.timed_out, tail.text())
+
+
+def start_mode(bt: BotTypeSettings, ref: BotRef) -> str:
+    """The type's ``start``, unless the bot's header says ``Start: spawn|fork`` (fork only
+    where the type's command can fork: ``{python} {script}``)."""
+    own = bot_start(ref.path)
+    if own == "fork" and not forkable(bt):
+        return "spawn"
+    return own or bt.start
 
 
 def outcome(

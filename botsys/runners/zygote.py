@@ -23,7 +23,7 @@ import signal
 import socket
 import subprocess
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,12 +49,14 @@ def kill_all_zygotes() -> None:
         zygote.kill()
 
 
+def forkable(bt: BotTypeSettings) -> bool:
+    """Fork mode runs the script inside a forked Python: the command must be
+    ``["{python}", "{script}", args...]``, with nothing to compile or exec."""
+    return not bt.compile and bt.command[:2] == ["{python}", "{script}"]
+
+
 def check_forkable(bt: BotTypeSettings) -> None:
-    """``start = "fork"`` runs the script inside a forked Python: the command must be
-    ``["{python}", "{script}", args...]``, nothing else to exec."""
-    if bt.start != "fork":
-        return
-    if bt.compile or bt.command[:2] != ["{python}", "{script}"]:
+    if bt.start == "fork" and not forkable(bt):
         raise ConfigError(
             f'bot_types.{bt.name}.start = "fork" needs command = ["{{python}}", "{{script}}", '
             f'...] and no compile step (got command = {bt.command!r}); use start = "spawn"'
@@ -310,15 +312,14 @@ class Zygote:
 class Zygotes:
     """The zygotes of a server, one per fork-mode type, started on demand and restarted."""
 
-    def __init__(self, plans: Mapping[str, tuple[str, dict, dict[str, str]]]) -> None:
-        self._plans = plans  # type -> (python, plan, env)
+    def __init__(
+        self, plan_for: Callable[[str], tuple[str, dict, dict[str, str]]], eager: list[str]
+    ) -> None:
+        self._plan_for = plan_for  # type -> (python, plan, env)
+        self._eager = eager  # started with the server; others on a bot's first `Start: fork`
         self._running: dict[str, Zygote] = {}
         self._starting: dict[str, asyncio.Task[Zygote]] = {}
         self._closed = False
-
-    @property
-    def types(self) -> list[str]:
-        return list(self._plans)
 
     def running(self, bot_type: str) -> Zygote | None:
         zygote = self._running.get(bot_type)
@@ -338,7 +339,7 @@ class Zygotes:
 
     async def start(self) -> None:
         """Start every zygote now (server start-up), so no attempt waits for one."""
-        await asyncio.gather(*(self.get(name) for name in self._plans))
+        await asyncio.gather(*(self.get(name) for name in self._eager))
 
     async def stop(self) -> None:
         self._closed = True
@@ -353,7 +354,7 @@ class Zygotes:
             zygote.kill()
 
     async def _start(self, bot_type: str) -> Zygote:
-        python, plan, env = self._plans[bot_type]
+        python, plan, env = self._plan_for(bot_type)
         zygote = Zygote(bot_type, python, plan, env)
         await zygote.start()
         self._running[bot_type] = zygote

@@ -117,3 +117,29 @@ def test_fork_needs_a_plain_python_command(bots_dir, java_cache):
     )
     with pytest.raises(ConfigError, match=r"bot_types\.bash\.start = \"fork\" needs command"):
         ProcessRunner(settings)
+
+
+PARENT = '''"""parent: names the process it was started by.
+
+Start: {start}
+"""
+import json
+# the machine's pids (/proc is not remounted): getppid() says 1 inside a PID namespace
+ppid = open("/proc/self/stat").read().rsplit(")", 1)[1].split()[1]
+print(json.dumps({{"result": open(f"/proc/{{ppid}}/comm").read().strip()}}))
+'''
+
+
+@pytest.mark.parametrize("type_start", ["spawn", "fork"])
+async def test_a_bot_header_overrides_its_types_start_mode(bots_dir, java_cache, type_start):
+    write_bot(bots_dir, "python", "forked", PARENT.format(start="fork"))
+    write_bot(bots_dir, "python", "spawned", PARENT.format(start="spawn"))
+    settings = make_settings(bots_dir, java_cache, **{"bot_types.python.start": type_start})
+    runner = ProcessRunner(settings)
+    try:
+        forked, _, _ = await run_bot(runner, "python", "forked")
+        spawned, _, _ = await run_bot(runner, "python", "spawned")
+    finally:
+        await runner.close()
+    assert forked.result == "botsys-zygote", forked.error  # its init (or reaper)
+    assert spawned.result.startswith("botsys-launch"), spawned.error
