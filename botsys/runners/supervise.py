@@ -111,6 +111,7 @@ class _Child:
         self._readers: list[asyncio.BaseTransport] = []
         self._writer: asyncio.WriteTransport | None = None
         self._handed: list[object] = []  # pipes a transport owns (and will close)
+        self._connecting: asyncio.Future[None] | None = None
 
     @classmethod
     def spawn(cls, argv: list[str], env: Mapping[str, str], cwd: Path) -> _Child:
@@ -141,6 +142,14 @@ class _Child:
         return cls(forked.pid, pipes, forked.exited, lambda: zygote.release(forked.pid))
 
     async def connect(self, output: Output, stdin: bytes) -> None:
+        # Shielded: a cancel in the middle (a fast bot's output can make the caller cancel
+        # before we are done) must not leave a pipe that a transport already owns unrecorded,
+        # or reap() would close its descriptor a second time. reap() waits for it instead.
+        self._connecting = asyncio.ensure_future(self._connect(output, stdin))
+        self._connecting.add_done_callback(lambda f: f.cancelled() or f.exception())
+        await asyncio.shield(self._connecting)
+
+    async def _connect(self, output: Output, stdin: bytes) -> None:
         loop = self._loop
         for pipe, feed in ((self._stdout, output.stdout), (self._stderr, output.stderr)):
             transport, _ = await loop.connect_read_pipe(lambda f=feed: _Reader(f, self), pipe)
@@ -166,6 +175,8 @@ class _Child:
             self._release()
             await _wait(self.drained, DRAIN_S)
         finally:
+            if self._connecting is not None and not self._connecting.done():
+                await asyncio.wait([self._connecting])
             for reader in self._readers:
                 if not reader.is_closing():
                     reader.close()  # cuts a pipe still held by a process that left the group

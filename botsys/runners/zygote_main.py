@@ -113,6 +113,7 @@ def run_bot(plan, parent, group, mask, request):
     set_name(plan["comm"])
     os.closerange(3, _max_fd())  # the report pipe: exec would have closed it (O_CLOEXEC)
     signal.signal(GONE, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh python has it
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     os._exit(run_script(request))
 
@@ -259,6 +260,31 @@ def _set_up_leader(plan, fds, zygote):
     if ns:
         _enter_namespaces(ns)
     return bool(ns & CLONE_NEWPID)
+
+
+def run_direct_init(plan, request, fds, report_w):
+    """pid 1 of the attempt's new PID namespace, forked by the zygote itself: what the leader
+    and init do together on the other path, for one fork less. It leads the group the server
+    signals; as a namespace's init it gets none of those signals but SIGKILL (it has no
+    handler), which ends the whole namespace. It reports the bot's wait status, then exits."""
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)  # from here on, errors go to the bot's stderr
+    os.dup2(report_w, 3)
+    os.closerange(4, _max_fd())  # the zygote's socket, selector, pidfds and namespaces
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a handler would let the group's ^C in
+    os.setpgid(0, 0)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the zygote: the namespace goes too
+    for name, soft, hard in plan["limits"]:
+        resource.setrlimit(LIMITS[name], (soft, hard))
+    if plan.get("net_ns"):
+        _loopback_up()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    bot = os.fork()
+    if bot == 0:
+        _in_child(run_bot, plan, 1, 0, mask, request)
+    status = _wait_bot(bot)
+    os.write(3, struct.pack("i", status))
+    os._exit(0)  # the kernel now kills what is left in the namespace
 
 
 def _helper(plan, request, leader, mask, report_r, report_w, in_namespace):
@@ -451,7 +477,16 @@ class Zygote:
         self.selector = selectors.DefaultSelector()
         self.selector.register(sock, selectors.EVENT_READ)
         self.pidfds = {}  # leader pid -> pidfd, until released
+        self.reports = {}  # init pid -> the read end of its report pipe (direct attempts)
         self.me = os.getpid()
+        # As root with PID namespaces, no leader: the zygote itself unshares, forks the
+        # namespace's init (which leads the group) and returns to its own namespaces.
+        self.direct = bool(plan.get("pid_ns")) and os.geteuid() == 0
+        self.home = {}  # namespace flag -> an fd of the zygote's own namespace, to go back to
+        if self.direct:
+            self.home[CLONE_NEWPID] = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            if plan.get("net_ns"):
+                self.home[CLONE_NEWNET] = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
     def send(self, message):
         self.sock.send(json.dumps(message).encode())
@@ -480,31 +515,68 @@ class Zygote:
         return True
 
     def fork(self, request, fds):
+        report = None
         try:
             if len(fds) != 3:
                 raise OSError(errno.EINVAL, f"expected 3 descriptors, got {len(fds)}")
-            pid = os.fork()
-            if pid == 0:
-                lead(self.plan, request, fds, self.me)
+            if self.direct:
+                pid, report = self.fork_init(request, fds)
+            else:
+                pid = os.fork()
+                if pid == 0:
+                    lead(self.plan, request, fds, self.me)
             try:
                 os.setpgid(pid, pid)  # before the server can signal the group
             except OSError:
                 pass  # it already did so itself (or died: the exit report says how)
             pidfd = os.pidfd_open(pid)
-        except OSError as exc:
-            self.send({"id": request["id"], "error": f"fork: {exc.strerror or exc}"})
+        except (OSError, Failed) as exc:
+            if report is not None:
+                os.close(report)
+            self.send({"id": request["id"], "error": f"fork: {getattr(exc, 'strerror', 0) or exc}"})
             return
         finally:
             for fd in fds:
                 os.close(fd)
         self.pidfds[pid] = pidfd
+        if report is not None:
+            self.reports[pid] = report
         self.selector.register(pidfd, selectors.EVENT_READ, pid)
         self.send({"id": request["id"], "pid": pid})
+
+    def fork_init(self, request, fds):
+        """Fork the attempt's init straight into new namespaces; (its pid, its report pipe)."""
+        flags = 0
+        for flag in self.home:
+            flags |= flag
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            _call(_libc.unshare(ctypes.c_int(flags)), "unshare")
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    _in_child(run_direct_init, self.plan, request, fds, report_w)
+            finally:
+                for flag, fd in self.home.items():  # unshare(NEWPID) again needs this
+                    _call(_libc.setns(fd, ctypes.c_int(flag)), "setns")
+        except BaseException:
+            os.close(report_r)
+            raise
+        finally:
+            os.close(report_w)
+        return pid, report_r
 
     def on_exit(self, pid, pidfd):
         self.selector.unregister(pidfd)
         info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
-        self.send({"exit": pid, "status": _exitcode(info)})
+        status = _exitcode(info)
+        report = self.reports.pop(pid, None)
+        if report is not None:
+            data = os.read(report, 4)  # init wrote the bot's wait status, unless it was killed
+            os.close(report)
+            if len(data) == 4:
+                status = os.waitstatus_to_exitcode(struct.unpack("i", data)[0])
+        self.send({"exit": pid, "status": status})
 
     def release(self, pid):
         pidfd = self.pidfds.pop(pid, None)
