@@ -12,7 +12,9 @@ botsys-launch (launch.c) does in C, in the same order, with the same guarantees 
 first): its own process group, the rlimits, the namespaces, the group signals blocked, then a PID
 namespace's init (or, where namespaces are refused, a subreaper) that forks the bot. The bot
 switches user, arms its parent-death signal, sets no_new_privs and, where the launcher would exec,
-runs the script as ``__main__``. The leader ends the way the bot ended.
+runs the script as ``__main__``. The leader ends the way the bot ended. As root with PID
+namespaces the leader is left out: the zygote unshares, forks the namespace's init directly
+(run_direct_init) and goes back to its own namespaces with setns.
 
 The zygote answers ``{"id", "pid"}`` (the leader: pid = process group) then ``{"exit": pid,
 "status"}``; it keeps the leader a zombie (waitid WNOWAIT) until the server sends ``{"release":
