@@ -130,6 +130,7 @@ def run_script(request):
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = list(request["argv"])
+    _show_cmdline([sys.executable, *sys.argv])
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # as `python script` does
     _fresh_stdio()
     main = types.ModuleType("__main__")
@@ -167,6 +168,23 @@ def run_script(request):
         signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     return code
+
+
+def _show_cmdline(args):
+    """/proc/<pid>/cmdline (ps, pgrep) names the bot as a spawned one's would, not the zygote:
+    written over the zygote's own argument area, which this copy no longer needs (python keeps
+    its own copy of argv; setproctitle does the same). Longer than that area: cut."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48, 49)
+    except (OSError, IndexError, ValueError):
+        return
+    size = end - start
+    if size <= 0:
+        return
+    data = b"\0".join(os.fsencode(a) for a in args)[: size - 1]
+    ctypes.memmove(start, data.ljust(size, b"\0"), size)
 
 
 def _exit_code(exc):

@@ -143,3 +143,11 @@ async def test_a_bot_header_overrides_its_types_start_mode(bots_dir, java_cache,
         await runner.close()
     assert forked.result == "botsys-zygote", forked.error  # its init (or reaper)
     assert spawned.result.startswith("botsys-launch"), spawned.error
+
+
+async def test_ps_shows_the_bots_command_not_the_zygotes(runner, bots_dir):
+    source = 'import json\nprint(json.dumps({"result": open("/proc/self/cmdline", "rb").read().decode()}))\n'
+    path = write_bot(bots_dir, "python", "cmdline", source)
+    outcome, _, _ = await run_bot(runner, "python", "cmdline")
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.result.rstrip("\0").split("\0") == [runner.sandbox.python("python"), str(path)]
