@@ -23,6 +23,7 @@ from .appkeys import (
     DELIVERIES,
     METRICS,
     METRICS_REFRESH,
+    ORCHESTRATOR,
     QUEUE,
     REGISTRY,
     REPLICA,
@@ -111,16 +112,17 @@ def _workers(runner):
     async def ctx(app: web.Application):
         settings, queue, metrics = app[SETTINGS], app[QUEUE], app[METRICS]
         notifier = Notifier(queue.redis)
-        processes = None if runner else ProcessRunner(settings, app[REGISTRY])
-        if processes is not None:
-            await processes.start()  # fork-mode zygotes, before the first claim
+        bots = runner or ProcessRunner(settings, app[REGISTRY])
+        if runner is None:
+            await bots.start()  # fork-mode zygotes, before the first claim
         orch = Orchestrator(
             queue,
-            runner or processes,
+            bots,
             settings,
             metrics=metrics,
             notifier=notifier,
         )
+        app[ORCHESTRATOR] = orch
         deliveries = app[DELIVERIES]
         deliveries.subscribe(notifier)
         dispatcher = WebhookDispatcher(
@@ -139,13 +141,13 @@ def _workers(runner):
         log.info("draining: no new claims; running bots get %.0fs", settings.server.drain_timeout_s)
         await dispatcher.stop()
         await orch.stop()
-        if processes is not None:
-            await processes.close()
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if hasattr(bots, "aclose"):  # a test's stand-in runner may have nothing to close
+            await bots.aclose()
         with contextlib.suppress(Exception):
             await dispatcher.aclose()
         log.info("drained; bye")

@@ -12,6 +12,7 @@ from aiohttp import web
 from .config import Settings
 from .deliveries import RedisDeliveryStore
 from .metrics import Metrics
+from .orchestrator import Orchestrator
 from .queue import JobQueue
 from .runners.registry import BotRegistry
 from .store.connection import Store
@@ -21,6 +22,8 @@ REPLICA = web.AppKey("replica", str)
 STARTED_AT = web.AppKey("started_at", float)
 STORE = web.AppKey("store", Store)
 QUEUE = web.AppKey("queue", JobQueue)
+# This replica's orchestrator; absent when the app serves the API only (no workers).
+ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 REGISTRY = web.AppKey("registry", BotRegistry)
 DELIVERIES = web.AppKey("deliveries", RedisDeliveryStore)
 METRICS = web.AppKey("metrics", Metrics)

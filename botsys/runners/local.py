@@ -65,7 +65,7 @@ async def run_local(
     try:
         outcome = await runner.run(spec, PrintSink(out))
     finally:
-        await runner.close()  # a fork-mode type's zygote
+        await runner.aclose()  # a fork-mode type's zygote
     summary = {
         "status": outcome.status,
         "result": outcome.result,

@@ -10,8 +10,10 @@ from pathlib import Path
 from botsys.config import BotTypeSettings, Settings
 from botsys.runners.bot_docs import bot_start
 from botsys.runners.cache_dir import default_cache_dir
+from botsys.runners.class_archive import with_java_flags
 from botsys.runners.compile_cache import (
     COMPILER_OUTPUT_BYTES,
+    Build,
     CompileCache,
     CompileError,
     CompileRun,
@@ -42,7 +44,7 @@ class ProcessRunner:
         self.registry = registry or BotRegistry(settings)
         self.sandbox = sandbox or Sandbox(settings)
         cache_dir = default_cache_dir(settings.runner.cache_dir)
-        self.compile_cache = CompileCache(cache_dir, self._run_compiler)
+        self.compile_cache = CompileCache(cache_dir, self._run_compiler, self.sandbox.jdk)
         for bt in settings.bot_types.values():
             check_forkable(bt)
         eager = [bt.name for bt in settings.bot_types.values() if bt.start == "fork"]
@@ -51,9 +53,6 @@ class ProcessRunner:
     async def start(self) -> None:
         """Start the zygotes of fork-mode types (else the first attempt of each starts it)."""
         await self.zygotes.start()
-
-    async def close(self) -> None:
-        await self.zygotes.stop()
 
     async def run(self, spec: AttemptSpec, sink: EventSink) -> AttemptOutcome:
         loop = asyncio.get_running_loop()
@@ -76,16 +75,36 @@ class ProcessRunner:
         remaining = max(0.0, deadline - loop.time())  # compiling counts against the timeout
         return await self._attempt(bt, ref, build, envelope, remaining, sink)
 
-    async def _build(self, bt: BotTypeSettings, ref: BotRef, timeout_s: float) -> str:
+    async def aclose(self) -> None:
+        """Server shutdown: stop background work (java class archive trainings, zygotes)."""
+        await self.zygotes.stop()
+        await self.compile_cache.archives.aclose()
+
+    async def _build(self, bt: BotTypeSettings, ref: BotRef, timeout_s: float) -> Build:
         if not bt.compile:
-            return ""
-        return str(await self.compile_cache.build_dir(bt, ref, timeout_s))
+            return Build()
+        return await self.compile_cache.build(bt, ref, timeout_s)
+
+    def command(self, bt: BotTypeSettings, ref: BotRef, build: Build, workdir: Path) -> list[str]:
+        """The bot's argv (without the sandbox prefix)."""
+        jdk = self.sandbox.jdk
+        values = self.sandbox.values(
+            ref.path,
+            ref.name,
+            build.folder,
+            workdir,
+            self.sandbox.python(bt.name),
+            java=jdk.java,
+            javac=jdk.javac,
+            classpath=build.classpath,
+        )
+        return with_java_flags(render(bt.command, values), build.java_flags)
 
     async def _attempt(
         self,
         bt: BotTypeSettings,
         ref: BotRef,
-        build: str,
+        build: Build,
         envelope: bytes,
         timeout_s: float,
         sink: EventSink,
@@ -96,9 +115,7 @@ class ProcessRunner:
         )
         workdir = self.sandbox.make_workdir(bt.name)
         try:
-            python = self.sandbox.python(bt.name)
-            values = self.sandbox.values(ref.path, ref.name, build, workdir, python)
-            command = render(bt.command, values)
+            command = self.command(bt, ref, build, workdir)
             zygote = None
             try:
                 if start_mode(bt, ref) == "fork":

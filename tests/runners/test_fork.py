@@ -47,7 +47,7 @@ def fork_mode(monkeypatch):
 async def runner(settings):
     runner = ProcessRunner(settings)
     yield runner
-    await runner.close()
+    await runner.aclose()
 
 
 async def test_module_state_set_by_one_job_is_not_seen_by_the_next(runner, bots_dir):
@@ -105,7 +105,7 @@ async def test_closing_the_runner_stops_its_zygote(settings):
     runner = ProcessRunner(settings)
     await runner.start()
     pid = runner.zygotes.running("python").pid
-    await runner.close()
+    await runner.aclose()
     assert not alive(pid)
 
 
@@ -140,7 +140,7 @@ async def test_a_bot_header_overrides_its_types_start_mode(bots_dir, java_cache,
         forked, _, _ = await run_bot(runner, "python", "forked")
         spawned, _, _ = await run_bot(runner, "python", "spawned")
     finally:
-        await runner.close()
+        await runner.aclose()
     assert forked.result == "botsys-zygote", forked.error  # its init (or reaper)
     assert spawned.result.startswith("botsys-launch"), spawned.error
 
