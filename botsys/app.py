@@ -113,6 +113,8 @@ def _workers(runner):
         settings, queue, metrics = app[SETTINGS], app[QUEUE], app[METRICS]
         notifier = Notifier(app[STORE].redis)
         bots = runner or ProcessRunner(settings, app[REGISTRY])
+        if runner is None:
+            await bots.start()  # fork-mode zygotes, before the first claim
         orch = Orchestrator(
             queue,
             bots,
