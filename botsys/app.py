@@ -91,12 +91,12 @@ async def _store(app: web.Application):
     await wait_until_ready(store, settings.redis.startup_retry_max_s)
     await warn_on_risky_settings(store)
     app[STORE] = store
-    queue = JobQueue(store.redis, settings, app[REPLICA])
-    await queue.seed_limits()
-    app[QUEUE] = queue
-    types = app[TYPE_STORE] = TypeStore(queue)
+    queue = JobQueue(store.redis, settings, app[REPLICA], scripts=store.scripts)
+    types = app[TYPE_STORE] = TypeStore(store.redis, store.keys, queue)
     app[TYPE_CATALOG].on_change(lambda change: _forget_contexts(queue, change))
     await app[TYPE_CATALOG].refresh(types, force=True)  # runtime types, before seeding limits
+    await queue.seed_limits()
+    app[QUEUE] = queue
     app[TYPE_WATCHER] = watcher = TypeWatcher(app[TYPE_CATALOG], types)
     watching = asyncio.create_task(watcher.run(), name="bot-types")
     app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
@@ -136,8 +136,10 @@ def _install_snapshot(app: web.Application) -> None:
 def _workers(runner):
     async def ctx(app: web.Application):
         settings, queue, metrics = app[SETTINGS], app[QUEUE], app[METRICS]
-        notifier = Notifier(queue.redis)
+        notifier = Notifier(app[STORE].redis)
         bots = runner or ProcessRunner(settings, app[REGISTRY])
+        if runner is None:
+            await bots.start()  # fork-mode zygotes, before the first claim
         orch = Orchestrator(
             queue,
             bots,
@@ -147,7 +149,7 @@ def _workers(runner):
         )
         app[ORCHESTRATOR] = orch
         app[TYPE_CATALOG].on_change(orch.types_changed)
-        notifier.on(queue.keys.types_channel(), app[TYPE_WATCHER].poke)
+        notifier.on(app[STORE].keys.types_channel(), app[TYPE_WATCHER].poke)
         deliveries = app[DELIVERIES]
         deliveries.subscribe(notifier)
         dispatcher = WebhookDispatcher(

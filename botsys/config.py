@@ -117,6 +117,9 @@ class BotTypeSettings:
     cadence_mode: str = _spec("queue", choices=("queue", "reject"))
     default_priority: int = _spec(3, lo=1, hi=1000)
     description: str = _spec("")
+    # start = "fork" (Python): attempts fork from a warm zygote (docs/BOTS.md "Warm starts")
+    start: str = _spec("spawn", choices=("spawn", "fork"))
+    preload: list[str] = _spec([], doc="modules a fork-mode zygote imports once for every bot")
 
 
 @dataclass(frozen=True)

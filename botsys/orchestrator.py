@@ -122,7 +122,7 @@ class Orchestrator:
         self._subscribed = set(self.bot_types)  # types whose wake channel we listen to
         self.claimed_total = 0
         # Without a shared notifier (tests, tools) the orchestrator runs its own.
-        self._own_notifier = None if notifier is not None else Notifier(queue.redis)
+        self._own_notifier = None if notifier is not None else queue.notifier()
         self._notifier = notifier or self._own_notifier
         self.subscribe(self._notifier)
         queue.on_reseeded = self._on_reseeded
@@ -436,11 +436,10 @@ class Orchestrator:
 
     def subscribe(self, notifier: Notifier) -> None:
         """Wake dispatchers on enqueue/release/limit changes; kill bots cancelled elsewhere."""
-        k = self.queue.keys
         mine = f"release:{self.queue.replica}"
         for t in self.bot_types:
-            notifier.on(k.wake_channel(t), self._wake_handler(t, mine))
-        notifier.on(k.cancel_channel(), self._on_cancel)
+            notifier.on(self.queue.wake_channel(t), self._wake_handler(t, mine))
+        notifier.on(self.queue.cancel_channel(), self._on_cancel)
         notifier.on_connect(self._reseed_on_connect)
 
     def _wake_handler(self, t: str, mine: str):
@@ -473,7 +472,7 @@ class Orchestrator:
         if t not in self._subscribed:
             self._subscribed.add(t)
             mine = f"release:{self.queue.replica}"
-            self._notifier.add(self.queue.keys.wake_channel(t), self._wake_handler(t, mine))
+            self._notifier.add(self.queue.wake_channel(t), self._wake_handler(t, mine))
         if self._dispatchers or self._tasks:  # started: serve it now
             task = asyncio.create_task(self._dispatch(t), name=f"dispatch-{t}")
             self._dispatchers.append(task)
@@ -491,13 +490,8 @@ class Orchestrator:
     async def _cancel_leftovers(self, t: str) -> None:
         """A job enqueued while the deletion spread (< 1 s) would wait for no dispatcher:
         every replica cancels what is left, through the cancel path (webhooks included)."""
-        k = self.queue.keys
         try:
-            ids = [
-                *await self.queue.redis.zrange(k.queue(t), 0, -1),
-                *await self.queue.redis.zrange(k.delayed(t), 0, -1),
-            ]
-            for job_id in ids:
+            for job_id in await self.queue.waiting_ids(t):
                 await self.queue.run_script("cancel", t, job_id)
         except STORE_FAILED as exc:
             log.warning("cancelling the jobs left by deleted type %s failed: %s", t, exc)

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp_apispec import docs, querystring_schema, request_schema, response_schema
 
 from .. import jsonsafe
-from ..appkeys import DELIVERIES, ORCHESTRATOR, QUEUE, REGISTRY, SETTINGS
+from ..appkeys import DELIVERIES, ORCHESTRATOR, QUEUE, REGISTRY, SETTINGS, STORE
 from ..control.cadence import cadence_hold
 from ..intake import submit
 from ..queue import QueueFull, TypeDeleted
@@ -61,7 +61,8 @@ async def get_job(request: web.Request) -> web.Response:
     view = job.view()
     bt = request.app[SETTINGS].bot_types.get(job.bot_type)
     if job.state == JobState.QUEUED and bt is not None:
-        view.update(await cadence_hold(queue.redis, queue.keys, bt))
+        store = request.app[STORE]
+        view.update(await cadence_hold(store.redis, store.keys, bt))
     return web.json_response(view, dumps=jsonsafe.dumps)
 
 

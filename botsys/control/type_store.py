@@ -15,7 +15,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
+
 from botsys.queue import JobQueue
+from botsys.store.keys import Keys
 
 
 class VersionConflict(Exception):
@@ -33,10 +36,13 @@ class Record:
 
 
 class TypeStore:
-    def __init__(self, queue: JobQueue) -> None:
+    """``redis`` and ``keys``: the store's (app[STORE]); ``queue`` runs type_write.lua in the
+    type's script context (its wake channel, for the limit it puts in force)."""
+
+    def __init__(self, redis: Redis, keys: Keys, queue: JobQueue) -> None:
         self.queue = queue
-        self.redis = queue.redis
-        self.keys = queue.keys
+        self.redis = redis
+        self.keys = keys
 
     async def version(self) -> int:
         return int(await self.redis.get(self.keys.types_version()) or 0)

@@ -28,7 +28,7 @@ async def replicas(redis_factory):
         catalog = TypeCatalog(settings.bot_types)
         live = dataclasses.replace(settings, bot_types=catalog.live)
         queue = JobQueue(redis_factory(), live, name)
-        out.append((queue, TypeStore(queue), catalog))
+        out.append((queue, TypeStore(queue.redis, queue.keys, queue), catalog))
     return out
 
 
