@@ -21,6 +21,8 @@ from .api import setup_api
 from .api.http_errors import install as install_http_errors  # noqa: F401 — serve's hook
 from .appkeys import (
     DELIVERIES,
+    GROUPS,
+    MEMBER_CHECK,
     METRICS,
     METRICS_REFRESH,
     QUEUE,
@@ -31,6 +33,8 @@ from .appkeys import (
     STORE,
 )
 from .config import Settings
+from .control.group_store import GroupStore
+from .control.members import registry_member_check
 from .deliveries import RedisDeliveryStore
 from .metrics import Metrics, TypeSnapshot, WebhookSnapshot
 from .orchestrator import Orchestrator
@@ -56,6 +60,7 @@ def create_app(settings: Settings, *, runner=None, with_workers: bool = True) ->
     app[REPLICA] = replica_name(settings)
     app[STARTED_AT] = time.time()
     app[REGISTRY] = BotRegistry(settings)
+    app[MEMBER_CHECK] = registry_member_check(app[REGISTRY])
     app[METRICS] = Metrics(
         version=__version__, replica=app[REPLICA], bot_types=list(settings.bot_types)
     )
@@ -83,6 +88,7 @@ async def _store(app: web.Application):
     await queue.seed_limits()
     app[QUEUE] = queue
     app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
+    app[GROUPS] = GroupStore(store.redis, queue.keys, queue.scripts)
     _install_snapshot(app)
     yield
     await store.close()

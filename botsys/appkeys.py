@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from .config import Settings
+from .control.group_store import GroupStore
 from .deliveries import RedisDeliveryStore
 from .metrics import Metrics
 from .queue import JobQueue
@@ -25,6 +26,9 @@ REGISTRY = web.AppKey("registry", BotRegistry)
 DELIVERIES = web.AppKey("deliveries", RedisDeliveryStore)
 METRICS = web.AppKey("metrics", Metrics)
 METRICS_REFRESH = web.AppKey("metrics_refresh", Callable[[], Awaitable[None]])
+GROUPS = web.AppKey("groups", GroupStore)
+# A group member (`type` or `type/bot`) → why it cannot run now, or None when it can.
+MEMBER_CHECK = web.AppKey("member_check", Callable[[str], "str | None"])
 
 # Set by handlers that serve an HTML page (dashboard, Swagger UI): the page's own CSP.
 PAGE_CSP = web.RequestKey("page_csp", str)

@@ -187,8 +187,10 @@ class JobQueue:
         delay_ms: int = 0,
         idempotency_key: str = "",
         fingerprint: str = "",
+        group: str = "",
         now: int | None = None,
     ) -> Enqueued:
+        """``group``: the JSON {groupId, rule, member} of a job routed by a bot group."""
         bt = self.settings.bot_types[bot_type]
         job_id = new_job_id(bot_type, now)
         fields = {
@@ -201,6 +203,7 @@ class JobQueue:
             "maxAttempts": max_attempts or bt.max_attempts,
             "idempotencyKey": idempotency_key,
             "fingerprint": fingerprint,  # of the request, to tell a repeat from a reused key
+            "group": group,
         }
         take = not delay_ms and self.local is not None and self.local.reserve(bot_type)
         claim = None

@@ -124,10 +124,12 @@ def tailor(doc: dict, settings, bot_types: list[dict]) -> None:
     schemas = doc["components"]["schemas"]
     base = schemas.pop("InvokeRequest")
     base["properties"]["webhookUrl"]["pattern"] = WEBHOOK_URL_PATTERN
-    variants = []
+    variants = [_target_variant(schemas, base)]
     for t in bot_types:
         variant = copy.deepcopy(base)
+        variant["required"] = ["botType"]
         props = variant["properties"]
+        del props["target"], props["params"]
         props["botType"] = {"type": "string", "enum": [t["botType"]]}
         props["bot"] = {"type": "string", "enum": t["bots"] or [t["defaultBot"]]}
         props["timeout"]["maximum"] = t["maxTimeoutS"]
@@ -151,6 +153,16 @@ def tailor(doc: dict, settings, bot_types: list[dict]) -> None:
         for item in doc["paths"].values():
             for op in item.values():
                 op.pop("security", None)
+
+
+def _target_variant(schemas: dict, base: dict) -> dict:
+    """The original system's form: ``target`` and ``params`` (no botType, bot or payload)."""
+    variant = copy.deepcopy(base)
+    props = variant["properties"]
+    del props["botType"], props["bot"], props["payload"]
+    variant["required"] = ["target"]
+    schemas["InvokeRequest_target"] = variant
+    return {"$ref": "#/components/schemas/InvokeRequest_target"}
 
 
 SWAGGER_BOOT = f"""
