@@ -32,7 +32,7 @@ from .validation import BODY, QUERY
     description=INVOKE_DESCRIPTION,
     parameters=[IDEMPOTENCY_HEADER],
     request_examples=INVOKE_EXAMPLES,
-    responses=errors(400, 401, 408, 409, 413, 415, 422, 429, 503),
+    responses=errors(400, 401, 404, 408, 409, 413, 415, 422, 429, 503),
 )
 @request_schema(s.InvokeRequest)
 @response_schema(s.Invoked, 202, description="queued (Location: the job's URL)")

@@ -13,7 +13,7 @@ from aiohttp import web
 from ..appkeys import GROUPS, MEMBER_CHECK
 from ..control.members import split_member
 from ..control.routing import select
-from .problems import Problem, invalid
+from .problems import Problem
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ async def group_route(app: web.Application, group_id: str, payload: Any, key: st
     store = app[GROUPS]
     draw = await store.draw(group_id)
     if draw is None:
-        raise invalid("target", f"no bot group {group_id!r} (GET /admin/config/bot-groups)")
+        detail = f"no bot group {group_id!r} (GET /admin/config/bot-groups lists them)"
+        raise Problem(404, detail, errors={"target": [detail]})
     group, check = draw.group, app[MEMBER_CHECK]
     problems = {m: check(m) for m in group.members}
     available = [m for m, problem in problems.items() if problem is None]

@@ -154,12 +154,13 @@ async def test_target_bot_type_and_params(client):
     for bad, field in [
         ({"target": "botType:python", "botType": "python"}, "target"),
         ({"target": "python"}, "target"),
-        ({"target": "groupId:nope"}, "target"),
         ({"target": "botType:ruby"}, "target"),
         ({"target": "groupId:rr", "bot": "hello"}, "bot"),
     ]:
         found = await problem(await client.post("/invoke", json=bad), 422)
         assert field in found["errors"], (bad, found)
+    missing = await problem(await client.post("/invoke", json={"target": "groupId:nope"}), 404)
+    assert "target" in missing["errors"] and "nope" in missing["detail"]
 
 
 async def test_a_group_whose_members_are_all_gone_is_409(aiohttp_client, api_settings):
@@ -244,3 +245,14 @@ async def test_openapi_describes_the_group_routes(client):
     target = doc["components"]["schemas"]["InvokeRequest_target"]
     assert target["required"] == ["target"] and "params" in target["properties"]
     assert "409" in doc["paths"]["/invoke"]["post"]["responses"]
+
+
+async def test_the_types_and_groups_page_is_served_under_the_dashboard_policy(client):
+    r = await client.get("/admin/queues/config")
+    assert r.status == 200 and r.content_type == "text/html"
+    assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+    page = await r.text()
+    assert page.index("static/common.js") < page.index("static/config.js")
+    for name in ("common.js", "config.js"):
+        asset = await client.get(f"/admin/queues/static/{name}")
+        assert asset.status == 200 and asset.content_type == "text/javascript"

@@ -56,4 +56,4 @@ def test_round_robin_over_three_replicas_is_exact_and_changes_apply_at_once(clus
     assert {invoke_member(c) for _ in range(3)} == {"node/hello"}
     assert http("DELETE", a.url + GROUPS + "/rr")[0] == 204
     status, reply, _ = http("POST", c.url + "/invoke", {"target": "groupId:rr"})
-    assert status == 422 and "target" in reply["errors"]
+    assert status == 404 and "target" in reply["errors"]
