@@ -79,22 +79,22 @@ class GroupStore:
         return StoredGroup(Group.from_json(json.loads(body)), int(version or 0))
 
     async def create(self, group: Group) -> int:
-        return await self._write("create", group.group_id, group, None)
+        return (await self._write("create", group.group_id, group, None))[0]
 
     async def put(self, group: Group, expected: int | None = None) -> tuple[int, bool]:
         """(version, created): replaces the group, or creates it when there is none (unless an
         expected version was given: then GroupMissing)."""
-        existed = await self.redis.hexists(self.keys.group_versions(), group.group_id)
-        version = await self._write("put", group.group_id, group, expected)
-        return version, not existed
+        return await self._write("put", group.group_id, group, expected)
 
     async def delete(self, group_id: str, expected: int | None = None) -> int:
-        return await self._write("delete", group_id, None, expected)
+        return (await self._write("delete", group_id, None, expected))[0]
 
-    async def _write(self, op: str, group_id: str, group: Group | None, expected: int | None):
+    async def _write(
+        self, op: str, group_id: str, group: Group | None, expected: int | None
+    ) -> tuple[int, bool]:
         k = self.keys
         body = json.dumps(group.to_json(), separators=(",", ":")) if group else ""
-        code, version = await self.scripts.run(
+        code, version, *created = await self.scripts.run(
             "group_write",
             [k.groups(), k.group_versions(), k.group_seq(group_id)],
             [op, group_id, body, "" if expected is None else expected],
@@ -105,7 +105,7 @@ class GroupStore:
             raise GroupExists(group_id)
         if code == -3:
             raise VersionMismatch(int(version))
-        return int(version)
+        return int(version), bool(created and int(created[0]))
 
     async def draw(self, group_id: str) -> Draw | None:
         """The group and its next sequence number, in one round trip (None: no such group)."""

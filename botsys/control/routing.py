@@ -47,7 +47,7 @@ MINUTES_A_DAY = 24 * 60
 _GOLDEN = 0x9E3779B97F4A7C15  # 2^64 / φ
 _TWO64 = 1 << 64
 
-# Which member a payload's field names; a member may be missing (MemberCheck says why).
+# A member (`type` or `type/bot`) → why it cannot run now, or None when it can.
 MemberCheck = Callable[[str], "str | None"]
 
 
@@ -295,7 +295,8 @@ def select(
     ``seq`` counts the group's selections from 1 (shared by every replica); ``minute`` is the
     UTC minute of the day; ``available`` the members that exist now. A member the rule names
     that no longer exists falls back to the rule's default, then to the first that exists."""
-    live = [m for m in group.members if m in set(available)]
+    exists = set(available)
+    live = [m for m in group.members if m in exists]
     if not live:
         return None
     rule = group.rule

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from botsys.control.routing import (
     GroupInvalid,
@@ -356,3 +358,24 @@ def test_parameter_based_takes_the_first_branch_that_holds_else_the_default():
     assert pick(g, payload={"order": "not an object"}) == "java"
     # the default gone: the first member that exists
     assert pick(g, payload={}, available=["node/process_api"]) == "node/process_api"
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    weights=st.lists(st.integers(0, 1000), min_size=1, max_size=3).filter(any),
+    start=st.integers(1, 2**40),
+)
+def test_any_weights_from_any_point_of_the_counter_are_within_two_percent(weights, start):
+    """Whatever the weights and wherever the shared counter stands (restarts never reset it)."""
+    members = MEMBERS[: len(weights)]
+    g = group(
+        {
+            "type": "PERCENTAGE_BASED",
+            "weights": [{"member": m, "weight": w} for m, w in zip(members, weights, strict=True)],
+        },
+        members=members,
+    )
+    n = 10_000
+    counts = Counter(pick(g, seq, available=members) for seq in range(start, start + n))
+    for member, weight in zip(members, weights, strict=True):
+        assert abs(counts[member] - n * weight / sum(weights)) <= 0.02 * n, (weights, counts)
