@@ -53,9 +53,9 @@ async function api(method, path, body, extra) {
 // "invalid limit — limit: Must be … 100000." from {detail, errors: {field: [msg]}}
 function problemText(res, data) {
   const detail = (data && data.detail) || res.status + " " + res.statusText;
-  const fields = Object.entries((data && data.errors) || {}).map(
-    ([name, msgs]) => name + ": " + [].concat(msgs).join(" "),
-  );
+  const fields = Object.entries((data && data.errors) || {})
+    .map(([name, msgs]) => name + ": " + [].concat(msgs).join(" "))
+    .filter((text) => text !== detail); // "field: message" problems say it once
   return fields.length ? detail + " — " + fields.join("; ") : detail;
 }
 

@@ -89,6 +89,7 @@ def test_create_edit_and_delete_a_group_with_the_rule_editor(cluster, page, shot
     expect(error).to_be_visible()
     expect(error).to_contain_text("rule.branches[0].conditions[0].value")
     assert group_of(replica, "routing")["version"] == saved["version"]
+    page.screenshot(path=shots / "rule-editor.png", full_page=True)
 
     # fixed: IN a list (a JSON value) saves
     cond.locator(".operator").select_option("IN")
