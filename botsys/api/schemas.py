@@ -155,7 +155,7 @@ class GroupBody(Schema):
         required=True,
         metadata={"description": "targets: `type` (its default bot) or `type/bot`"},
     )
-    rule = fields.Raw(required=True, metadata={"description": "see GroupRule"})
+    rule = fields.Nested(GroupRule, required=True)
 
 
 class QueuePatch(Schema):
