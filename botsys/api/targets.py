@@ -60,7 +60,7 @@ async def group_route(app: web.Application, group_id: str, payload: Any, key: st
         raise Problem(
             409,
             f"bot group {group_id}: none of its members can run ({reasons}); "
-            "update the group (PUT /admin/config/bot-groups/{groupId})",
+            f"update the group (PUT /admin/config/bot-groups/{group_id})",
             errors={"target": [f"bot group {group_id} has no member that exists"]},
             kind="group-without-members",
         )
