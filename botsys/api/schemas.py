@@ -12,6 +12,7 @@ import numbers
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from ..control.routing import OPERATORS, RULES
 from ..jobs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
 from ..states import DeliveryState, JobState
 from ..store.errors import REFUSALS
@@ -113,9 +114,7 @@ class GroupRule(Schema):
 
     type = fields.String(
         required=True,
-        validate=validate.OneOf(
-            ["ROUND_ROBIN", "PERCENTAGE_BASED", "TIME_BASED", "PARAMETER_BASED", "A_B_TEST"]
-        ),
+        validate=validate.OneOf(RULES),
     )
     weights = fields.List(
         fields.Dict(),
@@ -136,7 +135,7 @@ class GroupRule(Schema):
         fields.Dict(),
         metadata={
             "description": "PARAMETER_BASED: [{member, conditions: [{field, operator, value}]}]; "
-            "operators EQUALS, NOT_EQUALS, GREATER_THAN, LESS_THAN, CONTAINS, REGEX_MATCH, IN"
+            "operators " + ", ".join(OPERATORS)
         },
     )
     default = fields.String(
