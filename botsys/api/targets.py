@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,9 @@ from ..appkeys import GROUPS, MEMBER_CHECK
 from ..control.members import split_member
 from ..control.routing import select
 from .problems import Problem
+
+# The wall clock TIME_BASED rules read (seconds, UTC); tests pin it.
+ROUTING_CLOCK = web.AppKey("routing_clock", Callable[[], float])
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ async def route_of(app: web.Application, body: Mapping[str, Any], key: str) -> R
     return await group_route(app, name, payload_of(body), key)
 
 
+def request_clock(app: web.Application) -> Callable[[], float]:
+    return app.get(ROUTING_CLOCK) or time.time
+
+
 async def group_route(app: web.Application, group_id: str, payload: Any, key: str) -> Route:
     store = app[GROUPS]
     draw = await store.draw(group_id)
@@ -52,8 +59,9 @@ async def group_route(app: web.Application, group_id: str, payload: Any, key: st
     group, check = draw.group, app[MEMBER_CHECK]
     problems = {m: check(m) for m in group.members}
     available = [m for m, problem in problems.items() if problem is None]
+    now = request_clock(app)()
     member = select(
-        group, seq=draw.seq, payload=payload, minute=utc_minute(time.time()), available=available
+        group, seq=draw.seq, payload=payload, minute=utc_minute(now), available=available
     )
     if member is None:
         reasons = "; ".join(f"{m}: {p}" for m, p in problems.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from botsys.api.targets import ROUTING_CLOCK
 from botsys.app import create_app
 from botsys.appkeys import MEMBER_CHECK
 from tests.api.conftest import ADMIN_KEY, USER_KEY, auth
@@ -256,3 +257,33 @@ async def test_the_types_and_groups_page_is_served_under_the_dashboard_policy(cl
     for name in ("common.js", "config.js"):
         asset = await client.get(f"/admin/queues/static/{name}")
         assert asset.status == 200 and asset.content_type == "text/javascript"
+
+
+async def test_time_based_routing_follows_the_utc_clock(aiohttp_client, api_settings):
+    now = {"s": 0.0}
+    app = create_app(api_settings(), with_workers=False)
+    app[ROUTING_CLOCK] = lambda: now["s"]
+    client = await aiohttp_client(app)
+    await create(
+        client,
+        {
+            "groupId": "shift",
+            "members": ["python/hello", "node/hello"],
+            "rule": {
+                "type": "TIME_BASED",
+                "slots": [{"member": "node/hello", "start": "22:00", "end": "06:00"}],
+                "default": "python/hello",
+            },
+        },
+    )
+    day = 86400 * 20_000  # some day, 00:00 UTC
+    for hh_mm, member in [
+        ("21:59", "python/hello"),
+        ("22:00", "node/hello"),
+        ("02:30", "node/hello"),
+        ("06:00", "python/hello"),
+    ]:
+        h, m = map(int, hh_mm.split(":"))
+        now["s"] = day + h * 3600 + m * 60 + 30
+        picked = await invoke(client, {"target": "groupId:shift"})
+        assert picked["group"]["member"] == member, hh_mm
