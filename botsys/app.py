@@ -25,6 +25,7 @@ from .appkeys import (
     MEMBER_CHECK,
     METRICS,
     METRICS_REFRESH,
+    ORCHESTRATOR,
     QUEUE,
     REGISTRY,
     REPLICA,
@@ -117,13 +118,15 @@ def _workers(runner):
     async def ctx(app: web.Application):
         settings, queue, metrics = app[SETTINGS], app[QUEUE], app[METRICS]
         notifier = Notifier(queue.redis)
+        bots = runner or ProcessRunner(settings, app[REGISTRY])
         orch = Orchestrator(
             queue,
-            runner or ProcessRunner(settings, app[REGISTRY]),
+            bots,
             settings,
             metrics=metrics,
             notifier=notifier,
         )
+        app[ORCHESTRATOR] = orch
         deliveries = app[DELIVERIES]
         deliveries.subscribe(notifier)
         dispatcher = WebhookDispatcher(
@@ -147,6 +150,8 @@ def _workers(runner):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if hasattr(bots, "aclose"):  # a test's stand-in runner may have nothing to close
+            await bots.aclose()
         with contextlib.suppress(Exception):
             await dispatcher.aclose()
         log.info("drained; bye")

@@ -13,6 +13,7 @@ from .config import Settings
 from .control.group_store import GroupStore
 from .deliveries import RedisDeliveryStore
 from .metrics import Metrics
+from .orchestrator import Orchestrator
 from .queue import JobQueue
 from .runners.registry import BotRegistry
 from .store.connection import Store
@@ -22,6 +23,8 @@ REPLICA = web.AppKey("replica", str)
 STARTED_AT = web.AppKey("started_at", float)
 STORE = web.AppKey("store", Store)
 QUEUE = web.AppKey("queue", JobQueue)
+# This replica's orchestrator; absent when the app serves the API only (no workers).
+ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 REGISTRY = web.AppKey("registry", BotRegistry)
 DELIVERIES = web.AppKey("deliveries", RedisDeliveryStore)
 METRICS = web.AppKey("metrics", Metrics)

@@ -11,7 +11,8 @@ from aiohttp import web
 from aiohttp_apispec import docs, querystring_schema, request_schema, response_schema
 
 from .. import jsonsafe
-from ..appkeys import DELIVERIES, METRICS, QUEUE, REGISTRY
+from ..appkeys import DELIVERIES, METRICS, ORCHESTRATOR, QUEUE, REGISTRY
+from ..intake import submit
 from ..queue import QueueFull
 from ..states import RETRYABLE, DeliveryState, JobState
 from . import admin_groups
@@ -42,7 +43,7 @@ async def invoke(request: web.Request) -> web.Response:
     route = await route_of(request.app, request[BODY], key)
     job = rq.invoke_args(request.app, request[BODY], key, route)
     try:
-        enqueued = await request.app[QUEUE].enqueue(**job)
+        enqueued = await submit(request.app[QUEUE], request.app.get(ORCHESTRATOR), **job)
     except QueueFull as full:
         raise rq.queue_full(full) from None
     if route.group and enqueued.created:
