@@ -11,6 +11,7 @@ in-attempt retry we do — a keep-alive connection the receiver closed just befo
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -18,9 +19,8 @@ from typing import NamedTuple
 import aiohttp
 
 import botsys
-from botsys.deadlines import Deadlines
 from botsys.webhooks.guard import AllowList, BlockedDestination, Guard, check_url
-from botsys.webhooks.signing import Signer, secret_key
+from botsys.webhooks.signing import secret_key, signature
 from botsys.webhooks.types import Delivery
 
 MAX_RESPONSE_BYTES = 64 * 1024  # read at most this much of a response, then hang up
@@ -53,8 +53,8 @@ def build_session(
         limit_per_host=limit_per_host,
         keepalive_timeout=4.0,  # below common server idle timeouts (Node: 5 s): fewer resets
     )
-    # The whole-attempt deadline is the sender's own (deadlines.py; it also spans the one
-    # reset retry); the session only bounds connecting, so an attempt arms no timer of its own.
+    # The whole-attempt deadline is the sender's own (it also spans the one reset retry);
+    # the session only bounds connecting.
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(CONNECT_TIMEOUT_S, timeout_s))
     return aiohttp.ClientSession(
         connector=connector,
@@ -78,8 +78,8 @@ class Sender:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._session = session
-        self._signer = Signer(secret_key(secret)) if secret else None
-        self._deadlines = Deadlines(timeout_s)
+        self._key = secret_key(secret) if secret else None
+        self._timeout_s = timeout_s
         self._allow = allow or AllowList()
         self._clock = clock
 
@@ -94,8 +94,10 @@ class Sender:
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
         }
-        if self._signer is not None:
-            headers["webhook-signature"] = self._signer.sign(delivery.id, timestamp, delivery.body)
+        if self._key is not None:
+            headers["webhook-signature"] = signature(
+                self._key, delivery.id, timestamp, delivery.body
+            )
         return headers
 
     async def send(self, delivery: Delivery) -> SendResult:
@@ -106,7 +108,7 @@ class Sender:
             return _failed(at, started, _blocked_error(problem), blocked=True)
         headers = self.headers(delivery, int(at))
         try:
-            with self._deadlines.scope():
+            async with asyncio.timeout(self._timeout_s):
                 # Inline, not a helper coroutine: each await level costs again on every
                 # resumption. A pooled keep-alive connection the receiver closed just
                 # before we reused it (ServerDisconnectedError before any response) gets
@@ -128,7 +130,7 @@ class Sender:
                         if retry:
                             raise
         except TimeoutError:
-            return _failed(at, started, f"timeout after {self._deadlines.timeout_s:g} s")
+            return _failed(at, started, f"timeout after {self._timeout_s:g} s")
         except aiohttp.ClientError as exc:
             blocked = _blocked_reason(exc)
             if blocked:
