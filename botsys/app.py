@@ -89,7 +89,7 @@ async def _store(app: web.Application):
     await queue.seed_limits()
     app[QUEUE] = queue
     app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
-    app[GROUPS] = GroupStore(store.redis, queue.keys, queue.scripts)
+    app[GROUPS] = GroupStore(store.redis, store.keys, store.scripts)
     _install_snapshot(app)
     yield
     await store.close()
