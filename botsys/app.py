@@ -22,6 +22,8 @@ from .api import setup_api
 from .api.http_errors import install as install_http_errors  # noqa: F401 — serve's hook
 from .appkeys import (
     DELIVERIES,
+    GROUPS,
+    MEMBER_CHECK,
     METRICS,
     METRICS_REFRESH,
     ORCHESTRATOR,
@@ -37,6 +39,8 @@ from .appkeys import (
 )
 from .config import Settings
 from .control.catalog import TypeCatalog
+from .control.group_store import GroupStore
+from .control.members import registry_member_check
 from .control.type_store import TypeStore
 from .control.watch import TypeWatcher
 from .deliveries import RedisDeliveryStore
@@ -68,6 +72,7 @@ def create_app(settings: Settings, *, runner=None, with_workers: bool = True) ->
     app[REPLICA] = replica_name(settings)
     app[STARTED_AT] = time.time()
     app[REGISTRY] = BotRegistry(settings)
+    app[MEMBER_CHECK] = registry_member_check(app[REGISTRY])
     app[METRICS] = Metrics(
         version=__version__, replica=app[REPLICA], bot_types=list(settings.bot_types)
     )
@@ -100,6 +105,7 @@ async def _store(app: web.Application):
     app[TYPE_WATCHER] = watcher = TypeWatcher(app[TYPE_CATALOG], types)
     watching = asyncio.create_task(watcher.run(), name="bot-types")
     app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
+    app[GROUPS] = GroupStore(store.redis, store.keys, store.scripts)
     _install_snapshot(app)
     yield
     watching.cancel()

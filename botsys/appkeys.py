@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .config import Settings
 from .control.catalog import TypeCatalog
+from .control.group_store import GroupStore
 from .control.type_store import TypeStore
 from .control.watch import TypeWatcher
 from .deliveries import RedisDeliveryStore
@@ -35,6 +36,9 @@ TYPE_CATALOG = web.AppKey("type_catalog", TypeCatalog)
 TYPE_STORE = web.AppKey("type_store", TypeStore)
 TYPE_WATCHER = web.AppKey("type_watcher", TypeWatcher)
 METRICS_REFRESH = web.AppKey("metrics_refresh", Callable[[], Awaitable[None]])
+GROUPS = web.AppKey("groups", GroupStore)
+# A group member (`type` or `type/bot`) → why it cannot run now, or None when it can.
+MEMBER_CHECK = web.AppKey("member_check", Callable[[str], "str | None"])
 
 # Set by handlers that serve an HTML page (dashboard, Swagger UI): the page's own CSP.
 PAGE_CSP = web.RequestKey("page_csp", str)

@@ -11,11 +11,12 @@ from aiohttp import web
 from aiohttp_apispec import docs, querystring_schema, request_schema, response_schema
 
 from .. import jsonsafe
-from ..appkeys import DELIVERIES, ORCHESTRATOR, QUEUE, REGISTRY, SETTINGS, STORE
+from ..appkeys import DELIVERIES, METRICS, ORCHESTRATOR, QUEUE, REGISTRY, SETTINGS, STORE
 from ..control.cadence import cadence_hold
 from ..intake import submit
 from ..queue import QueueFull, TypeDeleted
 from ..states import RETRYABLE, DeliveryState, JobState
+from . import admin_groups
 from . import requests as rq
 from . import schemas as s
 from .admin_types import TYPE_ROUTES
@@ -24,6 +25,7 @@ from .docs_text import IDEMPOTENCY_HEADER, INVOKE_DESCRIPTION, INVOKE_EXAMPLES, 
 from .events import job_events
 from .health import health, metrics_handler
 from .problems import Problem, invalid, not_found
+from .targets import route_of
 from .validation import BODY, QUERY
 
 
@@ -33,19 +35,23 @@ from .validation import BODY, QUERY
     description=INVOKE_DESCRIPTION,
     parameters=[IDEMPOTENCY_HEADER],
     request_examples=INVOKE_EXAMPLES,
-    responses=errors(400, 401, 408, 413, 415, 422, 429, 503),
+    responses=errors(400, 401, 404, 408, 409, 413, 415, 422, 429, 503),
 )
 @request_schema(s.InvokeRequest)
 @response_schema(s.Invoked, 202, description="queued (Location: the job's URL)")
 @response_schema(s.Invoked, 200, description="a repeat: the job first created with this key")
 async def invoke(request: web.Request) -> web.Response:
-    job = rq.invoke_args(request.app, request[BODY], rq.idempotency_key(request))
+    key = rq.idempotency_key(request)
+    route = await route_of(request.app, request[BODY], key)
+    job = rq.invoke_args(request.app, request[BODY], key, route)
     try:
         enqueued = await submit(request.app[QUEUE], request.app.get(ORCHESTRATOR), **job)
     except QueueFull as full:
         raise rq.queue_full(full) from None
     except TypeDeleted:
         raise invalid("botType", f"bot type {job['bot_type']} was just deleted") from None
+    if route.group and enqueued.created:
+        request.app[METRICS].observe_group_selection(route.group["groupId"], route.group["member"])
     return rq.invoked_response(request, job, enqueued)
 
 
@@ -242,6 +248,7 @@ ROUTES = [
     ("GET", "/health", health, None),
     ("GET", "/metrics", metrics_handler, None),  # built per app (its registry)
     *TYPE_ROUTES,  # /admin/config/bot-types (api/admin_types.py)
+    *admin_groups.ROUTES,
 ]
 
 
