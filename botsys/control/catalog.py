@@ -77,7 +77,8 @@ class TypeCatalog:
         self._listeners: list[Listener] = []
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        """The configured types in the file's order, then the runtime-created ones by name."""
+        return list(self._entries)
 
     def get(self, name: str) -> Entry | None:
         return self._entries.get(name)
@@ -123,7 +124,7 @@ class TypeCatalog:
 
     def _entries_from(self, records: Mapping[str, Record]) -> dict[str, Entry]:
         entries: dict[str, Entry] = {}
-        for name in sorted(set(self.runtimes) | set(records)):
+        for name in [*self.runtimes, *sorted(set(records) - set(self.runtimes))]:
             record = records.get(name)
             configured = name in self.runtimes
             if record is None:

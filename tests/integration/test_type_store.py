@@ -49,6 +49,16 @@ async def test_a_write_is_seen_by_the_other_replica(replicas):
     assert (await qb.stats())["reports"].limit == 2, "its limit is in force in {T}:meta"
 
 
+async def test_names_keep_the_files_order_then_runtime_types_by_name(replicas):
+    (_, sa, ca), _ = replicas
+    configured = list(ca.runtimes)
+    for name in ("zeta", "alpha"):
+        await sa.write(name, dataclasses.replace(REPORTS, name=name).body(), expect=0, limit=1)
+    await ca.refresh(sa)
+    assert ca.names() == [*configured, "alpha", "zeta"]
+    assert list(ca.live) == ca.names(), "the index, /stats and /bots list types in this order"
+
+
 async def test_compare_and_set_refuses_a_stale_version(replicas):
     (_, sa, _), (_, sb, _) = replicas
     v1 = await sa.write("reports", REPORTS.body(), expect=0)
