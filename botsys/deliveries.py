@@ -1,17 +1,20 @@
 """Webhook deliveries in Redis: the DeliveryStore the dispatcher runs on, plus the reads and
 the redeliver action the API needs. Deliveries live in their job's slot ({type}), so the
-job-completion script can schedule one atomically."""
+job-completion script can schedule one atomically; ad-hoc deliveries (POST /deliver, no job)
+live in a slot of their own, ADHOC, which no bot type can be named (names start a-z)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 from . import jsonsafe
-from .jobs import bot_type_of, iso_ms
+from .jobs import bot_type_of, iso_ms, new_job_id
 from .queue import JobQueue
 from .states import DELIVERY_FINISHED, DeliveryState
 from .store.errors import STORE_FAILED
@@ -19,15 +22,31 @@ from .webhooks.types import AttemptRecord, Delivery
 
 # A delivery's hash fields that lists read (not the body: it holds the job's result).
 SUMMARY_FIELDS = ("id", "jobId", "botType", "url", "state", "attempt", "maxAttempts")
-SUMMARY_FIELDS += ("createdAt", "nextAt", "finishedAt", "lastStatus")
+SUMMARY_FIELDS += ("createdAt", "nextAt", "finishedAt", "lastStatus", "eventType")
+ADHOC = "_adhoc"  # the slot of ad-hoc deliveries
+MAX_ADHOC_BODY = 1 << 20  # bytes of an ad-hoc payload, serialised
+IDEMPOTENCY_TTL_S = 24 * 3600
+_ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 log = logging.getLogger("botsys.deliveries")
 
 
 def delivery_type(delivery_id: str) -> str | None:
-    """msg_<job id>[_<n>] → the job's bot type."""
+    """msg_<job id>[_<n>] → the job's bot type; msg_<ULID> (ad-hoc) → ADHOC."""
     if not delivery_id.startswith("msg_"):
         return None
+    if _ULID.fullmatch(delivery_id[4:]):
+        return ADHOC
     return bot_type_of(delivery_id[4:].split("_", 1)[0])
+
+
+def new_adhoc_id() -> str:
+    return "msg_" + new_job_id("x").split("-", 1)[1]
+
+
+class AdhocCreated(NamedTuple):
+    delivery_id: str
+    created: bool  # False: an earlier delivery with the same idempotency key
+    same_request: bool = True  # False: that key was used for a different request
 
 
 class RedisDeliveryStore:
@@ -38,6 +57,14 @@ class RedisDeliveryStore:
         self._next_due: float | None = None  # loop time when the earliest known delivery is due
         self._turn = 0  # round-robin start, so no bot type's deliveries starve the others
         self._backoff = 0.1
+
+    @property
+    def slots(self) -> list[str]:
+        """Every slot deliveries live in: the bot types', then the ad-hoc one."""
+        return [*self.queue.bot_types, ADHOC]
+
+    def _known(self, slot: str | None) -> bool:
+        return slot == ADHOC or slot in self.queue.settings.bot_types
 
     def subscribe(self, notifier) -> None:
         notifier.on(self.queue.keys.deliveries_channel(), lambda _msg: self._wake.set())
@@ -57,7 +84,7 @@ class RedisDeliveryStore:
             return []
 
     async def _claim_due(self, limit: int) -> list[Delivery]:
-        types = self.queue.bot_types
+        types = self.slots
         self._turn = (self._turn + 1) % max(1, len(types))
         out: list[Delivery] = []
         soonest = None
@@ -85,7 +112,7 @@ class RedisDeliveryStore:
             outcome = "failed"
         reply = await self.queue.run_script(
             "finish_delivery",
-            delivery.bot_type,
+            delivery.bot_type or ADHOC,
             delivery.id,
             delivery.token,
             json.dumps(_record_json(record, delivery.attempt), separators=(",", ":")),
@@ -99,7 +126,11 @@ class RedisDeliveryStore:
 
     async def release(self, delivery: Delivery, delay_ms: int) -> bool:
         reply = await self.queue.run_script(
-            "release_delivery", delivery.bot_type, delivery.id, delivery.token, max(0, delay_ms)
+            "release_delivery",
+            delivery.bot_type or ADHOC,
+            delivery.id,
+            delivery.token,
+            max(0, delay_ms),
         )
         return bool(reply)
 
@@ -114,7 +145,7 @@ class RedisDeliveryStore:
 
     async def get(self, delivery_id: str) -> dict[str, Any] | None:
         t = delivery_type(delivery_id)
-        if t is None or t not in self.queue.settings.bot_types:
+        if not self._known(t):
             return None
         k = self.queue.keys
         pipe = self.queue.redis.pipeline(transaction=False)
@@ -133,7 +164,7 @@ class RedisDeliveryStore:
             views = await self._summaries(t, await self._ids_for_job(t, job_id))
             return [v for v in views if state in (None, v["state"])][:limit]
         views = []
-        for t in self.queue.bot_types:
+        for t in self.slots:
             views.extend(await self._list_type(t, state, limit))
         views.sort(key=lambda v: v["createdAt"] or "", reverse=True)
         return views[:limit]
@@ -170,22 +201,43 @@ class RedisDeliveryStore:
     async def redeliver(self, delivery_id: str) -> tuple[int, str]:
         """(-1, '') unknown; (0, 'pending') already pending; (1, 'pending') rescheduled."""
         t = delivery_type(delivery_id)
-        if t is None or t not in self.queue.settings.bot_types:
+        if not self._known(t):
             return -1, ""
         reply = await self.queue.run_script("redeliver", t, delivery_id)
         return int(reply[0]), (reply[1] if len(reply) > 1 else "")
+
+    async def create_adhoc(
+        self, url: str, body: bytes, event_type: str = "", idempotency_key: str = ""
+    ) -> AdhocCreated:
+        """POST /deliver: a new pending delivery of ``body`` to ``url`` (an SSRF-checked URL)."""
+        fingerprint = hashlib.sha256(b"%s\n%s\n%s" % (url.encode(), event_type.encode(), body))
+        reply = await self.queue.run_script(
+            "deliver",
+            ADHOC,
+            new_adhoc_id(),
+            url,
+            body,
+            event_type,
+            idempotency_key,
+            fingerprint.hexdigest()[:32],
+            IDEMPOTENCY_TTL_S,
+        )
+        if int(reply[0]) == 1:
+            return AdhocCreated(reply[1], True)
+        return AdhocCreated(reply[1], False, int(reply[2]) == 1)
 
 
 def _delivery(f: dict[str, str]) -> Delivery:
     return Delivery(
         id=f["id"],
-        job_id=f["jobId"],
-        bot_type=f["botType"],
+        job_id=f.get("jobId", ""),
+        bot_type=f.get("botType", ""),
         url=f["url"],
         body=f["body"].encode(),
         attempt=int(f["attempt"]),
         max_attempts=int(f["maxAttempts"]),
         token=f["token"],
+        event_type=f.get("eventType", ""),
     )
 
 
@@ -215,8 +267,9 @@ def delivery_summary(f: dict[str, Any]) -> dict[str, Any]:
     state = f.get("state")
     return {
         "deliveryId": f["id"],
-        "jobId": f.get("jobId"),
-        "botType": f.get("botType"),
+        "jobId": f.get("jobId") or None,  # None: an ad-hoc delivery (POST /deliver)
+        "botType": f.get("botType") or None,
+        "eventType": f.get("eventType") or None,
         "url": f.get("url"),
         "state": state,
         "attempts": int(f.get("attempt", 0)),

@@ -129,7 +129,10 @@ class JobQueue:
 
     async def run_script(self, name: str, bot_type: str, *args: Any, now: int | None = None) -> Any:
         keys = [self.keys.type_prefix(bot_type)]
-        argv = [self._ctx[bot_type], "" if now is None else now, *args]
+        ctx = self._ctx.get(bot_type)
+        if ctx is None:  # a slot that is no bot type (ad-hoc deliveries)
+            ctx = self._ctx[bot_type] = self._context(bot_type)
+        argv = [ctx, "" if now is None else now, *args]
         return await self.scripts.run(name, keys, argv)
 
     def type_of(self, job_id: str) -> str:

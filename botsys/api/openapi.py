@@ -124,6 +124,7 @@ def tailor(doc: dict, settings, bot_types: list[dict]) -> None:
     schemas = doc["components"]["schemas"]
     base = schemas.pop("InvokeRequest")
     base["properties"]["webhookUrl"]["pattern"] = WEBHOOK_URL_PATTERN
+    schemas["DeliverRequest"]["properties"]["url"]["pattern"] = WEBHOOK_URL_PATTERN
     variants = []
     for t in bot_types:
         variant = copy.deepcopy(base)

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from .. import jsonsafe
 from ..appkeys import REGISTRY, SETTINGS
+from ..deliveries import MAX_ADHOC_BODY, AdhocCreated
 from ..jobs import bot_type_of
 from ..queue import Enqueued, JobQueue, QueueFull, TypeStats
 from ..runners.registry import UnknownBot
@@ -63,6 +64,36 @@ def invoke_args(app: web.Application, body: Mapping[str, Any], key: str) -> dict
     }
     # Only a keyed request needs its fingerprint: a repeat must be the same request.
     return {**args, "idempotency_key": key, "fingerprint": fingerprint(args) if key else ""}
+
+
+def deliver_args(app: web.Application, body: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The validated POST /deliver body → RedisDeliveryStore.create_adhoc keyword arguments."""
+    url = body["url"]
+    problem = check_url(url, app[SETTINGS].webhooks.allow)
+    if problem:
+        raise invalid("url", problem)
+    raw = jsonsafe.compact(body["payload"]).encode()
+    if len(raw) > MAX_ADHOC_BODY:
+        raise invalid("payload", f"at most {MAX_ADHOC_BODY} bytes serialised", status=413)
+    return {
+        "url": url,
+        "body": raw,
+        "event_type": body.get("eventType") or "",
+        "idempotency_key": body.get("idempotencyKey") or key,
+    }
+
+
+def delivered_response(request: web.Request, done: AdhocCreated) -> web.Response:
+    """202 for a new delivery, 200 for a repeat (the first one's id), 422 for a key reused
+    with a different request (as POST /invoke)."""
+    if not done.same_request:
+        raise invalid(
+            "idempotencyKey",
+            "already used for a different delivery in the last 24 h; use a new key",
+        )
+    url = str(request.app.router["delivery"].url_for(deliveryId=done.delivery_id))
+    body = {"deliveryId": done.delivery_id, "created": done.created, "statusUrl": url}
+    return web.json_response(body, status=202 if done.created else 200, headers={"Location": url})
 
 
 def fingerprint(args: Mapping[str, Any]) -> str:

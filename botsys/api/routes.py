@@ -195,6 +195,23 @@ async def get_delivery(request: web.Request) -> web.Response:
 
 @docs(
     tags=["webhooks"],
+    summary="Send any JSON payload to a URL: signed, retried, dead-lettered like a job's webhook",
+    description="The body receivers get is the payload as JSON. Ad-hoc deliveries show in "
+    "GET /deliveries (with jobId null) and can be redelivered.",
+    parameters=[IDEMPOTENCY_HEADER],
+    responses=errors(400, 401, 408, 413, 415, 422, 429, 503),
+)
+@request_schema(s.DeliverRequest)
+@response_schema(s.DeliverAccepted, 202, description="scheduled (Location: the delivery's URL)")
+@response_schema(s.DeliverAccepted, 200, description="a repeat: the first delivery with this key")
+async def deliver(request: web.Request) -> web.Response:
+    args = rq.deliver_args(request.app, request[BODY], rq.idempotency_key(request))
+    done = await request.app[DELIVERIES].create_adhoc(**args)
+    return rq.delivered_response(request, done)
+
+
+@docs(
+    tags=["webhooks"],
     summary="Send a delivered or dead-lettered delivery again (admin)",
     responses=errors(401, 403, 404, 409, 429, 503),
 )
@@ -226,7 +243,9 @@ ROUTES = [
     ("GET", "/queues/{botType}", get_queue, None),
     ("PATCH", "/queues/{botType}", patch_queue, None),
     ("GET", "/deliveries", list_deliveries, None),
-    ("GET", "/deliveries/{deliveryId}", get_delivery, None),
+    ("GET", "/deliveries/{deliveryId}", get_delivery, "delivery"),
+    ("POST", "/deliver", deliver, None),
+    ("GET", "/delivery/{deliveryId}", get_delivery, None),  # the original's name for it
     ("POST", "/deliveries/{deliveryId}/redeliver", redeliver, None),
     ("GET", "/health", health, None),
     ("GET", "/metrics", metrics_handler, None),  # built per app (its registry)

@@ -29,6 +29,7 @@ WEBHOOK_URL_PATTERN = (
     r"^https?://[A-Za-z][A-Za-z0-9-]{0,62}(\.[A-Za-z][A-Za-z0-9-]{0,62}){1,4}"
     r"(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]{0,40}){0,4}$"
 )
+EVENT_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}\Z"
 CURSOR_PATTERN = r"^[0-9]{1,15}_[a-z][a-z0-9_]{0,31}-[0-9A-Z]{26}\Z"  # \Z: `$` passes "...\n"
 
 
@@ -82,6 +83,27 @@ class InvokeRequest(Schema):
     )
     attempts = _int(1, 10, metadata={"description": "runs before the job is failed"})
     delay = _int(0, MAX_DELAY_MS, metadata={"description": "ms before the job may start"})
+
+
+class DeliverRequest(Schema):
+    url = fields.String(
+        required=True,
+        validate=validate.Length(1, MAX_URL),
+        metadata={"description": "where the payload is POSTed (SSRF-guarded, as webhookUrl)"},
+    )
+    payload = fields.Raw(
+        required=True,
+        allow_none=True,
+        metadata={"description": "any JSON value, sent as the body (at most 1 MiB serialised)"},
+    )
+    eventType = fields.String(
+        validate=validate.Regexp(EVENT_TYPE_PATTERN),
+        metadata={"description": "e.g. 'invoice.paid'; shown in lists, sent as X-Event-Type"},
+    )
+    idempotencyKey = fields.String(
+        validate=[validate.Length(1, 200), validate.Regexp(r"^[\x20-\x7e]+\Z")],
+        metadata={"description": "a repeat within 24 h answers the first delivery (200)"},
+    )
 
 
 class QueuePatch(Schema):
@@ -291,8 +313,9 @@ class DeliverySummary(Schema):
     """A delivery in a list: no body or history (GET /deliveries/{deliveryId} has them)."""
 
     deliveryId = _s()
-    jobId = _s()
-    botType = _s()
+    jobId = _n(fields.String(metadata={"description": "null: an ad-hoc delivery"}))
+    botType = _n(fields.String())
+    eventType = _n(fields.String())
     url = _s()
     state = _s(validate=validate.OneOf(DELIVERY_STATES))
     attempts = fields.Integer(required=True)
@@ -312,6 +335,12 @@ class Delivery(DeliverySummary):
 
 class Deliveries(Schema):
     deliveries = fields.List(fields.Nested(DeliverySummary), required=True)
+
+
+class DeliverAccepted(Schema):
+    deliveryId = _s()
+    created = fields.Boolean(required=True)
+    statusUrl = _s()
 
 
 class Redelivered(Schema):

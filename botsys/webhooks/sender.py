@@ -89,11 +89,14 @@ class Sender:
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "Accept-Encoding": "identity",
-            "X-Bot-Job-Id": delivery.job_id,
             "X-Delivery-Attempt": str(delivery.attempt),
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
         }
+        if delivery.job_id:
+            headers["X-Bot-Job-Id"] = delivery.job_id
+        if delivery.event_type:
+            headers["X-Event-Type"] = delivery.event_type
         if self._signer is not None:
             headers["webhook-signature"] = self._signer.sign(delivery.id, timestamp, delivery.body)
         return headers
