@@ -26,6 +26,7 @@ from .appkeys import (
     QUEUE,
     REGISTRY,
     REPLICA,
+    SECRETS,
     SETTINGS,
     STARTED_AT,
     STORE,
@@ -37,6 +38,7 @@ from .orchestrator import Orchestrator
 from .queue import JobQueue
 from .runners.process import ProcessRunner
 from .runners.registry import BotRegistry
+from .signing_secrets import SecretRing
 from .store.connection import make_client, wait_until_ready, warn_on_risky_settings
 from .store.notify import Notifier
 from .webhooks.dispatcher import WebhookDispatcher
@@ -83,6 +85,7 @@ async def _store(app: web.Application):
     await queue.seed_limits()
     app[QUEUE] = queue
     app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
+    app[SECRETS] = SecretRing(store.redis, queue.keys, settings.webhooks)
     _install_snapshot(app)
     yield
     await store.close()
@@ -120,6 +123,7 @@ def _workers(runner):
         )
         deliveries = app[DELIVERIES]
         deliveries.subscribe(notifier)
+        app[SECRETS].subscribe(notifier)
         dispatcher = WebhookDispatcher(
             deliveries,
             settings.webhooks,
@@ -127,6 +131,7 @@ def _workers(runner):
                 record.outcome, record.status_code, record.duration_ms / 1000
             ),
             idle_wait_s=settings.engine.idle_wait_s,
+            keyring=app[SECRETS].keyring,
         )
         tasks = [asyncio.create_task(notifier.run(), name="notifier")]
         await orch.start()

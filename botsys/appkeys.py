@@ -14,6 +14,7 @@ from .deliveries import RedisDeliveryStore
 from .metrics import Metrics
 from .queue import JobQueue
 from .runners.registry import BotRegistry
+from .signing_secrets import SecretRing
 from .store.connection import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -23,6 +24,7 @@ STORE = web.AppKey("store", Store)
 QUEUE = web.AppKey("queue", JobQueue)
 REGISTRY = web.AppKey("registry", BotRegistry)
 DELIVERIES = web.AppKey("deliveries", RedisDeliveryStore)
+SECRETS = web.AppKey("secrets", SecretRing)
 METRICS = web.AppKey("metrics", Metrics)
 METRICS_REFRESH = web.AppKey("metrics_refresh", Callable[[], Awaitable[None]])
 

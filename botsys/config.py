@@ -112,6 +112,7 @@ class WebhookSettings:
     max_delay_ms: int = _spec(3_600_000, lo=0, hi=7 * 86_400_000)
     timeout_s: float = _spec(15.0, lo=0.1, hi=600)
     secret: str = _spec("")
+    secret_overlap_s: int = _spec(86400, lo=0, hi=30 * 86400)
     allow: list[str] = _spec(["localhost:5000", "mock-webhook:5000"])
     concurrency: int = _spec(64, lo=1, hi=10000)
     per_host: int = _spec(8, lo=1, hi=10000)

@@ -14,11 +14,13 @@ from aiohttp import web
 from .. import jsonsafe
 from ..appkeys import REGISTRY, SETTINGS
 from ..deliveries import MAX_ADHOC_BODY, AdhocCreated
-from ..jobs import bot_type_of
+from ..jobs import bot_type_of, iso_ms
 from ..queue import Enqueued, JobQueue, QueueFull, TypeStats
 from ..runners.registry import UnknownBot
 from ..states import JobState
 from ..webhooks.guard import check_url
+from ..webhooks.rotation import RingSecret
+from ..webhooks.signing import secret_key
 from .problems import Problem, invalid, not_found
 
 MAX_IDEMPOTENCY_KEY = 200
@@ -94,6 +96,33 @@ def delivered_response(request: web.Request, done: AdhocCreated) -> web.Response
     url = str(request.app.router["delivery"].url_for(deliveryId=done.delivery_id))
     body = {"deliveryId": done.delivery_id, "created": done.created, "statusUrl": url}
     return web.json_response(body, status=202 if done.created else 200, headers={"Location": url})
+
+
+def new_secret(body: Mapping[str, Any]) -> str | None:
+    """POST /webhooks/secret/rotate's secret, if given: base64 of 24 to 64 bytes."""
+    secret = body.get("secret")
+    if secret is None:
+        return None
+    try:
+        size = len(secret_key(secret))
+    except ValueError as exc:
+        raise invalid("secret", str(exc)) from None
+    if not 24 <= size <= 64:
+        raise invalid("secret", f"whsec_ + base64 of 24 to 64 bytes, not {size}")
+    return secret
+
+
+def ring_view(ring: list[RingSecret], now_ms: int) -> list[dict[str, Any]]:
+    """The secrets without their values, newest first."""
+    return [
+        {
+            "fingerprint": s.fingerprint,
+            "createdAt": iso_ms(s.created_at_ms or None),
+            "expiresAt": iso_ms(s.expires_at_ms),
+            "signing": s.live(now_ms),
+        }
+        for s in reversed(ring)
+    ]
 
 
 def fingerprint(args: Mapping[str, Any]) -> str:

@@ -6,12 +6,13 @@ into the domain → view. No business logic here; request checks that need confi
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aiohttp import web
 from aiohttp_apispec import docs, querystring_schema, request_schema, response_schema
 
 from .. import jsonsafe
-from ..appkeys import DELIVERIES, QUEUE, REGISTRY
+from ..appkeys import DELIVERIES, QUEUE, REGISTRY, SECRETS
 from ..queue import QueueFull
 from ..states import RETRYABLE, DeliveryState, JobState
 from . import requests as rq
@@ -229,6 +230,36 @@ async def redeliver(request: web.Request) -> web.Response:
     )
 
 
+@docs(
+    tags=["webhooks"],
+    summary="The signing secrets (fingerprints, not values) and when each stops signing (admin)",
+    responses=errors(401, 403, 429, 503),
+)
+@response_schema(s.SecretRing, 200)
+@admin_only
+async def list_secrets(request: web.Request) -> web.Response:
+    ring = await request.app[SECRETS].load()
+    return web.json_response({"secrets": rq.ring_view(ring, int(time.time() * 1000))})
+
+
+@docs(
+    tags=["webhooks"],
+    summary="Rotate the signing secret: a new one signs at once, older ones for the overlap (admin)",
+    description="Every unexpired secret signs (webhook-signature: v1,<sig1> v1,<sig2>), so "
+    "receivers holding the old or the new secret verify every delivery during the overlap "
+    "(default webhooks.secret_overlap_s, 24 h). The new secret is shown only in this answer.",
+    responses=errors(400, 401, 403, 408, 413, 415, 422, 429, 503),
+)
+@request_schema(s.SecretRotate)
+@response_schema(s.SecretRotated, 200)
+@admin_only
+async def rotate_secret(request: web.Request) -> web.Response:
+    body = request[BODY]
+    secret, ring = await request.app[SECRETS].rotate(rq.new_secret(body), body.get("overlapS"))
+    view = rq.ring_view(ring, int(time.time() * 1000))
+    return web.json_response({"secret": secret, "secrets": view})
+
+
 # method, path, handler, route name. Read top to bottom, this is the API (DESIGN §6).
 ROUTES = [
     ("POST", "/invoke", invoke, "invoke"),
@@ -247,6 +278,8 @@ ROUTES = [
     ("POST", "/deliver", deliver, None),
     ("GET", "/delivery/{deliveryId}", get_delivery, None),  # the original's name for it
     ("POST", "/deliveries/{deliveryId}/redeliver", redeliver, None),
+    ("GET", "/webhooks/secrets", list_secrets, None),
+    ("POST", "/webhooks/secret/rotate", rotate_secret, None),
     ("GET", "/health", health, None),
     ("GET", "/metrics", metrics_handler, None),  # built per app (its registry)
 ]

@@ -30,6 +30,7 @@ WEBHOOK_URL_PATTERN = (
     r"(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]{0,40}){0,4}$"
 )
 EVENT_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}\Z"
+SECRET_PATTERN = r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}\Z"
 CURSOR_PATTERN = r"^[0-9]{1,15}_[a-z][a-z0-9_]{0,31}-[0-9A-Z]{26}\Z"  # \Z: `$` passes "...\n"
 
 
@@ -103,6 +104,22 @@ class DeliverRequest(Schema):
     idempotencyKey = fields.String(
         validate=[validate.Length(1, 200), validate.Regexp(r"^[\x20-\x7e]+\Z")],
         metadata={"description": "a repeat within 24 h answers the first delivery (200)"},
+    )
+
+
+class SecretRotate(Schema):
+    secret = fields.String(
+        validate=validate.Regexp(SECRET_PATTERN),
+        metadata={
+            "description": "the new secret, whsec_ + base64 of 24-64 bytes (default: random)"
+        },
+    )
+    overlapS = _int(
+        0,
+        30 * 86400,
+        metadata={
+            "description": "seconds older secrets keep signing (default webhooks.secret_overlap_s)"
+        },
     )
 
 
@@ -341,6 +358,21 @@ class DeliverAccepted(Schema):
     deliveryId = _s()
     created = fields.Boolean(required=True)
     statusUrl = _s()
+
+
+class RingSecret(Schema):
+    fingerprint = _s(metadata={"description": "first 12 hex digits of the secret's SHA-256"})
+    createdAt = _n(fields.String())
+    expiresAt = _n(fields.String(metadata={"description": "null: the current secret"}))
+    signing = fields.Boolean(required=True)
+
+
+class SecretRing(Schema):
+    secrets = fields.List(fields.Nested(RingSecret), required=True)
+
+
+class SecretRotated(SecretRing):
+    secret = _s(metadata={"description": "the new current secret; shown only here"})
 
 
 class Redelivered(Schema):

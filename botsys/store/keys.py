@@ -78,6 +78,10 @@ class Keys:
     def ratelimit(self, client: str) -> str:
         return f"{self.prefix}:{{rl}}:{client}"
 
+    def webhook_secrets(self) -> str:
+        """The signing-secret ring (JSON), once rotated through the API (signing_secrets.py)."""
+        return f"{self.prefix}:{{webhooks}}:secrets"
+
     def health_probe(self, replica: str) -> str:
         """A small key /health writes (with a TTL): does Redis accept writes?"""
         return f"{self.prefix}:{{health}}:{replica}"
@@ -88,6 +92,9 @@ class Keys:
 
     def deliveries_channel(self) -> str:
         return f"{self.prefix}:wake-deliveries"
+
+    def secrets_channel(self) -> str:
+        return f"{self.prefix}:webhook-secrets"
 
     def cancel_channel(self) -> str:
         return f"{self.prefix}:cancel"

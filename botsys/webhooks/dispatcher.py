@@ -34,6 +34,7 @@ from botsys.webhooks.policy import (
     decide,
     parse_retry_after,
 )
+from botsys.webhooks.rotation import Keyring
 from botsys.webhooks.sender import Sender, SendResult, build_session
 from botsys.webhooks.types import AttemptRecord, Delivery, DeliveryStore
 
@@ -119,6 +120,7 @@ class WebhookDispatcher:
         rng: random.Random | None = None,
         on_attempt: OnAttempt | None = None,
         idle_wait_s: float = 1.0,
+        keyring: Keyring | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -129,6 +131,7 @@ class WebhookDispatcher:
         self._rng = rng or random.Random()
         self._on_attempt = on_attempt
         self._idle_wait_s = idle_wait_s
+        self._keyring = keyring  # None: sign with settings.secret alone
         self._wake_at: float | None = None  # monotonic: a released delivery is due again
         self._schedule = Schedule(settings.retry_delay_ms, settings.max_delay_ms)
         self._hosts: dict[str, _Host] = {}
@@ -349,6 +352,7 @@ class WebhookDispatcher:
                 timeout_s=self._settings.timeout_s,
                 allow=self._allow,
                 clock=self._clock,
+                keyring=self._keyring,
             )
         return self._sender
 

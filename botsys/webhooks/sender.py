@@ -20,7 +20,7 @@ import aiohttp
 import botsys
 from botsys.deadlines import Deadlines
 from botsys.webhooks.guard import AllowList, BlockedDestination, Guard, check_url
-from botsys.webhooks.signing import Signer, secret_key
+from botsys.webhooks.rotation import Keyring
 from botsys.webhooks.types import Delivery
 
 MAX_RESPONSE_BYTES = 64 * 1024  # read at most this much of a response, then hang up
@@ -76,9 +76,11 @@ class Sender:
         timeout_s: float = 15.0,
         allow: AllowList | None = None,
         clock: Callable[[], float] = time.time,
+        keyring: Keyring | None = None,
     ) -> None:
         self._session = session
-        self._signer = Signer(secret_key(secret)) if secret else None
+        # One secret, or a rotating ring of them (every unexpired one signs).
+        self._keyring = keyring if keyring is not None else Keyring.single(secret)
         self._deadlines = Deadlines(timeout_s)
         self._allow = allow or AllowList()
         self._clock = clock
@@ -97,8 +99,10 @@ class Sender:
             headers["X-Bot-Job-Id"] = delivery.job_id
         if delivery.event_type:
             headers["X-Event-Type"] = delivery.event_type
-        if self._signer is not None:
-            headers["webhook-signature"] = self._signer.sign(delivery.id, timestamp, delivery.body)
+        if self._keyring:
+            signature = self._keyring.sign(delivery.id, timestamp, delivery.body, timestamp * 1000)
+            if signature:
+                headers["webhook-signature"] = signature
         return headers
 
     async def send(self, delivery: Delivery) -> SendResult:
