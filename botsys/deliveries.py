@@ -206,6 +206,59 @@ class RedisDeliveryStore:
         reply = await self.queue.run_script("redeliver", t, delivery_id)
         return int(reply[0]), (reply[1] if len(reply) > 1 else "")
 
+    async def redeliver_matching(
+        self,
+        state: str,
+        since_ms: int,
+        *,
+        url: str = "",
+        job_id: str = "",
+        limit: int = 1000,
+        dry_run: bool = False,
+    ) -> tuple[int, int]:
+        """Bulk replay: (matched, redelivered) of the ``state`` deliveries (delivered or dead)
+        that finished at or after ``since_ms``, to ``url`` / of ``job_id`` if given, at most
+        ``limit``. Each is redelivered by redeliver.lua (atomic per delivery; one pipeline)."""
+        matched: list[tuple[str, str]] = []
+        slots = [bot_type_of(job_id)] if job_id else self.slots
+        for t in slots:
+            if not self._known(t) or len(matched) >= limit:
+                continue
+            room = limit - len(matched)
+            # The index holds at most engine.max_index per state: a URL filter reads it all.
+            ids = await self._finished_since(t, state, since_ms, job_id, None if url else room)
+            if url and ids:
+                urls = await self._urls(t, ids)
+                ids = [i for i, u in zip(ids, urls, strict=True) if u == url]
+            matched.extend((t, i) for i in ids[:room])
+        if dry_run or not matched:
+            return len(matched), 0
+        replies = await asyncio.gather(
+            *(self.queue.run_script("redeliver", t, i) for t, i in matched)
+        )
+        return len(matched), sum(1 for r in replies if int(r[0]) == 1)
+
+    async def _finished_since(
+        self, t: str, state: str, since_ms: int, job_id: str, limit: int | None
+    ) -> list[str]:
+        """Oldest first, so a limited replay goes on where the previous one stopped."""
+        r, k = self.queue.redis, self.queue.keys
+        if not job_id:
+            page = {} if limit is None else {"start": 0, "num": limit}
+            return await r.zrangebyscore(k.delivery_index(t, state), since_ms, "+inf", **page)
+        ids = await self._ids_for_job(t, job_id)
+        pipe = r.pipeline(transaction=False)
+        for i in ids:
+            pipe.zscore(k.delivery_index(t, state), i)
+        scores = await pipe.execute()
+        return [i for i, sc in zip(ids, scores, strict=True) if sc is not None and sc >= since_ms]
+
+    async def _urls(self, t: str, ids: list[str]) -> list[str | None]:
+        pipe = self.queue.redis.pipeline(transaction=False)
+        for i in ids:
+            pipe.hget(self.queue.keys.delivery(t, i), "url")
+        return await pipe.execute()
+
     async def create_adhoc(
         self, url: str, body: bytes, event_type: str = "", idempotency_key: str = ""
     ) -> AdhocCreated:

@@ -179,6 +179,13 @@ def known_job_id(app: web.Application, job_id: str) -> str:
     return job_id
 
 
+def replay_job_id(app: web.Application, job_id: str) -> str:
+    """A replay's jobId filter: a job id of a configured bot type, or '' (none)."""
+    if job_id and bot_type_of(job_id) not in app[SETTINGS].bot_types:
+        raise invalid("jobId", "not a job id of a configured bot type")
+    return job_id
+
+
 def known_bot_type(app: web.Application, bot_type: str) -> str:
     if bot_type not in app[SETTINGS].bot_types:
         raise not_found(f"bot type {bot_type[:64]!r}")

@@ -232,6 +232,30 @@ async def redeliver(request: web.Request) -> web.Response:
 
 @docs(
     tags=["webhooks"],
+    summary="Redeliver in bulk: every dead (or delivered) delivery since a time (admin)",
+    description="Run it with ?dryRun=true first for the count. At most `limit` per call, oldest "
+    "first; a replayed delivery leaves its state's index, so calling again goes on with the next.",
+    responses=errors(400, 401, 403, 408, 413, 415, 422, 429, 503),
+)
+@request_schema(s.ReplayRequest)
+@querystring_schema(s.ReplayQuery)
+@response_schema(s.Replayed, 200)
+@admin_only
+async def replay(request: web.Request) -> web.Response:
+    body, dry_run = request[BODY], request[QUERY]["dryRun"]
+    matched, redelivered = await request.app[DELIVERIES].redeliver_matching(
+        body["state"],
+        int(body["since"].timestamp() * 1000),
+        url=body.get("endpoint", ""),
+        job_id=rq.replay_job_id(request.app, body.get("jobId", "")),
+        limit=body["limit"],
+        dry_run=dry_run,
+    )
+    return web.json_response({"matched": matched, "redelivered": redelivered, "dryRun": dry_run})
+
+
+@docs(
+    tags=["webhooks"],
     summary="The signing secrets (fingerprints, not values) and when each stops signing (admin)",
     responses=errors(401, 403, 429, 503),
 )
@@ -274,9 +298,12 @@ ROUTES = [
     ("GET", "/queues/{botType}", get_queue, None),
     ("PATCH", "/queues/{botType}", patch_queue, None),
     ("GET", "/deliveries", list_deliveries, None),
-    ("GET", "/deliveries/{deliveryId}", get_delivery, "delivery"),
+    # Not "redeliver": POST /deliveries/redeliver is the bulk replay, and the Allow header of
+    # /deliveries/redeliver must not advertise this GET.
+    ("GET", "/deliveries/{deliveryId:(?!redeliver$)[^/]+}", get_delivery, "delivery"),
     ("POST", "/deliver", deliver, None),
     ("GET", "/delivery/{deliveryId}", get_delivery, None),  # the original's name for it
+    ("POST", "/deliveries/redeliver", replay, None),
     ("POST", "/deliveries/{deliveryId}/redeliver", redeliver, None),
     ("GET", "/webhooks/secrets", list_secrets, None),
     ("POST", "/webhooks/secret/rotate", rotate_secret, None),

@@ -52,6 +52,13 @@ class StrictBool(fields.Boolean):
         return value
 
 
+class StrictQueryBool(fields.Boolean):
+    """A query flag: exactly ``true`` or ``false``."""
+
+    truthy = {"true"}
+    falsy = {"false"}
+
+
 def _int(lo: int, hi: int, **kw) -> fields.Integer:
     return fields.Integer(strict=True, validate=validate.Range(lo, hi), **kw)
 
@@ -104,6 +111,36 @@ class DeliverRequest(Schema):
     idempotencyKey = fields.String(
         validate=[validate.Length(1, 200), validate.Regexp(r"^[\x20-\x7e]+\Z")],
         metadata={"description": "a repeat within 24 h answers the first delivery (200)"},
+    )
+
+
+class ReplayRequest(Schema):
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf([DeliveryState.DEAD, DeliveryState.DELIVERED]),
+        metadata={"description": "replay the deliveries that ended in this state"},
+    )
+    since = fields.AwareDateTime(
+        required=True,
+        format="iso",
+        metadata={"description": "ISO 8601 with a zone: deliveries that ended at or after it"},
+    )
+    endpoint = fields.String(
+        validate=validate.Length(1, MAX_URL),
+        metadata={"description": "only deliveries to this URL (exact match)"},
+    )
+    jobId = fields.String(
+        validate=validate.Length(1, MAX_ID), metadata={"description": "only this job's"}
+    )
+    limit = _int(
+        1, 10_000, load_default=1000, metadata={"description": "at most this many, oldest first"}
+    )
+
+
+class ReplayQuery(Schema):
+    dryRun = StrictQueryBool(
+        load_default=False,
+        metadata={"description": "true: count what would be redelivered, send nothing"},
     )
 
 
@@ -373,6 +410,12 @@ class SecretRing(Schema):
 
 class SecretRotated(SecretRing):
     secret = _s(metadata={"description": "the new current secret; shown only here"})
+
+
+class Replayed(Schema):
+    matched = fields.Integer(required=True)
+    redelivered = fields.Integer(required=True, metadata={"description": "0 on a dry run"})
+    dryRun = fields.Boolean(required=True)
 
 
 class Redelivered(Schema):
