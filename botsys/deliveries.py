@@ -259,6 +259,15 @@ class RedisDeliveryStore:
             pipe.hget(self.queue.keys.delivery(t, i), "url")
         return await pipe.execute()
 
+    async def adhoc_counts(self) -> tuple[int, int, int]:
+        """(pending, delivered, dead) of the ad-hoc slot, for /stats beside the bot types'."""
+        k = self.queue.keys
+        pipe = self.queue.redis.pipeline(transaction=False)
+        pipe.zcard(k.deliveries(ADHOC))
+        pipe.hmget(k.meta(ADHOC), ["webhook_delivered", "webhook_dead"])
+        pending, (delivered, dead) = await pipe.execute()
+        return int(pending), int(delivered or 0), int(dead or 0)
+
     async def create_adhoc(
         self, url: str, body: bytes, event_type: str = "", idempotency_key: str = ""
     ) -> AdhocCreated:

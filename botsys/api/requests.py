@@ -236,7 +236,10 @@ async def jobs_page(queue: JobQueue, pages: list[list], q: JobsQuery) -> dict[st
     }
 
 
-def stats_view(stats: Mapping[str, TypeStats]) -> dict[str, Any]:
+def stats_view(
+    stats: Mapping[str, TypeStats], adhoc: tuple[int, int, int] = (0, 0, 0)
+) -> dict[str, Any]:
+    """``adhoc``: (pending, delivered, dead) of POST /deliver's deliveries, counted in too."""
     return {
         "botTypes": {
             t: {
@@ -250,9 +253,9 @@ def stats_view(stats: Mapping[str, TypeStats]) -> dict[str, Any]:
             for t, s in stats.items()
         },
         "webhooks": {
-            "pending": sum(s.webhook_pending for s in stats.values()),
-            "delivered": sum(s.webhook_delivered for s in stats.values()),
-            "failed": sum(s.webhook_dead for s in stats.values()),
+            "pending": adhoc[0] + sum(s.webhook_pending for s in stats.values()),
+            "delivered": adhoc[1] + sum(s.webhook_delivered for s in stats.values()),
+            "failed": adhoc[2] + sum(s.webhook_dead for s in stats.values()),
         },
     }
 

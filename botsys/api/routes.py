@@ -133,7 +133,10 @@ async def list_jobs(request: web.Request) -> web.Response:
 )
 @response_schema(s.Stats, 200)
 async def stats(request: web.Request) -> web.Response:
-    return web.json_response(rq.stats_view(await request.app[QUEUE].stats()))
+    stats, adhoc = await asyncio.gather(
+        request.app[QUEUE].stats(), request.app[DELIVERIES].adhoc_counts()
+    )
+    return web.json_response(rq.stats_view(stats, adhoc))
 
 
 @docs(

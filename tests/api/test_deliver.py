@@ -38,6 +38,8 @@ async def test_an_adhoc_delivery_dead_letters_and_is_redelivered(client):
         "deliveryId"
     ]
     assert await deliver(client, outcome="failed", status=410) == did
+    stats = await (await client.get("/stats")).json()
+    assert stats["webhooks"] == {"pending": 0, "delivered": 0, "failed": 1}
     dead = (await (await client.get("/deliveries?state=dead")).json())["deliveries"]
     assert [d["deliveryId"] for d in dead] == [did]
     r = await client.post(f"/deliveries/{did}/redeliver")
@@ -46,6 +48,9 @@ async def test_an_adhoc_delivery_dead_letters_and_is_redelivered(client):
     await deliver(client)
     view = await (await client.get(f"/delivery/{did}")).json()
     assert view["state"] == "delivered" and view["body"] is None
+    stats = await (await client.get("/stats")).json()
+    # counters, as for jobs' webhooks: the dead-lettering still counts after the redelivery
+    assert stats["webhooks"] == {"pending": 0, "delivered": 1, "failed": 1}
     assert [a["statusCode"] for a in view["history"]] == [410, 200]
 
 
