@@ -21,6 +21,7 @@ from .api import setup_api
 from .api.http_errors import install as install_http_errors  # noqa: F401 — serve's hook
 from .appkeys import (
     DELIVERIES,
+    ENDPOINTS,
     METRICS,
     METRICS_REFRESH,
     QUEUE,
@@ -33,6 +34,7 @@ from .appkeys import (
 )
 from .config import Settings
 from .deliveries import RedisDeliveryStore
+from .endpoints import EndpointStore
 from .metrics import Metrics, TypeSnapshot, WebhookSnapshot
 from .orchestrator import Orchestrator
 from .queue import JobQueue
@@ -86,9 +88,16 @@ async def _store(app: web.Application):
     app[QUEUE] = queue
     app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
     app[SECRETS] = SecretRing(store.redis, queue.keys, settings.webhooks)
+    app[ENDPOINTS] = EndpointStore(store.redis, queue, settings.webhooks.secret_overlap_s)
+    await _first_load(app[ENDPOINTS])
     _install_snapshot(app)
     yield
     await store.close()
+
+
+async def _first_load(endpoints: EndpointStore) -> None:
+    """Subscriptions before the first job completes here (the notifier reloads them later)."""
+    await endpoints.reload()
 
 
 def _install_snapshot(app: web.Application) -> None:
@@ -124,6 +133,7 @@ def _workers(runner):
         deliveries = app[DELIVERIES]
         deliveries.subscribe(notifier)
         app[SECRETS].subscribe(notifier)
+        app[ENDPOINTS].subscribe(notifier)
         dispatcher = WebhookDispatcher(
             deliveries,
             settings.webhooks,
@@ -132,6 +142,7 @@ def _workers(runner):
             ),
             idle_wait_s=settings.engine.idle_wait_s,
             keyring=app[SECRETS].keyring,
+            endpoint_keyring=app[ENDPOINTS].keyring_for,
         )
         tasks = [asyncio.create_task(notifier.run(), name="notifier")]
         await orch.start()

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .config import Settings
 from .deliveries import RedisDeliveryStore
+from .endpoints import EndpointStore
 from .metrics import Metrics
 from .queue import JobQueue
 from .runners.registry import BotRegistry
@@ -25,6 +26,7 @@ QUEUE = web.AppKey("queue", JobQueue)
 REGISTRY = web.AppKey("registry", BotRegistry)
 DELIVERIES = web.AppKey("deliveries", RedisDeliveryStore)
 SECRETS = web.AppKey("secrets", SecretRing)
+ENDPOINTS = web.AppKey("endpoints", EndpointStore)
 METRICS = web.AppKey("metrics", Metrics)
 METRICS_REFRESH = web.AppKey("metrics_refresh", Callable[[], Awaitable[None]])
 

@@ -22,11 +22,12 @@ from .webhooks.types import AttemptRecord, Delivery
 
 # A delivery's hash fields that lists read (not the body: it holds the job's result).
 SUMMARY_FIELDS = ("id", "jobId", "botType", "url", "state", "attempt", "maxAttempts")
-SUMMARY_FIELDS += ("createdAt", "nextAt", "finishedAt", "lastStatus", "eventType")
+SUMMARY_FIELDS += ("createdAt", "nextAt", "finishedAt", "lastStatus", "eventType", "endpoint")
 ADHOC = "_adhoc"  # the slot of ad-hoc deliveries
 MAX_ADHOC_BODY = 1 << 20  # bytes of an ad-hoc payload, serialised
 IDEMPOTENCY_TTL_S = 24 * 3600
 _ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+_JOB_PREFIX = re.compile(r"[a-z][a-z0-9_]{0,31}-[0-9A-HJKMNP-TV-Z]{26}")
 log = logging.getLogger("botsys.deliveries")
 
 
@@ -36,7 +37,8 @@ def delivery_type(delivery_id: str) -> str | None:
         return None
     if _ULID.fullmatch(delivery_id[4:]):
         return ADHOC
-    return bot_type_of(delivery_id[4:].split("_", 1)[0])
+    job = _JOB_PREFIX.match(delivery_id, 4)  # then _<run>, _<endpoint id>[_<run>] or nothing
+    return bot_type_of(job.group(0)) if job else None
 
 
 def new_adhoc_id() -> str:
@@ -170,9 +172,14 @@ class RedisDeliveryStore:
         return views[:limit]
 
     async def _ids_for_job(self, bot_type: str, job_id: str) -> list[str]:
-        job = await self.queue.redis.hget(self.queue.keys.job(bot_type, job_id), "deliveryRuns")
-        runs = int(job or 0)
-        return [f"msg_{job_id}" + (f"_{n}" if n > 1 else "") for n in range(runs, 0, -1)]
+        """Its webhookUrl's deliveries, newest first, then its subscribed endpoints'."""
+        k = self.queue.keys
+        pipe = self.queue.redis.pipeline(transaction=False)
+        pipe.hget(k.job(bot_type, job_id), "deliveryRuns")
+        pipe.lrange(k.fanout(bot_type, job_id), 0, -1)
+        runs, fanned = await pipe.execute()
+        own = [f"msg_{job_id}" + (f"_{n}" if n > 1 else "") for n in range(int(runs or 0), 0, -1)]
+        return own + fanned[::-1]
 
     async def _list_type(self, bot_type: str, state: str | None, limit: int) -> list[dict]:
         k, r = self.queue.keys, self.queue.redis
@@ -300,6 +307,7 @@ def _delivery(f: dict[str, str]) -> Delivery:
         max_attempts=int(f["maxAttempts"]),
         token=f["token"],
         event_type=f.get("eventType", ""),
+        endpoint=f.get("endpoint", ""),
     )
 
 
@@ -332,6 +340,7 @@ def delivery_summary(f: dict[str, Any]) -> dict[str, Any]:
         "jobId": f.get("jobId") or None,  # None: an ad-hoc delivery (POST /deliver)
         "botType": f.get("botType") or None,
         "eventType": f.get("eventType") or None,
+        "endpointId": f.get("endpoint") or None,  # a subscribed endpoint's delivery
         "url": f.get("url"),
         "state": state,
         "attempts": int(f.get("attempt", 0)),

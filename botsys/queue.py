@@ -91,6 +91,8 @@ class JobQueue:
         self.replica = replica
         self.keys = Keys(settings.redis.prefix)
         self.scripts = scripts or Scripts(redis)
+        # Per bot type: the subscribed endpoints lib.lua's fan_out sends the type's job events to.
+        self._endpoints: dict[str, list[dict]] = {}
         self._ctx = {t: self._context(t) for t in settings.bot_types}
         # Called with the bot type after a job is enqueued through this queue: the local
         # dispatcher wakes without waiting for the pub/sub round trip.
@@ -124,8 +126,14 @@ class JobQueue:
                 "deliveries_channel": k.deliveries_channel(),
                 "wake_channel": k.wake_channel(bot_type),
                 "cancel_channel": k.cancel_channel(),
+                "endpoints": self._endpoints.get(bot_type, []),
             }
         )
+
+    def set_endpoints(self, per_type: dict[str, list[dict]]) -> None:
+        """The endpoints each bot type's job events fan out to (endpoints.py keeps it current)."""
+        self._endpoints = per_type
+        self._ctx = {t: self._context(t) for t in self._ctx}
 
     async def run_script(self, name: str, bot_type: str, *args: Any, now: int | None = None) -> Any:
         keys = [self.keys.type_prefix(bot_type)]

@@ -125,6 +125,8 @@ def tailor(doc: dict, settings, bot_types: list[dict]) -> None:
     base = schemas.pop("InvokeRequest")
     base["properties"]["webhookUrl"]["pattern"] = WEBHOOK_URL_PATTERN
     schemas["DeliverRequest"]["properties"]["url"]["pattern"] = WEBHOOK_URL_PATTERN
+    for name in ("EndpointCreate", "EndpointPatch"):
+        schemas[name]["properties"]["url"]["pattern"] = WEBHOOK_URL_PATTERN
     variants = []
     for t in bot_types:
         variant = copy.deepcopy(base)

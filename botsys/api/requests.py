@@ -18,6 +18,7 @@ from ..jobs import bot_type_of, iso_ms
 from ..queue import Enqueued, JobQueue, QueueFull, TypeStats
 from ..runners.registry import UnknownBot
 from ..states import JobState
+from ..webhooks.endpoints import Endpoint
 from ..webhooks.guard import check_url
 from ..webhooks.rotation import RingSecret
 from ..webhooks.signing import secret_key
@@ -123,6 +124,32 @@ def ring_view(ring: list[RingSecret], now_ms: int) -> list[dict[str, Any]]:
         }
         for s in reversed(ring)
     ]
+
+
+def endpoint_fields(app: web.Application, body: Mapping[str, Any]) -> dict[str, Any]:
+    """POST/PATCH /endpoints: the URL through the SSRF guard, bot types that exist."""
+    if "url" in body:
+        problem = check_url(body["url"], app[SETTINGS].webhooks.allow)
+        if problem:
+            raise invalid("url", problem)
+    unknown = [t for t in body.get("botTypes", ()) if t not in app[SETTINGS].bot_types]
+    if unknown:
+        raise invalid("botTypes", f"unknown bot type(s): {', '.join(unknown)}")
+    return {k: v for k, v in body.items() if k != "secret"}
+
+
+def endpoint_view(e: Endpoint, now_ms: int) -> dict[str, Any]:
+    return {
+        "endpointId": e.id,
+        "url": e.url,
+        "eventTypes": list(e.event_types),
+        "botTypes": list(e.bot_types),
+        "description": e.description,
+        "disabled": e.disabled,
+        "createdAt": iso_ms(e.created_at_ms or None),
+        "updatedAt": iso_ms(e.updated_at_ms or None),
+        "secrets": ring_view(list(e.secrets), now_ms),
+    }
 
 
 def fingerprint(args: Mapping[str, Any]) -> str:

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp_apispec import docs, querystring_schema, request_schema, response_schema
 
 from .. import jsonsafe
-from ..appkeys import DELIVERIES, QUEUE, REGISTRY, SECRETS
+from ..appkeys import DELIVERIES, ENDPOINTS, QUEUE, REGISTRY, SECRETS
 from ..queue import QueueFull
 from ..states import RETRYABLE, DeliveryState, JobState
 from . import requests as rq
@@ -287,6 +287,99 @@ async def rotate_secret(request: web.Request) -> web.Response:
     return web.json_response({"secret": secret, "secrets": view})
 
 
+ENDPOINT_ERRORS = (400, 401, 403, 408, 413, 415, 422, 429, 503)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@docs(
+    tags=["endpoints"],
+    summary="Subscribe an endpoint to job events (admin)",
+    description="Every matching job event is delivered to it (as well as to the job's own "
+    "webhookUrl), signed with the endpoint's own secret; one delivery per (event, endpoint).",
+    responses=errors(*ENDPOINT_ERRORS),
+)
+@request_schema(s.EndpointCreate)
+@response_schema(s.EndpointCreated, 201, description="created (Location: its URL)")
+@admin_only
+async def create_endpoint(request: web.Request) -> web.Response:
+    body = request[BODY]
+    fields = rq.endpoint_fields(request.app, body)
+    secret = rq.new_secret(body)
+    endpoint, secret = await request.app[ENDPOINTS].create(fields, secret)
+    url = str(request.app.router["endpoint"].url_for(endpointId=endpoint.id))
+    view = {**rq.endpoint_view(endpoint, _now_ms()), "secret": secret}
+    return web.json_response(view, status=201, headers={"Location": url})
+
+
+@docs(tags=["endpoints"], summary="Every endpoint (admin)", responses=errors(401, 403, 429, 503))
+@response_schema(s.Endpoints, 200)
+@admin_only
+async def list_endpoints(request: web.Request) -> web.Response:
+    now = _now_ms()
+    views = [rq.endpoint_view(e, now) for e in await request.app[ENDPOINTS].all()]
+    return web.json_response({"endpoints": views})
+
+
+@docs(tags=["endpoints"], summary="One endpoint (admin)", responses=errors(401, 403, 404, 429, 503))
+@response_schema(s.EndpointView, 200)
+@admin_only
+async def get_endpoint(request: web.Request) -> web.Response:
+    endpoint = await request.app[ENDPOINTS].get(request.match_info["endpointId"])
+    if endpoint is None:
+        raise not_found("endpoint")
+    return web.json_response(rq.endpoint_view(endpoint, _now_ms()))
+
+
+@docs(
+    tags=["endpoints"],
+    summary="Change an endpoint's URL, subscriptions or filters, or disable it (admin)",
+    responses=errors(404, *ENDPOINT_ERRORS),
+)
+@request_schema(s.EndpointPatch)
+@response_schema(s.EndpointView, 200)
+@admin_only
+async def patch_endpoint(request: web.Request) -> web.Response:
+    changes = rq.endpoint_fields(request.app, request[BODY])
+    endpoint = await request.app[ENDPOINTS].update(request.match_info["endpointId"], changes)
+    if endpoint is None:
+        raise not_found("endpoint")
+    return web.json_response(rq.endpoint_view(endpoint, _now_ms()))
+
+
+@docs(
+    tags=["endpoints"],
+    summary="Delete an endpoint: no new deliveries; those already made still go (admin)",
+    responses=errors(401, 403, 404, 429, 503),
+)
+@admin_only
+async def delete_endpoint(request: web.Request) -> web.Response:
+    if not await request.app[ENDPOINTS].delete(request.match_info["endpointId"]):
+        raise not_found("endpoint")
+    return web.Response(status=204)
+
+
+@docs(
+    tags=["endpoints"],
+    summary="Rotate an endpoint's signing secret, as the global one (admin)",
+    responses=errors(404, *ENDPOINT_ERRORS),
+)
+@request_schema(s.SecretRotate)
+@response_schema(s.EndpointCreated, 200)
+@admin_only
+async def rotate_endpoint_secret(request: web.Request) -> web.Response:
+    body = request[BODY]
+    done = await request.app[ENDPOINTS].rotate_secret(
+        request.match_info["endpointId"], rq.new_secret(body), body.get("overlapS")
+    )
+    if done is None:
+        raise not_found("endpoint")
+    endpoint, secret = done
+    return web.json_response({**rq.endpoint_view(endpoint, _now_ms()), "secret": secret})
+
+
 # method, path, handler, route name. Read top to bottom, this is the API (DESIGN §6).
 ROUTES = [
     ("POST", "/invoke", invoke, "invoke"),
@@ -310,6 +403,12 @@ ROUTES = [
     ("POST", "/deliveries/{deliveryId}/redeliver", redeliver, None),
     ("GET", "/webhooks/secrets", list_secrets, None),
     ("POST", "/webhooks/secret/rotate", rotate_secret, None),
+    ("POST", "/endpoints", create_endpoint, None),
+    ("GET", "/endpoints", list_endpoints, None),
+    ("GET", "/endpoints/{endpointId}", get_endpoint, "endpoint"),
+    ("PATCH", "/endpoints/{endpointId}", patch_endpoint, None),
+    ("DELETE", "/endpoints/{endpointId}", delete_endpoint, None),
+    ("POST", "/endpoints/{endpointId}/secret/rotate", rotate_endpoint_secret, None),
     ("GET", "/health", health, None),
     ("GET", "/metrics", metrics_handler, None),  # built per app (its registry)
 ]

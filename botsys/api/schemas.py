@@ -15,6 +15,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from ..jobs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
 from ..states import DeliveryState, JobState
 from ..store.errors import REFUSALS
+from ..webhooks.endpoints import EVENT_TYPES
 
 REFUSAL_KINDS = [r.kind for r in REFUSALS.values()]
 JOB_STATES = list(JobState)
@@ -157,6 +158,37 @@ class SecretRotate(Schema):
         metadata={
             "description": "seconds older secrets keep signing (default webhooks.secret_overlap_s)"
         },
+    )
+
+
+class EndpointPatch(Schema):
+    url = fields.String(
+        validate=validate.Length(1, MAX_URL),
+        metadata={"description": "where its deliveries are POSTed (SSRF-guarded, as webhookUrl)"},
+    )
+    eventTypes = fields.List(
+        fields.String(validate=validate.OneOf(EVENT_TYPES)),
+        validate=validate.Length(1, len(EVENT_TYPES)),
+        metadata={"description": "the events it subscribes to (default: every job event)"},
+    )
+    botTypes = fields.List(
+        fields.String(validate=validate.Length(1, 32)),
+        validate=validate.Length(0, 100),
+        metadata={"description": "only these bot types' jobs ([] or absent: every type)"},
+    )
+    description = fields.String(validate=validate.Length(0, 200))
+    disabled = StrictBool(metadata={"description": "true: no delivery is created for it"})
+
+
+class EndpointCreate(EndpointPatch):
+    url = fields.String(
+        required=True,
+        validate=validate.Length(1, MAX_URL),
+        metadata={"description": "where its deliveries are POSTed (SSRF-guarded, as webhookUrl)"},
+    )
+    secret = fields.String(
+        validate=validate.Regexp(SECRET_PATTERN),
+        metadata={"description": "its signing secret, whsec_... (default: a random one)"},
     )
 
 
@@ -370,6 +402,7 @@ class DeliverySummary(Schema):
     jobId = _n(fields.String(metadata={"description": "null: an ad-hoc delivery"}))
     botType = _n(fields.String())
     eventType = _n(fields.String())
+    endpointId = _n(fields.String(metadata={"description": "set: a subscribed endpoint's"}))
     url = _s()
     state = _s(validate=validate.OneOf(DELIVERY_STATES))
     attempts = fields.Integer(required=True)
@@ -416,6 +449,26 @@ class Replayed(Schema):
     matched = fields.Integer(required=True)
     redelivered = fields.Integer(required=True, metadata={"description": "0 on a dry run"})
     dryRun = fields.Boolean(required=True)
+
+
+class EndpointView(Schema):
+    endpointId = _s()
+    url = _s()
+    eventTypes = fields.List(fields.String(), required=True)
+    botTypes = fields.List(fields.String(), required=True)
+    description = _s()
+    disabled = fields.Boolean(required=True)
+    createdAt = _n(fields.String())
+    updatedAt = _n(fields.String())
+    secrets = fields.List(fields.Nested(RingSecret), required=True)
+
+
+class EndpointCreated(EndpointView):
+    secret = _s(metadata={"description": "its signing secret; shown only here"})
+
+
+class Endpoints(Schema):
+    endpoints = fields.List(fields.Nested(EndpointView), required=True)
 
 
 class Redelivered(Schema):

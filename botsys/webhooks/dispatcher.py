@@ -121,6 +121,7 @@ class WebhookDispatcher:
         on_attempt: OnAttempt | None = None,
         idle_wait_s: float = 1.0,
         keyring: Keyring | None = None,
+        endpoint_keyring: Callable[[str], Keyring | None] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -132,6 +133,7 @@ class WebhookDispatcher:
         self._on_attempt = on_attempt
         self._idle_wait_s = idle_wait_s
         self._keyring = keyring  # None: sign with settings.secret alone
+        self._endpoint_keyring = endpoint_keyring
         self._wake_at: float | None = None  # monotonic: a released delivery is due again
         self._schedule = Schedule(settings.retry_delay_ms, settings.max_delay_ms)
         self._hosts: dict[str, _Host] = {}
@@ -353,6 +355,7 @@ class WebhookDispatcher:
                 allow=self._allow,
                 clock=self._clock,
                 keyring=self._keyring,
+                endpoint_keyring=self._endpoint_keyring,
             )
         return self._sender
 

@@ -77,10 +77,13 @@ class Sender:
         allow: AllowList | None = None,
         clock: Callable[[], float] = time.time,
         keyring: Keyring | None = None,
+        endpoint_keyring: Callable[[str], Keyring | None] | None = None,
     ) -> None:
         self._session = session
         # One secret, or a rotating ring of them (every unexpired one signs).
         self._keyring = keyring if keyring is not None else Keyring.single(secret)
+        # A subscribed endpoint's deliveries are signed with that endpoint's own secrets.
+        self._endpoint_keyring = endpoint_keyring or (lambda _id: None)
         self._deadlines = Deadlines(timeout_s)
         self._allow = allow or AllowList()
         self._clock = clock
@@ -99,8 +102,9 @@ class Sender:
             headers["X-Bot-Job-Id"] = delivery.job_id
         if delivery.event_type:
             headers["X-Event-Type"] = delivery.event_type
-        if self._keyring:
-            signature = self._keyring.sign(delivery.id, timestamp, delivery.body, timestamp * 1000)
+        keyring = self._endpoint_keyring(delivery.endpoint) if delivery.endpoint else self._keyring
+        if keyring:
+            signature = keyring.sign(delivery.id, timestamp, delivery.body, timestamp * 1000)
             if signature:
                 headers["webhook-signature"] = signature
         return headers

@@ -24,7 +24,8 @@ class Delivery:
     attempt: int  # number of THIS attempt, 1-based (X-Delivery-Attempt)
     max_attempts: int
     token: str  # lease token of this claim; a stale token makes finish/release return False
-    event_type: str = ""  # an ad-hoc delivery's eventType (X-Event-Type); '' for job webhooks
+    event_type: str = ""  # sent as X-Event-Type: an ad-hoc one's, an endpoint's job.<state>
+    endpoint: str = ""  # the subscribed endpoint it goes to (signed with its secrets); '' none
 
 
 class AttemptRecord(NamedTuple):
