@@ -110,8 +110,13 @@ class EndpointStore:
     # -- this replica's cache --------------------------------------------------------------
 
     def keyring_for(self, endpoint_id: str) -> Keyring | None:
-        """The signing keyring of an endpoint's deliveries (None: deleted since)."""
-        return self._keyrings.get(endpoint_id)
+        """The signing keyring of an endpoint's deliveries; None for one this replica does
+        not know (deleted, or created so recently that its reload is still on the way: one
+        is started, and the dispatcher holds the delivery back once)."""
+        keyring = self._keyrings.get(endpoint_id)
+        if keyring is None:
+            self._reload_soon()
+        return keyring
 
     def subscribe(self, notifier) -> None:
         notifier.on(self.keys.endpoints_channel(), lambda _msg: self._reload_soon())

@@ -41,6 +41,7 @@ from botsys.webhooks.types import AttemptRecord, Delivery, DeliveryStore
 log = logging.getLogger(__name__)
 
 OnAttempt = Callable[[AttemptRecord, Delivery], None]
+UNKNOWN_ENDPOINT_WAIT_MS = 1000  # far above a pub/sub round trip
 SessionFactory = Callable[[], aiohttp.ClientSession]
 
 
@@ -134,6 +135,9 @@ class WebhookDispatcher:
         self._idle_wait_s = idle_wait_s
         self._keyring = keyring  # None: sign with settings.secret alone
         self._endpoint_keyring = endpoint_keyring
+        # Endpoint deliveries held back once because this replica did not know the endpoint
+        # yet (its pub/sub reload still on the way): sent signed on their next claim.
+        self._held_for_endpoint: set[str] = set()
         self._wake_at: float | None = None  # monotonic: a released delivery is due again
         self._schedule = Schedule(settings.retry_delay_ms, settings.max_delay_ms)
         self._hosts: dict[str, _Host] = {}
@@ -246,6 +250,9 @@ class WebhookDispatcher:
         # on each resumption, several times per delivery.
         host = self._host(delivery.url)
         try:
+            if delivery.endpoint and self._unknown_endpoint(delivery):
+                await self._release(delivery, UNKNOWN_ENDPOINT_WAIT_MS)
+                return
             if not host.take() and not await self._wait_for_host(host, delivery):
                 return
             if self._stopping.is_set():
@@ -265,6 +272,20 @@ class WebhookDispatcher:
         finally:  # here rather than a done callback: one loop turn less per delivery
             self._tasks.pop(id(delivery), None)
             self._slot_freed.set()
+
+    def _unknown_endpoint(self, delivery: Delivery) -> bool:
+        """True the first time a delivery's endpoint has no keyring here: a just-created
+        endpoint this replica has not reloaded yet. Once held, it goes (a deleted endpoint's
+        pending deliveries are then sent unsigned)."""
+        if self._endpoint_keyring is None or self._endpoint_keyring(delivery.endpoint):
+            return False
+        if delivery.id in self._held_for_endpoint:
+            self._held_for_endpoint.discard(delivery.id)
+            return False
+        if len(self._held_for_endpoint) > 10_000:  # deleted endpoints' leftovers: forget
+            self._held_for_endpoint.clear()
+        self._held_for_endpoint.add(delivery.id)
+        return True
 
     async def _wait_for_host(self, host: _Host, delivery: Delivery) -> bool:
         """The host is full: wait locally for a slot (True), or hand the delivery back to
