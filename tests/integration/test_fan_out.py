@@ -128,3 +128,18 @@ async def test_a_disabled_or_deleted_endpoint_gets_nothing_new(redis_client, aio
     store = RedisDeliveryStore(q, s.webhooks.lease_ms)
     pending = [d["jobId"] for d in await store.list(state="pending")]
     assert sorted(pending) == sorted([first, failed])
+
+
+async def test_a_cancelled_job_fans_out_job_cancelled(redis_client, aiohttp_server):
+    rec = await start_receiver(aiohttp_server)
+    s = make_settings(**{"webhooks.allow": ["127.0.0.1"]})
+    q = JobQueue(redis_client, s, "r1")
+    await q.seed_limits()
+    eps = EndpointStore(redis_client, q, 3600)
+    ep, _ = await eps.create({"url": rec.url, "eventTypes": ["job.cancelled"]}, None)
+    waiting = (await q.enqueue("python", "simulate", {})).job_id
+    await q.cancel(waiting)  # cancelled while waiting: cancel.lua
+    await finish_jobs(q, [("python", "succeeded")])  # not subscribed
+    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    [d] = await store.list(state="pending")
+    assert d["deliveryId"] == f"msg_{waiting}_{ep.id}" and d["eventType"] == "job.cancelled"
