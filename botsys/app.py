@@ -143,6 +143,7 @@ def _workers(runner):
             idle_wait_s=settings.engine.idle_wait_s,
             keyring=app[SECRETS].keyring,
             endpoint_keyring=app[ENDPOINTS].keyring_for,
+            endpoint_rate=app[ENDPOINTS].rate_for,
         )
         tasks = [asyncio.create_task(notifier.run(), name="notifier")]
         await orch.start()

@@ -117,6 +117,9 @@ class WebhookSettings:
     concurrency: int = _spec(64, lo=1, hi=10000)
     per_host: int = _spec(8, lo=1, hi=10000)
     lease_ms: int = _spec(60000, lo=500, hi=3_600_000)
+    breaker_window: int = _spec(20, lo=2, hi=10_000)
+    breaker_failure_ratio: float = _spec(0.5, lo=0.01, hi=1.0)
+    breaker_open_s: float = _spec(30.0, lo=0.05, hi=86_400)
 
 
 @dataclass(frozen=True)

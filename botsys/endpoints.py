@@ -41,6 +41,7 @@ class EndpointStore:
         self.keys = queue.keys
         self.overlap_s = overlap_s
         self._keyrings: dict[str, Keyring] = {}
+        self._rates: dict[str, float] = {}
         self._reloading: asyncio.Task | None = None
 
     # -- reads and writes (the API) --------------------------------------------------------
@@ -63,6 +64,7 @@ class EndpointStore:
             bot_types=tuple(fields.get("botTypes") or ()),
             secrets=(RingSecret(secret, now),),
             disabled=bool(fields.get("disabled", False)),
+            rate_limit=float(fields.get("rateLimit") or 0),
             description=fields.get("description", ""),
             created_at_ms=now,
             updated_at_ms=now,
@@ -118,6 +120,10 @@ class EndpointStore:
             self._reload_soon()
         return keyring
 
+    def rate_for(self, endpoint_id: str) -> float:
+        """An endpoint's throttle, deliveries/s on each replica (0: none)."""
+        return self._rates.get(endpoint_id, 0.0)
+
     def subscribe(self, notifier) -> None:
         notifier.on(self.keys.endpoints_channel(), lambda _msg: self._reload_soon())
 
@@ -132,6 +138,7 @@ class EndpointStore:
             log.warning("reloading the endpoints failed (%s)", exc)
             return
         self._keyrings = {e.id: e.keyring() for e in endpoints}
+        self._rates = {e.id: e.rate_limit for e in endpoints}
         self.queue.set_endpoints(fan_out_context(endpoints, self.queue.bot_types))
 
 

@@ -146,6 +146,7 @@ def endpoint_view(e: Endpoint, now_ms: int) -> dict[str, Any]:
         "botTypes": list(e.bot_types),
         "description": e.description,
         "disabled": e.disabled,
+        "rateLimit": e.rate_limit,
         "createdAt": iso_ms(e.created_at_ms or None),
         "updatedAt": iso_ms(e.updated_at_ms or None),
         "secrets": ring_view(list(e.secrets), now_ms),

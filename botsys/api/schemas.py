@@ -178,6 +178,10 @@ class EndpointPatch(Schema):
     )
     description = fields.String(validate=validate.Length(0, 200))
     disabled = StrictBool(metadata={"description": "true: no delivery is created for it"})
+    rateLimit = StrictNumber(
+        validate=validate.Range(0, 10_000),
+        metadata={"description": "at most this many deliveries/s to it, per replica (0: no limit)"},
+    )
 
 
 class EndpointCreate(EndpointPatch):
@@ -458,6 +462,7 @@ class EndpointView(Schema):
     botTypes = fields.List(fields.String(), required=True)
     description = _s()
     disabled = fields.Boolean(required=True)
+    rateLimit = fields.Float(required=True)
     createdAt = _n(fields.String())
     updatedAt = _n(fields.String())
     secrets = fields.List(fields.Nested(RingSecret), required=True)

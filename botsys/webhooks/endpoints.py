@@ -23,6 +23,7 @@ class Endpoint:
     bot_types: tuple[str, ...] = ()  # () = every bot type
     secrets: tuple[RingSecret, ...] = ()
     disabled: bool = False
+    rate_limit: float = 0.0  # deliveries/s per replica; 0: none
     description: str = ""
     created_at_ms: int = 0
     updated_at_ms: int = 0
@@ -41,6 +42,7 @@ class Endpoint:
             "botTypes": list(self.bot_types),
             "secrets": [s.to_json() for s in self.secrets],
             "disabled": self.disabled,
+            "rateLimit": self.rate_limit,
             "description": self.description,
             "createdAt": self.created_at_ms,
             "updatedAt": self.updated_at_ms,
@@ -55,6 +57,7 @@ class Endpoint:
             bot_types=tuple(d.get("botTypes") or ()),
             secrets=tuple(RingSecret.from_json(s) for s in d.get("secrets") or ()),
             disabled=bool(d.get("disabled")),
+            rate_limit=float(d.get("rateLimit") or 0),
             description=d.get("description") or "",
             created_at_ms=int(d.get("createdAt") or 0),
             updated_at_ms=int(d.get("updatedAt") or 0),
@@ -67,6 +70,7 @@ class Endpoint:
             "eventTypes": "event_types",
             "botTypes": "bot_types",
             "disabled": "disabled",
+            "rateLimit": "rate_limit",
             "description": "description",
         }
         kw = {names[k]: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}

@@ -3,7 +3,7 @@ rotate its secret, delete; bad input is a 4xx naming the field."""
 
 from __future__ import annotations
 
-from botsys.appkeys import QUEUE
+from botsys.appkeys import ENDPOINTS, QUEUE
 from tests.api.conftest import ADMIN_KEY, USER_KEY, auth
 from tests.api.test_invoke import problem
 
@@ -32,9 +32,12 @@ async def test_endpoint_lifecycle(client):
         e["endpointId"] for e in (await (await client.get("/endpoints")).json())["endpoints"]
     ] == [eid]
 
-    r = await client.patch(f"/endpoints/{eid}", json={"botTypes": [], "disabled": True})
+    r = await client.patch(
+        f"/endpoints/{eid}", json={"botTypes": [], "disabled": True, "rateLimit": 2.5}
+    )
     patched = await r.json()
     assert r.status == 200 and patched["botTypes"] == [] and patched["disabled"] is True
+    assert patched["rateLimit"] == 2.5 and client.app[ENDPOINTS].rate_for(eid) == 2.5
     assert eid not in client.app[QUEUE]._context("python")  # disabled: no fan-out
     await client.patch(f"/endpoints/{eid}", json={"disabled": False})
     assert eid in client.app[QUEUE]._context("python")
@@ -61,6 +64,8 @@ async def test_bad_input_names_the_field(client):
         ({"url": HOOK, "botTypes": ["cobol"]}, "botTypes"),
         ({"url": HOOK, "secret": "whsec_x"}, "secret"),
         ({"url": HOOK, "disabled": "yes"}, "disabled"),
+        ({"url": HOOK, "rateLimit": -1}, "rateLimit"),
+        ({"url": HOOK, "rateLimit": "10"}, "rateLimit"),
         ({"url": HOOK, "other": 1}, "other"),
     ]:
         out = await problem(await client.post("/endpoints", json=body), 422)
