@@ -10,6 +10,10 @@ bot: the containment of a machine without namespaces); "contained" is the defaul
 PID namespace and, for a root server, the switch to the bot user): their difference is what the
 namespace path costs over that fallback per start (target ≤ 1 ms). Figures are ratios and differences within one run,
 never absolute gates (DESIGN §9).
+
+The java rows compare java/hello's start through the runner before class archives and JDK
+selection (`java` on PATH, a class folder) with each JDK under /usr/lib/jvm, without and with
+its class archive (target: the default ≤ 0.6x before).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -28,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import record  # noqa: E402
 from botsys.config import ConfigError, load_settings  # noqa: E402
+from botsys.runners.jdk import jdk_at  # noqa: E402
 from botsys.runners.process import ProcessRunner  # noqa: E402
 from botsys.runners.protocol import encode_envelope  # noqa: E402
-from botsys.runners.sandbox import render  # noqa: E402
 from botsys.runners.types import AttemptSpec  # noqa: E402
 
 LANGUAGES = ("python", "node", "java")
@@ -76,12 +81,13 @@ async def bench_language(runner: ProcessRunner, bot_type: str, n: int) -> dict[s
     ref = runner.registry.resolve(bot_type, "hello")
     bt = runner._settings.bot_types[bot_type]
     build = await runner._build(bt, ref, 60.0)  # compile (java) outside the timed loop
+    await runner.compile_cache.archives.settled()  # and its class archive
+    build = await runner._build(bt, ref, 60.0)
     workdir = runner.sandbox.make_workdir(bot_type)  # owned by the bot user, if any
     # The same scrubbed environment for both ways: this box exports NODE_EXTRA_CA_CERTS, which
     # alone costs node ~80 ms per start; inheriting it would flatter the runner.
     env = runner.sandbox.env(bot_type, workdir)
-    python = runner.sandbox.python(bot_type)  # the bot user's interpreter for both ways
-    command = render(bt.command, runner.sandbox.values(ref.path, ref.name, build, workdir, python))
+    command = runner.command(bt, ref, build, workdir)  # the bot user's interpreter, the JDK
     contained = runner.sandbox.prefix(bot_type) + command
     ways = {
         "launcher": uncontained(runner.sandbox.prefix(bot_type)) + command,
@@ -121,17 +127,90 @@ def launcher_cost(runner: ProcessRunner, n: int) -> dict[str, float]:
     return {way: statistics.median(v) * 1e3 for way, v in times.items()}
 
 
-def make_runner() -> ProcessRunner:
+def make_runner(**overrides: object) -> ProcessRunner:
     """The defaults (bots as botsys-bot when root); as root if that user cannot reach the
     bundled bots (e.g. a checkout under /root)."""
     try:
-        return ProcessRunner(load_settings(environ={}))
+        return ProcessRunner(load_settings(environ={}, overrides=overrides))
     except ConfigError as exc:
         print(f"note: {exc}; measuring with bots as this user")
-        return ProcessRunner(load_settings(environ={}, overrides={"runner.bot_user": ""}))
+        overrides = {**overrides, "runner.bot_user": ""}
+        return ProcessRunner(load_settings(environ={}, overrides=overrides))
 
 
-async def main(n: int) -> int:
+# The java type before class archives and JDK selection: `java` on PATH, a class folder.
+JAVA_BEFORE = {
+    "bot_types.java.compile": ["javac", "-d", "{build}", "{script}"],
+    "bot_types.java.command": [
+        "java", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xmx256m", "-cp", "{build}", "{bot}"
+    ],
+}  # fmt: skip
+
+
+def java_variants() -> dict[str, ProcessRunner]:
+    """Runners for the java rows: before, and the defaults on each JDK here without and with
+    the class archive (a command with -Xshare:auto manages CDS itself: no archive)."""
+    plain = {"bot_types.java.command": [
+        "{java}", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xmx256m", "-cp", "{classpath}",
+        "{bot}",
+    ]}  # fmt: skip
+    variants = {"before (PATH java)": make_runner(**JAVA_BEFORE)}
+    for home in sorted(Path("/usr/lib/jvm").glob("*")):
+        jdk = jdk_at(home)
+        if jdk is None or home.is_symlink() or not jdk.version:
+            continue
+        label = f"JDK {jdk.feature}"
+        variants[f"{label} no archive"] = make_runner(**plain, **{"runner.java": str(home)})
+        variants[f"{label} archive"] = make_runner(**{"runner.java": str(home)})
+    return variants
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def bench_java(n: int) -> dict[str, dict[str, float]]:
+    """Median start (ms, through the runner) of java/hello per variant, interleaved."""
+    spec = AttemptSpec("bench", "java", "hello", {"n": 1}, 1, 60.0)
+    variants = java_variants()
+    for runner in variants.values():  # compile and archive outside the timed loop
+        await through_runner(runner, spec)
+        await runner.compile_cache.archives.settled()
+        await through_runner(runner, spec)
+    times: dict[str, list[float]] = {label: [] for label in variants}
+    cpu: dict[str, list[float]] = {label: [] for label in variants}
+    for _ in range(n):
+        for label, runner in variants.items():
+            before_cpu = children_cpu()
+            times[label].append(await through_runner(runner, spec))
+            cpu[label].append(children_cpu() - before_cpu)
+    before, before_cpu = (statistics.median(v["before (PATH java)"]) for v in (times, cpu))
+    print(
+        f"java/hello start through the runner, median of {n}; ratio = / before; cpu = the "
+        "reaped processes' user+sys (the steadier figure on a loaded machine)"
+    )
+    print(f"  {'variant':22} {'wall ms':>8} {'ratio':>7} {'cpu ms':>7} {'ratio':>7}")
+    rows = {}
+    for label in variants:
+        wall, used = statistics.median(times[label]), statistics.median(cpu[label])
+        rows[label] = {
+            "ms": wall * 1e3,
+            "ratio": wall / before,
+            "cpuMs": used * 1e3,
+            "cpuRatio": used / before_cpu,
+        }
+        print(
+            f"  {label:22} {wall * 1e3:8.1f} {wall / before:7.3f} {used * 1e3:7.1f} "
+            f"{used / before_cpu:7.3f}"
+        )
+    return rows
+
+
+async def main(n: int, java_only: bool = False) -> int:
+    if java_only:  # the java rows alone, not recorded
+        await bench_java(n)
+        return 0
     runner = make_runner()
     print(f"spawn cost, median of {n} (ms); ratio = runner / bare; added = contained - launcher")
     print(f"contained = {' '.join(runner.sandbox.prefix('python')[2:])}")
@@ -167,6 +246,8 @@ async def main(n: int) -> int:
             f"contained {cost['contained']:.3f} ms: containment adds {added:.3f} ms per start "
             f"(target ≤ 1 ms); network = none adds {net:.3f} ms more"
         )
+    if "java" in LANGUAGES:
+        figures["javaStart"] = await bench_java(n)
     record("spawn", figures)
     return 0
 
@@ -174,4 +255,6 @@ async def main(n: int) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=40, help="runs per language and way")
-    sys.exit(asyncio.run(main(parser.parse_args().n)))
+    parser.add_argument("--java", action="store_true", help="only the java start rows")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.n, args.java)))

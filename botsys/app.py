@@ -24,6 +24,7 @@ from .appkeys import (
     ENDPOINTS,
     METRICS,
     METRICS_REFRESH,
+    ORCHESTRATOR,
     QUEUE,
     REGISTRY,
     REPLICA,
@@ -123,13 +124,15 @@ def _workers(runner):
     async def ctx(app: web.Application):
         settings, queue, metrics = app[SETTINGS], app[QUEUE], app[METRICS]
         notifier = Notifier(queue.redis)
+        bots = runner or ProcessRunner(settings, app[REGISTRY])
         orch = Orchestrator(
             queue,
-            runner or ProcessRunner(settings, app[REGISTRY]),
+            bots,
             settings,
             metrics=metrics,
             notifier=notifier,
         )
+        app[ORCHESTRATOR] = orch
         deliveries = app[DELIVERIES]
         deliveries.subscribe(notifier)
         app[SECRETS].subscribe(notifier)
@@ -158,6 +161,8 @@ def _workers(runner):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if hasattr(bots, "aclose"):  # a test's stand-in runner may have nothing to close
+            await bots.aclose()
         with contextlib.suppress(Exception):
             await dispatcher.aclose()
         log.info("drained; bye")

@@ -13,6 +13,7 @@ from .config import Settings
 from .deliveries import RedisDeliveryStore
 from .endpoints import EndpointStore
 from .metrics import Metrics
+from .orchestrator import Orchestrator
 from .queue import JobQueue
 from .runners.registry import BotRegistry
 from .signing_secrets import SecretRing
@@ -23,6 +24,8 @@ REPLICA = web.AppKey("replica", str)
 STARTED_AT = web.AppKey("started_at", float)
 STORE = web.AppKey("store", Store)
 QUEUE = web.AppKey("queue", JobQueue)
+# This replica's orchestrator; absent when the app serves the API only (no workers).
+ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 REGISTRY = web.AppKey("registry", BotRegistry)
 DELIVERIES = web.AppKey("deliveries", RedisDeliveryStore)
 SECRETS = web.AppKey("secrets", SecretRing)

@@ -81,12 +81,16 @@ class RunnerSettings:
     kill_grace_s: float = _spec(5.0, lo=0, hi=3600)
     cache_dir: str = _spec("")  # empty: a folder under the system temp dir
     bot_user: str = _spec("botsys-bot", doc="who runs bots when the server is root")
+    java: str = _spec("", doc="JDK home or java binary for {java}; empty: the newest found")
 
 
 @dataclass(frozen=True)
 class BotTypeSettings:
     name: str = _spec("")
-    command: list[str] = _spec([], doc="argv template: {script} {bot} {build} {python} {workdir}")
+    command: list[str] = _spec(
+        [],
+        doc="argv template: {script} {bot} {build} {classpath} {python} {java} {workdir}",
+    )
     compile: list[str] = _spec([], doc="optional compile step, cached per script content hash")
     extension: str = _spec("")
     default_bot: str = _spec("simulate")
@@ -184,6 +188,7 @@ ENV_KEYS: dict[str, str] = {
     "MAX_JAVA_BOTS": "bot_types.java.limit",
     "BOTSYS_BOTS_DIR": "runner.bots_dir",
     "BOTSYS_BOT_USER": "runner.bot_user",
+    "BOTSYS_JAVA": "runner.java",
     "WEBHOOK_MAX_RETRIES": "webhooks.max_retries",
     "WEBHOOK_RETRY_DELAY": "webhooks.retry_delay_ms",
     "WEBHOOK_TIMEOUT": "webhooks.timeout_s",

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -41,23 +40,14 @@ class QueueFull(Exception):
         self.limit = limit
 
 
-class LocalTaker(Protocol):
-    """This replica's orchestrator, as seen by enqueue: a job it can start at once is claimed
-    for it by the enqueue script itself."""
-
-    def reserve(self, bot_type: str) -> bool:
-        """True: room for one more job of this type here, held until ``adopt``."""
-
-    def adopt(self, claim: Claim | None) -> None:
-        """Called once after every successful ``reserve``: the claim, or None (not claimed)."""
-
-
 @dataclass(frozen=True)
 class Enqueued:
     job_id: str
     created: bool  # False: an earlier job with the same idempotency key
     same_request: bool = True  # False: that earlier job was asked for with a different request
     position: int | None = None  # jobs waiting ahead of it when it was created (0: it started)
+    claim: Claim | None = None  # the lease the enqueue script gave the caller (``take``)
+    ready: bool = False  # created to run now (not delayed): a dispatcher could take it
 
 
 @dataclass(frozen=True)
@@ -94,12 +84,8 @@ class JobQueue:
         # Per bot type: the subscribed endpoints lib.lua's fan_out sends the type's job events to.
         self._endpoints: dict[str, list[dict]] = {}
         self._ctx = {t: self._context(t) for t in settings.bot_types}
-        # Called with the bot type after a job is enqueued through this queue: the local
-        # dispatcher wakes without waiting for the pub/sub round trip.
-        self.on_enqueued: Callable[[str], None] | None = None
         # Called with the bot type when this replica re-created its lost record (metrics).
         self.on_reseeded: Callable[[str], None] | None = None
-        self.local: LocalTaker | None = None
 
     @property
     def bot_types(self) -> list[str]:
@@ -198,8 +184,11 @@ class JobQueue:
         delay_ms: int = 0,
         idempotency_key: str = "",
         fingerprint: str = "",
+        take: bool = False,
         now: int | None = None,
     ) -> Enqueued:
+        """``take``: the caller can start the job now; if a slot is free and the job is next in
+        line, the script leases it to the caller (``Enqueued.claim``): no wake-up, no claim."""
         bt = self.settings.bot_types[bot_type]
         job_id = new_job_id(bot_type, now)
         fields = {
@@ -213,40 +202,26 @@ class JobQueue:
             "idempotencyKey": idempotency_key,
             "fingerprint": fingerprint,  # of the request, to tell a repeat from a reused key
         }
-        take = not delay_ms and self.local is not None and self.local.reserve(bot_type)
-        claim = None
-        try:
-            reply = await self.run_script(
-                "enqueue",
-                bot_type,
-                job_id,
-                json.dumps(fields),
-                delay_ms,
-                IDEMPOTENCY_TTL_S,
-                "1" if take else "",
-                now=now,
-            )
-            created, jid = reply[0], reply[1]
-            claim = (
-                _claim(reply[2])
-                if created == 1 and len(reply) > 2 and isinstance(reply[2], list)
-                else None
-            )
-        finally:
-            if take:
-                self.local.adopt(claim)  # type: ignore[union-attr]
+        reply = await self.run_script(
+            "enqueue",
+            bot_type,
+            job_id,
+            json.dumps(fields),
+            delay_ms,
+            IDEMPOTENCY_TTL_S,
+            "1" if take and not delay_ms else "",
+            now=now,
+        )
+        created, jid = reply[0], reply[1]
         if created < 0:
             raise QueueFull(bot_type, jid, int(reply[2]))
-        if claim is not None:
-            # One loop turn for the adopted attempt, whose first step spawns the bot, so the
-            # spawn does not wait for the caller's HTTP response (enqueue→spawn 0.2 ms, not 1.2).
-            await asyncio.sleep(0)
-        if created and not delay_ms and claim is None and self.on_enqueued is not None:
-            self.on_enqueued(bot_type)
         if not created and fingerprint:
             return Enqueued(jid, False, await self._same_request(bot_type, jid, fingerprint))
-        position = 0 if claim is not None else int(reply[2]) if created else None
-        return Enqueued(jid, bool(created), position=position)
+        if not created:
+            return Enqueued(jid, False)
+        if isinstance(reply[2], list):
+            return Enqueued(jid, True, position=0, claim=_claim(reply[2]), ready=True)
+        return Enqueued(jid, True, position=int(reply[2]), ready=not delay_ms)
 
     async def _same_request(self, bot_type: str, job_id: str, fingerprint: str) -> bool:
         # A job that expired, or one stored without a fingerprint, cannot be told apart: a repeat.

@@ -12,7 +12,8 @@ from aiohttp import web
 from aiohttp_apispec import docs, querystring_schema, request_schema, response_schema
 
 from .. import jsonsafe
-from ..appkeys import DELIVERIES, ENDPOINTS, QUEUE, REGISTRY, SECRETS
+from ..appkeys import DELIVERIES, ENDPOINTS, ORCHESTRATOR, QUEUE, REGISTRY, SECRETS
+from ..intake import submit
 from ..queue import QueueFull
 from ..states import RETRYABLE, DeliveryState, JobState
 from . import requests as rq
@@ -39,7 +40,7 @@ from .validation import BODY, QUERY
 async def invoke(request: web.Request) -> web.Response:
     job = rq.invoke_args(request.app, request[BODY], rq.idempotency_key(request))
     try:
-        enqueued = await request.app[QUEUE].enqueue(**job)
+        enqueued = await submit(request.app[QUEUE], request.app.get(ORCHESTRATOR), **job)
     except QueueFull as full:
         raise rq.queue_full(full) from None
     return rq.invoked_response(request, job, enqueued)

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from botsys.config import BotTypeSettings, Settings
 from botsys.runners.cache_dir import default_cache_dir
+from botsys.runners.class_archive import with_java_flags
 from botsys.runners.compile_cache import (
     COMPILER_OUTPUT_BYTES,
+    Build,
     CompileCache,
     CompileError,
     CompileRun,
@@ -40,7 +42,7 @@ class ProcessRunner:
         self.registry = registry or BotRegistry(settings)
         self.sandbox = sandbox or Sandbox(settings)
         cache_dir = default_cache_dir(settings.runner.cache_dir)
-        self.compile_cache = CompileCache(cache_dir, self._run_compiler)
+        self.compile_cache = CompileCache(cache_dir, self._run_compiler, self.sandbox.jdk)
 
     async def run(self, spec: AttemptSpec, sink: EventSink) -> AttemptOutcome:
         loop = asyncio.get_running_loop()
@@ -63,16 +65,35 @@ class ProcessRunner:
         remaining = max(0.0, deadline - loop.time())  # compiling counts against the timeout
         return await self._attempt(bt, ref, build, envelope, remaining, sink)
 
-    async def _build(self, bt: BotTypeSettings, ref: BotRef, timeout_s: float) -> str:
+    async def aclose(self) -> None:
+        """Server shutdown: stop background work (java class archive trainings)."""
+        await self.compile_cache.archives.aclose()
+
+    async def _build(self, bt: BotTypeSettings, ref: BotRef, timeout_s: float) -> Build:
         if not bt.compile:
-            return ""
-        return str(await self.compile_cache.build_dir(bt, ref, timeout_s))
+            return Build()
+        return await self.compile_cache.build(bt, ref, timeout_s)
+
+    def command(self, bt: BotTypeSettings, ref: BotRef, build: Build, workdir: Path) -> list[str]:
+        """The bot's argv (without the sandbox prefix)."""
+        jdk = self.sandbox.jdk
+        values = self.sandbox.values(
+            ref.path,
+            ref.name,
+            build.folder,
+            workdir,
+            self.sandbox.python(bt.name),
+            java=jdk.java,
+            javac=jdk.javac,
+            classpath=build.classpath,
+        )
+        return with_java_flags(render(bt.command, values), build.java_flags)
 
     async def _attempt(
         self,
         bt: BotTypeSettings,
         ref: BotRef,
-        build: str,
+        build: Build,
         envelope: bytes,
         timeout_s: float,
         sink: EventSink,
@@ -83,9 +104,7 @@ class ProcessRunner:
         )
         workdir = self.sandbox.make_workdir(bt.name)
         try:
-            python = self.sandbox.python(bt.name)
-            values = self.sandbox.values(ref.path, ref.name, build, workdir, python)
-            command = render(bt.command, values)
+            command = self.command(bt, ref, build, workdir)
             argv = self.sandbox.prefix(bt.name) + command
             try:
                 exit_ = await supervise(

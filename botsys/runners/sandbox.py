@@ -36,7 +36,9 @@ from pathlib import Path
 
 from botsys.config import BotTypeSettings, ConfigError, Settings
 from botsys.runners.cache_dir import default_cache_dir
+from botsys.runners.jdk import cached_jdk
 from botsys.runners.launcher import build_launcher, probe
+from botsys.runners.node_cache import compile_cache_env, node_version, runs_node
 from botsys.runners.registry import bots_root
 from botsys.runners.users import (
     BotUser,
@@ -139,6 +141,7 @@ class Sandbox:
         self._base_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         self._base_env.setdefault("PATH", DEFAULT_PATH)
         self._base_env.setdefault("LANG", "C.UTF-8")
+        self.jdk = cached_jdk(settings.runner.java)  # {java}, {javac}
         types = settings.bot_types
         self._users = {n: bot_user(bt, settings.runner) for n, bt in types.items()}
         self._python = {
@@ -152,6 +155,7 @@ class Sandbox:
         # The compiler writes the shared build cache, so it runs as the server, not run_as.
         self._compile_prefix = {n: self._build_prefix(bt, as_user=False) for n, bt in types.items()}
         self._env = {n: parse_env(bt) for n, bt in types.items()}
+        self._add_node_compile_cache(settings)
         self._warn_missing_tools()
         self._check_users(settings)
 
@@ -188,7 +192,15 @@ class Sandbox:
 
     @staticmethod
     def values(
-        script: Path, bot: str, build: str, workdir: Path, python: str | None = None
+        script: Path,
+        bot: str,
+        build: str,
+        workdir: Path,
+        python: str | None = None,
+        *,
+        java: str = "java",
+        javac: str = "javac",
+        classpath: str = "",
     ) -> dict[str, str]:
         return {
             # the server's own interpreter (PATH's may be a slow shim), or the bot user's
@@ -197,6 +209,10 @@ class Sandbox:
             "bot": bot,
             "build": build,
             "workdir": str(workdir),
+            # the selected JDK (jdk.py) and the build as one jar (class_archive.py)
+            "java": java,
+            "javac": javac,
+            "classpath": classpath or build,
         }
 
     def _build_prefix(self, bt: BotTypeSettings, as_user: bool) -> list[str]:
@@ -242,6 +258,17 @@ class Sandbox:
             options.append("ns=net")
         return [self.tools.launcher, str(os.getpid()), *options, "--"]
 
+    def _add_node_compile_cache(self, settings: Settings) -> None:
+        """NODE_COMPILE_CACHE for the node types whose node has it (node_cache.py)."""
+        cache = default_cache_dir(settings.runner.cache_dir) / "node-compile-cache"
+        for name, bt in settings.bot_types.items():
+            if runs_node(bt.command):
+                user = self._users[name]
+                owner = (user.uid, user.gid) if user is not None else None
+                version = node_version(bt.command[0], self._base_env["PATH"])
+                extra = compile_cache_env(version, cache / name, self._env[name], owner)
+                self._env[name] = {**extra, **self._env[name]}
+
     def _check_users(self, settings: Settings) -> None:
         """Start-up: each bot user can reach its command, bots, temp folder and builds."""
         if os.geteuid() == 0 and any(u is None for u in self._users.values()):
@@ -259,7 +286,7 @@ class Sandbox:
             folder = root / name
             if folder.is_dir():
                 needs["the bots folder"] = (folder, 0o5)
-            argv0 = render(bt.command[:1], {"python": self._python[name]})[0]
+            argv0 = render(bt.command[:1], {"python": self._python[name], "java": self.jdk.java})[0]
             found = command_path(argv0, self._base_env["PATH"])
             if found is not None:
                 needs["the command"] = (found, 0o1)

@@ -70,15 +70,8 @@ async def path_claim_of_a_due_delayed_job(q):
 
 
 async def path_claimed_at_enqueue(q):
-    class Taker:
-        def reserve(self, bot_type):
-            return True
-
-        def adopt(self, claim):
-            assert claim is not None
-
-    q.local = Taker()
-    await enqueue(q, 300)
+    payload = {"pad": "x" * 290}
+    assert (await q.enqueue("python", "simulate", payload, take=True, now=T0)).claim is not None
 
 
 async def path_retry_backoff(q):

@@ -11,6 +11,7 @@ import random
 
 import pytest
 
+from botsys.intake import submit
 from botsys.orchestrator import Orchestrator
 from botsys.queue import JobQueue
 from botsys.runners.types import AttemptOutcome
@@ -79,7 +80,7 @@ async def test_semaphore_never_exceeds_the_limit_and_reaches_it(redis_factory):
     for o in orchs:
         await o.start()
     q = orchs[0].queue
-    ids = [(await q.enqueue("python", "simulate", {"i": i})).job_id for i in range(60)]
+    ids = [(await submit(q, orchs[0], "python", "simulate", {"i": i})).job_id for i in range(60)]
     jobs = await wait_terminal(q, ids)
     for o in orchs:
         await o.stop(0)
@@ -110,7 +111,9 @@ async def test_a_freed_slot_wakes_one_replica_and_the_work_stays_spread(redis_fa
         o.queue.claim = counted
     q = orchs[0].queue
     await q.seed_limits()
-    ids = [(await q.enqueue("python", "simulate", {"i": i})).job_id for i in range(n_jobs)]
+    ids = [
+        (await submit(q, orchs[0], "python", "simulate", {"i": i})).job_id for i in range(n_jobs)
+    ]
     for o in orchs:
         await o.start()
     jobs = await wait_terminal(q, ids)
@@ -168,7 +171,7 @@ async def test_vanished_replica_jobs_are_reclaimed_after_lease_expiry(redis_fact
     doomed, survivor = replicas(redis_factory, settings, runner, n=2, bot_types=["python"])
     await doomed.start()
     q = survivor.queue
-    ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(3)]
+    ids = [(await submit(q, survivor, "python", "simulate", {})).job_id for _ in range(3)]
     while len(doomed.inflight) < 3:
         await asyncio.sleep(0.01)
     held = {ra.claim.job_id: ra.claim for ra in doomed.inflight.values()}
@@ -212,7 +215,7 @@ async def test_a_job_longer_than_several_leases_keeps_its_lease_and_runs_once(re
     for o in orchs:
         await o.start()
     q = orchs[0].queue
-    job = (await q.enqueue("python", "simulate", {})).job_id
+    job = (await submit(q, orchs[0], "python", "simulate", {})).job_id
     [final] = await wait_terminal(q, [job], timeout=20)
     for o in orchs:
         await o.stop(0)
@@ -240,7 +243,7 @@ async def test_clock_skew_between_replicas_cannot_break_the_limit(redis_factory)
     for o in orchs:
         await o.start()
     q = orchs[0].queue
-    ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(40)]
+    ids = [(await submit(q, orchs[0], "python", "simulate", {})).job_id for _ in range(40)]
     jobs = await wait_terminal(q, ids)
     for o in orchs:
         await o.stop(0)
@@ -256,7 +259,7 @@ async def test_lost_lease_stops_the_bot_and_writes_nothing(redis_factory):
     q = JobQueue(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
-    job = (await q.enqueue("python", "simulate", {})).job_id
+    job = (await submit(q, orch, "python", "simulate", {})).job_id
     while not orch.inflight:
         await asyncio.sleep(0.01)
     await q.redis.zrem(q.keys.active("python"), job)  # the lease is gone (e.g. reclaimed)
@@ -297,7 +300,7 @@ async def test_drain_requeues_unfinished_attempts_without_charging(redis_factory
     q = JobQueue(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
-    ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(2)]
+    ids = [(await submit(q, orch, "python", "simulate", {})).job_id for _ in range(2)]
     while len(orch.inflight) < 2:
         await asyncio.sleep(0.01)
     await orch.stop(drain_timeout_s=0.05)
@@ -312,7 +315,7 @@ async def test_progress_and_logs_are_recorded(redis_factory):
     q = JobQueue(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
-    job = (await q.enqueue("python", "simulate", {})).job_id
+    job = (await submit(q, orch, "python", "simulate", {})).job_id
     [final] = await wait_terminal(q, [job])
     await orch.stop(0)
     assert final.view()["result"] == {"job": job, "attempt": 1}
@@ -326,7 +329,7 @@ async def test_local_in_flight_cap(redis_factory, local_cap):
     q = JobQueue(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
-    ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(8)]
+    ids = [(await submit(q, orch, "python", "simulate", {})).job_id for _ in range(8)]
     await wait_terminal(q, ids)
     await orch.stop(0)
     assert runner.peak == local_cap
@@ -338,11 +341,11 @@ async def test_a_draining_replica_hands_its_freed_slot_to_another(redis_factory)
     runner.gate = asyncio.Event()
     a, b = replicas(redis_factory, settings, runner, n=2, bot_types=["python"])
     await a.start()
-    first = (await a.queue.enqueue("python", "simulate", {})).job_id
+    first = (await submit(a.queue, a, "python", "simulate", {})).job_id
     while not a.inflight:
         await asyncio.sleep(0.01)
     await b.start()  # b sleeps: the semaphore is full and its idle wait is 30 s
-    second = (await b.queue.enqueue("python", "simulate", {})).job_id
+    second = (await submit(b.queue, b, "python", "simulate", {})).job_id
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     stopping = asyncio.create_task(a.stop(drain_timeout_s=10))
@@ -408,11 +411,11 @@ async def test_a_job_enqueued_with_room_here_starts_without_a_claim_round_trip(r
 
     q.claim = recorded
     await orch.start()
-    first = (await q.enqueue("python", "simulate", {"i": 0})).job_id
+    first = (await submit(q, orch, "python", "simulate", {"i": 0})).job_id
     # The attempt took its first step (the spawn) before the enqueue returned, so the bot
     # starts before the HTTP handler builds its response.
     assert runner.started == [first]
-    ids = [first] + [(await q.enqueue("python", "simulate", {"i": i})).job_id for i in (1, 2)]
+    ids = [first] + [(await submit(q, orch, "python", "simulate", {"i": i})).job_id for i in (1, 2)]
     jobs = await wait_terminal(q, ids)
     await orch.stop(0)
     assert all(j.state == "succeeded" and j.get("owner") == "r" for j in jobs)
@@ -435,7 +438,7 @@ async def test_at_saturation_each_completion_starts_the_next_job_without_a_claim
 
     q.claim = counted
     await q.seed_limits()
-    ids = [(await q.enqueue("python", "simulate", {"i": i})).job_id for i in range(40)]
+    ids = [(await submit(q, orch, "python", "simulate", {"i": i})).job_id for i in range(40)]
     await orch.start()
     jobs = await wait_terminal(q, ids)
     await orch.stop(0)
@@ -464,7 +467,7 @@ async def test_a_job_claimed_by_an_enqueue_that_ends_after_stop_began_is_handed_
         return reply
 
     q.run_script = held_enqueue
-    enqueue = asyncio.create_task(q.enqueue("python", "simulate", {}))
+    enqueue = asyncio.create_task(submit(q, orch, "python", "simulate", {}))
     await entered.wait()  # claimed for us in Redis; the answer is not back yet
     stopping = asyncio.create_task(orch.stop(drain_timeout_s=5))
     await asyncio.sleep(0)
@@ -480,7 +483,7 @@ async def test_a_job_claimed_by_an_enqueue_that_ends_after_stop_began_is_handed_
 async def test_a_burst_of_enqueues_beyond_the_local_cap_cannot_stall_the_dispatcher(
     redis_factory,
 ):
-    # Enqueues in flight hold local room (reserve/adopt); when they give it back, a
+    # Enqueues in flight hold local room (reserve/hand_over); when they give it back, a
     # dispatcher that found no room must wake up, or the queue sits still forever.
     settings = make_settings(**{"bot_types.python.limit": 2, "engine.max_in_flight": 2})
     runner = CountingRunner(durations=(0.001, 0.003))
@@ -497,7 +500,7 @@ async def test_a_burst_of_enqueues_beyond_the_local_cap_cannot_stall_the_dispatc
         return reply
 
     q.run_script = held
-    burst = [asyncio.create_task(q.enqueue("python", "simulate", {})) for _ in range(20)]
+    burst = [asyncio.create_task(submit(q, orch, "python", "simulate", {})) for _ in range(20)]
     while orch._reserved < 2:  # two enqueues in flight hold all the local room
         await asyncio.sleep(0.001)
     orch.wake("python")  # the dispatcher looks now, finds no room, waits for some
@@ -540,7 +543,7 @@ async def test_attempt_durations_are_read_from_the_injected_clock(redis_factory)
     orch = Orchestrator(
         q, SlowOnTheClock(), settings, bot_types=["python"], metrics=metrics, clock=lambda: now[0]
     )
-    job = (await q.enqueue("python", "simulate", {})).job_id
+    job = (await submit(q, orch, "python", "simulate", {})).job_id
     await orch.start()
     await wait_terminal(q, [job])
     await orch.stop(0)

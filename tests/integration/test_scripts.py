@@ -247,19 +247,6 @@ async def messages(pubsub, seconds: float) -> list[str]:
     return out
 
 
-class Taker:
-    """A replica's orchestrator as enqueue sees it: always has room; keeps what it gets."""
-
-    def __init__(self) -> None:
-        self.claims: list = []
-
-    def reserve(self, bot_type: str) -> bool:
-        return True
-
-    def adopt(self, claim) -> None:
-        self.claims.append(claim)
-
-
 @pytest.mark.parametrize(
     "case, expect_claimed",
     [
@@ -280,14 +267,13 @@ async def test_enqueue_claims_for_the_caller_only_when_the_job_could_start_now(
         await q.enqueue("python", "simulate", {}, priority=1, now=T0)
     if case == "paused":
         await q.set_queue("python", paused=True)
-    q.local = taker = Taker()
     job = await q.enqueue(
-        "python", "simulate", {}, delay_ms=500 if case == "delayed" else 0, now=T0 + 10
+        "python", "simulate", {}, delay_ms=500 if case == "delayed" else 0, take=True, now=T0 + 10
     )
     if not expect_claimed:
-        assert taker.claims in ([], [None]) and (await q.get(job.job_id)).state != "running"
+        assert job.claim is None and (await q.get(job.job_id)).state != "running"
         return
-    [claim] = taker.claims
+    claim = job.claim
     stored = await q.get(job.job_id)
     assert claim.job_id == job.job_id and claim.attempt == 1 and claim.token
     assert stored.state == "running" and stored.get("owner") == "r1"

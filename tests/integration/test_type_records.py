@@ -54,9 +54,8 @@ async def test_a_lost_record_is_re_created_by_the_next_claim_once(q, caplog):
 async def test_enqueue_during_the_hold_waits_then_runs(q):
     await lose_record(q)
     await q.reseed("python", now=T0)
-    q.local = _Taker()
-    job = await q.enqueue("python", "simulate", {}, now=T0 + 100)
-    assert q.local.adopted == [None], "no direct lease while held"
+    job = await q.enqueue("python", "simulate", {}, take=True, now=T0 + 100)
+    assert job.claim is None, "no direct lease while held"
     _, claims = await q.claim("python", 2, now=T0 + LEASE_MS)
     assert [c.job_id for c in claims] == [job.job_id]
 
@@ -103,17 +102,6 @@ async def test_start_up_seeding_creates_the_record_without_a_hold(redis_client):
     await queue.enqueue("python", "simulate", {}, now=T0)
     _, claims = await queue.claim("python", 1, now=T0 + 1)
     assert len(claims) == 1
-
-
-class _Taker:
-    def __init__(self) -> None:
-        self.adopted: list = []
-
-    def reserve(self, bot_type: str) -> bool:
-        return True
-
-    def adopt(self, claim) -> None:
-        self.adopted.append(claim)
 
 
 @pytest.mark.parametrize("redis_factory", ["redis"], indirect=True)
