@@ -118,6 +118,8 @@ def ratios(data: dict) -> list[tuple[str, float, float | None]]:
             )
     if data.get("api", {}).get("ratio"):
         out.append(("POST /invoke vs bare aiohttp+Redis", data["api"]["ratio"], 0.5))
+    if data.get("api", {}).get("wrkInvoke"):
+        out.append(("POST /invoke vs bare, wrk load", data["api"]["wrkInvoke"]["ratio"], 0.6))
     if "webhooks" in data:
         out.append(("webhook dispatcher vs bare client", data["webhooks"]["ratio"], 0.8))
     if "engine" in data:

@@ -13,8 +13,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, TextIO
 
@@ -57,14 +56,24 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
 _HANDLER_MARK = "_botsys_handler"
 
 
-@contextmanager
-def log_context(**fields: Any) -> Iterator[None]:
+def log_context(**fields: Any) -> _LogContext:
     """Add fields (job_id=..., bot_type=...) to every record logged inside the block."""
-    token = _context.set({**_context.get(), **fields})
-    try:
-        yield
-    finally:
-        _context.reset(token)
+    return _LogContext(fields)
+
+
+class _LogContext:
+    # A class, not @contextmanager: every API request enters one, and the generator
+    # machinery cost more than the contextvar itself.
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self._fields = fields
+
+    def __enter__(self) -> None:
+        self._token = _context.set({**_context.get(), **self._fields})
+
+    def __exit__(self, *exc: object) -> None:
+        _context.reset(self._token)
 
 
 def bind(**fields: Any) -> contextvars.Token:

@@ -71,16 +71,6 @@ PLANTS = [
         ("tests/api/test_security.py::test_access_log_line_without_secrets",),
     ),
     Plant(
-        "a shared deadline timer fires two windows late",
-        "botsys/deadlines.py",
-        "bucket = math.ceil((loop.time() + self.timeout_s) / self._granularity)",
-        "bucket = math.ceil((loop.time() + self.timeout_s) / self._granularity) + 2",
-        (
-            "tests/unit/test_deadlines.py::"
-            "test_a_block_past_its_deadline_raises_timeout_late_by_at_most_the_window",
-        ),
-    ),
-    Plant(
         "lib.lua misspells the log key",
         "botsys/store/lua/lib.lua",
         "return P .. 'log:' .. id",

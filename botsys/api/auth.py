@@ -11,6 +11,7 @@ requests carry the attacker's host name). ``--insecure`` turns both checks off.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -100,6 +101,7 @@ NOT_LOCAL = Problem(
 )
 
 
+@functools.lru_cache(maxsize=64)  # every request asks, with one of a few Host values
 def is_loopback_host(host: str) -> bool:
     """Is a Host header (``name[:port]``, ``[v6][:port]``) a loopback name or address?"""
     host = host.strip()

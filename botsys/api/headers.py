@@ -9,9 +9,9 @@ problem documents, static files and streams alike.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from aiohttp import web
 
@@ -33,7 +33,7 @@ CORS_HEADERS = "Authorization, X-API-Key, Content-Type, Idempotency-Key, X-Reque
 def request_id_of(request: web.Request) -> str:
     """The caller's X-Request-Id if it is a sane token (never echo arbitrary bytes), else new."""
     given = request.headers.get("X-Request-Id", "")
-    return given if _REQUEST_ID_OK.fullmatch(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID_OK.fullmatch(given) else os.urandom(16).hex()
 
 
 @web.middleware
@@ -51,18 +51,19 @@ async def observe_middleware(request: web.Request, handler) -> web.StreamRespons
             elapsed = time.perf_counter() - started
             route = route_label(request)
             request.app[METRICS].observe_http(route, request.method, status, elapsed)
-            access_log.info(
-                "%s %s %s",
-                request.method,
-                route,
-                status,
-                extra={
-                    "method": request.method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):  # else the extra dict is built for nothing
+                access_log.info(
+                    "%s %s %s",
+                    request.method,
+                    route,
+                    status,
+                    extra={
+                        "method": request.method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
 
 
 async def add_response_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -9,6 +9,7 @@ fast 503 naming the reason — never a hang, never a 202 for an unwritten job.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,6 @@ from http import HTTPStatus
 from aiohttp import web
 
 from ..appkeys import SETTINGS
-from ..deadlines import Deadlines
 from ..store.connection import REDIS_DOWN
 from ..store.errors import Refusal, refusal_of
 
@@ -145,14 +145,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return Problem(500, "internal error; see the server log for this request id").response()
 
 
-def make_deadline_middleware(deadlines: Deadlines):
-    """Bounds a handler's time on Redis (``deadlines``: STORE_DEADLINE_S); streams opt out."""
-
-    @web.middleware
-    async def deadline_middleware(request: web.Request, handler) -> web.StreamResponse:
-        if getattr(request.match_info.handler, "no_deadline", False):
-            return await handler(request)
-        with deadlines.scope():
-            return await handler(request)
-
-    return deadline_middleware
+@web.middleware
+async def deadline_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Bounds a handler's time on Redis (STORE_DEADLINE_S); streams opt out."""
+    if getattr(request.match_info.handler, "no_deadline", False):
+        return await handler(request)
+    async with asyncio.timeout(STORE_DEADLINE_S):
+        return await handler(request)

@@ -11,6 +11,7 @@ frees a full Redis — must keep working.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import Callable
@@ -18,11 +19,10 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..appkeys import METRICS, QUEUE
-from ..deadlines import Deadlines
 from ..store.errors import refusal_of
 from .auth import CLIENT
 from .headers import RATE_HEADERS
-from .problems import Problem
+from .problems import STORE_DEADLINE_S, Problem
 
 WINDOW_MS = {"second": 1000, "minute": 60_000, "hour": 3_600_000}
 EXEMPT = frozenset({"/health", "/metrics"})
@@ -39,10 +39,10 @@ def parse_rate(text: str) -> tuple[int, int] | None:
     return int(m.group(1)), WINDOW_MS[m.group(2)]
 
 
-def make_ratelimit_middleware(rate: str, deadlines: Deadlines):
+def make_ratelimit_middleware(rate: str):
     """The middleware; its ``charge`` attribute counts one request against the current
     client's window (the auth middleware charges failed keys to the client's IP with it).
-    ``deadlines`` bounds the check's time on Redis (STORE_DEADLINE_S)."""
+    The check may take STORE_DEADLINE_S on Redis."""
     policy = parse_rate(rate)
 
     async def charge(request: web.Request) -> None:
@@ -50,7 +50,7 @@ def make_ratelimit_middleware(rate: str, deadlines: Deadlines):
             return
         limit, window_ms = policy
         try:
-            with deadlines.scope():
+            async with asyncio.timeout(STORE_DEADLINE_S):
                 allowed, remaining, reset_ms = await _count(request, limit, window_ms)
         except Exception as exc:
             refusal = refusal_of(exc)

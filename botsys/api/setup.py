@@ -7,34 +7,35 @@ from aiohttp import web
 
 from ..appkeys import SETTINGS
 from ..dashboard import setup_dashboard
-from ..deadlines import Deadlines
 from .auth import KeyRing, make_auth_middleware
 from .headers import add_response_headers, cors_preflight_middleware, observe_middleware
 from .openapi import setup_openapi
-from .problems import STORE_DEADLINE_S, error_middleware, make_deadline_middleware
-from .ratelimit import make_ratelimit_middleware
+from .problems import deadline_middleware, error_middleware
+from .ratelimit import make_ratelimit_middleware, parse_rate
 from .routes import add_routes
 from .validation import validation_middleware
 
 
 def setup_api(app: web.Application) -> None:
     api = app[SETTINGS].api
-    deadlines = Deadlines(STORE_DEADLINE_S)  # shared timers: no loop timer per request
-    limiter = make_ratelimit_middleware(api.rate_limit, deadlines)
+    limiter = make_ratelimit_middleware(api.rate_limit)
+    # What is off has no middleware: each one is an await level on every request.
+    cors = [cors_preflight_middleware] if api.cors_origins else []
+    rate_limited = [limiter] if parse_rate(api.rate_limit) else []
     app.middlewares.extend(
         [
             observe_middleware,  # request id, access log, metrics: sees the final status
             error_middleware,  # every failure below becomes problem+json
-            cors_preflight_middleware,
+            *cors,
             make_auth_middleware(
                 KeyRing.from_keys(api.keys, api.admin_keys),
                 limiter.charge,
                 api.trusted_proxies,
                 local_only=not app[SETTINGS].server.insecure,
             ),
-            limiter,
+            *rate_limited,
             validation_middleware,  # parse body/query before the clock starts
-            make_deadline_middleware(deadlines),  # handlers get STORE_DEADLINE_S on Redis, then 503
+            deadline_middleware,  # handlers get STORE_DEADLINE_S on Redis, then 503
         ]
     )
     app.on_response_prepare.append(add_response_headers)

@@ -75,6 +75,8 @@ async def read_json(request: web.Request) -> Any:
 async def read_body(request: web.Request) -> bytes:
     """The body, bounded in size (client_max_size: 413) and in time: a client that trickles
     its body in would otherwise hold a connection and a handler until shutdown."""
+    if request.content.is_eof():  # it all came with the headers: no wait, so no timer
+        return await request.read()
     limit = request.app[SETTINGS].server.body_timeout_s
     try:
         async with asyncio.timeout(limit):

@@ -11,6 +11,7 @@ in-attempt retry we do — a keep-alive connection the receiver closed just befo
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -18,7 +19,6 @@ from typing import NamedTuple
 import aiohttp
 
 import botsys
-from botsys.deadlines import Deadlines
 from botsys.webhooks.guard import AllowList, BlockedDestination, Guard, check_url
 from botsys.webhooks.rotation import Keyring
 from botsys.webhooks.types import Delivery
@@ -53,8 +53,8 @@ def build_session(
         limit_per_host=limit_per_host,
         keepalive_timeout=4.0,  # below common server idle timeouts (Node: 5 s): fewer resets
     )
-    # The whole-attempt deadline is the sender's own (deadlines.py; it also spans the one
-    # reset retry); the session only bounds connecting, so an attempt arms no timer of its own.
+    # The whole-attempt deadline is the sender's own (it also spans the one reset retry);
+    # the session only bounds connecting.
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(CONNECT_TIMEOUT_S, timeout_s))
     return aiohttp.ClientSession(
         connector=connector,
@@ -84,7 +84,7 @@ class Sender:
         self._keyring = keyring if keyring is not None else Keyring.single(secret)
         # A subscribed endpoint's deliveries are signed with that endpoint's own secrets.
         self._endpoint_keyring = endpoint_keyring or (lambda _id: None)
-        self._deadlines = Deadlines(timeout_s)
+        self._timeout_s = timeout_s
         self._allow = allow or AllowList()
         self._clock = clock
 
@@ -117,7 +117,7 @@ class Sender:
             return _failed(at, started, _blocked_error(problem), blocked=True)
         headers = self.headers(delivery, int(at))
         try:
-            with self._deadlines.scope():
+            async with asyncio.timeout(self._timeout_s):
                 # Inline, not a helper coroutine: each await level costs again on every
                 # resumption. A pooled keep-alive connection the receiver closed just
                 # before we reused it (ServerDisconnectedError before any response) gets
@@ -139,7 +139,7 @@ class Sender:
                         if retry:
                             raise
         except TimeoutError:
-            return _failed(at, started, f"timeout after {self._deadlines.timeout_s:g} s")
+            return _failed(at, started, f"timeout after {self._timeout_s:g} s")
         except aiohttp.ClientError as exc:
             blocked = _blocked_reason(exc)
             if blocked:

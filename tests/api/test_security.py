@@ -115,13 +115,13 @@ async def test_request_id_is_echoed_or_generated(client):
 async def test_cors_is_off_by_default_and_on_when_configured(client, make_client):
     r = await client.get("/stats", headers={"Origin": "https://ui.example"})
     assert "Access-Control-Allow-Origin" not in r.headers
+    preflight = {"Origin": "https://ui.example", "Access-Control-Request-Method": "POST"}
+    r = await client.options("/invoke", headers=preflight)  # off: no preflight middleware
+    assert r.status == 405 and "Access-Control-Allow-Methods" not in r.headers
     cors = await make_client(**{"api.cors_origins": ["https://ui.example"]})
     r = await cors.get("/stats", headers={"Origin": "https://ui.example"})
     assert r.headers["Access-Control-Allow-Origin"] == "https://ui.example"
-    r = await cors.options(
-        "/invoke",
-        headers={"Origin": "https://ui.example", "Access-Control-Request-Method": "POST"},
-    )
+    r = await cors.options("/invoke", headers=preflight)
     assert r.status == 204 and "POST" in r.headers["Access-Control-Allow-Methods"]
     r = await cors.get("/stats", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in r.headers
