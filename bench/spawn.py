@@ -8,8 +8,10 @@ scrubbed environment, working folder and interpreter. The "launcher" column is t
 behind botsys-launch with only the limits (which already puts a subreaper between launcher and
 bot: the containment of a machine without namespaces); "contained" is the default path (the
 PID namespace and, for a root server, the switch to the bot user): their difference is what the
-namespace path costs over that fallback per start (target ≤ 1 ms). Figures are ratios and differences within one run,
-never absolute gates (DESIGN §9).
+namespace path costs over that fallback per start (target ≤ 1 ms). Then python's
+``start = "fork"`` against a bare spawn and a bare ``os.fork()`` of this process in the same
+loop (target ≥ 5x bare spawn), with the runner's own CPU per attempt in each mode. Figures are
+ratios and differences within one run, never absolute gates (DESIGN §9).
 
 The java rows compare java/hello's start through the runner before class archives and JDK
 selection (`java` on PATH, a class folder) with each JDK under /usr/lib/jvm, without and with
@@ -138,6 +140,56 @@ def make_runner(**overrides: object) -> ProcessRunner:
         return ProcessRunner(load_settings(environ={}, overrides=overrides))
 
 
+def bare_fork() -> float:
+    """A bare os.fork() of this process, whose child exits at once, waited for."""
+    t0 = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return time.perf_counter() - t0
+
+
+def server_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # this process only, not its bots
+    return usage.ru_utime + usage.ru_stime
+
+
+async def bench_fork(n: int) -> dict[str, float]:
+    """python hello: bare spawn, bare fork, and the runner in each start mode, interleaved;
+    with the runner's own CPU per attempt."""
+    runners = {"spawn": make_runner(), "fork": make_runner(**{"bot_types.python.start": "fork"})}
+    await runners["fork"].start()
+    spawner = runners["spawn"]
+    spec = AttemptSpec("bench", "python", "hello", {"n": 1}, 1, 60.0)
+    ref = spawner.registry.resolve("python", "hello")
+    bt = spawner._settings.bot_types["python"]
+    workdir = spawner.sandbox.make_workdir("python")
+    env = spawner.sandbox.env("python", workdir)
+    build = await spawner._build(bt, ref, 60.0)  # python: nothing to build
+    command = spawner.command(bt, ref, build, workdir)  # the bot user's interpreter
+    stdin = encode_envelope(spec)
+    times: dict[str, list[float]] = {"bare spawn": [], "bare fork": [], "spawn": [], "fork": []}
+    cpu: dict[str, list[float]] = {"spawn": [], "fork": []}
+    try:
+        for _ in range(3):  # warm the page cache and the zygote
+            for runner in runners.values():
+                await through_runner(runner, spec)
+        for _ in range(n):
+            times["bare spawn"].append(await bare(command, stdin, env, workdir))
+            times["bare fork"].append(bare_fork())
+            for mode, runner in runners.items():
+                c0 = server_cpu()
+                times[mode].append(await through_runner(runner, spec))
+                cpu[mode].append(server_cpu() - c0)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        await runners["fork"].aclose()
+    out = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    out.update({f"cpu {k}": statistics.median(v) * 1e3 for k, v in cpu.items()})
+    return out
+
+
 # The java type before class archives and JDK selection: `java` on PATH, a class folder.
 JAVA_BEFORE = {
     "bot_types.java.compile": ["javac", "-d", "{build}", "{script}"],
@@ -246,6 +298,24 @@ async def main(n: int, java_only: bool = False) -> int:
             f"contained {cost['contained']:.3f} ms: containment adds {added:.3f} ms per start "
             f"(target ≤ 1 ms); network = none adds {net:.3f} ms more"
         )
+    m = await bench_fork(n)
+    speedup = m["bare spawn"] / m["fork"]
+    print(
+        f"python start = fork (median ms): bare spawn {m['bare spawn']:.2f}, bare fork "
+        f"{m['bare fork']:.2f}, runner spawn {m['spawn']:.2f}, runner fork {m['fork']:.2f}: "
+        f"{speedup:.1f}x bare spawn (target ≥ 5), {m['fork'] - m['bare fork']:.2f} ms over a bare "
+        f"fork; the runner's own CPU per attempt: spawn {m['cpu spawn']:.2f} ms, fork "
+        f"{m['cpu fork']:.2f} ms"
+    )
+    figures["pythonFork"] = {
+        "bareSpawnMs": m["bare spawn"],
+        "bareForkMs": m["bare fork"],
+        "runnerSpawnMs": m["spawn"],
+        "runnerForkMs": m["fork"],
+        "speedupOverBareSpawn": speedup,
+        "serverCpuSpawnMs": m["cpu spawn"],
+        "serverCpuForkMs": m["cpu fork"],
+    }
     if "java" in LANGUAGES:
         figures["javaStart"] = await bench_java(n)
     record("spawn", figures)

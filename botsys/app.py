@@ -84,7 +84,7 @@ async def _store(app: web.Application):
     await wait_until_ready(store, settings.redis.startup_retry_max_s)
     await warn_on_risky_settings(store)
     app[STORE] = store
-    queue = JobQueue(store.redis, settings, app[REPLICA])
+    queue = JobQueue(store.redis, settings, app[REPLICA], scripts=store.scripts)
     await queue.seed_limits()
     app[QUEUE] = queue
     app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
@@ -123,8 +123,10 @@ def _install_snapshot(app: web.Application) -> None:
 def _workers(runner):
     async def ctx(app: web.Application):
         settings, queue, metrics = app[SETTINGS], app[QUEUE], app[METRICS]
-        notifier = Notifier(queue.redis)
+        notifier = Notifier(app[STORE].redis)
         bots = runner or ProcessRunner(settings, app[REGISTRY])
+        if runner is None:
+            await bots.start()  # fork-mode zygotes, before the first claim
         orch = Orchestrator(
             queue,
             bots,

@@ -107,6 +107,9 @@ class BotTypeSettings:
     run_as: str = _spec("")
     network: str = _spec("host", choices=("host", "none"))
     env: list[str] = _spec([], doc="extra NAME=value pairs given to every bot of the type")
+    # start = "fork" (Python): attempts fork from a warm zygote (docs/BOTS.md "Warm starts")
+    start: str = _spec("spawn", choices=("spawn", "fork"))
+    preload: list[str] = _spec([], doc="modules a fork-mode zygote imports once for every bot")
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ class Orchestrator:
         self._dispatchers: list[asyncio.Task] = []
         self.claimed_total = 0
         # Without a shared notifier (tests, tools) the orchestrator runs its own.
-        self._own_notifier = None if notifier is not None else Notifier(queue.redis)
+        self._own_notifier = None if notifier is not None else queue.notifier()
         self.subscribe(notifier or self._own_notifier)
         queue.on_reseeded = self._on_reseeded
 
@@ -433,7 +433,6 @@ class Orchestrator:
 
     def subscribe(self, notifier: Notifier) -> None:
         """Wake dispatchers on enqueue/release/limit changes; kill bots cancelled elsewhere."""
-        k = self.queue.keys
         mine = f"release:{self.queue.replica}"
         for t in self.bot_types:
 
@@ -442,8 +441,8 @@ class Orchestrator:
                 if msg is None or not msg.startswith("release:") or msg == mine:
                     self._wake[t].set()
 
-            notifier.on(k.wake_channel(t), on_wake)
-        notifier.on(k.cancel_channel(), self._on_cancel)
+            notifier.on(self.queue.wake_channel(t), on_wake)
+        notifier.on(self.queue.cancel_channel(), self._on_cancel)
         notifier.on_connect(self._reseed_on_connect)
 
     def _reseed_on_connect(self) -> None:

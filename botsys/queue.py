@@ -16,6 +16,7 @@ from .jobs import PRIORITY_DEFAULT, Claim, Job, bot_type_of, new_job_id
 from .jobs import SUMMARY_FIELDS as JOB_SUMMARY_FIELDS
 from .states import TERMINAL, JobState
 from .store.keys import Keys
+from .store.notify import Notifier
 from .store.scripts import Scripts
 
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -446,6 +447,18 @@ class JobQueue:
         return out
 
     # -- live queue control ----------------------------------------------------------------
+
+    def notifier(self) -> Notifier:
+        """A pub/sub subscription on this queue's Redis (for callers without a shared one)."""
+        return Notifier(self.redis)
+
+    def wake_channel(self, bot_type: str) -> str:
+        """Published when a dispatcher of ``bot_type`` may find work (see ``subscribe``)."""
+        return self.keys.wake_channel(bot_type)
+
+    def cancel_channel(self) -> str:
+        """Published with a job id when a running job is cancelled."""
+        return self.keys.cancel_channel()
 
     async def wake(self, bot_type: str) -> None:
         """Tell every replica's dispatcher of this type to look for work now."""

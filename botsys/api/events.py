@@ -54,7 +54,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     queue = request.app[QUEUE]
     async with contextlib.AsyncExitStack() as stack:
         async with asyncio.timeout(STORE_DEADLINE_S):
-            channel = queue.keys.events_channel(job_id)
+            channel = request.app[STORE].keys.events_channel(job_id)
             events = await stack.enter_async_context(request.app[STORE].events.watch(channel))
             job = await queue.get(job_id)
         if job is None:

@@ -71,9 +71,9 @@ async def _check(app: web.Application) -> tuple[str, list[str]]:
     pipe = store.redis.pipeline(transaction=False)
     pipe.time()
     for t in types:
-        pipe.hmget(queue.keys.meta(t), "limit", "heldUntil")
+        pipe.hmget(store.keys.meta(t), "limit", "heldUntil")
     if not store.embedded:  # a small write: refused when Redis is full, read-only, …
-        pipe.set(queue.keys.health_probe(app[REPLICA]), PROBE_VALUE, px=PROBE_TTL_MS)
+        pipe.set(store.keys.health_probe(app[REPLICA]), PROBE_VALUE, px=PROBE_TTL_MS)
     replies = await pipe.execute(raise_on_error=False)
     for reply in replies:
         if isinstance(reply, Exception):

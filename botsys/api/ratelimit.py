@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from ..appkeys import METRICS, QUEUE
+from ..appkeys import METRICS, STORE
 from ..store.errors import refusal_of
 from .auth import CLIENT
 from .headers import RATE_HEADERS
@@ -84,10 +84,10 @@ def make_ratelimit_middleware(rate: str):
 
 
 async def _count(request: web.Request, limit: int, window_ms: int) -> tuple[int, int, int]:
-    queue = request.app[QUEUE]
+    store = request.app[STORE]
     clock = request.app.get(RATE_CLOCK)
-    key = queue.keys.ratelimit(request[CLIENT])
-    reply = await queue.scripts.run(
+    key = store.keys.ratelimit(request[CLIENT])
+    reply = await store.scripts.run(
         "ratelimit", [key], [limit, window_ms, clock() if clock else ""]
     )
     return int(reply[0]), int(reply[1]), int(reply[2])

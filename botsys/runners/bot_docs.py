@@ -18,6 +18,29 @@ _COMMENT = re.compile(r"^\s*(//|#(?!!))\s?(.*)$")
 _SECTION = re.compile(r"^(Payload|Result)\b([^:]*):\s*(.*)$")
 
 
+_START = re.compile(r"^Start:\s*(spawn|fork)\s*$", re.IGNORECASE)  # a header line
+
+
+def bot_start(path: Path) -> str | None:
+    """A bot's own ``Start: spawn|fork`` header line (docs/BOTS.md), else None (its type's)."""
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+    return _cached_start(str(path), mtime)
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_start(path: str, mtime_ns: int) -> str | None:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = header_lines(fh.read(_HEAD_BYTES))
+    for line in lines:
+        match = _START.match(line.strip())
+        if match:
+            return match.group(1).lower()
+    return None
+
+
 def bot_doc(path: Path) -> dict[str, str]:
     """``{"summary", "payload"}`` of a bot file ("" where the header says nothing)."""
     try:

@@ -62,7 +62,10 @@ async def run_local(
         attempt=1,
         timeout_s=timeout_s or bt.timeout_s,
     )
-    outcome = await runner.run(spec, PrintSink(out))
+    try:
+        outcome = await runner.run(spec, PrintSink(out))
+    finally:
+        await runner.aclose()  # a fork-mode type's zygote
     summary = {
         "status": outcome.status,
         "result": outcome.result,

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 from botsys.config import BotTypeSettings, Settings
+from botsys.runners.bot_docs import bot_start
 from botsys.runners.cache_dir import default_cache_dir
 from botsys.runners.class_archive import with_java_flags
 from botsys.runners.compile_cache import (
@@ -23,6 +24,7 @@ from botsys.runners.registry import BotRef, BotRegistry, UnknownBot
 from botsys.runners.sandbox import Sandbox, render
 from botsys.runners.supervise import Exit, supervise
 from botsys.runners.types import AttemptOutcome, AttemptSpec, EventSink
+from botsys.runners.zygote import Zygotes, check_forkable, forkable
 from botsys.states import JobState
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,14 @@ class ProcessRunner:
         self.sandbox = sandbox or Sandbox(settings)
         cache_dir = default_cache_dir(settings.runner.cache_dir)
         self.compile_cache = CompileCache(cache_dir, self._run_compiler, self.sandbox.jdk)
+        for bt in settings.bot_types.values():
+            check_forkable(bt)
+        eager = [bt.name for bt in settings.bot_types.values() if bt.start == "fork"]
+        self.zygotes = Zygotes(self.sandbox.fork_plan, eager)
+
+    async def start(self) -> None:
+        """Start the zygotes of fork-mode types (else the first attempt of each starts it)."""
+        await self.zygotes.start()
 
     async def run(self, spec: AttemptSpec, sink: EventSink) -> AttemptOutcome:
         loop = asyncio.get_running_loop()
@@ -66,7 +76,8 @@ class ProcessRunner:
         return await self._attempt(bt, ref, build, envelope, remaining, sink)
 
     async def aclose(self) -> None:
-        """Server shutdown: stop background work (java class archive trainings)."""
+        """Server shutdown: stop background work (java class archive trainings, zygotes)."""
+        await self.zygotes.stop()
         await self.compile_cache.archives.aclose()
 
     async def _build(self, bt: BotTypeSettings, ref: BotRef, timeout_s: float) -> Build:
@@ -105,8 +116,13 @@ class ProcessRunner:
         workdir = self.sandbox.make_workdir(bt.name)
         try:
             command = self.command(bt, ref, build, workdir)
-            argv = self.sandbox.prefix(bt.name) + command
+            zygote = None
             try:
+                if start_mode(bt, ref) == "fork":
+                    zygote = await self.zygotes.get(bt.name)
+                    argv = command[1:]  # the script and its arguments, run by the fork
+                else:
+                    argv = self.sandbox.prefix(bt.name) + command
                 exit_ = await supervise(
                     argv,
                     env=self.sandbox.env(bt.name, workdir),
@@ -116,6 +132,7 @@ class ProcessRunner:
                     timeout_s=timeout_s,
                     grace_s=runner.kill_grace_s,
                     on_start=out.started,
+                    zygote=zygote,
                 )
             except OSError as exc:
                 return AttemptOutcome(JobState.FAILED, error=f"could not start {command[0]}: {exc}")
@@ -140,6 +157,15 @@ class ProcessRunner:
             grace_s=self._settings.runner.kill_grace_s,
         )
         return CompileRun(exit_.returncode, exit_.timed_out, tail.text())
+
+
+def start_mode(bt: BotTypeSettings, ref: BotRef) -> str:
+    """The type's ``start``, unless the bot's header says ``Start: spawn|fork`` (fork only
+    where the type's command can fork: ``{python} {script}``)."""
+    own = bot_start(ref.path)
+    if own == "fork" and not forkable(bt):
+        return "spawn"
+    return own or bt.start
 
 
 def outcome(

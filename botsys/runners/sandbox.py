@@ -106,6 +106,16 @@ def rlimit_args(bt: BotTypeSettings) -> list[str]:
     return args
 
 
+def rlimits(bt: BotTypeSettings) -> list[tuple[str, int, int]]:
+    """``rlimit_args`` as (name, soft, hard): what a fork-mode bot's leader sets itself."""
+    out = []
+    for arg in rlimit_args(bt):
+        name, _, value = arg.removeprefix("--").partition("=")
+        soft, _, hard = value.partition(":")
+        out.append((name, int(soft), int(hard or soft)))
+    return out
+
+
 def parse_env(bt: BotTypeSettings) -> dict[str, str]:
     """The type's ``env = ["NAME=value", ...]`` as a dict; a bad entry is a config error."""
     out: dict[str, str] = {}
@@ -155,6 +165,7 @@ class Sandbox:
         # The compiler writes the shared build cache, so it runs as the server, not run_as.
         self._compile_prefix = {n: self._build_prefix(bt, as_user=False) for n, bt in types.items()}
         self._env = {n: parse_env(bt) for n, bt in types.items()}
+        self._types = types
         self._add_node_compile_cache(settings)
         self._warn_missing_tools()
         self._check_users(settings)
@@ -169,6 +180,23 @@ class Sandbox:
         env = dict(self._base_env, HOME=str(workdir), TMPDIR=str(workdir))
         env.update(self._env[bot_type])
         return env
+
+    def fork_plan(self, bot_type: str) -> tuple[str, dict, dict[str, str]]:
+        """A fork-mode type's zygote (zygote_main.py): its interpreter, the plan that gives each
+        attempt what the launcher prefix gives a spawned bot (limits, user, namespaces), and its
+        environment (the type's, so PYTHON* variables shape the zygote as they would a bot)."""
+        bt = self._types[bot_type]
+        user = self._users.get(bot_type)
+        plan = {
+            "limits": rlimits(bt),
+            "user": [user.uid, user.gid] if user is not None else None,
+            "pid_ns": self.pid_namespace,
+            "net_ns": bt.network == "none",
+            "preload": list(bt.preload),
+        }
+        env = dict(self._base_env, HOME="/nonexistent")  # no user site-packages, as for a bot
+        env.update(self._env[bot_type])
+        return self._python[bot_type], plan, env
 
     def make_workdir(self, bot_type: str) -> Path:
         path = Path(tempfile.mkdtemp(prefix=f"botsys-{bot_type}-"))

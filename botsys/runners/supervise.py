@@ -27,7 +27,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from botsys.runners.zygote import Zygote
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +63,20 @@ async def supervise(
     timeout_s: float,
     grace_s: float,
     on_start: Callable[[int], None] | None = None,
+    zygote: Zygote | None = None,
 ) -> Exit:
     """Run ``argv`` to completion or until ``timeout_s``; raises OSError if it cannot start.
+    With a ``zygote``, ``argv`` is the script and its arguments, forked from it (zygote.py).
 
     On cancellation the group is stopped the same way as on timeout, then CancelledError is
     re-raised.
     """
     started = time.monotonic()
-    child = _Child(argv, env, cwd)
+    child = (
+        _Child.spawn(argv, env, cwd)
+        if zygote is None
+        else await _Child.fork(zygote, argv, env, cwd)
+    )
     stopped_by = None
     try:
         if on_start is not None:  # before connect: output may arrive while pipes connect
@@ -86,11 +95,27 @@ async def supervise(
 
 
 class _Child:
-    """One spawned process: its exit, its three pipes as loop transports."""
+    """One process (a spawned one, or a zygote's fork): its exit, its three pipes as loop
+    transports, and how to let it go once reaped."""
 
-    def __init__(self, argv: list[str], env: Mapping[str, str], cwd: Path) -> None:
+    def __init__(
+        self, pid: int, pipes: tuple, exited: asyncio.Future[int], release: Callable[[], None]
+    ) -> None:
         self._loop = asyncio.get_running_loop()
-        self._popen = subprocess.Popen(  # forks from the loop thread: PDEATHSIG follows it
+        self.pid = pid
+        self._stdin, self._stdout, self._stderr = pipes
+        self.exited = exited
+        self._release = release
+        self.drained: asyncio.Future[None] = self._loop.create_future()
+        self._open_outputs = 2
+        self._readers: list[asyncio.BaseTransport] = []
+        self._writer: asyncio.WriteTransport | None = None
+        self._handed: list[object] = []  # pipes a transport owns (and will close)
+        self._connecting: asyncio.Future[None] | None = None
+
+    @classmethod
+    def spawn(cls, argv: list[str], env: Mapping[str, str], cwd: Path) -> _Child:
+        popen = subprocess.Popen(  # forks from the loop thread: PDEATHSIG follows it
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -101,24 +126,38 @@ class _Child:
             process_group=0,  # its own group (pgid = pid): we signal every process it starts
             bufsize=0,
         )
-        self.pid = self._popen.pid
-        self.exited: asyncio.Future[int] = self._loop.create_future()
-        self.drained: asyncio.Future[None] = self._loop.create_future()
-        self._open_outputs = 2
-        self._readers: list[asyncio.BaseTransport] = []
-        self._writer: asyncio.WriteTransport | None = None
-        self._handed: list[object] = []  # pipes a transport owns (and will close)
-        _watch_exit(self._loop, self._popen, self.exited)
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[int] = loop.create_future()
+        _watch_exit(loop, popen, exited)
+        pipes = (popen.stdin, popen.stdout, popen.stderr)
+        return cls(popen.pid, pipes, exited, lambda: None)
+
+    @classmethod
+    async def fork(
+        cls, zygote: Zygote, argv: list[str], env: Mapping[str, str], cwd: Path
+    ) -> _Child:
+        forked = await zygote.fork(argv, env, cwd)
+        pipes = (forked.stdin, forked.stdout, forked.stderr)
+        # the zygote keeps the group's leader a zombie (its pid reserved) until released
+        return cls(forked.pid, pipes, forked.exited, lambda: zygote.release(forked.pid))
 
     async def connect(self, output: Output, stdin: bytes) -> None:
-        popen, loop = self._popen, self._loop
-        for pipe, feed in ((popen.stdout, output.stdout), (popen.stderr, output.stderr)):
+        # Shielded: a cancel in the middle (a fast bot's output can make the caller cancel
+        # before we are done) must not leave a pipe that a transport already owns unrecorded,
+        # or reap() would close its descriptor a second time. reap() waits for it instead.
+        self._connecting = asyncio.ensure_future(self._connect(output, stdin))
+        self._connecting.add_done_callback(lambda f: f.cancelled() or f.exception())
+        await asyncio.shield(self._connecting)
+
+    async def _connect(self, output: Output, stdin: bytes) -> None:
+        loop = self._loop
+        for pipe, feed in ((self._stdout, output.stdout), (self._stderr, output.stderr)):
             transport, _ = await loop.connect_read_pipe(lambda f=feed: _Reader(f, self), pipe)
             self._readers.append(transport)
             self._handed.append(pipe)
-        writer, _ = await loop.connect_write_pipe(asyncio.Protocol, popen.stdin)
+        writer, _ = await loop.connect_write_pipe(asyncio.Protocol, self._stdin)
         self._writer = writer  # type: ignore[assignment]
-        self._handed.append(popen.stdin)
+        self._handed.append(self._stdin)
         # Queue the envelope and EOF; the transport writes as the bot reads. A bot that never
         # reads leaves it queued until it exits; then EPIPE drops the rest. No deadlock.
         writer.write(stdin)  # type: ignore[attr-defined]
@@ -133,14 +172,17 @@ class _Child:
         try:
             # The exit watcher reaps the process; SIGKILL was sent, so this is prompt.
             await asyncio.shield(self.exited)
+            self._release()
             await _wait(self.drained, DRAIN_S)
         finally:
+            if self._connecting is not None and not self._connecting.done():
+                await asyncio.wait([self._connecting])
             for reader in self._readers:
                 if not reader.is_closing():
                     reader.close()  # cuts a pipe still held by a process that left the group
             if self._writer is not None and self._writer.get_write_buffer_size():
                 self._writer.abort()  # stdin nobody will read any more
-            for pipe in (self._popen.stdin, self._popen.stdout, self._popen.stderr):
+            for pipe in (self._stdin, self._stdout, self._stderr):
                 if pipe is not None and pipe not in self._handed:
                     pipe.close()  # never handed to a transport (connect failed)
 

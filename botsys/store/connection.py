@@ -19,13 +19,16 @@ from .errors import REDIS_DOWN
 from .event_hub import JobEventHub
 from .keys import Keys
 from .packing import use_hiredis_packing
+from .scripts import Scripts
 
 log = logging.getLogger("botsys.store")
 
 
 @dataclass
 class Store:
-    """The client plus what a caller needs to know about it."""
+    """The storage boundary: the client, the key names and the Lua scripts, plus what a caller
+    needs to know about them. JobQueue, the delivery store and the rate limiter use it; nobody
+    reaches through them to Redis."""
 
     redis: Redis
     embedded: bool
@@ -35,8 +38,10 @@ class Store:
     # pub/sub connection is closed when it is given up: in the shared pool, the next script to
     # take it would have to reconnect first).
     events: JobEventHub = field(init=False)
+    scripts: Scripts = field(init=False)
 
     def __post_init__(self) -> None:
+        self.scripts = Scripts(self.redis)
         pool = self.redis.connection_pool
         own = ConnectionPool(connection_class=pool.connection_class, **pool.connection_kwargs)
         self.events = JobEventHub(Redis(connection_pool=own), self.keys.event_hub_channel())

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from botsys import undumpable
-from tests.support.procs import Cluster, http, wait_for, write_config
+from tests.support.procs import Cluster, children_of, http, pid_alive, wait_for, write_config
 from tests.support.redis_server import RedisServer
 from tests.support.requires import require, require_root
 
@@ -38,15 +38,26 @@ def bot_user():
     return pwd.getpwnam(BOT_USER)
 
 
+@pytest.fixture(params=["spawn", "fork"])
+def start(request) -> str:
+    """How python bots start (``bot_types.python.start``); other types always spawn."""
+    bot_type = getattr(request.node, "callspec", None) and request.node.callspec.params.get(
+        "bot_type"
+    )
+    if request.param == "fork" and bot_type not in (None, "python"):
+        pytest.skip("start = fork is for python bots")
+    return request.param
+
+
 @pytest.fixture
-def contained(tmp_path, bot_user):
+def contained(tmp_path, bot_user, start):
     """One replica with secrets in its environment and its config file, bots as botsys-bot."""
     shared = open_folder()
     bots = copy_probes(shared / "bots", "snoop", "escape")
     config = write_config(
         tmp_path / "secret.toml",
         f'[runner]\nbot_user = "{BOT_USER}"\nbots_dir = "{bots}"\ncache_dir = "{shared / "cache"}"\n'
-        f'[webhooks]\nsecret = "{CONFIG_SECRET}"\n',
+        f'[webhooks]\nsecret = "{CONFIG_SECRET}"\n[bot_types.python]\nstart = "{start}"\n',
     )
     config.chmod(0o600)
     redis = RedisServer(tmp_path / "redis").start()
@@ -104,11 +115,23 @@ def test_nothing_of_a_bot_survives_a_kill_9_of_its_replica(contained, bot_type):
     assert status == 202, job
     wait_for(lambda: len(daemons(token)) == 2, 60, interval=0.02, what="the daemons to start")
     bot = processes_with(str(shared).encode())  # the bot's command names its script or build
-    assert bot, "the bot itself is running"
+    # a forked bot's command line is its zygote's: all the replica's descendants then
+    forked = descendants(replica.pid)
+    assert bot or len(forked) >= 3, "the bot itself is running"
     replica.proc.kill()
     replica.proc.wait(10)
     assert left_after(lambda: daemons(token)) == [], "a daemon outlived its replica by 100 ms"
     assert left_after(lambda: processes_with(str(shared).encode())) == []
+    assert left_after(lambda: [pid for pid in forked if pid_alive(pid)]) == []
+
+
+def descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        children = children_of(todo.pop())
+        found += children
+        todo += children
+    return found
 
 
 def test_a_non_dumpable_server_hides_its_environment_from_its_own_user(bot_user, tmp_path):

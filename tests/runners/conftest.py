@@ -16,6 +16,7 @@ import pytest
 from botsys.config import Settings, load_settings
 from botsys.runners.process import ProcessRunner
 from botsys.runners.types import AttemptOutcome, AttemptSpec
+from botsys.runners.zygote import kill_all_zygotes
 from tests.support.procs import pid_alive, stat_fields
 
 try:
@@ -75,6 +76,33 @@ class RecordingSink:
         return sum(len(t.encode()) for t in self.logs)
 
 
+# How python bots start in make_settings' settings; the ``start_mode`` fixture sets it.
+START_MODES = ("spawn", "fork")
+_start = {"mode": "spawn"}
+
+
+@pytest.fixture(params=START_MODES)
+def start_mode(request):
+    """Runs a test once per start mode of python bots (``start = "spawn"`` / ``"fork"``);
+    whatever zygotes it started are killed after it."""
+    _start["mode"] = request.param
+    yield request.param
+    _start["mode"] = "spawn"
+    kill_all_zygotes()
+
+
+def pytest_collection_modifyitems(items):
+    """A start mode only changes python bots: other types run in the spawn case only."""
+    kept = [item for item in items if not _fork_of_another_type(item)]
+    items[:] = kept
+
+
+def _fork_of_another_type(item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    bot_type = params.get("bot_type")
+    return params.get("start_mode") == "fork" and bot_type is not None and bot_type != "python"
+
+
 def make_settings(bots_dir: Path, cache_dir: Path, **overrides: Any) -> Settings:
     """The built-in defaults (real limits), a test bots folder, short timings."""
     base = {
@@ -84,6 +112,7 @@ def make_settings(bots_dir: Path, cache_dir: Path, **overrides: Any) -> Settings
         # As the test's own user even as root: the bots live in pytest's private tmp folders.
         # The default (botsys-bot when root) is tested in test_containment.py.
         "runner.bot_user": "",
+        "bot_types.python.start": _start["mode"],
     }
     for key, value in BASH_TYPE.items():
         base[f"bot_types.bash.{key}"] = value

@@ -1,7 +1,7 @@
 """A stand-in replica for the kill -9 test: runs sleeping bots and prints their pids.
 
-Usage: python -m tests.runners.kill9_harness BOTS_DIR CACHE_DIR asyncio|uvloop
-(the test kill -9s it)
+Usage: python -m tests.runners.kill9_harness BOTS_DIR CACHE_DIR asyncio|uvloop spawn|fork
+(the test kill -9s it). Prints every process of every attempt, and the zygote in fork mode.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import sys
 from pathlib import Path
 
 from botsys.runners.process import ProcessRunner
-from tests.runners.conftest import RecordingSink, make_settings, spec
+from tests.runners import conftest
+from tests.runners.conftest import RecordingSink, group_members, make_settings, spec
 
 BOTS = [("python", "sleeper"), ("node", "sleeper"), ("bash", "sleeper"), ("python", "sleeper")]
 
 
-async def main(bots_dir: Path, cache_dir: Path) -> None:
+async def main(bots_dir: Path, cache_dir: Path, start: str) -> None:
+    conftest._start["mode"] = start
     runner = ProcessRunner(make_settings(bots_dir, cache_dir))
     sinks = [RecordingSink() for _ in BOTS]
     tasks = [
@@ -26,7 +28,9 @@ async def main(bots_dir: Path, cache_dir: Path) -> None:
     ]
     for sink in sinks:
         await sink.wait_for_log("ready")  # the bot's own code is running, not just the wrappers
-    print(json.dumps([sink.pids[0] for sink in sinks]), flush=True)
+    pids = [pid for sink in sinks for pid in group_members(sink.pids[0])]
+    zygote = runner.zygotes.running("python")
+    print(json.dumps(pids + ([zygote.pid] if zygote else [])), flush=True)
     await asyncio.gather(*tasks)
 
 
@@ -35,4 +39,4 @@ if __name__ == "__main__":
         import uvloop
 
         uvloop.install()
-    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2])))
+    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[4]))

@@ -25,6 +25,9 @@ from tests.support.requires import require, require_root
 
 from .conftest import RecordingSink, make_settings, run_bot, spec, write_bot
 
+# Every case under both start modes of python bots (conftest.start_mode).
+pytestmark = pytest.mark.usefixtures("start_mode")
+
 
 @pytest.fixture
 def root():

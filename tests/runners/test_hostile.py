@@ -26,6 +26,9 @@ from .conftest import (
     write_bot,
 )
 
+# Every case under both start modes of python bots (conftest.start_mode).
+pytestmark = pytest.mark.usefixtures("start_mode")
+
 TIMEOUT = 1.0
 GRACE = 0.5  # make_settings' kill_grace_s
 SLACK = MARGIN_S  # the slow paths below last far longer (sleep 300, spin forever)

@@ -145,3 +145,40 @@ def test_the_walk_sees_the_package():
     assert {"botsys.app", "botsys.queue", "botsys.store.keys", "botsys.runners.types"} <= set(
         MODULES
     )
+
+
+STORE_INTERNALS = ("keys", "scripts", "redis")
+
+
+@pytest.mark.parametrize("module", ["botsys.orchestrator", "botsys.intake"])
+def test_the_engine_never_reaches_into_store_internals(module):
+    """The orchestrator goes through JobQueue's methods: no key names, scripts or client."""
+    path = PACKAGE.parent / (module.replace(".", "/") + ".py")
+    tree = ast.parse(path.read_text())
+    reached = sorted(
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in STORE_INTERNALS
+    )
+    imported = sorted(
+        i
+        for i in MODULES[module]
+        if i.startswith(("botsys.store.keys", "botsys.store.scripts", "botsys.store.connection"))
+    )
+    assert (reached, imported) == ([], [])
+
+
+def test_outside_the_store_only_the_queue_builds_key_names():
+    """api/ and the app go through the Store (app[STORE]); nobody through the queue's own."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in STORE_INTERNALS
+                and isinstance(node.value, ast.Attribute | ast.Name)
+                and ast.unparse(node.value).endswith("queue")
+                and module_name(path) not in ("botsys.queue", "botsys.deliveries")
+            ):
+                offenders.append(f"{module_name(path)}: {ast.unparse(node)}")
+    assert offenders == []

@@ -27,7 +27,7 @@ def ppid_of(pid: str) -> str:
 
 def server_pid() -> int:
     pid = ppid_of("self")
-    while open(f"/proc/{pid}/comm").read().startswith("botsys-launch"):
+    while open(f"/proc/{pid}/comm").read().startswith(("botsys-launch", "botsys-zygote")):
         pid = ppid_of(pid)
     return int(pid)
 

@@ -1,5 +1,6 @@
 """Containment probe: looks for the server's secrets where a hostile bot would, and returns all
-it could read. Its server is the first ancestor that is not botsys-launch (/proc is the
+it could read. Its server is the first ancestor that is not botsys-launch or, under
+start = "fork", botsys-zygote (/proc is the
 machine's: /proc/self is this process even inside a PID namespace)."""
 
 import json
@@ -16,7 +17,7 @@ def ppid_of(pid: str) -> str:
 
 def server_pid() -> str:
     pid = ppid_of("self")
-    while open(f"/proc/{pid}/comm").read().startswith("botsys-launch"):
+    while open(f"/proc/{pid}/comm").read().startswith(("botsys-launch", "botsys-zygote")):
         pid = ppid_of(pid)
     return pid
 

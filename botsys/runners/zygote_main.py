@@ -1,0 +1,643 @@
+"""The zygote process: a Python that loaded the standard modules once and forks one bot per attempt.
+
+Started by zygote.py (one per ``start = "fork"`` bot type and replica) as
+``python -c BOOT zygote_main.py PLAN_JSON``, holding its end of a SOCK_SEQPACKET socket (``plan["sock"]``).
+Standard library only, run as a script: a bot must not find botsys imported. It never runs bot
+code itself, so nothing one bot does reaches the next: every attempt is a fork of this pristine
+process.
+
+Per attempt the server sends ``{"id", "argv", "env", "cwd"}`` with three descriptors (the bot's
+stdin, stdout, stderr). The zygote forks the attempt's *leader*, which does in Python what
+botsys-launch (launch.c) does in C, in the same order, with the same guarantees (read that file
+first): its own process group, the rlimits, the namespaces, the group signals blocked, then a PID
+namespace's init (or, where namespaces are refused, a subreaper) that forks the bot. The bot
+switches user, arms its parent-death signal, sets no_new_privs and, where the launcher would exec,
+runs the script as ``__main__``. The leader ends the way the bot ended. As root with PID
+namespaces the leader is left out: the zygote unshares, forks the namespace's init directly
+(run_direct_init) and goes back to its own namespaces with setns.
+
+The zygote answers ``{"id", "pid"}`` (the leader: pid = process group) then ``{"exit": pid,
+"status"}``; it keeps the leader a zombie (waitid WNOWAIT) until the server sends ``{"release":
+pid}``, so the server's last killpg of the group can never hit a reused pid. When the server dies
+the zygote dies (parent-death signal), and every leader with it, which kills its group.
+"""
+
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import resource
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+SIOCGIFFLAGS, SIOCSIFFLAGS = 0x8913, 0x8914
+IFF_UP, IFF_RUNNING = 0x1, 0x40
+# Nobody sends it but the kernel, on the death of the process that forked us (as in launch.c).
+GONE = signal.SIGRTMIN + 1
+GROUP_SIGNALS = {
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+}
+LIMITS = {
+    "core": resource.RLIMIT_CORE,
+    "data": resource.RLIMIT_DATA,
+    "as": resource.RLIMIT_AS,
+    "nofile": resource.RLIMIT_NOFILE,
+    "nproc": resource.RLIMIT_NPROC,
+    "fsize": resource.RLIMIT_FSIZE,
+    "cpu": resource.RLIMIT_CPU,
+}
+END_CHILDREN_S = 1.0  # a fork loop may keep refilling the tree; past this, give up and say so
+MAX_MESSAGE = 1 << 20  # an attempt's env and argv; the payload goes through stdin, not here
+# Loaded once here so that no bot pays for it: the protocol's module. Not more by default: every
+# MB the zygote maps costs each attempt's three forks and exits (page tables, copy-on-write
+# faults). Measured here: 13.0 MB bare, 17.3 MB with a dozen common modules (random pulls in
+# OpenSSL), 22.1 MB with forty, and fork+exit took 2.1 / 3.5 / 6.8 ms. Types name what their
+# bots use in ``preload``.
+PRELOAD = ("json",)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class Failed(Exception):
+    """Set-up of an attempt failed: one line on the bot's stderr, exit 127 (as launch.c)."""
+
+
+def _call(result, what):
+    if result != 0:
+        err = ctypes.get_errno()
+        raise Failed(f"{what}: {os.strerror(err)}")
+
+
+def prctl(option, value):
+    _call(_libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0), "prctl")
+
+
+def set_name(name):
+    """/proc/<pid>/comm: "botsys-zygote" for our own processes, the interpreter's for the bot."""
+    _libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+
+
+# ---- the bot: what launch.c's exec_bot does, then the interpreter's part of `python script`
+
+
+def run_bot(plan, parent, group, mask, request):
+    """In the forked bot: become the bot and run the script. Never returns."""
+    if group and os.getpgrp() != group:
+        os.setpgid(0, group)
+    user = plan.get("user")
+    if user:
+        uid, gid = user
+        os.setgroups([gid])
+        os.setgid(gid)
+        os.setuid(uid)
+    # After the uid change, which clears it: die with the process that forked us.
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(127)
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    set_name(plan["comm"])
+    os.closerange(3, _max_fd())  # the report pipe: exec would have closed it (O_CLOEXEC)
+    signal.signal(GONE, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh python has it
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    os._exit(run_script(request))
+
+
+def run_script(request):
+    """Run the script as ``python script args`` would; its exit code."""
+    import atexit
+    import types
+
+    script, *_ = request["argv"]
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.argv = list(request["argv"])
+    _show_cmdline([sys.executable, *sys.argv])
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # as `python script` does
+    _fresh_stdio()
+    main = types.ModuleType("__main__")
+    main.__file__ = script
+    main.__builtins__ = __builtins__
+    main.__cached__ = None
+    sys.modules["__main__"] = main  # the zygote's own module is no more reachable by name
+    code = 0
+    try:
+        with open(script, "rb") as f:
+            source = f.read()
+        exec(compile(source, script, "exec", dont_inherit=True), main.__dict__)
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except KeyboardInterrupt:
+        sys.excepthook(*sys.exc_info())
+        code = -signal.SIGINT
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    # The interpreter's own shutdown: join threads, run atexit, flush.
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        try:
+            threading._shutdown()
+        except BaseException:
+            sys.excepthook(*sys.exc_info())
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            code = code or 120  # as python: "Exception ignored ... flushing sys.stdout"
+    if code < 0:  # died of SIGINT, as python does for an uncaught KeyboardInterrupt
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    return code
+
+
+def _show_cmdline(args):
+    """/proc/<pid>/cmdline (ps, pgrep) names the bot as a spawned one's would, not the zygote:
+    written over the zygote's own argument area, which this copy no longer needs (python keeps
+    its own copy of argv; setproctitle does the same). Longer than that area: cut."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48, 49)
+    except (OSError, IndexError, ValueError):
+        return
+    size = end - start
+    if size <= 0:
+        return
+    data = b"\0".join(os.fsencode(a) for a in args)[: size - 1]
+    ctypes.memmove(start, data.ljust(size, b"\0"), size)
+
+
+def _exit_code(exc):
+    value = exc.code
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    try:
+        print(value, file=sys.stderr)
+    except Exception:
+        pass
+    return 1
+
+
+def _fresh_stdio():
+    """New sys.stdin/stdout/stderr over descriptors 0-2, set up as python sets them for pipes."""
+    encoding = os.environ.get("PYTHONIOENCODING", "")
+    encoding, _, errors = encoding.partition(":")
+    encoding = encoding or "utf-8"
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))  # what -u would come from
+    sys.stdin = sys.__stdin__ = open(  # noqa: SIM115 - they live as long as the bot
+        0, encoding=encoding, errors=errors or "strict", newline="\n", closefd=False
+    )
+    sys.stdout = sys.__stdout__ = open(  # noqa: SIM115
+        1,
+        "w",
+        buffering=1 if unbuffered else -1,
+        encoding=encoding,
+        errors=errors or "strict",
+        newline="\n",
+        closefd=False,
+    )
+    if unbuffered:
+        sys.stdout.reconfigure(write_through=True)
+    sys.stderr = sys.__stderr__ = open(  # noqa: SIM115
+        2,
+        "w",
+        buffering=1,
+        encoding=encoding,
+        errors="backslashreplace",
+        newline="\n",
+        closefd=False,
+    )
+
+
+# ---- the leader, init and the reaper: launch.c's main, run_init, run_reaper
+
+
+def lead(plan, request, fds, zygote):
+    """In the forked leader. Never returns."""
+    try:
+        in_namespace = _set_up_leader(plan, fds, zygote)
+        # Blocked before the fork, so none is lost: the bot unblocks them, we never do.
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
+        me = os.getpid()
+        if not in_namespace:
+            prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of a killed reaper come here
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        child = os.fork()
+        if child == 0:
+            _in_child(_helper, plan, request, me, before, report_r, report_w, in_namespace)
+        os.close(report_w)
+        status = _wait_for(child)
+        data = os.read(report_r, 4)
+        if len(data) == 4:
+            status = struct.unpack("i", data)[0]
+        elif not in_namespace:
+            _end_children()  # the reaper was killed: its orphans are ours
+        _end_like(status)
+    except Failed as exc:
+        _fail(str(exc))
+    except BaseException as exc:
+        _fail(f"{type(exc).__name__}: {exc}")
+    finally:
+        os._exit(127)
+
+
+def _set_up_leader(plan, fds, zygote):
+    """Pipes, group, parent-death signal, limits, namespaces; True if in a PID namespace."""
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)  # from here on, errors go to the bot's stderr
+    os.closerange(3, _max_fd())  # the zygote's socket, selector and pidfds
+    signal.signal(GONE, _server_gone)
+    if os.getpgrp() != os.getpid():
+        os.setpgid(0, 0)
+    prctl(PR_SET_PDEATHSIG, GONE)
+    if os.getppid() != zygote:
+        raise Failed("the server is gone")
+    for name, soft, hard in plan["limits"]:
+        resource.setrlimit(LIMITS[name], (soft, hard))
+    ns = (CLONE_NEWPID if plan.get("pid_ns") else 0) | (CLONE_NEWNET if plan.get("net_ns") else 0)
+    if ns:
+        _enter_namespaces(ns)
+    return bool(ns & CLONE_NEWPID)
+
+
+def run_direct_init(plan, request, fds, report_w):
+    """pid 1 of the attempt's new PID namespace, forked by the zygote itself: what the leader
+    and init do together on the other path, for one fork less. It leads the group the server
+    signals; as a namespace's init it gets none of those signals but SIGKILL (it has no
+    handler), which ends the whole namespace. It reports the bot's wait status, then exits."""
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)  # from here on, errors go to the bot's stderr
+    os.dup2(report_w, 3)
+    os.closerange(4, _max_fd())  # the zygote's socket, selector, pidfds and namespaces
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a handler would let the group's ^C in
+    os.setpgid(0, 0)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the zygote: the namespace goes too
+    for name, soft, hard in plan["limits"]:
+        resource.setrlimit(LIMITS[name], (soft, hard))
+    if plan.get("net_ns"):
+        _loopback_up()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    bot = os.fork()
+    if bot == 0:
+        _in_child(run_bot, plan, 1, 0, mask, request)
+    status = _wait_bot(bot)
+    os.write(3, struct.pack("i", status))
+    os._exit(0)  # the kernel now kills what is left in the namespace
+
+
+def _helper(plan, request, leader, mask, report_r, report_w, in_namespace):
+    os.close(report_r)
+    if not in_namespace:
+        _run_reaper(plan, request, leader, mask, report_w)
+    # init dies with the leader (only ever SIGKILLed, with the whole group)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.signal(GONE, signal.SIG_DFL)
+    me = os.getpid()  # 1
+    bot = os.fork()
+    if bot == 0:
+        _in_child(run_bot, plan, me, 0, mask, request)
+    status = _wait_bot(bot)
+    os.write(report_w, struct.pack("i", status))
+    os._exit(0)  # the kernel now kills what is left in the namespace
+
+
+def _run_reaper(plan, request, leader, mask, report_w):
+    bot_pid = [0]
+
+    def leader_gone(signum, frame):  # the leader died: the bot may have left the group
+        if bot_pid[0] > 0:
+            os.kill(bot_pid[0], signal.SIGKILL)
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {GONE})  # until the bot's pid is known
+    signal.signal(GONE, leader_gone)
+    prctl(PR_SET_PDEATHSIG, GONE)
+    if os.getppid() != leader:
+        os._exit(127)
+    os.setpgid(0, 0)  # out of the group: survives its SIGKILL to end what the bot left
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+    me = os.getpid()
+    bot = os.fork()
+    if bot == 0:
+        _in_child(run_bot, plan, me, leader, mask, request)
+    bot_pid[0] = bot
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {GONE})
+    status = _wait_bot(bot)
+    bot_pid[0] = 0
+    _end_children()
+    try:
+        os.write(report_w, struct.pack("i", status))
+    except OSError:
+        pass  # the leader is gone
+    os._exit(0)
+
+
+def _in_child(func, *args):
+    """Run ``func`` in a just-forked child; whatever happens, never return into the caller."""
+    try:
+        func(*args)
+    except Failed as exc:
+        _fail(str(exc))
+    except BaseException as exc:
+        _fail(f"{type(exc).__name__}: {exc}")
+    finally:
+        os._exit(127)
+
+
+def _server_gone(signum, frame):
+    os.kill(0, signal.SIGKILL)  # the zygote (so the server) is gone: end the whole group
+
+
+def _wait_for(pid):
+    return os.waitpid(pid, 0)[1]  # retried on EINTR (PEP 475), after signal handlers ran
+
+
+def _wait_bot(bot):
+    """Reaps orphans until the bot ends; its wait status."""
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == bot:
+            return status
+
+
+def _end_like(status):
+    """Exit the way the bot ended: same code, or the same signal."""
+    if os.WIFEXITED(status):
+        os._exit(os.WEXITSTATUS(status))
+    sig = os.WTERMSIG(status)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    try:
+        signal.signal(sig, signal.SIG_DFL)
+    except (OSError, ValueError):
+        pass  # SIGKILL, SIGSTOP
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+    os.kill(os.getpid(), sig)
+    os._exit(128 + sig)
+
+
+def _children():
+    try:
+        with open(f"/proc/self/task/{os.getpid()}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError as exc:
+        raise Failed(f"cannot list the bot's leftover processes: {exc}") from None
+
+
+def _end_children():
+    """As a subreaper: kill and reap every child and every orphan that comes to us meanwhile."""
+    start = time.monotonic()
+    while True:
+        try:
+            listed = _children()
+        except Failed as exc:
+            _fail(str(exc))
+            return
+        _kill_children(listed)
+        for _ in listed:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+        if not listed:
+            try:
+                if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                    continue
+            except ChildProcessError:
+                return
+        if time.monotonic() - start > END_CHILDREN_S:
+            _fail("the bot's processes kept forking: some may outlive it")
+            return
+
+
+def _kill_children(pids):
+    for pid in pids:
+        for target in (-pid, pid):  # the child and the group it leads, if any
+            try:
+                os.kill(target, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _enter_namespaces(ns):
+    uid, gid = os.geteuid(), os.getegid()
+    flags = ns | (CLONE_NEWUSER if uid != 0 else 0)  # not root: a user namespace owns the others
+    _call(_libc.unshare(ctypes.c_int(flags)), "unshare")
+    if uid != 0:
+        try:
+            _write("/proc/self/setgroups", "deny")
+            _write("/proc/self/uid_map", f"{uid} {uid} 1")
+            _write("/proc/self/gid_map", f"{gid} {gid} 1")
+        except OSError as exc:
+            raise Failed(f"user namespace: {exc.strerror}") from None
+    if ns & CLONE_NEWNET:
+        _loopback_up()
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _loopback_up():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            ifr = bytearray(struct.pack("16sH22x", b"lo", 0))
+            fcntl.ioctl(s, SIOCGIFFLAGS, ifr)
+            flags = struct.unpack_from("H", ifr, 16)[0] | IFF_UP | IFF_RUNNING
+            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags))
+        except OSError as exc:
+            raise Failed(f"loopback: {exc.strerror}") from None
+
+
+def _fail(message):
+    try:
+        os.write(2, f"botsys-zygote: {message}\n".encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def _max_fd():
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# ---- the zygote's loop
+
+
+def _exitcode(info):
+    if info.si_code == os.CLD_EXITED:
+        return info.si_status
+    return -info.si_status  # killed or dumped
+
+
+class Zygote:
+    def __init__(self, plan, sock):
+        self.plan = plan
+        self.sock = sock
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(sock, selectors.EVENT_READ)
+        self.pidfds = {}  # leader pid -> pidfd, until released
+        self.reports = {}  # init pid -> the read end of its report pipe (direct attempts)
+        self.me = os.getpid()
+        # As root with PID namespaces, no leader: the zygote itself unshares, forks the
+        # namespace's init (which leads the group) and returns to its own namespaces.
+        self.direct = bool(plan.get("pid_ns")) and os.geteuid() == 0
+        self.home = {}  # namespace flag -> an fd of the zygote's own namespace, to go back to
+        if self.direct:
+            self.home[CLONE_NEWPID] = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            if plan.get("net_ns"):
+                self.home[CLONE_NEWNET] = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+    def send(self, message):
+        self.sock.send(json.dumps(message).encode())
+
+    def serve(self):
+        while True:
+            for key, _ in self.selector.select():
+                if key.fileobj is self.sock:
+                    if not self.on_message():
+                        return
+                else:
+                    self.on_exit(key.data, key.fileobj)
+
+    def on_message(self):
+        try:
+            data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 3)
+        except InterruptedError:
+            return True
+        if not data:
+            return False  # the server closed its end
+        message = json.loads(data)
+        if "release" in message:
+            self.release(message["release"])
+        else:
+            self.fork(message, fds)
+        return True
+
+    def fork(self, request, fds):
+        report = None
+        try:
+            if len(fds) != 3:
+                raise OSError(errno.EINVAL, f"expected 3 descriptors, got {len(fds)}")
+            if self.direct:
+                pid, report = self.fork_init(request, fds)
+            else:
+                pid = os.fork()
+                if pid == 0:
+                    lead(self.plan, request, fds, self.me)
+            try:
+                os.setpgid(pid, pid)  # before the server can signal the group
+            except OSError:
+                pass  # it already did so itself (or died: the exit report says how)
+            pidfd = os.pidfd_open(pid)
+        except (OSError, Failed) as exc:
+            if report is not None:
+                os.close(report)
+            self.send({"id": request["id"], "error": f"fork: {getattr(exc, 'strerror', 0) or exc}"})
+            return
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self.pidfds[pid] = pidfd
+        if report is not None:
+            self.reports[pid] = report
+        self.selector.register(pidfd, selectors.EVENT_READ, pid)
+        self.send({"id": request["id"], "pid": pid})
+
+    def fork_init(self, request, fds):
+        """Fork the attempt's init straight into new namespaces; (its pid, its report pipe)."""
+        flags = 0
+        for flag in self.home:
+            flags |= flag
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            _call(_libc.unshare(ctypes.c_int(flags)), "unshare")
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    _in_child(run_direct_init, self.plan, request, fds, report_w)
+            finally:
+                for flag, fd in self.home.items():  # unshare(NEWPID) again needs this
+                    _call(_libc.setns(fd, ctypes.c_int(flag)), "setns")
+        except BaseException:
+            os.close(report_r)
+            raise
+        finally:
+            os.close(report_w)
+        return pid, report_r
+
+    def on_exit(self, pid, pidfd):
+        self.selector.unregister(pidfd)
+        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
+        status = _exitcode(info)
+        report = self.reports.pop(pid, None)
+        if report is not None:
+            data = os.read(report, 4)  # init wrote the bot's wait status, unless it was killed
+            os.close(report)
+            if len(data) == 4:
+                status = os.waitstatus_to_exitcode(struct.unpack("i", data)[0])
+        self.send({"exit": pid, "status": status})
+
+    def release(self, pid):
+        pidfd = self.pidfds.pop(pid, None)
+        if pidfd is None:
+            return
+        try:
+            os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+        except ChildProcessError:
+            pass
+        os.close(pidfd)
+
+    def kill_all(self):
+        for pid in self.pidfds:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def main():
+    plan = json.loads(sys.argv[-1])
+    with open("/proc/self/comm") as f:
+        plan["comm"] = f.read().strip()  # what a spawned bot's would be (its interpreter's)
+    set_name("botsys-zygote")  # this process and the leaders, inits and reapers it forks
+    sock = socket.socket(fileno=plan["sock"])
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the server, even on kill -9
+    if os.getppid() != plan["server"]:
+        sys.exit("botsys-zygote: the server is gone")
+    missing = []
+    for name in (*PRELOAD, *plan.get("preload", ())):
+        try:
+            __import__(name)
+        except Exception as exc:  # a named module that fails to import is the config's fault
+            missing.append(f"{name} ({type(exc).__name__}: {exc})")
+    zygote = Zygote(plan, sock)
+    zygote.send({"ready": True, "missing": missing})
+    try:
+        zygote.serve()
+    finally:
+        zygote.kill_all()
+
+
+if __name__ == "__main__":
+    main()

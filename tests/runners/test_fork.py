@@ -1,0 +1,159 @@
+"""start = "fork": what only a zygote can get wrong (the shared suites run in both modes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from botsys.config import ConfigError
+from botsys.runners.process import ProcessRunner
+from botsys.runners.zygote import kill_all_zygotes
+from tests.support.timing import MARGIN_S
+
+from . import conftest
+from .conftest import RecordingSink, alive, group_members, make_settings, run_bot, spec, write_bot
+
+pytestmark = pytest.mark.usefixtures("fork_mode")
+
+LEAKY = """
+import json, sys
+seen = getattr(json, "botsys_mark", None)  # json is preloaded in the zygote
+planted = "botsys_planted" in sys.modules
+json.botsys_mark = "set by an earlier job"
+sys.modules["botsys_planted"] = json
+print(json.dumps({"result": {"seen": seen, "planted": planted}}))
+"""
+
+WHO = """
+import json, sys
+payload = json.load(sys.stdin)["payload"]
+print(json.dumps({"result": {"name": __name__, "argv": sys.argv, "payload": payload,
+                             "file": __file__, "path0": sys.path[0]}}))
+"""
+
+SLEEPER = 'import time\nprint("ready", flush=True)\ntime.sleep(300)\n'
+
+
+@pytest.fixture
+def fork_mode(monkeypatch):
+    monkeypatch.setitem(conftest._start, "mode", "fork")
+    yield
+    kill_all_zygotes()
+
+
+@pytest.fixture
+async def runner(settings):
+    runner = ProcessRunner(settings)
+    yield runner
+    await runner.aclose()
+
+
+async def test_module_state_set_by_one_job_is_not_seen_by_the_next(runner, bots_dir):
+    write_bot(bots_dir, "python", "leaky", LEAKY)
+    for _ in range(3):
+        outcome, _, _ = await run_bot(runner, "python", "leaky")
+        assert outcome.status == "succeeded", outcome.error
+        assert outcome.result == {"seen": None, "planted": False}
+
+
+async def test_a_bot_runs_as_main_with_its_argv_and_stdin(runner, bots_dir):
+    path = write_bot(bots_dir, "python", "who", WHO)
+    outcome, _, _ = await run_bot(runner, "python", "who", {"n": 1})
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.result == {
+        "name": "__main__",
+        "argv": [str(path)],
+        "payload": {"n": 1},
+        "file": str(path),
+        "path0": str(path.parent),
+    }
+
+
+async def test_exit_codes_and_uncaught_exceptions_are_reported_as_under_spawn(runner, bots_dir):
+    write_bot(bots_dir, "python", "quits", "import sys\nsys.exit(3)\n")
+    write_bot(bots_dir, "python", "raises", "raise ValueError('boom')\n")
+    outcome, _, _ = await run_bot(runner, "python", "quits")
+    assert (outcome.status, outcome.exit_code) == ("failed", 3)
+    outcome, _, _ = await run_bot(runner, "python", "raises")
+    assert (outcome.status, outcome.exit_code) == ("failed", 1)
+    assert "ValueError: boom" in outcome.error
+
+
+async def test_a_killed_zygote_is_restarted_and_takes_its_attempts_along(runner, bots_dir):
+    write_bot(bots_dir, "python", "sleeper", SLEEPER)
+    write_bot(bots_dir, "python", "hello", 'print(\'{"result": "hi"}\')\n')
+    await runner.start()
+    zygote = runner.zygotes.running("python")
+    sink = RecordingSink()
+    attempt = asyncio.create_task(runner.run(spec("python", "sleeper", timeout_s=60), sink))
+    await sink.wait_for_log("ready")
+    members = group_members(sink.pids[0])
+    assert members, "the attempt's group runs"
+    os.kill(zygote.pid, signal.SIGKILL)
+    outcome = await asyncio.wait_for(attempt, 10)
+    assert outcome.status == "failed" and outcome.exit_code == -signal.SIGKILL
+    # SIGKILLed (parent-death signal, then the group): dying takes the kernel a moment
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    while any(alive(pid) for pid in members) and loop.time() - t0 < MARGIN_S:
+        await asyncio.sleep(0.005)  # measuring how long they take to die, not waiting on them
+    assert not any(alive(pid) for pid in members), f"alive {loop.time() - t0:.3f} s later"
+    outcome, _, _ = await run_bot(runner, "python", "hello")
+    assert outcome.status == "succeeded", outcome.error
+    restarted = runner.zygotes.running("python")
+    assert restarted is not None and restarted.pid != zygote.pid
+
+
+async def test_closing_the_runner_stops_its_zygote(settings):
+    runner = ProcessRunner(settings)
+    await runner.start()
+    pid = runner.zygotes.running("python").pid
+    await runner.aclose()
+    assert not alive(pid)
+
+
+def test_fork_needs_a_plain_python_command(bots_dir, java_cache):
+    settings = make_settings(
+        bots_dir,
+        java_cache,
+        **{"bot_types.bash.start": "fork", "bot_types.python.start": "spawn"},
+    )
+    with pytest.raises(ConfigError, match=r"bot_types\.bash\.start = \"fork\" needs command"):
+        ProcessRunner(settings)
+
+
+PARENT = '''"""parent: names the process it was started by.
+
+Start: {start}
+"""
+import json
+# the machine's pids (/proc is not remounted): getppid() says 1 inside a PID namespace
+ppid = open("/proc/self/stat").read().rsplit(")", 1)[1].split()[1]
+print(json.dumps({{"result": open(f"/proc/{{ppid}}/comm").read().strip()}}))
+'''
+
+
+@pytest.mark.parametrize("type_start", ["spawn", "fork"])
+async def test_a_bot_header_overrides_its_types_start_mode(bots_dir, java_cache, type_start):
+    write_bot(bots_dir, "python", "forked", PARENT.format(start="fork"))
+    write_bot(bots_dir, "python", "spawned", PARENT.format(start="spawn"))
+    settings = make_settings(bots_dir, java_cache, **{"bot_types.python.start": type_start})
+    runner = ProcessRunner(settings)
+    try:
+        forked, _, _ = await run_bot(runner, "python", "forked")
+        spawned, _, _ = await run_bot(runner, "python", "spawned")
+    finally:
+        await runner.aclose()
+    assert forked.result == "botsys-zygote", forked.error  # its init (or reaper)
+    assert spawned.result.startswith("botsys-launch"), spawned.error
+
+
+async def test_ps_shows_the_bots_command_not_the_zygotes(runner, bots_dir):
+    source = 'import json\nprint(json.dumps({"result": open("/proc/self/cmdline", "rb").read().decode()}))\n'
+    path = write_bot(bots_dir, "python", "cmdline", source)
+    outcome, _, _ = await run_bot(runner, "python", "cmdline")
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.result.rstrip("\0").split("\0") == [runner.sandbox.python("python"), str(path)]
