@@ -88,8 +88,10 @@ async def _store(app: web.Application):
     await queue.seed_limits()
     app[QUEUE] = queue
     app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
-    app[SECRETS] = SecretRing(store.redis, queue.keys, settings.webhooks)
-    app[ENDPOINTS] = EndpointStore(store.redis, queue, settings.webhooks.secret_overlap_s)
+    app[SECRETS] = SecretRing(store.redis, store.keys, settings.webhooks)
+    app[ENDPOINTS] = EndpointStore(
+        store.redis, store.keys, queue, settings.webhooks.secret_overlap_s
+    )
     await _first_load(app[ENDPOINTS])
     _install_snapshot(app)
     yield

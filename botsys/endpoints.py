@@ -20,6 +20,7 @@ from .jobs import new_job_id
 from .queue import JobQueue
 from .signing_secrets import new_secret
 from .store.errors import STORE_FAILED
+from .store.keys import Keys
 from .webhooks.endpoints import Endpoint, fan_out_context
 from .webhooks.rotation import Keyring, RingSecret, rotate
 
@@ -35,10 +36,11 @@ def _now_ms() -> int:
 
 
 class EndpointStore:
-    def __init__(self, redis: Redis, queue: JobQueue, overlap_s: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, queue: JobQueue, overlap_s: int) -> None:
+        """``queue``: whose completion scripts get the fan-out (``set_endpoints``)."""
         self.redis = redis
         self.queue = queue
-        self.keys = queue.keys
+        self.keys = keys
         self.overlap_s = overlap_s
         self._keyrings: dict[str, Keyring] = {}
         self._rates: dict[str, float] = {}
