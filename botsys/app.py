@@ -22,6 +22,8 @@ from .api.http_errors import install as install_http_errors  # noqa: F401 — se
 from .appkeys import (
     DELIVERIES,
     ENDPOINTS,
+    GROUPS,
+    MEMBER_CHECK,
     METRICS,
     METRICS_REFRESH,
     ORCHESTRATOR,
@@ -34,6 +36,8 @@ from .appkeys import (
     STORE,
 )
 from .config import Settings
+from .control.group_store import GroupStore
+from .control.members import registry_member_check
 from .deliveries import RedisDeliveryStore
 from .endpoints import EndpointStore
 from .metrics import Metrics, TypeSnapshot, WebhookSnapshot
@@ -61,6 +65,7 @@ def create_app(settings: Settings, *, runner=None, with_workers: bool = True) ->
     app[REPLICA] = replica_name(settings)
     app[STARTED_AT] = time.time()
     app[REGISTRY] = BotRegistry(settings)
+    app[MEMBER_CHECK] = registry_member_check(app[REGISTRY])
     app[METRICS] = Metrics(
         version=__version__, replica=app[REPLICA], bot_types=list(settings.bot_types)
     )
@@ -93,6 +98,7 @@ async def _store(app: web.Application):
         store.redis, store.keys, queue, settings.webhooks.secret_overlap_s
     )
     await _first_load(app[ENDPOINTS])
+    app[GROUPS] = GroupStore(store.redis, store.keys, store.scripts)
     _install_snapshot(app)
     yield
     await store.close()

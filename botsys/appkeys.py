@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from .config import Settings
+from .control.group_store import GroupStore
 from .deliveries import RedisDeliveryStore
 from .endpoints import EndpointStore
 from .metrics import Metrics
@@ -32,6 +33,9 @@ SECRETS = web.AppKey("secrets", SecretRing)
 ENDPOINTS = web.AppKey("endpoints", EndpointStore)
 METRICS = web.AppKey("metrics", Metrics)
 METRICS_REFRESH = web.AppKey("metrics_refresh", Callable[[], Awaitable[None]])
+GROUPS = web.AppKey("groups", GroupStore)
+# A group member (`type` or `type/bot`) → why it cannot run now, or None when it can.
+MEMBER_CHECK = web.AppKey("member_check", Callable[[str], "str | None"])
 
 # Set by handlers that serve an HTML page (dashboard, Swagger UI): the page's own CSP.
 PAGE_CSP = web.RequestKey("page_csp", str)

@@ -21,6 +21,7 @@ SUMMARY_FIELDS = (
     *("createdAt", "startedAt", "finishedAt", "runAt", "durationMs", "error", "owner"),
     *("webhookUrl", "deliveryId", "webhookState", "webhookAttempts", "webhookLastStatus"),
     "webhookDeliveredAt",
+    "group",
 )
 ERROR_EXCERPT = 300  # characters of a job's error shown in lists
 
@@ -125,6 +126,7 @@ class Job:
             "durationMs": _int(f.get("durationMs")),
             "replica": f.get("owner") or None,
             "webhook": self._webhook_view(),
+            "group": _json(f.get("group")),  # {groupId, rule, member} when routed by a group
         }
 
     def _webhook_view(self) -> dict[str, Any] | None:

@@ -167,6 +167,12 @@ class Metrics:
             ["reason"],
             registry=reg,
         )
+        self.group_selections = Counter(
+            "botsys_group_selections_total",
+            "Jobs routed through a bot group, by group and the member its rule chose.",
+            ["group", "member"],
+            registry=reg,
+        )
         # (route, method, status) → the two label children: labels() validates and locks on
         # every call (~5 µs per request); routes, methods and statuses are bounded sets.
         self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -204,6 +210,9 @@ class Metrics:
         status = status if status in EXECUTION_STATUSES else OTHER
         self.executions.labels(bot_type=bot_type, status=status).inc()
         self.execution_duration.labels(bot_type=bot_type).observe(max(0.0, duration_s))
+
+    def observe_group_selection(self, group: str, member: str) -> None:
+        self.group_selections.labels(group=group, member=member).inc()
 
     def observe_reseed(self, bot_type: str) -> None:
         self.reseeded.labels(bot_type=bot_type).inc()

@@ -185,11 +185,13 @@ class JobQueue:
         delay_ms: int = 0,
         idempotency_key: str = "",
         fingerprint: str = "",
+        group: str = "",
         take: bool = False,
         now: int | None = None,
     ) -> Enqueued:
         """``take``: the caller can start the job now; if a slot is free and the job is next in
-        line, the script leases it to the caller (``Enqueued.claim``): no wake-up, no claim."""
+        line, the script leases it to the caller (``Enqueued.claim``): no wake-up, no claim.
+        ``group``: the JSON {groupId, rule, member} of a job routed by a bot group."""
         bt = self.settings.bot_types[bot_type]
         job_id = new_job_id(bot_type, now)
         fields = {
@@ -202,6 +204,7 @@ class JobQueue:
             "maxAttempts": max_attempts or bt.max_attempts,
             "idempotencyKey": idempotency_key,
             "fingerprint": fingerprint,  # of the request, to tell a repeat from a reused key
+            "group": group,
         }
         reply = await self.run_script(
             "enqueue",

@@ -14,6 +14,7 @@ PROBLEM_DESCRIPTIONS = {
     404: "not found",
     405: "method not allowed (see the Allow header)",
     409: "conflicts with the current state",
+    412: "If-Match names an older version: read it again (the ETag header has the current)",
     413: "request body too large (server.max_body_bytes)",
     415: "Content-Type must be application/json",
     422: "invalid request: `errors` names each field",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import re
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -127,10 +128,12 @@ def tailor(doc: dict, settings, bot_types: list[dict]) -> None:
     schemas["DeliverRequest"]["properties"]["url"]["pattern"] = WEBHOOK_URL_PATTERN
     for name in ("EndpointCreate", "EndpointPatch"):
         schemas[name]["properties"]["url"]["pattern"] = WEBHOOK_URL_PATTERN
-    variants = []
+    variants = [_target_variant(schemas, base, bot_types)]
     for t in bot_types:
         variant = copy.deepcopy(base)
+        variant["required"] = ["botType"]
         props = variant["properties"]
+        del props["target"], props["params"]
         props["botType"] = {"type": "string", "enum": [t["botType"]]}
         props["bot"] = {"type": "string", "enum": t["bots"] or [t["defaultBot"]]}
         props["timeout"]["maximum"] = t["maxTimeoutS"]
@@ -154,6 +157,22 @@ def tailor(doc: dict, settings, bot_types: list[dict]) -> None:
         for item in doc["paths"].values():
             for op in item.values():
                 op.pop("security", None)
+
+
+def _target_variant(schemas: dict, base: dict, bot_types: list[dict]) -> dict:
+    """The original system's form: ``target`` and ``params`` (no botType, bot or payload).
+    Groups change at runtime (an unknown one is a 404); the types are known here."""
+    variant = copy.deepcopy(base)
+    props = variant["properties"]
+    del props["botType"], props["bot"], props["payload"]
+    types = "|".join(re.escape(t["botType"]) for t in bot_types)
+    props["target"]["pattern"] = (
+        rf"^(groupId:[A-Za-z0-9][A-Za-z0-9_.-]{{0,63}}|botType:({types}))\Z"
+    )
+    props["timeout"]["maximum"] = min((t["maxTimeoutS"] for t in bot_types), default=0)
+    variant["required"] = ["target"]
+    schemas["InvokeRequest_target"] = variant
+    return {"$ref": "#/components/schemas/InvokeRequest_target"}
 
 
 SWAGGER_BOOT = f"""

@@ -23,6 +23,7 @@ from ..webhooks.guard import check_url
 from ..webhooks.rotation import RingSecret
 from ..webhooks.signing import secret_key
 from .problems import Problem, invalid, not_found
+from .targets import Route, payload_of
 
 MAX_IDEMPOTENCY_KEY = 200
 _IDEMPOTENCY_KEY_OK = re.compile(r"^[\x20-\x7e]*$")
@@ -41,12 +42,15 @@ def idempotency_key(request: web.Request) -> str:
     return key
 
 
-def invoke_args(app: web.Application, body: Mapping[str, Any], key: str) -> dict[str, Any]:
-    """The validated POST /invoke body → JobQueue.enqueue keyword arguments."""
+def invoke_args(
+    app: web.Application, body: Mapping[str, Any], key: str, route: Route
+) -> dict[str, Any]:
+    """The validated POST /invoke body, routed → JobQueue.enqueue keyword arguments."""
     try:
-        ref = app[REGISTRY].resolve(body["botType"], body.get("bot"))
+        ref = app[REGISTRY].resolve(route.bot_type, route.bot)
     except UnknownBot as exc:
-        raise Problem(422, str(exc), errors={exc.field: [str(exc)]}) from None
+        field = exc.field if route.field == "botType" else route.field
+        raise Problem(422, str(exc), errors={field: [str(exc)]}) from None
     bt = app[SETTINGS].bot_types[ref.bot_type]
     timeout = body.get("timeout")
     if timeout is not None and timeout > bt.max_timeout_s:
@@ -58,12 +62,13 @@ def invoke_args(app: web.Application, body: Mapping[str, Any], key: str) -> dict
     args = {
         "bot_type": ref.bot_type,
         "bot": ref.name,
-        "payload": body["payload"],
+        "payload": payload_of(body),
         "priority": body["priority"],
         "webhook_url": url,
         "timeout_s": timeout,
         "max_attempts": body.get("attempts"),
         "delay_ms": body.get("delay") or 0,
+        "group": jsonsafe.compact(route.group) if route.group else "",
     }
     # Only a keyed request needs its fingerprint: a repeat must be the same request.
     return {**args, "idempotency_key": key, "fingerprint": fingerprint(args) if key else ""}
@@ -178,6 +183,7 @@ def invoked_response(request: web.Request, job: Mapping[str, Any], done: Enqueue
         "statusUrl": url,
         "created": done.created,
         "estimatedPosition": done.position,
+        "group": jsonsafe.loads(job["group"]) if job["group"] else None,
     }
     return web.json_response(body, status=202 if done.created else 200, headers={"Location": url})
 

@@ -12,10 +12,11 @@ from aiohttp import web
 from aiohttp_apispec import docs, querystring_schema, request_schema, response_schema
 
 from .. import jsonsafe
-from ..appkeys import DELIVERIES, ENDPOINTS, ORCHESTRATOR, QUEUE, REGISTRY, SECRETS
+from ..appkeys import DELIVERIES, ENDPOINTS, METRICS, ORCHESTRATOR, QUEUE, REGISTRY, SECRETS
 from ..intake import submit
 from ..queue import QueueFull
 from ..states import RETRYABLE, DeliveryState, JobState
+from . import admin_groups
 from . import requests as rq
 from . import schemas as s
 from .auth import admin_only
@@ -23,6 +24,7 @@ from .docs_text import IDEMPOTENCY_HEADER, INVOKE_DESCRIPTION, INVOKE_EXAMPLES, 
 from .events import job_events
 from .health import health, metrics_handler
 from .problems import Problem, not_found
+from .targets import route_of
 from .validation import BODY, QUERY
 
 
@@ -32,17 +34,21 @@ from .validation import BODY, QUERY
     description=INVOKE_DESCRIPTION,
     parameters=[IDEMPOTENCY_HEADER],
     request_examples=INVOKE_EXAMPLES,
-    responses=errors(400, 401, 408, 413, 415, 422, 429, 503),
+    responses=errors(400, 401, 404, 408, 409, 413, 415, 422, 429, 503),
 )
 @request_schema(s.InvokeRequest)
 @response_schema(s.Invoked, 202, description="queued (Location: the job's URL)")
 @response_schema(s.Invoked, 200, description="a repeat: the job first created with this key")
 async def invoke(request: web.Request) -> web.Response:
-    job = rq.invoke_args(request.app, request[BODY], rq.idempotency_key(request))
+    key = rq.idempotency_key(request)
+    route = await route_of(request.app, request[BODY], key)
+    job = rq.invoke_args(request.app, request[BODY], key, route)
     try:
         enqueued = await submit(request.app[QUEUE], request.app.get(ORCHESTRATOR), **job)
     except QueueFull as full:
         raise rq.queue_full(full) from None
+    if route.group and enqueued.created:
+        request.app[METRICS].observe_group_selection(route.group["groupId"], route.group["member"])
     return rq.invoked_response(request, job, enqueued)
 
 
@@ -412,6 +418,7 @@ ROUTES = [
     ("POST", "/endpoints/{endpointId}/secret/rotate", rotate_endpoint_secret, None),
     ("GET", "/health", health, None),
     ("GET", "/metrics", metrics_handler, None),  # built per app (its registry)
+    *admin_groups.ROUTES,
 ]
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numbers
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from ..control.routing import OPERATORS, RULES
 from ..jobs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
 from ..states import DeliveryState, JobState
 from ..store.errors import REFUSALS
@@ -67,14 +68,27 @@ def _int(lo: int, hi: int, **kw) -> fields.Integer:
 # -- requests ------------------------------------------------------------------------------
 
 
+TARGET_PATTERN = r"^(groupId|botType):[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z"
+
+
 class InvokeRequest(Schema):
-    botType = fields.String(required=True, metadata={"description": "a configured bot type"})
+    botType = fields.String(
+        metadata={"description": "a configured bot type (or give `target` instead)"}
+    )
     bot = fields.String(
         validate=validate.Length(1, 64),
         metadata={"description": "a bot of that type (default: the type's default bot)"},
     )
-    payload = fields.Dict(
-        load_default=dict, metadata={"description": "any JSON object, given to the bot on stdin"}
+    target = fields.String(
+        validate=validate.Regexp(TARGET_PATTERN, error="groupId:<id> or botType:<type>"),
+        metadata={
+            "description": "instead of botType: `groupId:<id>` (the group's rule chooses the "
+            "bot) or `botType:<type>` (the original system's field)"
+        },
+    )
+    payload = fields.Dict(metadata={"description": "any JSON object, given to the bot on stdin"})
+    params = fields.Dict(
+        metadata={"description": "the original system's name for payload (give one of them)"}
     )
     webhookUrl = fields.String(
         validate=validate.Length(1, MAX_URL),
@@ -92,6 +106,65 @@ class InvokeRequest(Schema):
     )
     attempts = _int(1, 10, metadata={"description": "runs before the job is failed"})
     delay = _int(0, MAX_DELAY_MS, metadata={"description": "ms before the job may start"})
+
+    @validates_schema(skip_on_field_errors=False)
+    def _one_target(self, data, **kwargs):
+        if "target" not in data and "botType" not in data:
+            raise ValidationError("Missing data for required field.", "botType")
+        if "target" in data and "botType" in data:
+            raise ValidationError("give either target or botType, not both", "target")
+        if "target" in data and "bot" in data:
+            raise ValidationError("bot goes with botType; a group's rule chooses its bot", "bot")
+        if "params" in data and "payload" in data and data["params"] != data["payload"]:
+            raise ValidationError("params is another name for payload: give one", "params")
+
+
+class GroupRule(Schema):
+    """A routing rule; the fields besides type depend on it (docs/CONFIGURATION.md)."""
+
+    type = fields.String(
+        required=True,
+        validate=validate.OneOf(RULES),
+    )
+    weights = fields.List(
+        fields.Dict(),
+        metadata={"description": "PERCENTAGE_BASED: [{member, weight}], integer weights"},
+    )
+    variants = fields.List(fields.Dict(), metadata={"description": "A_B_TEST: [{member, weight}]"})
+    stickyKey = fields.String(
+        metadata={"description": "A_B_TEST: a payload field; one value, one variant, always"}
+    )
+    slots = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "TIME_BASED: [{member, start, end}], UTC HH:MM, sorted by start, "
+            "not overlapping; end before start wraps midnight"
+        },
+    )
+    branches = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "PARAMETER_BASED: [{member, conditions: [{field, operator, value}]}]; "
+            "operators " + ", ".join(OPERATORS)
+        },
+    )
+    default = fields.String(
+        metadata={"description": "TIME_BASED, PARAMETER_BASED: when no slot or branch applies"}
+    )
+
+
+class GroupBody(Schema):
+    """A group as written: POST (with groupId) and PUT (groupId from the path)."""
+
+    groupId = fields.String(metadata={"description": "POST: the new group's id"})
+    name = fields.String(metadata={"description": "default: the id"})
+    description = fields.String()
+    members = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "targets: `type` (its default bot) or `type/bot`"},
+    )
+    rule = fields.Nested(GroupRule, required=True)
 
 
 class DeliverRequest(Schema):
@@ -250,6 +323,26 @@ class Problem(Schema):
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), required=True)
 
 
+class GroupSelection(Schema):
+    groupId = _s()
+    rule = _s()
+    member = _s()
+
+
+class GroupView(Schema):
+    groupId = _s()
+    name = _s()
+    description = _s()
+    members = fields.List(fields.String(), required=True)
+    rule = fields.Nested(GroupRule, required=True)
+    version = fields.Integer(required=True)
+
+
+class GroupList(Schema):
+    botGroups = fields.List(fields.Nested(GroupView), required=True)
+    version = fields.Integer(required=True, metadata={"description": "latest of any group"})
+
+
 class Invoked(Schema):
     jobId = _s()
     status = _s(validate=validate.OneOf([JobState.QUEUED, JobState.DELAYED]))
@@ -268,6 +361,7 @@ class Invoked(Schema):
             "or already started); null for a repeat. The original system's field."
         },
     )
+    group = _n(fields.Nested(GroupSelection, metadata={"description": "a group target's pick"}))
 
 
 class WebhookState(Schema):
@@ -298,6 +392,9 @@ class JobSummary(Schema):
     error = _n(fields.String(metadata={"description": "at most 300 characters"}))
     replica = _n(fields.String())
     webhook = _n(fields.Nested(WebhookState))
+    group = _n(
+        fields.Nested(GroupSelection, metadata={"description": "invoked through a bot group"})
+    )
 
 
 class JobView(JobSummary):

@@ -1,6 +1,7 @@
-"""The queue dashboard (``/admin/queues``) and the service index (``/``).
+"""The queue dashboard (``/admin/queues``), its page of bot types and groups
+(``/admin/queues/config``) and the service index (``/``).
 
-The dashboard is three static files (no build step, no CDN): the page is open, and its script
+The dashboard is a few static files (no build step, no CDN): the page is open, and its script
 calls the public API with the key the user types in, so it sees exactly what that key may see.
 Everything it shows comes from Redis through the API, so any replica serves the same picture.
 """
@@ -19,9 +20,15 @@ from ..states import dashboard_states
 
 HERE = Path(__file__).parent
 PAGE_PATH = "/admin/queues"
+CONFIG_PATH = PAGE_PATH + "/config"  # bot types and groups, with the rule editor
 STATIC_PATH = "/admin/queues/static"
 # The only files served from this folder (never the package's Python sources).
-ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
+ASSETS = {
+    "common.js": "text/javascript",
+    "app.js": "text/javascript",
+    "config.js": "text/javascript",
+    "style.css": "text/css",
+}
 STATES_SCRIPT = "states.js"  # generated: the state names of botsys.states, for app.js
 LINKS = {"docs": "/api-docs", "dashboard": PAGE_PATH, "metrics": "/metrics", "health": "/health"}
 
@@ -36,6 +43,11 @@ INDEX_CSP = "default-src 'none'; style-src 'self'; base-uri 'none'; frame-ancest
 async def dashboard_page(request: web.Request) -> web.StreamResponse:
     request[PAGE_CSP] = DASHBOARD_CSP
     return web.FileResponse(HERE / "index.html", headers={"Content-Type": "text/html"})
+
+
+async def config_page(request: web.Request) -> web.StreamResponse:
+    request[PAGE_CSP] = DASHBOARD_CSP
+    return web.FileResponse(HERE / "config.html", headers={"Content-Type": "text/html"})
 
 
 def states_script() -> str:
@@ -91,4 +103,5 @@ def setup_dashboard(app: web.Application) -> None:
     app.router.add_get("/", index, allow_head=False)
     app.router.add_get(PAGE_PATH, dashboard_page, allow_head=False)
     app.router.add_get(PAGE_PATH + "/", dashboard_page, allow_head=False)
+    app.router.add_get(CONFIG_PATH, config_page, allow_head=False)
     app.router.add_get(STATIC_PATH + "/{name}", asset, allow_head=False)

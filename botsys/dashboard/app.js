@@ -1,16 +1,13 @@
-// botsys queue dashboard: plain JS, no build step. Everything comes from the public API, with
-// the key the user typed (sessionStorage, this tab only), so the page can do exactly what that
-// key may do. Text from jobs is user data: it is only ever set with textContent, never as HTML.
+// botsys queue dashboard: plain JS, no build step. Everything comes from the public API (through
+// common.js, with the key the user typed), so the page can do exactly what that key may do.
 "use strict";
 
-const KEY_STORE = "botsys.apiKey";
 // STATES comes from states.js, which the server generates from its enums (botsys/states.py).
 const TERMINAL = STATES.terminal;
 const RETRYABLE = STATES.retryable; // a cancelled job's payload is freed at cancel
 const TICK_MS = 1000; // detail and log tail; the overview and the list refresh every 2 ticks
 const PAGE_SIZE = 25;
 
-const $ = (sel) => document.querySelector(sel);
 const ui = {
   filters: { botType: "", state: "", q: "" },
   cursor: null, // nextCursor of the last page shown
@@ -18,96 +15,13 @@ const ui = {
   jobs: [],
   detailId: null,
   detail: null,
-  pending: null, // an action refused with 401/403, re-run once a key is entered
   forceDetail: false,
   detailSig: "",
   tick: 0,
   busy: {},
 };
 
-// -- API ---------------------------------------------------------------------------------
-
-class ApiError extends Error {
-  constructor(status, detail, body) {
-    super(detail);
-    this.status = status;
-    this.body = body;
-  }
-}
-
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
-  const key = sessionStorage.getItem(KEY_STORE);
-  if (key) headers.Authorization = "Bearer " + key;
-  const init = { method, headers, cache: "no-store" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let res;
-  try {
-    res = await fetch(path, init);
-  } catch (err) {
-    throw new ApiError(0, "the server is unreachable (" + err.message + ")");
-  }
-  const text = await res.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch (_) {
-    data = text;
-  }
-  if (!res.ok) {
-    // problem+json: `detail` says what is wrong, `errors` names the fields
-    const err = new ApiError(res.status, problemText(res, data), data);
-    if (res.status === 401 || res.status === 403) askForKey(err);
-    throw err;
-  }
-  return data;
-}
-
-// "invalid limit — limit: Must be … 100000." from {detail, errors: {field: [msg]}}
-function problemText(res, data) {
-  const detail = (data && data.detail) || res.status + " " + res.statusText;
-  const fields = Object.entries((data && data.errors) || {}).map(
-    ([name, msgs]) => name + ": " + [].concat(msgs).join(" "),
-  );
-  return fields.length ? detail + " — " + fields.join("; ") : detail;
-}
-
-const enc = encodeURIComponent;
-
-// Runs a user action; a refusal for want of a key is re-run after the key prompt.
-async function act(label, fn) {
-  try {
-    const out = await fn();
-    toast(label, "ok");
-    refreshSoon();
-    return out;
-  } catch (err) {
-    if (err.status === 401 || err.status === 403) ui.pending = { label, fn };
-    else toast(label + " failed: " + err.message, "error");
-  }
-}
-
-// -- small DOM helpers -------------------------------------------------------------------
-
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (k === "dataset") Object.assign(node.dataset, v);
-    else node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return node;
-}
+// -- page helpers ------------------------------------------------------------------------
 
 function badge(state) {
   return el("span", { class: "badge s-" + state, dataset: { state }, text: state.replace("_", " ") });
@@ -142,62 +56,6 @@ function duration(ms) {
 
 function pretty(value) {
   return typeof value === "string" ? value : JSON.stringify(value, null, 2);
-}
-
-function toast(message, kind) {
-  const node = el("div", { class: "toast " + (kind || ""), role: "status", text: message });
-  $("#toasts").append(node);
-  setTimeout(() => node.remove(), kind === "error" ? 8000 : 3500);
-}
-
-// -- key prompt --------------------------------------------------------------------------
-
-function askForKey(err) {
-  const dialog = $("#key-dialog");
-  const had = sessionStorage.getItem(KEY_STORE);
-  $("#key-reason").textContent =
-    err.status === 403
-      ? "This action needs an admin key: " + err.message
-      : had
-        ? "That key was refused: " + err.message
-        : "This botsys needs an API key to show its queues.";
-  if (!dialog.open) {
-    dialog.showModal();
-    $("#key-input").value = "";
-    $("#key-input").focus();
-  }
-}
-
-function setupKeyDialog() {
-  const dialog = $("#key-dialog");
-  $("#key-form").addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    const key = $("#key-input").value.trim();
-    if (!key) return;
-    sessionStorage.setItem(KEY_STORE, key);
-    dialog.close();
-    const pending = ui.pending;
-    ui.pending = null;
-    refreshAll().then(() => pending && act(pending.label, pending.fn));
-  });
-  $("#key-clear").addEventListener("click", () => {
-    sessionStorage.removeItem(KEY_STORE);
-    ui.pending = null;
-    dialog.close();
-    refreshAll();
-  });
-  dialog.addEventListener("cancel", () => (ui.pending = null));
-  $("#key-button").addEventListener("click", () => {
-    $("#key-reason").textContent = sessionStorage.getItem(KEY_STORE)
-      ? "A key is set for this tab. Enter another one, or forget it."
-      : "No key set. The API is open unless keys are configured.";
-    $("#key-input").value = "";
-    dialog.showModal();
-  });
-}
-
-function showKeyState() {
-  $("#key-button").textContent = sessionStorage.getItem(KEY_STORE) ? "API key ✓" : "API key";
 }
 
 // -- overview ----------------------------------------------------------------------------
@@ -520,6 +378,7 @@ function renderDetail() {
       meta("attempt", `${job.attempt} of ${job.maxAttempts}`),
       meta("duration", duration(job.durationMs)),
       meta("replica", job.replica || "–"),
+      job.group ? meta("group", `${job.group.groupId} · ${job.group.rule} → ${job.group.member}`) : null,
     ),
     section("Timeline", timeline(job)),
     section("Payload", el("pre", { class: "json", id: "d-payload", text: pretty(job.payload ?? {}) })),
@@ -702,6 +561,8 @@ function loop() {
 }
 
 function start() {
+  page.refresh = refreshAll;
+  page.refreshSoon = refreshSoon;
   fillStateLists();
   setupKeyDialog();
   setupFilters();

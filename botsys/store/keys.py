@@ -94,6 +94,23 @@ class Keys:
         """A small key /health writes (with a TTL): does Redis accept writes?"""
         return f"{self.prefix}:{{health}}:{replica}"
 
+    # Bot groups: global configuration under one hash tag (group_write.lua touches them together).
+    def groups(self) -> str:
+        """HASH groupId → the group's JSON definition."""
+        return f"{self.prefix}:{{config}}:groups"
+
+    def group_versions(self) -> str:
+        """HASH groupId → its version; field "" holds the latest version of any group."""
+        return f"{self.prefix}:{{config}}:group-versions"
+
+    def group_seq(self, group_id: str) -> str:
+        """The group's selection counter (round robin and weighted sequences)."""
+        return f"{self.prefix}:{{config}}:group-seq:{group_id}"
+
+    def group_idempotency(self, group_id: str, key: str) -> str:
+        """The member chosen for a request with an Idempotency-Key: its repeats go there too."""
+        return f"{self.prefix}:{{config}}:group-idem:{group_id}:{key}"
+
     # Pub/sub channels (not slot-bound).
     def wake_channel(self, t: str) -> str:
         return f"{self.prefix}:wake:{t}"

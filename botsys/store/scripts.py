@@ -16,7 +16,9 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 LUA_DIR = Path(__file__).with_name("lua")
-STANDALONE = frozenset({"ratelimit"})  # scripts that do not use lib.lua's type-prefix helpers
+STANDALONE = frozenset(
+    {"ratelimit", "group_write"}
+)  # scripts that do not use lib.lua's type-prefix helpers
 
 
 def load_source(name: str) -> str:

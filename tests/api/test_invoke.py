@@ -130,10 +130,10 @@ async def test_bad_idempotency_key(client, key):
 
 
 async def test_unknown_fields_are_named(client):
-    r = await client.post("/invoke", json={"botType": "python", "target": 1, "params": {}})
+    r = await client.post("/invoke", json={"botType": "python", "correlationId": 1, "tags": {}})
     body = await problem(r, 422)
-    assert set(body["errors"]) == {"target", "params"}
-    assert "params" in body["detail"] and "target" in body["detail"]
+    assert set(body["errors"]) == {"correlationId", "tags"}
+    assert "correlationId" in body["detail"] and "tags" in body["detail"]
 
 
 async def test_unknown_bot_type_lists_the_valid_ones(client):

@@ -45,7 +45,12 @@ async def test_invoke_has_language_examples_and_per_type_variants(doc):
     assert set(body["examples"]) == {"python", "node", "java"}
     schemas = doc["components"]["schemas"]
     variants = [v["$ref"].rsplit("/", 1)[1] for v in schemas["InvokeRequest"]["oneOf"]]
-    assert sorted(variants) == ["InvokeRequest_java", "InvokeRequest_node", "InvokeRequest_python"]
+    assert sorted(variants) == [
+        "InvokeRequest_java",
+        "InvokeRequest_node",
+        "InvokeRequest_python",
+        "InvokeRequest_target",
+    ]
     node = schemas["InvokeRequest_node"]["properties"]
     assert node["botType"]["enum"] == ["node"] and "process_api" in node["bot"]["enum"]
     assert node["timeout"]["maximum"] == 3600

@@ -542,3 +542,20 @@ async def test_list_jobs_pages_through_jobs_created_in_the_same_millisecond(redi
         seen += [j.id for j in page]
         before = (T0, page[-1].id)
     assert sorted(seen) == sorted(ids) and len(seen) == 7
+
+
+async def test_a_group_routed_job_carries_its_selection_into_the_webhook_body(q):
+    selection = '{"groupId":"g","rule":"ROUND_ROBIN","member":"python/simulate"}'
+    job = await q.enqueue(
+        "python", "simulate", {}, webhook_url="http://localhost:5000/h", group=selection, now=T0
+    )
+    assert (await q.get(job.job_id)).view()["group"] == json.loads(selection)
+    _, [claim] = await q.claim("python", 1, now=T0 + 10)
+    done = await q.complete(claim, "succeeded", result_json="{}", now=T0 + 20)
+    d = await q.redis.hgetall(q.keys.delivery("python", done.delivery_id))
+    assert json.loads(d["body"])["group"] == json.loads(selection)
+    plain = await q.enqueue("python", "simulate", {}, webhook_url="http://localhost:5000/h")
+    _, [claim] = await q.claim("python", 1)
+    done = await q.complete(claim, "succeeded", result_json="{}")
+    d = await q.redis.hgetall(q.keys.delivery("python", done.delivery_id))
+    assert json.loads(d["body"])["group"] is None and plain.created

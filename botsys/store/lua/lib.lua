@@ -158,7 +158,8 @@ local function webhook_body(id, job, state, result_raw, err, now, replica)
     ',"finishedAt":' .. json_str(iso(now)) ..
     ',"durationMs":' .. json_num(job.startedAt and (now - tonumber(job.startedAt)) or nil) ..
     ',"timestamp":' .. json_str(iso(now)) ..
-    ',"executionNode":' .. json_str(replica) .. '}'
+    ',"executionNode":' .. json_str(replica) ..
+    ',"group":' .. ((job.group and job.group ~= '') and job.group or 'null') .. '}'
 end
 
 -- Schedule the webhook delivery of a finished job (same script as the state change: atomic).

@@ -1,0 +1,1 @@
+"""The control plane: bot types managed at runtime (definitions, store, catalog, watcher)."""
