@@ -8,6 +8,10 @@ the clock starts). The target ratio is against the latter: it isolates what the 
 adds (scheduling, signing at send time, deadlines, per-host admission, attempt records)
 from what HTTP costs for those headers.
 
+Fan-out: the same n deliveries as a job-event fan-out to 3 subscribed endpoints (each its
+own URL and signing secret, X-Event-Type), against a bare client sending exactly those
+requests ("bare-fanout"); target >= 0.80 too.
+
     .venv/bin/python bench/webhooks.py [--n 5000] [--concurrency 50] [--rounds 3]
 
 The sink runs in its own process so its CPU is not charged to either client. Wall-clock
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import multiprocessing
 import sys
@@ -32,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import record, run_like_serve  # noqa: E402
 from botsys.config import WebhookSettings  # noqa: E402
 from botsys.webhooks.dispatcher import WebhookDispatcher  # noqa: E402
+from botsys.webhooks.rotation import Keyring  # noqa: E402
 from botsys.webhooks.sender import Sender  # noqa: E402
 from botsys.webhooks.types import Delivery  # noqa: E402
 
@@ -105,28 +111,54 @@ def _rates(n: int, started: float, cpu: float) -> Rate:
     return n / wall, (time.process_time() - cpu) / n * 1e6
 
 
-def deliveries(url: str, bodies: list[bytes]) -> list[Delivery]:
+ENDPOINTS = 3
+ENDPOINT_KEYRINGS = {
+    f"ep_{n}": Keyring.single("whsec_" + base64.b64encode(bytes([n + 1]) * 32).decode())
+    for n in range(ENDPOINTS)
+}
+
+
+def deliveries(url: str, bodies: list[bytes], fan_out: bool = False) -> list[Delivery]:
+    """One webhook per job; or (fan_out) each job event to one of 3 subscribed endpoints."""
+    if not fan_out:
+        return [
+            Delivery(f"msg_{i}", f"python-{i}", "python", url, b, 1, 5, f"t{i}")
+            for i, b in enumerate(bodies)
+        ]
     return [
-        Delivery(f"msg_{i}", f"python-{i}", "python", url, b, 1, 5, f"t{i}")
+        Delivery(
+            f"msg_python-{i}_ep_{i % ENDPOINTS}",
+            f"python-{i}",
+            "python",
+            f"{url}/ep{i % ENDPOINTS}",
+            b,
+            1,
+            5,
+            f"t{i}",
+            event_type="job.succeeded",
+            endpoint=f"ep_{i % ENDPOINTS}",
+        )
         for i, b in enumerate(bodies)
     ]
 
 
-def same_requests(url: str, bodies: list[bytes]) -> list[tuple[bytes, dict[str, str]]]:
-    """The dispatcher's exact header sets, signed up front (outside the timed part)."""
-    sender = Sender(None, secret=SECRET)
+def same_requests(
+    url: str, bodies: list[bytes], fan_out: bool = False
+) -> list[tuple[str, bytes, dict[str, str]]]:
+    """The dispatcher's exact requests, signed up front (outside the timed part)."""
+    sender = Sender(None, secret=SECRET, endpoint_keyring=ENDPOINT_KEYRINGS.get)
     now = int(time.time())
-    return [(d.body, sender.headers(d, now)) for d in deliveries(url, bodies)]
+    return [(d.url, d.body, sender.headers(d, now)) for d in deliveries(url, bodies, fan_out)]
 
 
-async def bare(url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int) -> Rate:
+async def bare(requests: list[tuple[str, bytes, dict[str, str]]], concurrency: int) -> Rate:
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         queue = deque(requests)
 
         async def worker():
             while queue:
-                data, headers = queue.popleft()
+                url, data, headers = queue.popleft()
                 async with session.post(url, data=data, headers=headers) as resp:
                     await resp.read()
                     assert resp.status == 200
@@ -136,12 +168,14 @@ async def bare(url: str, requests: list[tuple[bytes, dict[str, str]]], concurren
         return _rates(len(requests), started, cpu)
 
 
-async def dispatched(url: str, bodies: list[bytes], concurrency: int, secret: str) -> Rate:
-    store = MemoryStore(deliveries(url, bodies))
+async def dispatched(
+    url: str, bodies: list[bytes], concurrency: int, secret: str, fan_out: bool = False
+) -> Rate:
+    store = MemoryStore(deliveries(url, bodies, fan_out))
     settings = WebhookSettings(
         concurrency=concurrency, per_host=concurrency, allow=["127.0.0.1"], secret=secret
     )
-    dispatcher = WebhookDispatcher(store, settings)
+    dispatcher = WebhookDispatcher(store, settings, endpoint_keyring=ENDPOINT_KEYRINGS.get)
     started, cpu = time.perf_counter(), time.process_time()
     task = asyncio.create_task(dispatcher.run())
     await store.done.wait()
@@ -154,17 +188,22 @@ async def dispatched(url: str, bodies: list[bytes], concurrency: int, secret: st
 async def run(args, port: int) -> None:
     url = f"http://127.0.0.1:{port}/hook"
     bodies = [body(i) for i in range(args.n)]
-    minimal = [(b, {"Content-Type": "application/json"}) for b in bodies]
+    minimal = [(url, b, {"Content-Type": "application/json"}) for b in bodies]
     same = same_requests(url, bodies)
-    await bare(url, minimal[:500], args.concurrency)  # warm up both sides
+    same_fanout = same_requests(url, bodies, fan_out=True)
+    await bare(minimal[:500], args.concurrency)  # warm up both sides
     await dispatched(url, bodies[:500], args.concurrency, SECRET)
     names = ("bare", "bare-same-request", "dispatcher", "dispatcher-unsigned")
+    names += ("bare-fanout", "dispatcher-fanout")
     results: dict[str, list[Rate]] = {name: [] for name in names}
+    c = args.concurrency
     for _ in range(args.rounds):  # interleaved, so load changes hit every mode alike
-        results["bare"].append(await bare(url, minimal, args.concurrency))
-        results["bare-same-request"].append(await bare(url, same, args.concurrency))
-        results["dispatcher"].append(await dispatched(url, bodies, args.concurrency, SECRET))
-        results["dispatcher-unsigned"].append(await dispatched(url, bodies, args.concurrency, ""))
+        results["bare"].append(await bare(minimal, c))
+        results["bare-same-request"].append(await bare(same, c))
+        results["dispatcher"].append(await dispatched(url, bodies, c, SECRET))
+        results["dispatcher-unsigned"].append(await dispatched(url, bodies, c, ""))
+        results["bare-fanout"].append(await bare(same_fanout, c))
+        results["dispatcher-fanout"].append(await dispatched(url, bodies, c, SECRET, True))
     report(args, len(bodies[0]), results)
 
 
@@ -193,6 +232,11 @@ def report(args, size: int, results: dict[str, list[Rate]]) -> None:
     print(f"  ratio unsigned dispatcher/bare-same-request: {unsigned:.2f}")
     cpu_ratio = cpu["bare-same-request"] / cpu["dispatcher"]
     print(f"  CPU per delivery, bare-same-request/dispatcher: {cpu_ratio:.2f}")
+    fanout = best["dispatcher-fanout"] / best["bare-fanout"]
+    print(
+        f"  ratio fan-out dispatcher/bare-fanout: {fanout:.2f} best/best, "
+        f"{median_ratio('dispatcher-fanout', 'bare-fanout'):.2f} median of rounds  (target >= 0.80)"
+    )
     record(
         "webhooks",
         {
@@ -203,6 +247,9 @@ def report(args, size: int, results: dict[str, list[Rate]]) -> None:
             "ratioMedianOfRounds": median_ratio("dispatcher", "bare-same-request"),
             "ratioVsOneHeader": best["dispatcher"] / best["bare"],
             "cpuRatioBareOverDispatcher": cpu_ratio,
+            "fanoutPerS": best["dispatcher-fanout"],
+            "fanoutRatio": fanout,
+            "fanoutRatioMedianOfRounds": median_ratio("dispatcher-fanout", "bare-fanout"),
             "n": args.n,
             "concurrency": args.concurrency,
         },

@@ -22,6 +22,7 @@ from .api import setup_api
 from .api.http_errors import install as install_http_errors  # noqa: F401 — serve's hook
 from .appkeys import (
     DELIVERIES,
+    ENDPOINTS,
     GROUPS,
     MEMBER_CHECK,
     METRICS,
@@ -30,6 +31,7 @@ from .appkeys import (
     QUEUE,
     REGISTRY,
     REPLICA,
+    SECRETS,
     SETTINGS,
     STARTED_AT,
     STORE,
@@ -44,11 +46,13 @@ from .control.members import registry_member_check
 from .control.type_store import TypeStore
 from .control.watch import TypeWatcher
 from .deliveries import RedisDeliveryStore
+from .endpoints import EndpointStore
 from .metrics import Metrics, TypeSnapshot, WebhookSnapshot
 from .orchestrator import Orchestrator
 from .queue import JobQueue
 from .runners.process import ProcessRunner
 from .runners.registry import BotRegistry
+from .signing_secrets import SecretRing
 from .store.connection import make_client, wait_until_ready, warn_on_risky_settings
 from .store.notify import Notifier
 from .webhooks.dispatcher import WebhookDispatcher
@@ -105,6 +109,11 @@ async def _store(app: web.Application):
     app[TYPE_WATCHER] = watcher = TypeWatcher(app[TYPE_CATALOG], types)
     watching = asyncio.create_task(watcher.run(), name="bot-types")
     app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
+    app[SECRETS] = SecretRing(store.redis, store.keys, settings.webhooks)
+    app[ENDPOINTS] = EndpointStore(
+        store.redis, store.keys, queue, settings.webhooks.secret_overlap_s
+    )
+    await _first_load(app[ENDPOINTS])
     app[GROUPS] = GroupStore(store.redis, store.keys, store.scripts)
     _install_snapshot(app)
     yield
@@ -118,6 +127,11 @@ def _forget_contexts(queue: JobQueue, change) -> None:
     """Script contexts carry a type's settings (its cadence): rebuilt after any change."""
     for t in (*change.added, *change.changed, *change.removed):
         queue.forget_context(t)
+
+
+async def _first_load(endpoints: EndpointStore) -> None:
+    """Subscriptions before the first job completes here (the notifier reloads them later)."""
+    await endpoints.reload()
 
 
 def _install_snapshot(app: web.Application) -> None:
@@ -158,6 +172,8 @@ def _workers(runner):
         notifier.on(app[STORE].keys.types_channel(), app[TYPE_WATCHER].poke)
         deliveries = app[DELIVERIES]
         deliveries.subscribe(notifier)
+        app[SECRETS].subscribe(notifier)
+        app[ENDPOINTS].subscribe(notifier)
         dispatcher = WebhookDispatcher(
             deliveries,
             settings.webhooks,
@@ -165,6 +181,9 @@ def _workers(runner):
                 record.outcome, record.status_code, record.duration_ms / 1000
             ),
             idle_wait_s=settings.engine.idle_wait_s,
+            keyring=app[SECRETS].keyring,
+            endpoint_keyring=app[ENDPOINTS].keyring_for,
+            endpoint_rate=app[ENDPOINTS].rate_for,
         )
         tasks = [asyncio.create_task(notifier.run(), name="notifier")]
         await orch.start()

@@ -15,10 +15,12 @@ from .control.group_store import GroupStore
 from .control.type_store import TypeStore
 from .control.watch import TypeWatcher
 from .deliveries import RedisDeliveryStore
+from .endpoints import EndpointStore
 from .metrics import Metrics
 from .orchestrator import Orchestrator
 from .queue import JobQueue
 from .runners.registry import BotRegistry
+from .signing_secrets import SecretRing
 from .store.connection import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -30,6 +32,8 @@ QUEUE = web.AppKey("queue", JobQueue)
 ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 REGISTRY = web.AppKey("registry", BotRegistry)
 DELIVERIES = web.AppKey("deliveries", RedisDeliveryStore)
+SECRETS = web.AppKey("secrets", SecretRing)
+ENDPOINTS = web.AppKey("endpoints", EndpointStore)
 METRICS = web.AppKey("metrics", Metrics)
 # The bot types that exist now (configuration + runtime records): names(), get(name).
 TYPE_CATALOG = web.AppKey("type_catalog", TypeCatalog)

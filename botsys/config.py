@@ -129,10 +129,14 @@ class WebhookSettings:
     max_delay_ms: int = _spec(3_600_000, lo=0, hi=7 * 86_400_000)
     timeout_s: float = _spec(15.0, lo=0.1, hi=600)
     secret: str = _spec("")
+    secret_overlap_s: int = _spec(86400, lo=0, hi=30 * 86400)
     allow: list[str] = _spec(["localhost:5000", "mock-webhook:5000"])
     concurrency: int = _spec(64, lo=1, hi=10000)
     per_host: int = _spec(8, lo=1, hi=10000)
     lease_ms: int = _spec(60000, lo=500, hi=3_600_000)
+    breaker_window: int = _spec(20, lo=2, hi=10_000)
+    breaker_failure_ratio: float = _spec(0.5, lo=0.01, hi=1.0)
+    breaker_open_s: float = _spec(30.0, lo=0.05, hi=86_400)
 
 
 @dataclass(frozen=True)

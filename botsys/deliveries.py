@@ -1,17 +1,20 @@
 """Webhook deliveries in Redis: the DeliveryStore the dispatcher runs on, plus the reads and
 the redeliver action the API needs. Deliveries live in their job's slot ({type}), so the
-job-completion script can schedule one atomically."""
+job-completion script can schedule one atomically; ad-hoc deliveries (POST /deliver, no job)
+live in a slot of their own, ADHOC, which no bot type can be named (names start a-z)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 from . import jsonsafe
-from .jobs import bot_type_of, iso_ms
+from .jobs import bot_type_of, iso_ms, new_job_id
 from .queue import JobQueue
 from .states import DELIVERY_FINISHED, DeliveryState
 from .store.errors import STORE_FAILED
@@ -19,15 +22,33 @@ from .webhooks.types import AttemptRecord, Delivery
 
 # A delivery's hash fields that lists read (not the body: it holds the job's result).
 SUMMARY_FIELDS = ("id", "jobId", "botType", "url", "state", "attempt", "maxAttempts")
-SUMMARY_FIELDS += ("createdAt", "nextAt", "finishedAt", "lastStatus")
+SUMMARY_FIELDS += ("createdAt", "nextAt", "finishedAt", "lastStatus", "eventType", "endpoint")
+ADHOC = "_adhoc"  # the slot of ad-hoc deliveries
+MAX_ADHOC_BODY = 1 << 20  # bytes of an ad-hoc payload, serialised
+IDEMPOTENCY_TTL_S = 24 * 3600
+_ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+_JOB_PREFIX = re.compile(r"[a-z][a-z0-9_]{0,31}-[0-9A-HJKMNP-TV-Z]{26}")
 log = logging.getLogger("botsys.deliveries")
 
 
 def delivery_type(delivery_id: str) -> str | None:
-    """msg_<job id>[_<n>] → the job's bot type."""
+    """msg_<job id>[_<n>] → the job's bot type; msg_<ULID> (ad-hoc) → ADHOC."""
     if not delivery_id.startswith("msg_"):
         return None
-    return bot_type_of(delivery_id[4:].split("_", 1)[0])
+    if _ULID.fullmatch(delivery_id[4:]):
+        return ADHOC
+    job = _JOB_PREFIX.match(delivery_id, 4)  # then _<run>, _<endpoint id>[_<run>] or nothing
+    return bot_type_of(job.group(0)) if job else None
+
+
+def new_adhoc_id() -> str:
+    return "msg_" + new_job_id("x").split("-", 1)[1]
+
+
+class AdhocCreated(NamedTuple):
+    delivery_id: str
+    created: bool  # False: an earlier delivery with the same idempotency key
+    same_request: bool = True  # False: that key was used for a different request
 
 
 class RedisDeliveryStore:
@@ -38,6 +59,14 @@ class RedisDeliveryStore:
         self._next_due: float | None = None  # loop time when the earliest known delivery is due
         self._turn = 0  # round-robin start, so no bot type's deliveries starve the others
         self._backoff = 0.1
+
+    @property
+    def slots(self) -> list[str]:
+        """Every slot deliveries live in: the bot types', then the ad-hoc one."""
+        return [*self.queue.bot_types, ADHOC]
+
+    def _known(self, slot: str | None) -> bool:
+        return slot == ADHOC or slot in self.queue.settings.bot_types
 
     def subscribe(self, notifier) -> None:
         notifier.on(self.queue.keys.deliveries_channel(), lambda _msg: self._wake.set())
@@ -57,7 +86,7 @@ class RedisDeliveryStore:
             return []
 
     async def _claim_due(self, limit: int) -> list[Delivery]:
-        types = self.queue.bot_types
+        types = self.slots
         self._turn = (self._turn + 1) % max(1, len(types))
         out: list[Delivery] = []
         soonest = None
@@ -85,7 +114,7 @@ class RedisDeliveryStore:
             outcome = "failed"
         reply = await self.queue.run_script(
             "finish_delivery",
-            delivery.bot_type,
+            delivery.bot_type or ADHOC,
             delivery.id,
             delivery.token,
             json.dumps(_record_json(record, delivery.attempt), separators=(",", ":")),
@@ -99,7 +128,11 @@ class RedisDeliveryStore:
 
     async def release(self, delivery: Delivery, delay_ms: int) -> bool:
         reply = await self.queue.run_script(
-            "release_delivery", delivery.bot_type, delivery.id, delivery.token, max(0, delay_ms)
+            "release_delivery",
+            delivery.bot_type or ADHOC,
+            delivery.id,
+            delivery.token,
+            max(0, delay_ms),
         )
         return bool(reply)
 
@@ -114,7 +147,7 @@ class RedisDeliveryStore:
 
     async def get(self, delivery_id: str) -> dict[str, Any] | None:
         t = delivery_type(delivery_id)
-        if t is None or t not in self.queue.settings.bot_types:
+        if not self._known(t):
             return None
         k = self.queue.keys
         pipe = self.queue.redis.pipeline(transaction=False)
@@ -133,15 +166,20 @@ class RedisDeliveryStore:
             views = await self._summaries(t, await self._ids_for_job(t, job_id))
             return [v for v in views if state in (None, v["state"])][:limit]
         views = []
-        for t in self.queue.bot_types:
+        for t in self.slots:
             views.extend(await self._list_type(t, state, limit))
         views.sort(key=lambda v: v["createdAt"] or "", reverse=True)
         return views[:limit]
 
     async def _ids_for_job(self, bot_type: str, job_id: str) -> list[str]:
-        job = await self.queue.redis.hget(self.queue.keys.job(bot_type, job_id), "deliveryRuns")
-        runs = int(job or 0)
-        return [f"msg_{job_id}" + (f"_{n}" if n > 1 else "") for n in range(runs, 0, -1)]
+        """Its webhookUrl's deliveries, newest first, then its subscribed endpoints'."""
+        k = self.queue.keys
+        pipe = self.queue.redis.pipeline(transaction=False)
+        pipe.hget(k.job(bot_type, job_id), "deliveryRuns")
+        pipe.lrange(k.fanout(bot_type, job_id), 0, -1)
+        runs, fanned = await pipe.execute()
+        own = [f"msg_{job_id}" + (f"_{n}" if n > 1 else "") for n in range(int(runs or 0), 0, -1)]
+        return own + fanned[::-1]
 
     async def _list_type(self, bot_type: str, state: str | None, limit: int) -> list[dict]:
         k, r = self.queue.keys, self.queue.redis
@@ -170,22 +208,106 @@ class RedisDeliveryStore:
     async def redeliver(self, delivery_id: str) -> tuple[int, str]:
         """(-1, '') unknown; (0, 'pending') already pending; (1, 'pending') rescheduled."""
         t = delivery_type(delivery_id)
-        if t is None or t not in self.queue.settings.bot_types:
+        if not self._known(t):
             return -1, ""
         reply = await self.queue.run_script("redeliver", t, delivery_id)
         return int(reply[0]), (reply[1] if len(reply) > 1 else "")
+
+    async def redeliver_matching(
+        self,
+        state: str,
+        since_ms: int,
+        *,
+        url: str = "",
+        job_id: str = "",
+        limit: int = 1000,
+        dry_run: bool = False,
+    ) -> tuple[int, int]:
+        """Bulk replay: (matched, redelivered) of the ``state`` deliveries (delivered or dead)
+        that finished at or after ``since_ms``, to ``url`` / of ``job_id`` if given, at most
+        ``limit``. Each is redelivered by redeliver.lua (atomic per delivery; one pipeline)."""
+        matched: list[tuple[str, str]] = []
+        slots = [bot_type_of(job_id)] if job_id else self.slots
+        for t in slots:
+            if not self._known(t) or len(matched) >= limit:
+                continue
+            room = limit - len(matched)
+            # The index holds at most engine.max_index per state: a URL filter reads it all.
+            ids = await self._finished_since(t, state, since_ms, job_id, None if url else room)
+            if url and ids:
+                urls = await self._urls(t, ids)
+                ids = [i for i, u in zip(ids, urls, strict=True) if u == url]
+            matched.extend((t, i) for i in ids[:room])
+        if dry_run or not matched:
+            return len(matched), 0
+        replies = await asyncio.gather(
+            *(self.queue.run_script("redeliver", t, i) for t, i in matched)
+        )
+        return len(matched), sum(1 for r in replies if int(r[0]) == 1)
+
+    async def _finished_since(
+        self, t: str, state: str, since_ms: int, job_id: str, limit: int | None
+    ) -> list[str]:
+        """Oldest first, so a limited replay goes on where the previous one stopped."""
+        r, k = self.queue.redis, self.queue.keys
+        if not job_id:
+            page = {} if limit is None else {"start": 0, "num": limit}
+            return await r.zrangebyscore(k.delivery_index(t, state), since_ms, "+inf", **page)
+        ids = await self._ids_for_job(t, job_id)
+        pipe = r.pipeline(transaction=False)
+        for i in ids:
+            pipe.zscore(k.delivery_index(t, state), i)
+        scores = await pipe.execute()
+        return [i for i, sc in zip(ids, scores, strict=True) if sc is not None and sc >= since_ms]
+
+    async def _urls(self, t: str, ids: list[str]) -> list[str | None]:
+        pipe = self.queue.redis.pipeline(transaction=False)
+        for i in ids:
+            pipe.hget(self.queue.keys.delivery(t, i), "url")
+        return await pipe.execute()
+
+    async def adhoc_counts(self) -> tuple[int, int, int]:
+        """(pending, delivered, dead) of the ad-hoc slot, for /stats beside the bot types'."""
+        k = self.queue.keys
+        pipe = self.queue.redis.pipeline(transaction=False)
+        pipe.zcard(k.deliveries(ADHOC))
+        pipe.hmget(k.meta(ADHOC), ["webhook_delivered", "webhook_dead"])
+        pending, (delivered, dead) = await pipe.execute()
+        return int(pending), int(delivered or 0), int(dead or 0)
+
+    async def create_adhoc(
+        self, url: str, body: bytes, event_type: str = "", idempotency_key: str = ""
+    ) -> AdhocCreated:
+        """POST /deliver: a new pending delivery of ``body`` to ``url`` (an SSRF-checked URL)."""
+        fingerprint = hashlib.sha256(b"%s\n%s\n%s" % (url.encode(), event_type.encode(), body))
+        reply = await self.queue.run_script(
+            "deliver",
+            ADHOC,
+            new_adhoc_id(),
+            url,
+            body,
+            event_type,
+            idempotency_key,
+            fingerprint.hexdigest()[:32],
+            IDEMPOTENCY_TTL_S,
+        )
+        if int(reply[0]) == 1:
+            return AdhocCreated(reply[1], True)
+        return AdhocCreated(reply[1], False, int(reply[2]) == 1)
 
 
 def _delivery(f: dict[str, str]) -> Delivery:
     return Delivery(
         id=f["id"],
-        job_id=f["jobId"],
-        bot_type=f["botType"],
+        job_id=f.get("jobId", ""),
+        bot_type=f.get("botType", ""),
         url=f["url"],
         body=f["body"].encode(),
         attempt=int(f["attempt"]),
         max_attempts=int(f["maxAttempts"]),
         token=f["token"],
+        event_type=f.get("eventType", ""),
+        endpoint=f.get("endpoint", ""),
     )
 
 
@@ -215,8 +337,10 @@ def delivery_summary(f: dict[str, Any]) -> dict[str, Any]:
     state = f.get("state")
     return {
         "deliveryId": f["id"],
-        "jobId": f.get("jobId"),
-        "botType": f.get("botType"),
+        "jobId": f.get("jobId") or None,  # None: an ad-hoc delivery (POST /deliver)
+        "botType": f.get("botType") or None,
+        "eventType": f.get("eventType") or None,
+        "endpointId": f.get("endpoint") or None,  # a subscribed endpoint's delivery
         "url": f.get("url"),
         "state": state,
         "attempts": int(f.get("attempt", 0)),

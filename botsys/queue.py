@@ -88,10 +88,12 @@ class JobQueue:
         self.replica = replica
         self.keys = Keys(settings.redis.prefix)
         self.scripts = scripts or Scripts(redis)
-        # Each type's script context, built on first use: types come and go at runtime
+        # Each slot's script context, built on first use: types come and go at runtime
         # (control/catalog.py); ``forget_context`` drops one whose settings changed.
         self._ctx: dict[str, str] = {}
         self._seen: set[str] = set()  # types used since start: a deleted one's jobs stay readable
+        # Per bot type: the subscribed endpoints lib.lua's fan_out sends the type's job events to.
+        self._endpoints: dict[str, list[dict]] = {}
         # Called with the bot type when this replica re-created its lost record (metrics).
         self.on_reseeded: Callable[[str], None] | None = None
 
@@ -129,15 +131,22 @@ class JobQueue:
                 "cadence_max": cadence_max,
                 "cadence_ms": round(bt.cadence_interval_s * 1000) if cadence_max else 0,
                 "cadence_reject": bool(cadence_max) and bt.cadence_mode == "reject",
+                "endpoints": self._endpoints.get(bot_type, []),
             }
         )
+
+    def set_endpoints(self, per_type: dict[str, list[dict]]) -> None:
+        """The endpoints each bot type's job events fan out to (endpoints.py keeps it current)."""
+        self._endpoints = per_type
+        self._ctx = {}  # rebuilt on next use, with the new endpoints
 
     async def run_script(self, name: str, bot_type: str, *args: Any, now: int | None = None) -> Any:
         keys = [self.keys.type_prefix(bot_type)]
         ctx = self._ctx.get(bot_type)
-        if ctx is None:
+        if ctx is None:  # first use, a changed type, or a slot that is no type (ad-hoc deliveries)
             ctx = self._ctx[bot_type] = self._context(bot_type)
-            self._seen.add(bot_type)
+            if bot_type in self.settings.bot_types:
+                self._seen.add(bot_type)
         argv = [ctx, "" if now is None else now, *args]
         return await self.scripts.run(name, keys, argv)
 

@@ -122,9 +122,19 @@ def build_document(app: web.Application) -> dict:
 
 
 def tailor(doc: dict, settings, bot_types: list[dict]) -> None:
+    """What the schemas cannot say: the current types, the URL pattern, the security."""
     schemas = doc["components"]["schemas"]
     base = schemas.pop("InvokeRequest")
     base["properties"]["webhookUrl"]["pattern"] = WEBHOOK_URL_PATTERN
+    for name in ("DeliverRequest", "EndpointCreate", "EndpointPatch"):
+        schemas[name]["properties"]["url"]["pattern"] = WEBHOOK_URL_PATTERN
+    schemas["InvokeRequest"] = {"oneOf": _invoke_variants(schemas, base, bot_types)}
+    _type_parameters(doc, bot_types)
+    _security(doc, settings)
+
+
+def _invoke_variants(schemas: dict, base: dict, bot_types: list[dict]) -> list[dict]:
+    """One InvokeRequest per bot type (its bots, its longest timeout), and the target form."""
     variants = [_target_variant(schemas, base, bot_types)]
     for t in bot_types:
         variant = copy.deepcopy(base)
@@ -137,7 +147,10 @@ def tailor(doc: dict, settings, bot_types: list[dict]) -> None:
         name = f"InvokeRequest_{t['botType']}"
         schemas[name] = variant
         variants.append({"$ref": f"#/components/schemas/{name}"})
-    schemas["InvokeRequest"] = {"oneOf": variants}
+    return variants
+
+
+def _type_parameters(doc: dict, bot_types: list[dict]) -> None:
     type_enum = {"type": "string", "enum": [t["botType"] for t in bot_types]}
     for path, item in doc["paths"].items():
         if path.startswith("/admin/config/"):
@@ -146,6 +159,9 @@ def tailor(doc: dict, settings, bot_types: list[dict]) -> None:
             for p in op.get("parameters", []):
                 if p["name"] == "botType":
                     p["schema"] = dict(type_enum)
+
+
+def _security(doc: dict, settings) -> None:
     if settings.api.keys or settings.api.admin_keys:
         doc["components"]["securitySchemes"] = {
             "bearer": {"type": "http", "scheme": "bearer"},

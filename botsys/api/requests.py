@@ -14,11 +14,15 @@ from aiohttp import web
 
 from .. import jsonsafe
 from ..appkeys import REGISTRY, SETTINGS
-from ..jobs import bot_type_of
+from ..deliveries import MAX_ADHOC_BODY, AdhocCreated
+from ..jobs import bot_type_of, iso_ms
 from ..queue import Enqueued, JobQueue, QueueFull, TypeStats
 from ..runners.registry import UnknownBot
 from ..states import JobState
+from ..webhooks.endpoints import Endpoint
 from ..webhooks.guard import check_url
+from ..webhooks.rotation import RingSecret
+from ..webhooks.signing import secret_key
 from .problems import Problem, invalid, not_found
 from .targets import Route, payload_of
 
@@ -69,6 +73,90 @@ def invoke_args(
     }
     # Only a keyed request needs its fingerprint: a repeat must be the same request.
     return {**args, "idempotency_key": key, "fingerprint": fingerprint(args) if key else ""}
+
+
+def deliver_args(app: web.Application, body: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The validated POST /deliver body → RedisDeliveryStore.create_adhoc keyword arguments."""
+    url = body["url"]
+    problem = check_url(url, app[SETTINGS].webhooks.allow)
+    if problem:
+        raise invalid("url", problem)
+    raw = jsonsafe.compact(body["payload"]).encode()
+    if len(raw) > MAX_ADHOC_BODY:
+        raise invalid("payload", f"at most {MAX_ADHOC_BODY} bytes serialised", status=413)
+    return {
+        "url": url,
+        "body": raw,
+        "event_type": body.get("eventType") or "",
+        "idempotency_key": body.get("idempotencyKey") or key,
+    }
+
+
+def delivered_response(request: web.Request, done: AdhocCreated) -> web.Response:
+    """202 for a new delivery, 200 for a repeat (the first one's id), 422 for a key reused
+    with a different request (as POST /invoke)."""
+    if not done.same_request:
+        raise invalid(
+            "idempotencyKey",
+            "already used for a different delivery in the last 24 h; use a new key",
+        )
+    url = str(request.app.router["delivery"].url_for(deliveryId=done.delivery_id))
+    body = {"deliveryId": done.delivery_id, "created": done.created, "statusUrl": url}
+    return web.json_response(body, status=202 if done.created else 200, headers={"Location": url})
+
+
+def new_secret(body: Mapping[str, Any]) -> str | None:
+    """POST /webhooks/secret/rotate's secret, if given: base64 of 24 to 64 bytes."""
+    secret = body.get("secret")
+    if secret is None:
+        return None
+    try:
+        size = len(secret_key(secret))
+    except ValueError as exc:
+        raise invalid("secret", str(exc)) from None
+    if not 24 <= size <= 64:
+        raise invalid("secret", f"whsec_ + base64 of 24 to 64 bytes, not {size}")
+    return secret
+
+
+def ring_view(ring: list[RingSecret], now_ms: int) -> list[dict[str, Any]]:
+    """The secrets without their values, newest first."""
+    return [
+        {
+            "fingerprint": s.fingerprint,
+            "createdAt": iso_ms(s.created_at_ms or None),
+            "expiresAt": iso_ms(s.expires_at_ms),
+            "signing": s.live(now_ms),
+        }
+        for s in reversed(ring)
+    ]
+
+
+def endpoint_fields(app: web.Application, body: Mapping[str, Any]) -> dict[str, Any]:
+    """POST/PATCH /endpoints: the URL through the SSRF guard, bot types that exist."""
+    if "url" in body:
+        problem = check_url(body["url"], app[SETTINGS].webhooks.allow)
+        if problem:
+            raise invalid("url", problem)
+    unknown = [t for t in body.get("botTypes", ()) if t not in app[SETTINGS].bot_types]
+    if unknown:
+        raise invalid("botTypes", f"unknown bot type(s): {', '.join(unknown)}")
+    return {k: v for k, v in body.items() if k != "secret"}
+
+
+def endpoint_view(e: Endpoint, now_ms: int) -> dict[str, Any]:
+    return {
+        "endpointId": e.id,
+        "url": e.url,
+        "eventTypes": list(e.event_types),
+        "botTypes": list(e.bot_types),
+        "description": e.description,
+        "disabled": e.disabled,
+        "rateLimit": e.rate_limit,
+        "createdAt": iso_ms(e.created_at_ms or None),
+        "updatedAt": iso_ms(e.updated_at_ms or None),
+        "secrets": ring_view(list(e.secrets), now_ms),
+    }
 
 
 def fingerprint(args: Mapping[str, Any]) -> str:
@@ -133,6 +221,13 @@ def known_job_id(app: web.Application, job_id: str) -> str:
     return job_id
 
 
+def replay_job_id(app: web.Application, job_id: str) -> str:
+    """A replay's jobId filter: a job id of a configured bot type, or '' (none)."""
+    if job_id and bot_type_of(job_id) not in app[SETTINGS].bot_types:
+        raise invalid("jobId", "not a job id of a configured bot type")
+    return job_id
+
+
 def known_bot_type(app: web.Application, bot_type: str) -> str:
     if bot_type not in app[SETTINGS].bot_types:
         raise not_found(f"bot type {bot_type[:64]!r}")
@@ -183,7 +278,10 @@ async def jobs_page(queue: JobQueue, pages: list[list], q: JobsQuery) -> dict[st
     }
 
 
-def stats_view(stats: Mapping[str, TypeStats]) -> dict[str, Any]:
+def stats_view(
+    stats: Mapping[str, TypeStats], adhoc: tuple[int, int, int] = (0, 0, 0)
+) -> dict[str, Any]:
+    """``adhoc``: (pending, delivered, dead) of POST /deliver's deliveries, counted in too."""
     return {
         "botTypes": {
             t: {
@@ -197,9 +295,9 @@ def stats_view(stats: Mapping[str, TypeStats]) -> dict[str, Any]:
             for t, s in stats.items()
         },
         "webhooks": {
-            "pending": sum(s.webhook_pending for s in stats.values()),
-            "delivered": sum(s.webhook_delivered for s in stats.values()),
-            "failed": sum(s.webhook_dead for s in stats.values()),
+            "pending": adhoc[0] + sum(s.webhook_pending for s in stats.values()),
+            "delivered": adhoc[1] + sum(s.webhook_delivered for s in stats.values()),
+            "failed": adhoc[2] + sum(s.webhook_dead for s in stats.values()),
         },
     }
 

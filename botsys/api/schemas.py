@@ -16,6 +16,7 @@ from ..control.routing import OPERATORS, RULES
 from ..jobs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN
 from ..states import DeliveryState, JobState
 from ..store.errors import REFUSALS
+from ..webhooks.endpoints import EVENT_TYPES
 
 REFUSAL_KINDS = [r.kind for r in REFUSALS.values()]
 JOB_STATES = list(JobState)
@@ -30,6 +31,8 @@ WEBHOOK_URL_PATTERN = (
     r"^https?://[A-Za-z][A-Za-z0-9-]{0,62}(\.[A-Za-z][A-Za-z0-9-]{0,62}){1,4}"
     r"(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]{0,40}){0,4}$"
 )
+EVENT_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}\Z"
+SECRET_PATTERN = r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}\Z"
 CURSOR_PATTERN = r"^[0-9]{1,15}_[a-z][a-z0-9_]{0,31}-[0-9A-Z]{26}\Z"  # \Z: `$` passes "...\n"
 
 
@@ -49,6 +52,13 @@ class StrictBool(fields.Boolean):
         if not isinstance(value, bool):
             raise ValidationError("Not a valid boolean.")
         return value
+
+
+class StrictQueryBool(fields.Boolean):
+    """A query flag: exactly ``true`` or ``false``."""
+
+    truthy = {"true"}
+    falsy = {"false"}
 
 
 def _int(lo: int, hi: int, **kw) -> fields.Integer:
@@ -157,6 +167,108 @@ class GroupBody(Schema):
         metadata={"description": "targets: `type` (its default bot) or `type/bot`"},
     )
     rule = fields.Nested(GroupRule, required=True)
+
+
+class DeliverRequest(Schema):
+    url = fields.String(
+        required=True,
+        validate=validate.Length(1, MAX_URL),
+        metadata={"description": "where the payload is POSTed (SSRF-guarded, as webhookUrl)"},
+    )
+    payload = fields.Raw(
+        required=True,
+        allow_none=True,
+        metadata={"description": "any JSON value, sent as the body (at most 1 MiB serialised)"},
+    )
+    eventType = fields.String(
+        validate=validate.Regexp(EVENT_TYPE_PATTERN),
+        metadata={"description": "e.g. 'invoice.paid'; shown in lists, sent as X-Event-Type"},
+    )
+    idempotencyKey = fields.String(
+        validate=[validate.Length(1, 200), validate.Regexp(r"^[\x20-\x7e]+\Z")],
+        metadata={"description": "a repeat within 24 h answers the first delivery (200)"},
+    )
+
+
+class ReplayRequest(Schema):
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf([DeliveryState.DEAD, DeliveryState.DELIVERED]),
+        metadata={"description": "replay the deliveries that ended in this state"},
+    )
+    since = fields.AwareDateTime(
+        required=True,
+        format="iso",
+        metadata={"description": "ISO 8601 with a zone: deliveries that ended at or after it"},
+    )
+    endpoint = fields.String(
+        validate=validate.Length(1, MAX_URL),
+        metadata={"description": "only deliveries to this URL (exact match)"},
+    )
+    jobId = fields.String(
+        validate=validate.Length(1, MAX_ID), metadata={"description": "only this job's"}
+    )
+    limit = _int(
+        1, 10_000, load_default=1000, metadata={"description": "at most this many, oldest first"}
+    )
+
+
+class ReplayQuery(Schema):
+    dryRun = StrictQueryBool(
+        load_default=False,
+        metadata={"description": "true: count what would be redelivered, send nothing"},
+    )
+
+
+class SecretRotate(Schema):
+    secret = fields.String(
+        validate=validate.Regexp(SECRET_PATTERN),
+        metadata={
+            "description": "the new secret, whsec_ + base64 of 24-64 bytes (default: random)"
+        },
+    )
+    overlapS = _int(
+        0,
+        30 * 86400,
+        metadata={
+            "description": "seconds older secrets keep signing (default webhooks.secret_overlap_s)"
+        },
+    )
+
+
+class EndpointPatch(Schema):
+    url = fields.String(
+        validate=validate.Length(1, MAX_URL),
+        metadata={"description": "where its deliveries are POSTed (SSRF-guarded, as webhookUrl)"},
+    )
+    eventTypes = fields.List(
+        fields.String(validate=validate.OneOf(EVENT_TYPES)),
+        validate=validate.Length(1, len(EVENT_TYPES)),
+        metadata={"description": "the events it subscribes to (default: every job event)"},
+    )
+    botTypes = fields.List(
+        fields.String(validate=validate.Length(1, 32)),
+        validate=validate.Length(0, 100),
+        metadata={"description": "only these bot types' jobs ([] or absent: every type)"},
+    )
+    description = fields.String(validate=validate.Length(0, 200))
+    disabled = StrictBool(metadata={"description": "true: no delivery is created for it"})
+    rateLimit = StrictNumber(
+        validate=validate.Range(0, 10_000),
+        metadata={"description": "at most this many deliveries/s to it, per replica (0: no limit)"},
+    )
+
+
+class EndpointCreate(EndpointPatch):
+    url = fields.String(
+        required=True,
+        validate=validate.Length(1, MAX_URL),
+        metadata={"description": "where its deliveries are POSTed (SSRF-guarded, as webhookUrl)"},
+    )
+    secret = fields.String(
+        validate=validate.Regexp(SECRET_PATTERN),
+        metadata={"description": "its signing secret, whsec_... (default: a random one)"},
+    )
 
 
 class QueuePatch(Schema):
@@ -397,8 +509,10 @@ class DeliverySummary(Schema):
     """A delivery in a list: no body or history (GET /deliveries/{deliveryId} has them)."""
 
     deliveryId = _s()
-    jobId = _s()
-    botType = _s()
+    jobId = _n(fields.String(metadata={"description": "null: an ad-hoc delivery"}))
+    botType = _n(fields.String())
+    eventType = _n(fields.String())
+    endpointId = _n(fields.String(metadata={"description": "set: a subscribed endpoint's"}))
     url = _s()
     state = _s(validate=validate.OneOf(DELIVERY_STATES))
     attempts = fields.Integer(required=True)
@@ -418,6 +532,54 @@ class Delivery(DeliverySummary):
 
 class Deliveries(Schema):
     deliveries = fields.List(fields.Nested(DeliverySummary), required=True)
+
+
+class DeliverAccepted(Schema):
+    deliveryId = _s()
+    created = fields.Boolean(required=True)
+    statusUrl = _s()
+
+
+class RingSecret(Schema):
+    fingerprint = _s(metadata={"description": "first 12 hex digits of the secret's SHA-256"})
+    createdAt = _n(fields.String())
+    expiresAt = _n(fields.String(metadata={"description": "null: the current secret"}))
+    signing = fields.Boolean(required=True)
+
+
+class SecretRing(Schema):
+    secrets = fields.List(fields.Nested(RingSecret), required=True)
+
+
+class SecretRotated(SecretRing):
+    secret = _s(metadata={"description": "the new current secret; shown only here"})
+
+
+class Replayed(Schema):
+    matched = fields.Integer(required=True)
+    redelivered = fields.Integer(required=True, metadata={"description": "0 on a dry run"})
+    dryRun = fields.Boolean(required=True)
+
+
+class EndpointView(Schema):
+    endpointId = _s()
+    url = _s()
+    eventTypes = fields.List(fields.String(), required=True)
+    botTypes = fields.List(fields.String(), required=True)
+    description = _s()
+    disabled = fields.Boolean(required=True)
+    rateLimit = fields.Float(required=True)
+    createdAt = _n(fields.String())
+    updatedAt = _n(fields.String())
+    secrets = fields.List(fields.Nested(RingSecret), required=True)
+
+
+class EndpointCreated(EndpointView):
+    secret = _s(metadata={"description": "its signing secret; shown only here"})
+
+
+class Endpoints(Schema):
+    endpoints = fields.List(fields.Nested(EndpointView), required=True)
 
 
 class Redelivered(Schema):

@@ -163,6 +163,7 @@ function fillStateLists() {
     limitHead.before(el("th", { class: "num", text: text[0].toUpperCase() + text.slice(1) }));
   }
   $("#f-state").append(...STATES.job.map((s) => el("option", { value: s, text: stateLabel(s) })));
+  $("#dlv-state").append(...STATES.delivery.map((s) => el("option", { value: s, text: s })));
 }
 
 function fillTypeFilter(types) {
@@ -246,6 +247,55 @@ function setupFilters() {
     timer = setTimeout(apply, 300);
   });
   $("#more").addEventListener("click", () => loadJobs(true));
+  $("#dlv-state").addEventListener("change", loadDeliveries);
+  $("#dlv-filters").addEventListener("submit", (ev) => ev.preventDefault());
+}
+
+// -- deliveries (jobs' webhooks and ad-hoc POST /deliver ones) ---------------------------
+
+const DELIVERY_PAGE = 25;
+
+async function loadDeliveries() {
+  const state = $("#dlv-state").value;
+  const p = new URLSearchParams({ limit: DELIVERY_PAGE });
+  if (state) p.set("state", state);
+  const page = await api("GET", "/deliveries?" + p).catch((err) => {
+    if (err.status !== 401 && err.status !== 403) toast("deliveries: " + err.message, "error");
+    return null;
+  });
+  if (!page || state !== $("#dlv-state").value) return; // the filter changed meanwhile
+  renderDeliveries(page.deliveries);
+}
+
+function renderDeliveries(list) {
+  const rows = list.map((d) => {
+    const redeliver = () =>
+      act("redelivery queued", () => api("POST", "/deliveries/" + enc(d.deliveryId) + "/redeliver"));
+    // a job's webhook opens its job; an ad-hoc delivery names its event type
+    const source = d.jobId
+      ? el("a", { href: "#", class: "mono", text: d.jobId, onclick: (ev) => (ev.preventDefault(), openJob(d.jobId)) })
+      : el("span", { class: "muted", text: "ad hoc" + (d.eventType ? " · " + d.eventType : "") });
+    return el(
+      "tr",
+      { dataset: { deliveryId: d.deliveryId } },
+      el("td", { class: "mono id", title: d.deliveryId, text: d.deliveryId }),
+      el("td", {}, source),
+      el("td", { class: "mono url", title: d.url, text: d.url }),
+      el("td", {}, badge(d.state === "dead" ? "failed" : d.state)),
+      el("td", { title: d.createdAt || "", dataset: { at: d.createdAt || "" }, text: ago(d.createdAt) }),
+      el("td", { class: "num", text: `${d.attempts}/${d.maxAttempts}` }),
+      el("td", { class: "num status", text: d.lastStatus ?? "–" }),
+      el(
+        "td",
+        {},
+        d.state === "pending"
+          ? null
+          : el("button", { type: "button", class: "small redeliver", text: "Redeliver", onclick: redeliver }),
+      ),
+    );
+  });
+  $("#delivery-list tbody").replaceChildren(...rows);
+  $("#deliveries-empty").hidden = list.length > 0;
 }
 
 // -- job detail --------------------------------------------------------------------------
@@ -484,6 +534,7 @@ async function refreshAll() {
       if (err.status !== 401 && err.status !== 403) toast("stats: " + err.message, "error");
     }),
     once("jobs", () => (ui.pages <= 1 ? loadJobs(false) : null)),
+    once("deliveries", loadDeliveries),
     once("detail", () => refreshDetail(false)),
   ]);
 }

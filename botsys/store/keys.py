@@ -96,11 +96,23 @@ class Keys:
     def attempts(self, t: str, delivery_id: str) -> str:
         return self._t(t, f"attempts:{delivery_id}")
 
+    def fanout(self, t: str, job_id: str) -> str:
+        """LIST the ids of a job's deliveries to subscribed endpoints (lib.lua's fan_out)."""
+        return self._t(t, f"fanout:{job_id}")
+
     def idempotency(self, t: str, key: str) -> str:
         return self._t(t, f"idem:{key}")
 
     def ratelimit(self, client: str) -> str:
         return f"{self.prefix}:{{rl}}:{client}"
+
+    def webhook_secrets(self) -> str:
+        """The signing-secret ring (JSON), once rotated through the API (signing_secrets.py)."""
+        return f"{self.prefix}:{{webhooks}}:secrets"
+
+    def endpoints(self) -> str:
+        """HASH endpoint id -> its JSON (endpoints.py)."""
+        return f"{self.prefix}:{{webhooks}}:endpoints"
 
     def health_probe(self, replica: str) -> str:
         """A small key /health writes (with a TTL): does Redis accept writes?"""
@@ -129,6 +141,12 @@ class Keys:
 
     def deliveries_channel(self) -> str:
         return f"{self.prefix}:wake-deliveries"
+
+    def secrets_channel(self) -> str:
+        return f"{self.prefix}:webhook-secrets"
+
+    def endpoints_channel(self) -> str:
+        return f"{self.prefix}:endpoints"
 
     def cancel_channel(self) -> str:
         return f"{self.prefix}:cancel"

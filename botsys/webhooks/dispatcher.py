@@ -27,6 +27,7 @@ from yarl import URL
 
 from botsys.config import WebhookSettings
 from botsys.webhooks.guard import AllowList, Guard
+from botsys.webhooks.health import HALF_OPEN, OPEN, Breaker, Throttle
 from botsys.webhooks.policy import (
     Schedule,
     busy_host_release_ms,
@@ -34,12 +35,15 @@ from botsys.webhooks.policy import (
     decide,
     parse_retry_after,
 )
+from botsys.webhooks.rotation import Keyring
 from botsys.webhooks.sender import Sender, SendResult, build_session
 from botsys.webhooks.types import AttemptRecord, Delivery, DeliveryStore
 
 log = logging.getLogger(__name__)
 
 OnAttempt = Callable[[AttemptRecord, Delivery], None]
+UNKNOWN_ENDPOINT_WAIT_MS = 1000  # far above a pub/sub round trip
+LOCAL_WAIT_S = 1.0  # a throttled delivery waits here up to this long, else in the store
 SessionFactory = Callable[[], aiohttp.ClientSession]
 
 
@@ -105,6 +109,43 @@ class _Host:
         )
 
 
+@dataclass
+class _Gate:
+    """One endpoint's health on this replica: its circuit breaker and optional throttle."""
+
+    breaker: Breaker
+    throttle: Throttle | None = None
+    per_s: float = 0.0
+
+    def throttle_at(self, per_s: float) -> None:
+        if per_s != self.per_s:  # set, changed or lifted through the API
+            self.per_s = per_s
+            self.throttle = Throttle(per_s) if per_s > 0 else None
+
+    def admit(self, now: float) -> tuple[float, bool]:
+        """(0, _): send now; (seconds, True): wait that long here for a throttle slot, then
+        send; (seconds, False): back to the store for that long (circuit open, or the
+        throttle's next free slot is far ahead)."""
+        if self.throttle is not None and self.throttle.wait(now) > LOCAL_WAIT_S:
+            # Back while the ones waiting here still hold the slots before it: no gap.
+            return self.throttle.wait(now) - LOCAL_WAIT_S / 2, False
+        wait = self.breaker.admit(now)
+        if wait > 0:
+            return wait, False
+        return (self.throttle.take(now) if self.throttle is not None else 0.0), True
+
+    def record(self, endpoint: str, status: int | None) -> None:
+        was = self.breaker.state
+        self.breaker.record(status is not None and 200 <= status < 300, time.monotonic())
+        if self.breaker.state != was and self.breaker.state != HALF_OPEN:
+            log.warning(
+                "endpoint %s: circuit %s",
+                endpoint,
+                "open: its deliveries wait unsent" if self.breaker.state == OPEN else "closed",
+                extra={"endpoint": endpoint},
+            )
+
+
 class WebhookDispatcher:
     """Durable webhook delivery over a ``DeliveryStore``; ``run()`` / ``run_once()`` / ``stop()``."""
 
@@ -119,6 +160,9 @@ class WebhookDispatcher:
         rng: random.Random | None = None,
         on_attempt: OnAttempt | None = None,
         idle_wait_s: float = 1.0,
+        keyring: Keyring | None = None,
+        endpoint_keyring: Callable[[str], Keyring | None] | None = None,
+        endpoint_rate: Callable[[str], float] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -129,6 +173,13 @@ class WebhookDispatcher:
         self._rng = rng or random.Random()
         self._on_attempt = on_attempt
         self._idle_wait_s = idle_wait_s
+        self._keyring = keyring  # None: sign with settings.secret alone
+        self._endpoint_keyring = endpoint_keyring
+        # Endpoint deliveries held back once because this replica did not know the endpoint
+        # yet (its pub/sub reload still on the way): sent signed on their next claim.
+        self._held_for_endpoint: set[str] = set()
+        self._endpoint_rate = endpoint_rate  # an endpoint's throttle, deliveries/s (0: none)
+        self._gates: dict[str, _Gate] = {}  # endpoint id -> its breaker and throttle
         self._wake_at: float | None = None  # monotonic: a released delivery is due again
         self._schedule = Schedule(settings.retry_delay_ms, settings.max_delay_ms)
         self._hosts: dict[str, _Host] = {}
@@ -240,7 +291,19 @@ class WebhookDispatcher:
         # One flat coroutine (admission, send, record): every await level is paid again
         # on each resumption, several times per delivery.
         host = self._host(delivery.url)
+        gate, sent = None, False
         try:
+            if delivery.endpoint:
+                if self._unknown_endpoint(delivery):
+                    await self._release(delivery, UNKNOWN_ENDPOINT_WAIT_MS)
+                    return
+                gate = self._gate(delivery.endpoint)
+                wait, here = gate.admit(time.monotonic())
+                if not here:  # circuit open, or throttled far ahead: back to the store
+                    await self._release(delivery, max(1, int(wait * 1000)))
+                    return
+                if wait > 0:  # its throttle slot is near: wait for it here
+                    await self._wait_for(asyncio.sleep(wait))
             if not host.take() and not await self._wait_for_host(host, delivery):
                 return
             if self._stopping.is_set():
@@ -254,12 +317,46 @@ class WebhookDispatcher:
                 del host.sending[id(delivery)]
                 host.give_back()
             host.observe(result.duration_ms)
+            if gate is not None:
+                sent = True
+                gate.record(delivery.endpoint, result.status)
             await self._record(delivery, result)
         except Exception:  # the store is unreachable: the lease expires, another try follows
             log.exception("webhook delivery task crashed", extra={"delivery_id": delivery.id})
         finally:  # here rather than a done callback: one loop turn less per delivery
+            if gate is not None and not sent:
+                gate.breaker.forgo()
             self._tasks.pop(id(delivery), None)
             self._slot_freed.set()
+
+    def _gate(self, endpoint: str) -> _Gate:
+        per_s = self._endpoint_rate(endpoint) if self._endpoint_rate else 0.0
+        gate = self._gates.get(endpoint)
+        if gate is None:
+            s = self._settings
+            breaker = Breaker(s.breaker_window, s.breaker_failure_ratio, s.breaker_open_s)
+            gate = self._gates[endpoint] = _Gate(breaker)
+        gate.throttle_at(per_s)
+        return gate
+
+    def breaker(self, endpoint: str) -> Breaker | None:
+        """An endpoint's circuit breaker on this replica (None: nothing sent to it yet)."""
+        gate = self._gates.get(endpoint)
+        return gate.breaker if gate else None
+
+    def _unknown_endpoint(self, delivery: Delivery) -> bool:
+        """True the first time a delivery's endpoint has no keyring here: a just-created
+        endpoint this replica has not reloaded yet. Once held, it goes (a deleted endpoint's
+        pending deliveries are then sent unsigned)."""
+        if self._endpoint_keyring is None or self._endpoint_keyring(delivery.endpoint):
+            return False
+        if delivery.id in self._held_for_endpoint:
+            self._held_for_endpoint.discard(delivery.id)
+            return False
+        if len(self._held_for_endpoint) > 10_000:  # deleted endpoints' leftovers: forget
+            self._held_for_endpoint.clear()
+        self._held_for_endpoint.add(delivery.id)
+        return True
 
     async def _wait_for_host(self, host: _Host, delivery: Delivery) -> bool:
         """The host is full: wait locally for a slot (True), or hand the delivery back to
@@ -349,6 +446,8 @@ class WebhookDispatcher:
                 timeout_s=self._settings.timeout_s,
                 allow=self._allow,
                 clock=self._clock,
+                keyring=self._keyring,
+                endpoint_keyring=self._endpoint_keyring,
             )
         return self._sender
 

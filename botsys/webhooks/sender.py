@@ -20,7 +20,7 @@ import aiohttp
 
 import botsys
 from botsys.webhooks.guard import AllowList, BlockedDestination, Guard, check_url
-from botsys.webhooks.signing import secret_key, signature
+from botsys.webhooks.rotation import Keyring
 from botsys.webhooks.types import Delivery
 
 MAX_RESPONSE_BYTES = 64 * 1024  # read at most this much of a response, then hang up
@@ -76,9 +76,14 @@ class Sender:
         timeout_s: float = 15.0,
         allow: AllowList | None = None,
         clock: Callable[[], float] = time.time,
+        keyring: Keyring | None = None,
+        endpoint_keyring: Callable[[str], Keyring | None] | None = None,
     ) -> None:
         self._session = session
-        self._key = secret_key(secret) if secret else None
+        # One secret, or a rotating ring of them (every unexpired one signs).
+        self._keyring = keyring if keyring is not None else Keyring.single(secret)
+        # A subscribed endpoint's deliveries are signed with that endpoint's own secrets.
+        self._endpoint_keyring = endpoint_keyring or (lambda _id: None)
         self._timeout_s = timeout_s
         self._allow = allow or AllowList()
         self._clock = clock
@@ -89,15 +94,19 @@ class Sender:
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "Accept-Encoding": "identity",
-            "X-Bot-Job-Id": delivery.job_id,
             "X-Delivery-Attempt": str(delivery.attempt),
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
         }
-        if self._key is not None:
-            headers["webhook-signature"] = signature(
-                self._key, delivery.id, timestamp, delivery.body
-            )
+        if delivery.job_id:
+            headers["X-Bot-Job-Id"] = delivery.job_id
+        if delivery.event_type:
+            headers["X-Event-Type"] = delivery.event_type
+        keyring = self._endpoint_keyring(delivery.endpoint) if delivery.endpoint else self._keyring
+        if keyring:
+            signature = keyring.sign(delivery.id, timestamp, delivery.body, timestamp * 1000)
+            if signature:
+                headers["webhook-signature"] = signature
         return headers
 
     async def send(self, delivery: Delivery) -> SendResult:

@@ -17,13 +17,15 @@ class Delivery:
     """One claimed attempt of one webhook message to one URL."""
 
     id: str  # stable across retries; sent as the `webhook-id` header ("msg_..." style)
-    job_id: str
-    bot_type: str
+    job_id: str  # '' for an ad-hoc delivery (POST /deliver)
+    bot_type: str  # '' for an ad-hoc delivery
     url: str
     body: bytes  # exact JSON body built once at job completion; sent byte-for-byte every attempt
     attempt: int  # number of THIS attempt, 1-based (X-Delivery-Attempt)
     max_attempts: int
     token: str  # lease token of this claim; a stale token makes finish/release return False
+    event_type: str = ""  # sent as X-Event-Type: an ad-hoc one's, an endpoint's job.<state>
+    endpoint: str = ""  # the subscribed endpoint it goes to (signed with its secrets); '' none
 
 
 class AttemptRecord(NamedTuple):

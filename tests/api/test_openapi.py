@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from botsys.api.routes import ROUTES
@@ -18,6 +20,7 @@ async def doc(client):
 async def test_is_openapi_3_with_every_route(doc):
     assert doc["openapi"] == "3.0.3"
     for method, path, _, _ in ROUTES:
+        path = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", path)  # the document names no regex
         assert method.lower() in doc["paths"][path], (method, path)
     for item in doc["paths"].values():
         for op in item.values():

@@ -199,3 +199,50 @@ def test_pagination_follows_next_cursor_and_a_phone_needs_no_sideways_scroll(clu
     page.wait_for_selector("body[data-ready='1']")
     expect(count(page, "python", "waiting")).to_have_text("30")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_deliveries_view_lists_adhoc_and_job_deliveries_and_redelivers(
+    cluster, mock_webhook, page, shots
+):
+    replica = cluster.add_replica()
+    hook = f"{mock_webhook.url}/dlv-view"
+    job = invoke(replica, botType="python", bot="hello", webhookUrl=hook)
+    status, out, _ = http(
+        "POST",
+        replica.url + "/deliver",
+        {"url": hook, "payload": {"order": 5}, "eventType": "order.paid"},
+    )
+    assert status == 202, out
+    adhoc = out["deliveryId"]
+
+    def delivered(did):
+        return http("GET", f"{replica.url}/delivery/{did}")[1].get("state") == "delivered"
+
+    wait_for(lambda: delivered(adhoc) and delivered(f"msg_{job}"), 30, what="both delivered")
+
+    open_dashboard(page, replica)
+    rows = page.locator("#delivery-list tbody tr")
+    adhoc_row = page.locator(f'#delivery-list tr[data-delivery-id="{adhoc}"]')
+    expect(adhoc_row).to_contain_text("ad hoc · order.paid")
+    expect(adhoc_row.locator(".badge")).to_have_text("delivered")
+    expect(adhoc_row.locator("td.status")).to_have_text("200")
+    job_row = page.locator(f'#delivery-list tr[data-delivery-id="msg_{job}"]')
+    expect(job_row).to_contain_text(job)
+    page.screenshot(path=shots / "deliveries.png", full_page=True)
+
+    page.select_option("#dlv-state", "dead")
+    expect(page.locator("#deliveries-empty")).to_be_visible()
+    page.select_option("#dlv-state", "delivered")
+    expect(adhoc_row).to_be_visible()
+
+    adhoc_row.locator("button.redeliver").click()
+    wait_for(
+        lambda: len(http("GET", f"{replica.url}/delivery/{adhoc}")[1]["history"]) == 2,
+        30,
+        what="the redelivery",
+    )
+    _, got, _ = http("GET", f"{mock_webhook.url}/webhooks?limit=100")
+    assert sum(w["headers"].get("webhook-id") == adhoc for w in got["webhooks"]) == 2
+    job_row.locator("a").click()  # a job's webhook opens the job
+    expect(page.locator("#d-title")).to_have_text(job)
+    assert rows.count() >= 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -298,3 +299,27 @@ def test_busy_host_policy():
     assert busy_host_release_ms(8, 8, 0, False) == 100  # unknown host: hand back briefly
     assert busy_host_release_ms(50, 8, 2, True) is None  # fast host: keep the pipeline
     assert busy_host_release_ms(8, 8, 15_000, True) == 5000  # black hole: back off, capped
+
+
+async def test_an_endpoint_this_replica_does_not_know_yet_is_held_back_once(receiver, store, clock):
+    from botsys.webhooks.rotation import Keyring
+
+    secret = webhook_settings().secret
+    keyrings: dict[str, Keyring] = {}
+    did = store.add(receiver.url)
+    item = only(store)
+    item.delivery = replace(item.delivery, endpoint="ep_1")
+    d = WebhookDispatcher(
+        store, webhook_settings(secret=""), clock=clock, endpoint_keyring=keyrings.get
+    )
+    assert await d.run_once() == 1
+    assert receiver.hits == [] and store.released == [(did, 1000)]  # not known: held back
+    keyrings["ep_1"] = Keyring.single(secret)  # the reload arrives
+    clock.now += 1.0
+    assert await d.run_once() == 1
+    await d.aclose()
+    [hit] = receiver.hits
+    verify(secret, hit.headers, hit.body, now=int(hit.headers["webhook-timestamp"]))
+    assert only(store).state == "delivered" and [a.outcome for a in only(store).attempts] == [
+        "delivered"
+    ]

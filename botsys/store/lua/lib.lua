@@ -209,6 +209,31 @@ local function schedule_delivery(id, job, state, result_raw, err, now, replica, 
   return did
 end
 
+-- Fan a finished job's event out to every subscribed endpoint (CTX.endpoints: this bot type's,
+-- kept current by the replica, see endpoints.py): one delivery per (event, endpoint), its id
+-- derived from the job, the endpoint and the job's run, so it is created once whoever runs it.
+local function fan_out(id, job, state, result_raw, err, now, replica, max_attempts)
+  local event = 'job.' .. state
+  local body = nil
+  local run = nil
+  for _, ep in ipairs(CTX.endpoints or {}) do
+    if ep.events[event] then
+      run = run or redis.call('HINCRBY', job_key(id), 'fanoutRuns', 1)
+      local did = 'msg_' .. id .. '_' .. ep.id .. (run > 1 and ('_' .. run) or '')
+      local dk = delivery_key(did)
+      if redis.call('EXISTS', dk) == 0 then
+        body = body or webhook_body(id, job, state, result_raw, err, now, replica)
+        redis.call('HSET', dk, 'id', did, 'jobId', id, 'botType', job.botType, 'url', ep.url,
+          'body', body, 'eventType', event, 'endpoint', ep.id, 'attempt', 0,
+          'maxAttempts', max_attempts, 'state', 'pending', 'createdAt', now, 'nextAt', now)
+        redis.call('ZADD', K.deliveries, now, did)
+        redis.call('RPUSH', P .. 'fanout:' .. id, did)
+      end
+    end
+  end
+  return run ~= nil
+end
+
 -- Delete a finished job with its log, deliveries and index entries; not if one of its
 -- deliveries is still pending (returns false: its retention period will end it).
 local function forget_job(id)
@@ -267,12 +292,14 @@ local function finish_job(id, job, state, opts)
   redis.call('EXPIRE', jk, ttl)
   redis.call('EXPIRE', log_key(id), ttl)
   local did = nil
+  local fanned = fan_out(id, job, state, opts.result, opts.error, now, opts.replica, opts.webhook_attempts)
   if job.webhookUrl and job.webhookUrl ~= '' then
     did = schedule_delivery(id, job, state, opts.result, opts.error, now, opts.replica, opts.webhook_attempts)
-    if opts.deliveries_channel and opts.deliveries_channel ~= '' then
-      redis.call('PUBLISH', opts.deliveries_channel, P)
-    end
   end
+  if (did or fanned) and opts.deliveries_channel and opts.deliveries_channel ~= '' then
+    redis.call('PUBLISH', opts.deliveries_channel, P)
+  end
+  if fanned then redis.call('EXPIRE', P .. 'fanout:' .. id, ttl) end
   publish_state(opts.events_prefix, id, state)
   return did
 end

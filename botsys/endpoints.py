@@ -1,0 +1,148 @@
+"""Endpoints in Redis (policy: webhooks/endpoints.py), shared by every replica.
+
+One hash of endpoint JSON. Each replica caches the list: it feeds the completion scripts'
+fan-out (JobQueue.set_endpoints) and the per-endpoint signing keyrings. A change publishes on
+a channel and every replica reloads on it and on every (re)connection, so a new subscription
+applies everywhere within a round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import replace
+
+from redis.asyncio import Redis
+
+from .jobs import new_job_id
+from .queue import JobQueue
+from .signing_secrets import new_secret
+from .store.errors import STORE_FAILED
+from .store.keys import Keys
+from .webhooks.endpoints import Endpoint, fan_out_context
+from .webhooks.rotation import Keyring, RingSecret, rotate
+
+log = logging.getLogger("botsys.webhooks")
+
+
+def new_endpoint_id() -> str:
+    return "ep_" + new_job_id("x").split("-", 1)[1]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class EndpointStore:
+    def __init__(self, redis: Redis, keys: Keys, queue: JobQueue, overlap_s: int) -> None:
+        """``queue``: whose completion scripts get the fan-out (``set_endpoints``)."""
+        self.redis = redis
+        self.queue = queue
+        self.keys = keys
+        self.overlap_s = overlap_s
+        self._keyrings: dict[str, Keyring] = {}
+        self._rates: dict[str, float] = {}
+        self._reloading: asyncio.Task | None = None
+
+    # -- reads and writes (the API) --------------------------------------------------------
+
+    async def all(self) -> list[Endpoint]:
+        raw = await self.redis.hgetall(self.keys.endpoints())
+        return sorted((Endpoint.from_json(json.loads(v)) for v in raw.values()), key=_by_age)
+
+    async def get(self, endpoint_id: str) -> Endpoint | None:
+        raw = await self.redis.hget(self.keys.endpoints(), endpoint_id)
+        return Endpoint.from_json(json.loads(raw)) if raw else None
+
+    async def create(self, fields: dict, secret: str | None) -> tuple[Endpoint, str]:
+        now = _now_ms()
+        secret = secret or new_secret()
+        endpoint = Endpoint(
+            id=new_endpoint_id(),
+            url=fields["url"],
+            event_types=tuple(fields.get("eventTypes") or Endpoint.event_types),
+            bot_types=tuple(fields.get("botTypes") or ()),
+            secrets=(RingSecret(secret, now),),
+            disabled=bool(fields.get("disabled", False)),
+            rate_limit=float(fields.get("rateLimit") or 0),
+            description=fields.get("description", ""),
+            created_at_ms=now,
+            updated_at_ms=now,
+        )
+        await self._save(endpoint)
+        return endpoint, secret
+
+    async def update(self, endpoint_id: str, changes: dict) -> Endpoint | None:
+        endpoint = await self.get(endpoint_id)
+        if endpoint is None:
+            return None
+        endpoint = endpoint.patched(changes, _now_ms())
+        await self._save(endpoint)
+        return endpoint
+
+    async def rotate_secret(
+        self, endpoint_id: str, secret: str | None, overlap_s: int | None
+    ) -> tuple[Endpoint, str] | None:
+        endpoint = await self.get(endpoint_id)
+        if endpoint is None:
+            return None
+        secret = secret or new_secret()
+        overlap_ms = (self.overlap_s if overlap_s is None else overlap_s) * 1000
+        now = _now_ms()
+        ring = rotate(list(endpoint.secrets), secret, now, overlap_ms)
+        endpoint = replace(endpoint, secrets=tuple(ring), updated_at_ms=now)
+        await self._save(endpoint)
+        return endpoint, secret
+
+    async def delete(self, endpoint_id: str) -> bool:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(self.keys.endpoints(), endpoint_id)
+        pipe.publish(self.keys.endpoints_channel(), endpoint_id)
+        gone, _ = await pipe.execute()
+        await self.reload()
+        return bool(gone)
+
+    async def _save(self, endpoint: Endpoint) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.endpoints(), endpoint.id, json.dumps(endpoint.to_json()))
+        pipe.publish(self.keys.endpoints_channel(), endpoint.id)
+        await pipe.execute()
+        await self.reload()  # this replica at once; the others on the message
+
+    # -- this replica's cache --------------------------------------------------------------
+
+    def keyring_for(self, endpoint_id: str) -> Keyring | None:
+        """The signing keyring of an endpoint's deliveries; None for one this replica does
+        not know (deleted, or created so recently that its reload is still on the way: one
+        is started, and the dispatcher holds the delivery back once)."""
+        keyring = self._keyrings.get(endpoint_id)
+        if keyring is None:
+            self._reload_soon()
+        return keyring
+
+    def rate_for(self, endpoint_id: str) -> float:
+        """An endpoint's throttle, deliveries/s on each replica (0: none)."""
+        return self._rates.get(endpoint_id, 0.0)
+
+    def subscribe(self, notifier) -> None:
+        notifier.on(self.keys.endpoints_channel(), lambda _msg: self._reload_soon())
+
+    def _reload_soon(self) -> None:
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.create_task(self.reload(), name="endpoints")
+
+    async def reload(self) -> None:
+        try:
+            endpoints = await self.all()
+        except STORE_FAILED as exc:  # Redis away: keep the last list
+            log.warning("reloading the endpoints failed (%s)", exc)
+            return
+        self._keyrings = {e.id: e.keyring() for e in endpoints}
+        self._rates = {e.id: e.rate_limit for e in endpoints}
+        self.queue.set_endpoints(fan_out_context(endpoints, self.queue.bot_types))
+
+
+def _by_age(e: Endpoint) -> tuple[int, str]:
+    return e.created_at_ms, e.id

@@ -1,0 +1,90 @@
+"""Endpoints and their subscriptions (pure; the Redis side is botsys/endpoints.py).
+
+An endpoint is a URL with its own signing secrets, the event types it subscribes to and an
+optional bot-type filter. Every matching job event gets one delivery per endpoint, created by
+the job's completion script (lib.lua's fan_out) from ``fan_out_context``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from botsys.webhooks.rotation import Keyring, RingSecret
+
+JOB_EVENTS = ("job.succeeded", "job.failed", "job.cancelled", "job.timed_out")
+EVENT_TYPES = JOB_EVENTS
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str  # ep_<ULID>
+    url: str
+    event_types: tuple[str, ...] = JOB_EVENTS
+    bot_types: tuple[str, ...] = ()  # () = every bot type
+    secrets: tuple[RingSecret, ...] = ()
+    disabled: bool = False
+    rate_limit: float = 0.0  # deliveries/s per replica; 0: none
+    description: str = ""
+    created_at_ms: int = 0
+    updated_at_ms: int = 0
+
+    def wants(self, bot_type: str) -> bool:
+        return not self.disabled and (not self.bot_types or bot_type in self.bot_types)
+
+    def keyring(self) -> Keyring:
+        return Keyring(list(self.secrets))
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "eventTypes": list(self.event_types),
+            "botTypes": list(self.bot_types),
+            "secrets": [s.to_json() for s in self.secrets],
+            "disabled": self.disabled,
+            "rateLimit": self.rate_limit,
+            "description": self.description,
+            "createdAt": self.created_at_ms,
+            "updatedAt": self.updated_at_ms,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> Endpoint:
+        return cls(
+            id=d["id"],
+            url=d["url"],
+            event_types=tuple(d.get("eventTypes") or JOB_EVENTS),
+            bot_types=tuple(d.get("botTypes") or ()),
+            secrets=tuple(RingSecret.from_json(s) for s in d.get("secrets") or ()),
+            disabled=bool(d.get("disabled")),
+            rate_limit=float(d.get("rateLimit") or 0),
+            description=d.get("description") or "",
+            created_at_ms=int(d.get("createdAt") or 0),
+            updated_at_ms=int(d.get("updatedAt") or 0),
+        )
+
+    def patched(self, changes: dict, now_ms: int) -> Endpoint:
+        """The endpoint with the API's PATCH fields applied."""
+        names = {
+            "url": "url",
+            "eventTypes": "event_types",
+            "botTypes": "bot_types",
+            "disabled": "disabled",
+            "rateLimit": "rate_limit",
+            "description": "description",
+        }
+        kw = {names[k]: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
+        return replace(self, **kw, updated_at_ms=now_ms)
+
+
+def fan_out_context(endpoints: list[Endpoint], bot_types: list[str]) -> dict[str, list[dict]]:
+    """Per bot type, what lib.lua's fan_out needs: the enabled endpoints that want the type's
+    events, with the events as a set (a JSON object) for one lookup per endpoint."""
+    return {
+        t: [
+            {"id": e.id, "url": e.url, "events": dict.fromkeys(e.event_types, True)}
+            for e in endpoints
+            if e.wants(t) and e.event_types
+        ]
+        for t in bot_types
+    }
