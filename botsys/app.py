@@ -111,7 +111,7 @@ async def _store(app: web.Application):
     app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
     app[SECRETS] = SecretRing(store.redis, store.keys, settings.webhooks)
     app[ENDPOINTS] = EndpointStore(
-        store.redis, store.keys, queue, settings.webhooks.secret_overlap_s
+        store.redis, store.keys, queue, settings.webhooks.secret_overlap_s, app[DELIVERIES]
     )
     await _first_load(app[ENDPOINTS])
     app[GROUPS] = GroupStore(store.redis, store.keys, store.scripts)
@@ -127,6 +127,13 @@ def _forget_contexts(queue: JobQueue, change) -> None:
     """Script contexts carry a type's settings (its cadence): rebuilt after any change."""
     for t in (*change.added, *change.changed, *change.removed):
         queue.forget_context(t)
+
+
+async def _disable_failing(app: web.Application, endpoint_id: str, since_ms: int):
+    endpoint = await app[ENDPOINTS].disable_failing(endpoint_id, since_ms)
+    if endpoint is not None:
+        app[METRICS].endpoints_disabled.inc()
+    return endpoint
 
 
 async def _first_load(endpoints: EndpointStore) -> None:
@@ -184,7 +191,12 @@ def _workers(runner):
             keyring=app[SECRETS].keyring,
             endpoint_keyring=app[ENDPOINTS].keyring_for,
             endpoint_rate=app[ENDPOINTS].rate_for,
+            endpoint_disabled=app[ENDPOINTS].is_disabled,
+            endpoint_failing=lambda endpoint_id, since_ms: _disable_failing(
+                app, endpoint_id, since_ms
+            ),
         )
+        app[ENDPOINTS].on_enabled(dispatcher.forget_endpoint)
         tasks = [asyncio.create_task(notifier.run(), name="notifier")]
         await orch.start()
         tasks.append(asyncio.create_task(dispatcher.run(), name="webhooks"))

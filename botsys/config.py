@@ -137,6 +137,7 @@ class WebhookSettings:
     breaker_window: int = _spec(20, lo=2, hi=10_000)
     breaker_failure_ratio: float = _spec(0.5, lo=0.01, hi=1.0)
     breaker_open_s: float = _spec(30.0, lo=0.05, hi=86_400)
+    endpoint_disable_after_s: float = _spec(432_000.0, lo=0.5, hi=365 * 86_400)
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,13 @@ class RedisDeliveryStore:
             pipe.hget(self.queue.keys.delivery(t, i), "url")
         return await pipe.execute()
 
+    async def wake_endpoint(self, endpoint_id: str) -> int:
+        """A re-enabled endpoint: its held deliveries are due now. Returns how many."""
+        replies = await asyncio.gather(
+            *(self.queue.run_script("wake_endpoint", t, endpoint_id) for t in self.slots)
+        )
+        return sum(int(r) for r in replies)
+
     async def adhoc_counts(self) -> tuple[int, int, int]:
         """(pending, delivered, dead) of the ad-hoc slot, for /stats beside the bot types'."""
         k = self.queue.keys
@@ -276,9 +283,15 @@ class RedisDeliveryStore:
         return int(pending), int(delivered or 0), int(dead or 0)
 
     async def create_adhoc(
-        self, url: str, body: bytes, event_type: str = "", idempotency_key: str = ""
+        self,
+        url: str,
+        body: bytes,
+        event_type: str = "",
+        idempotency_key: str = "",
+        endpoint: str = "",
     ) -> AdhocCreated:
-        """POST /deliver: a new pending delivery of ``body`` to ``url`` (an SSRF-checked URL)."""
+        """POST /deliver: a new pending delivery of ``body`` to ``url`` (an SSRF-checked URL);
+        with ``endpoint``, an event for that subscribed endpoint (signed with its secrets)."""
         fingerprint = hashlib.sha256(b"%s\n%s\n%s" % (url.encode(), event_type.encode(), body))
         reply = await self.queue.run_script(
             "deliver",
@@ -290,6 +303,7 @@ class RedisDeliveryStore:
             idempotency_key,
             fingerprint.hexdigest()[:32],
             IDEMPOTENCY_TTL_S,
+            endpoint,
         )
         if int(reply[0]) == 1:
             return AdhocCreated(reply[1], True)

@@ -12,17 +12,23 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
-from .jobs import new_job_id
+from .jobs import iso_ms, new_job_id
 from .queue import JobQueue
 from .signing_secrets import new_secret
 from .store.errors import STORE_FAILED
 from .store.keys import Keys
-from .webhooks.endpoints import Endpoint, fan_out_context
+from .webhooks.endpoints import ENDPOINT_DISABLED, Endpoint, fan_out_context
 from .webhooks.rotation import Keyring, RingSecret, rotate
+
+if TYPE_CHECKING:
+    from .deliveries import RedisDeliveryStore
 
 log = logging.getLogger("botsys.webhooks")
 
@@ -36,14 +42,25 @@ def _now_ms() -> int:
 
 
 class EndpointStore:
-    def __init__(self, redis: Redis, keys: Keys, queue: JobQueue, overlap_s: int) -> None:
-        """``queue``: whose completion scripts get the fan-out (``set_endpoints``)."""
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        queue: JobQueue,
+        overlap_s: int,
+        deliveries: RedisDeliveryStore | None = None,
+    ) -> None:
+        """``queue``: whose completion scripts get the fan-out (``set_endpoints``);
+        ``deliveries``: where endpoint events go and held deliveries are woken (None: not)."""
         self.redis = redis
         self.queue = queue
         self.keys = keys
         self.overlap_s = overlap_s
+        self.deliveries = deliveries
         self._keyrings: dict[str, Keyring] = {}
         self._rates: dict[str, float] = {}
+        self._disabled: set[str] | None = None  # None: not loaded yet
+        self._on_enabled: list[Callable[[str], None]] = []
         self._reloading: asyncio.Task | None = None
 
     # -- reads and writes (the API) --------------------------------------------------------
@@ -78,9 +95,69 @@ class EndpointStore:
         endpoint = await self.get(endpoint_id)
         if endpoint is None:
             return None
+        was_disabled = endpoint.disabled
         endpoint = endpoint.patched(changes, _now_ms())
         await self._save(endpoint)
+        if was_disabled and not endpoint.disabled and self.deliveries is not None:
+            woken = await self.deliveries.wake_endpoint(endpoint.id)
+            log.info("endpoint %s re-enabled: %d held deliveries go out", endpoint.id, woken)
         return endpoint
+
+    async def disable_failing(self, endpoint_id: str, failing_since_ms: int) -> Endpoint | None:
+        """Disable an endpoint that has had no successful delivery since ``failing_since_ms``
+        and tell the endpoints subscribed to ``endpoint.disabled``. Once across replicas: None
+        when it is already disabled (or gone)."""
+        key = self.keys.endpoints()
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.hget(key, endpoint_id)
+                    endpoint = Endpoint.from_json(json.loads(raw)) if raw else None
+                    if endpoint is None or endpoint.disabled:
+                        return None
+                    reason = f"no successful delivery since {iso_ms(failing_since_ms)}"
+                    endpoint = endpoint.disabled_for(reason, _now_ms())
+                    pipe.multi()
+                    pipe.hset(key, endpoint.id, json.dumps(endpoint.to_json()))
+                    pipe.publish(self.keys.endpoints_channel(), endpoint.id)
+                    await pipe.execute()
+                    break
+                except WatchError:  # another endpoint changed meanwhile: read again
+                    continue
+        log.warning(
+            "endpoint %s disabled: %s; its deliveries are held until it is re-enabled",
+            endpoint.id,
+            reason,
+            extra={"endpoint": endpoint.id},
+        )
+        await self.reload()
+        await self._announce_disabled(endpoint, failing_since_ms)
+        return endpoint
+
+    async def _announce_disabled(self, disabled: Endpoint, failing_since_ms: int) -> None:
+        """An ``endpoint.disabled`` event to every enabled endpoint subscribed to it (never
+        to the disabled one), one per subscriber even if two replicas get here."""
+        if self.deliveries is None:
+            return
+        now = _now_ms()
+        body = {
+            "type": ENDPOINT_DISABLED,
+            "timestamp": iso_ms(now),
+            "data": {
+                "endpointId": disabled.id,
+                "description": disabled.description,
+                "disabledAt": iso_ms(disabled.disabled_at_ms),
+                "reason": disabled.disabled_reason,
+                "failingSince": iso_ms(failing_since_ms),
+            },
+        }
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        for e in await self.all():
+            if e.disabled or e.id == disabled.id or ENDPOINT_DISABLED not in e.event_types:
+                continue
+            key = f"{ENDPOINT_DISABLED}:{disabled.id}:{disabled.disabled_at_ms}:{e.id}"
+            await self.deliveries.create_adhoc(e.url, raw, ENDPOINT_DISABLED, key, endpoint=e.id)
 
     async def rotate_secret(
         self, endpoint_id: str, secret: str | None, overlap_s: int | None
@@ -126,6 +203,14 @@ class EndpointStore:
         """An endpoint's throttle, deliveries/s on each replica (0: none)."""
         return self._rates.get(endpoint_id, 0.0)
 
+    def is_disabled(self, endpoint_id: str) -> bool:
+        """Disabled: its deliveries are held (the dispatcher hands them back unsent)."""
+        return self._disabled is not None and endpoint_id in self._disabled
+
+    def on_enabled(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(endpoint_id)`` when this replica sees an endpoint re-enabled."""
+        self._on_enabled.append(listener)
+
     def subscribe(self, notifier) -> None:
         notifier.on(self.keys.endpoints_channel(), lambda _msg: self._reload_soon())
 
@@ -141,6 +226,12 @@ class EndpointStore:
             return
         self._keyrings = {e.id: e.keyring() for e in endpoints}
         self._rates = {e.id: e.rate_limit for e in endpoints}
+        disabled = {e.id for e in endpoints if e.disabled}
+        enabled = set(self._keyrings) - disabled
+        before, self._disabled = self._disabled, disabled
+        for endpoint_id in (before or set()) & enabled:
+            for listener in self._on_enabled:
+                listener(endpoint_id)
         self.queue.set_endpoints(fan_out_context(endpoints, self.queue.bot_types))
 
 

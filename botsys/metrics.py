@@ -167,6 +167,12 @@ class Metrics:
             ["reason"],
             registry=reg,
         )
+        self.endpoints_disabled = Counter(
+            "botsys_webhook_endpoints_disabled_total",
+            "Endpoints disabled automatically after webhooks.endpoint_disable_after_s of "
+            "continuous failure (counted by the replica that disabled them).",
+            registry=reg,
+        )
         self.group_selections = Counter(
             "botsys_group_selections_total",
             "Jobs routed through a bot group, by group and the member its rule chose.",

@@ -152,6 +152,8 @@ def endpoint_view(e: Endpoint, now_ms: int) -> dict[str, Any]:
         "botTypes": list(e.bot_types),
         "description": e.description,
         "disabled": e.disabled,
+        "disabledAt": iso_ms(e.disabled_at_ms or None),
+        "disabledReason": e.disabled_reason or None,
         "rateLimit": e.rate_limit,
         "createdAt": iso_ms(e.created_at_ms or None),
         "updatedAt": iso_ms(e.updated_at_ms or None),

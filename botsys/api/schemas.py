@@ -252,7 +252,12 @@ class EndpointPatch(Schema):
         metadata={"description": "only these bot types' jobs ([] or absent: every type)"},
     )
     description = fields.String(validate=validate.Length(0, 200))
-    disabled = StrictBool(metadata={"description": "true: no delivery is created for it"})
+    disabled = StrictBool(
+        metadata={
+            "description": "true: no delivery is created for it and pending ones are held; "
+            "false again: what was held goes out"
+        }
+    )
     rateLimit = StrictNumber(
         validate=validate.Range(0, 10_000),
         metadata={"description": "at most this many deliveries/s to it, per replica (0: no limit)"},
@@ -568,6 +573,10 @@ class EndpointView(Schema):
     botTypes = fields.List(fields.String(), required=True)
     description = _s()
     disabled = fields.Boolean(required=True)
+    disabledAt = _n(fields.String(metadata={"description": "when it was disabled"}))
+    disabledReason = _n(
+        fields.String(metadata={"description": "why: by hand, or failing for too long"})
+    )
     rateLimit = fields.Float(required=True)
     createdAt = _n(fields.String())
     updatedAt = _n(fields.String())

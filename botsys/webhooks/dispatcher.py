@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 OnAttempt = Callable[[AttemptRecord, Delivery], None]
 UNKNOWN_ENDPOINT_WAIT_MS = 1000  # far above a pub/sub round trip
 LOCAL_WAIT_S = 1.0  # a throttled delivery waits here up to this long, else in the store
+HELD_MS = (
+    60_000  # a disabled endpoint's delivery is looked at again after this (re-enabling wakes it)
+)
 SessionFactory = Callable[[], aiohttp.ClientSession]
 
 
@@ -116,6 +119,7 @@ class _Gate:
     breaker: Breaker
     throttle: Throttle | None = None
     per_s: float = 0.0
+    failing_since_ms: int | None = None  # wall clock of the first failure since a success
 
     def throttle_at(self, per_s: float) -> None:
         if per_s != self.per_s:  # set, changed or lifted through the API
@@ -134,9 +138,14 @@ class _Gate:
             return wait, False
         return (self.throttle.take(now) if self.throttle is not None else 0.0), True
 
-    def record(self, endpoint: str, status: int | None) -> None:
+    def record(self, endpoint: str, status: int | None, now_ms: int) -> None:
         was = self.breaker.state
-        self.breaker.record(status is not None and 200 <= status < 300, time.monotonic())
+        ok = status is not None and 200 <= status < 300
+        if ok:
+            self.failing_since_ms = None
+        elif self.failing_since_ms is None:
+            self.failing_since_ms = now_ms
+        self.breaker.record(ok, time.monotonic())
         if self.breaker.state != was and self.breaker.state != HALF_OPEN:
             log.warning(
                 "endpoint %s: circuit %s",
@@ -163,7 +172,12 @@ class WebhookDispatcher:
         keyring: Keyring | None = None,
         endpoint_keyring: Callable[[str], Keyring | None] | None = None,
         endpoint_rate: Callable[[str], float] | None = None,
+        endpoint_disabled: Callable[[str], bool] | None = None,
+        endpoint_failing: Callable[[str, int], Awaitable[object]] | None = None,
     ) -> None:
+        """``endpoint_disabled(id)``: its deliveries are held; ``endpoint_failing(id,
+        since_ms)``: called (and awaited) when an endpoint has had no success for
+        ``settings.endpoint_disable_after_s``, to disable it (None: it was not)."""
         self._store = store
         self._settings = settings
         self._allow = AllowList.parse(settings.allow)
@@ -180,6 +194,8 @@ class WebhookDispatcher:
         self._held_for_endpoint: set[str] = set()
         self._endpoint_rate = endpoint_rate  # an endpoint's throttle, deliveries/s (0: none)
         self._gates: dict[str, _Gate] = {}  # endpoint id -> its breaker and throttle
+        self._endpoint_disabled = endpoint_disabled
+        self._endpoint_failing = endpoint_failing
         self._wake_at: float | None = None  # monotonic: a released delivery is due again
         self._schedule = Schedule(settings.retry_delay_ms, settings.max_delay_ms)
         self._hosts: dict[str, _Host] = {}
@@ -294,8 +310,9 @@ class WebhookDispatcher:
         gate, sent = None, False
         try:
             if delivery.endpoint:
-                if self._unknown_endpoint(delivery):
-                    await self._release(delivery, UNKNOWN_ENDPOINT_WAIT_MS)
+                hold_ms = await self._hold_ms(delivery)
+                if hold_ms is not None:
+                    await self._release(delivery, hold_ms)
                     return
                 gate = self._gate(delivery.endpoint)
                 wait, here = gate.admit(time.monotonic())
@@ -319,7 +336,7 @@ class WebhookDispatcher:
             host.observe(result.duration_ms)
             if gate is not None:
                 sent = True
-                gate.record(delivery.endpoint, result.status)
+                gate.record(delivery.endpoint, result.status, int(self._clock() * 1000))
             await self._record(delivery, result)
         except Exception:  # the store is unreachable: the lease expires, another try follows
             log.exception("webhook delivery task crashed", extra={"delivery_id": delivery.id})
@@ -338,6 +355,35 @@ class WebhookDispatcher:
             gate = self._gates[endpoint] = _Gate(breaker)
         gate.throttle_at(per_s)
         return gate
+
+    async def _hold_ms(self, delivery: Delivery) -> int | None:
+        """For how long an endpoint's delivery goes back to the store unsent; None: on."""
+        if self._held(delivery.endpoint) or await self._failed_too_long(delivery.endpoint):
+            return HELD_MS  # disabled: not attempted, not dead-lettered
+        if self._unknown_endpoint(delivery):
+            return UNKNOWN_ENDPOINT_WAIT_MS
+        return None
+
+    def _held(self, endpoint: str) -> bool:
+        return self._endpoint_disabled is not None and self._endpoint_disabled(endpoint)
+
+    async def _failed_too_long(self, endpoint: str) -> bool:
+        """True when the endpoint has now failed for ``endpoint_disable_after_s`` without a
+        success on this replica: it is disabled (``endpoint_failing``) and the delivery held."""
+        gate = self._gates.get(endpoint)
+        if gate is None or gate.failing_since_ms is None or self._endpoint_failing is None:
+            return False
+        failing_ms = self._clock() * 1000 - gate.failing_since_ms
+        if failing_ms < self._settings.endpoint_disable_after_s * 1000:
+            return False
+        if await self._endpoint_failing(endpoint, gate.failing_since_ms) is None:
+            gate.failing_since_ms = None  # gone, or disabled elsewhere: nothing to do here
+            return self._held(endpoint)
+        return True
+
+    def forget_endpoint(self, endpoint: str) -> None:
+        """A re-enabled endpoint starts afresh: closed circuit, no failure on record."""
+        self._gates.pop(endpoint, None)
 
     def breaker(self, endpoint: str) -> Breaker | None:
         """An endpoint's circuit breaker on this replica (None: nothing sent to it yet)."""

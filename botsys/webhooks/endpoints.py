@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from botsys.webhooks.rotation import Keyring, RingSecret
 
 JOB_EVENTS = ("job.succeeded", "job.failed", "job.cancelled", "job.timed_out")
-EVENT_TYPES = JOB_EVENTS
+ENDPOINT_DISABLED = "endpoint.disabled"
+EVENT_TYPES = (*JOB_EVENTS, ENDPOINT_DISABLED)
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Endpoint:
     description: str = ""
     created_at_ms: int = 0
     updated_at_ms: int = 0
+    disabled_at_ms: int = 0  # 0: enabled, or disabled before this was recorded
+    disabled_reason: str = ""
 
     def wants(self, bot_type: str) -> bool:
         return not self.disabled and (not self.bot_types or bot_type in self.bot_types)
@@ -46,6 +49,8 @@ class Endpoint:
             "description": self.description,
             "createdAt": self.created_at_ms,
             "updatedAt": self.updated_at_ms,
+            "disabledAt": self.disabled_at_ms or None,
+            "disabledReason": self.disabled_reason or None,
         }
 
     @classmethod
@@ -61,6 +66,8 @@ class Endpoint:
             description=d.get("description") or "",
             created_at_ms=int(d.get("createdAt") or 0),
             updated_at_ms=int(d.get("updatedAt") or 0),
+            disabled_at_ms=int(d.get("disabledAt") or 0),
+            disabled_reason=d.get("disabledReason") or "",
         )
 
     def patched(self, changes: dict, now_ms: int) -> Endpoint:
@@ -74,7 +81,16 @@ class Endpoint:
             "description": "description",
         }
         kw = {names[k]: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
+        if kw.get("disabled") is False:
+            kw |= {"disabled_at_ms": 0, "disabled_reason": ""}
+        elif kw.get("disabled") and not self.disabled:
+            kw |= {"disabled_at_ms": now_ms, "disabled_reason": "disabled through the API"}
         return replace(self, **kw, updated_at_ms=now_ms)
+
+    def disabled_for(self, reason: str, now_ms: int) -> Endpoint:
+        return replace(
+            self, disabled=True, disabled_at_ms=now_ms, disabled_reason=reason, updated_at_ms=now_ms
+        )
 
 
 def fan_out_context(endpoints: list[Endpoint], bot_types: list[str]) -> dict[str, list[dict]]:

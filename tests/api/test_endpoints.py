@@ -3,9 +3,13 @@ rotate its secret, delete; bad input is a 4xx naming the field."""
 
 from __future__ import annotations
 
+import asyncio
+
 from botsys.appkeys import ENDPOINTS, QUEUE
-from tests.api.conftest import ADMIN_KEY, USER_KEY, auth
+from tests.api.conftest import ADMIN_KEY, USER_KEY, FakeRunner, auth
 from tests.api.test_invoke import problem
+from tests.api.test_observability import samples
+from tests.integration.test_fan_out import start_receiver
 
 HOOK = "http://localhost:5000/hook"
 SECRET = "whsec_" + "Qk" * 16
@@ -84,3 +88,36 @@ async def test_endpoints_are_for_admins(make_client):
     await problem(await client.post("/endpoints", json={"url": HOOK}, headers=user), 403)
     r = await client.post("/endpoints", json={"url": HOOK}, headers=admin)
     assert r.status == 201
+
+
+async def test_a_failing_endpoint_is_disabled_counted_and_re_enabled(make_client, aiohttp_server):
+    """Through the app's wiring: the dispatcher disables it, /metrics counts it, the view
+    shows when and why; PATCH {"disabled": false} clears both."""
+    bad = await start_receiver(aiohttp_server)
+    bad.default = 500
+    client = await make_client(
+        workers=True,
+        runner=FakeRunner(),
+        **{
+            "webhooks.allow": ["127.0.0.1"],
+            "webhooks.retry_delay_ms": 50,
+            "webhooks.max_delay_ms": 100,
+            "webhooks.max_retries": 100,
+            "webhooks.breaker_open_s": 0.1,
+            "webhooks.endpoint_disable_after_s": 0.5,
+        },
+    )
+    eid = (await (await client.post("/endpoints", json={"url": bad.url})).json())["endpointId"]
+    assert (await client.post("/invoke", json={"botType": "python"})).status == 202
+
+    async with asyncio.timeout(20):
+        while not (view := await (await client.get(f"/endpoints/{eid}")).json())["disabled"]:
+            await asyncio.sleep(0.05)
+    assert view["disabledAt"] and view["disabledReason"].startswith("no successful delivery")
+    m = samples(await (await client.get("/metrics")).text())
+    assert m[("botsys_webhook_endpoints_disabled_total", ())] == 1
+    [pending] = (await (await client.get("/deliveries?state=pending")).json())["deliveries"]
+    assert pending["endpointId"] == eid  # held, not dead-lettered
+
+    view = await (await client.patch(f"/endpoints/{eid}", json={"disabled": False})).json()
+    assert not view["disabled"] and view["disabledAt"] is None and view["disabledReason"] is None

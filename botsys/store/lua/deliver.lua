@@ -4,6 +4,7 @@
 -- ARGV[1]  context JSON;  ARGV[2] now ('' = TIME);  ARGV[3] delivery id;  ARGV[4] url
 -- ARGV[5]  body;  ARGV[6] event type ('' = none);  ARGV[7] idempotency key ('' = none)
 -- ARGV[8]  request fingerprint;  ARGV[9] idempotency TTL s
+-- ARGV[10] the subscribed endpoint it goes to ('' = none; an event such as endpoint.disabled)
 -- Returns  {1, id} created | {0, id, same} an earlier delivery with the same idempotency
 --          key; same = 1 when it was the same request (fingerprint), else 0
 local now = now_ms(ARGV[2])
@@ -20,6 +21,7 @@ end
 redis.call('HSET', delivery_key(did), 'id', did, 'jobId', '', 'botType', '', 'url', ARGV[4],
   'body', ARGV[5], 'eventType', ARGV[6], 'attempt', 0, 'maxAttempts', CTX.webhook_attempts,
   'state', 'pending', 'createdAt', now, 'nextAt', now)
+if (ARGV[10] or '') ~= '' then redis.call('HSET', delivery_key(did), 'endpoint', ARGV[10]) end
 redis.call('ZADD', K.deliveries, now, did)
 redis.call('PUBLISH', CTX.deliveries_channel, P)
 return {1, did}
