@@ -32,10 +32,11 @@ log = logging.getLogger("botsys.deliveries")
 
 
 def delivery_type(delivery_id: str) -> str | None:
-    """msg_<job id>[_<n>] → the job's bot type; msg_<ULID> (ad-hoc) → ADHOC."""
+    """msg_<job id>[_<n>] → the job's bot type; msg_<ULID> (ad-hoc) → ADHOC; either followed
+    by _dead_<endpoint id>[_<n>]: a delivery.dead event about it, in the same slot."""
     if not delivery_id.startswith("msg_"):
         return None
-    if _ULID.fullmatch(delivery_id[4:]):
+    if _ULID.match(delivery_id, 4) and (len(delivery_id) == 30 or delivery_id[30] == "_"):
         return ADHOC
     job = _JOB_PREFIX.match(delivery_id, 4)  # then _<run>, _<endpoint id>[_<run>] or nothing
     return bot_type_of(job.group(0)) if job else None

@@ -19,12 +19,18 @@ from typing import TYPE_CHECKING
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from .deliveries import ADHOC
 from .jobs import iso_ms, new_job_id
 from .queue import JobQueue
 from .signing_secrets import new_secret
 from .store.errors import STORE_FAILED
 from .store.keys import Keys
-from .webhooks.endpoints import ENDPOINT_DISABLED, Endpoint, fan_out_context
+from .webhooks.endpoints import (
+    ENDPOINT_DISABLED,
+    Endpoint,
+    dead_letter_context,
+    fan_out_context,
+)
 from .webhooks.rotation import Keyring, RingSecret, rotate
 
 if TYPE_CHECKING:
@@ -232,7 +238,9 @@ class EndpointStore:
         for endpoint_id in (before or set()) & enabled:
             for listener in self._on_enabled:
                 listener(endpoint_id)
-        self.queue.set_endpoints(fan_out_context(endpoints, self.queue.bot_types))
+        context = fan_out_context(endpoints, self.queue.bot_types)
+        context[ADHOC] = dead_letter_context(endpoints)
+        self.queue.set_endpoints(context)
 
 
 def _by_age(e: Endpoint) -> tuple[int, str]:

@@ -13,7 +13,8 @@ from botsys.webhooks.rotation import Keyring, RingSecret
 
 JOB_EVENTS = ("job.succeeded", "job.failed", "job.cancelled", "job.timed_out")
 ENDPOINT_DISABLED = "endpoint.disabled"
-EVENT_TYPES = (*JOB_EVENTS, ENDPOINT_DISABLED)
+DELIVERY_DEAD = "delivery.dead"
+EVENT_TYPES = (*JOB_EVENTS, ENDPOINT_DISABLED, DELIVERY_DEAD)
 
 
 @dataclass(frozen=True)
@@ -104,3 +105,13 @@ def fan_out_context(endpoints: list[Endpoint], bot_types: list[str]) -> dict[str
         ]
         for t in bot_types
     }
+
+
+def dead_letter_context(endpoints: list[Endpoint]) -> list[dict]:
+    """The ad-hoc slot's: the enabled endpoints without a bot-type filter that subscribe to
+    ``delivery.dead`` (finish_delivery.lua tells them of dead ad-hoc deliveries)."""
+    return [
+        {"id": e.id, "url": e.url, "events": {DELIVERY_DEAD: True}}
+        for e in endpoints
+        if not e.disabled and not e.bot_types and DELIVERY_DEAD in e.event_types
+    ]
