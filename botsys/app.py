@@ -21,6 +21,7 @@ from . import __version__
 from .api import setup_api
 from .api.http_errors import install as install_http_errors  # noqa: F401 — serve's hook
 from .appkeys import (
+    BREAKER_STATE,
     DELIVERIES,
     ENDPOINTS,
     GROUPS,
@@ -197,6 +198,9 @@ def _workers(runner):
             ),
         )
         app[ENDPOINTS].on_enabled(dispatcher.forget_endpoint)
+        app[BREAKER_STATE] = lambda endpoint_id: getattr(
+            dispatcher.breaker(endpoint_id), "state", None
+        )
         tasks = [asyncio.create_task(notifier.run(), name="notifier")]
         await orch.start()
         tasks.append(asyncio.create_task(dispatcher.run(), name="webhooks"))

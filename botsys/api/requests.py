@@ -144,7 +144,8 @@ def endpoint_fields(app: web.Application, body: Mapping[str, Any]) -> dict[str, 
     return {k: v for k, v in body.items() if k != "secret"}
 
 
-def endpoint_view(e: Endpoint, now_ms: int) -> dict[str, Any]:
+def endpoint_view(e: Endpoint, now_ms: int, breaker: str | None = None) -> dict[str, Any]:
+    """``breaker``: this replica's circuit state for it (None: nothing sent to it here yet)."""
     return {
         "endpointId": e.id,
         "url": e.url,
@@ -155,6 +156,7 @@ def endpoint_view(e: Endpoint, now_ms: int) -> dict[str, Any]:
         "disabledAt": iso_ms(e.disabled_at_ms or None),
         "disabledReason": e.disabled_reason or None,
         "rateLimit": e.rate_limit,
+        "breaker": breaker,
         "createdAt": iso_ms(e.created_at_ms or None),
         "updatedAt": iso_ms(e.updated_at_ms or None),
         "secrets": ring_view(list(e.secrets), now_ms),

@@ -13,6 +13,7 @@ from aiohttp_apispec import docs, querystring_schema, request_schema, response_s
 
 from .. import jsonsafe
 from ..appkeys import (
+    BREAKER_STATE,
     DELIVERIES,
     ENDPOINTS,
     METRICS,
@@ -321,6 +322,13 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _endpoint_view(request: web.Request, endpoint, now_ms: int | None = None) -> dict:
+    breaker = request.app.get(BREAKER_STATE)
+    return rq.endpoint_view(
+        endpoint, now_ms or _now_ms(), breaker(endpoint.id) if breaker else None
+    )
+
+
 @docs(
     tags=["endpoints"],
     summary="Subscribe an endpoint to job events (admin)",
@@ -337,7 +345,7 @@ async def create_endpoint(request: web.Request) -> web.Response:
     secret = rq.new_secret(body)
     endpoint, secret = await request.app[ENDPOINTS].create(fields, secret)
     url = str(request.app.router["endpoint"].url_for(endpointId=endpoint.id))
-    view = {**rq.endpoint_view(endpoint, _now_ms()), "secret": secret}
+    view = {**_endpoint_view(request, endpoint), "secret": secret}
     return web.json_response(view, status=201, headers={"Location": url})
 
 
@@ -346,7 +354,7 @@ async def create_endpoint(request: web.Request) -> web.Response:
 @admin_only
 async def list_endpoints(request: web.Request) -> web.Response:
     now = _now_ms()
-    views = [rq.endpoint_view(e, now) for e in await request.app[ENDPOINTS].all()]
+    views = [_endpoint_view(request, e, now) for e in await request.app[ENDPOINTS].all()]
     return web.json_response({"endpoints": views})
 
 
@@ -357,7 +365,7 @@ async def get_endpoint(request: web.Request) -> web.Response:
     endpoint = await request.app[ENDPOINTS].get(request.match_info["endpointId"])
     if endpoint is None:
         raise not_found("endpoint")
-    return web.json_response(rq.endpoint_view(endpoint, _now_ms()))
+    return web.json_response(_endpoint_view(request, endpoint))
 
 
 @docs(
@@ -373,7 +381,7 @@ async def patch_endpoint(request: web.Request) -> web.Response:
     endpoint = await request.app[ENDPOINTS].update(request.match_info["endpointId"], changes)
     if endpoint is None:
         raise not_found("endpoint")
-    return web.json_response(rq.endpoint_view(endpoint, _now_ms()))
+    return web.json_response(_endpoint_view(request, endpoint))
 
 
 @docs(
@@ -404,7 +412,7 @@ async def rotate_endpoint_secret(request: web.Request) -> web.Response:
     if done is None:
         raise not_found("endpoint")
     endpoint, secret = done
-    return web.json_response({**rq.endpoint_view(endpoint, _now_ms()), "secret": secret})
+    return web.json_response({**_endpoint_view(request, endpoint), "secret": secret})
 
 
 # method, path, handler, route name. Read top to bottom, this is the API (DESIGN §6).

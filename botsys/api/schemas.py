@@ -578,6 +578,12 @@ class EndpointView(Schema):
         fields.String(metadata={"description": "why: by hand, or failing for too long"})
     )
     rateLimit = fields.Float(required=True)
+    breaker = _n(
+        fields.String(
+            validate=validate.OneOf(["closed", "open", "half_open"]),
+            metadata={"description": "this replica's circuit breaker (null: sent nothing yet)"},
+        )
+    )
     createdAt = _n(fields.String())
     updatedAt = _n(fields.String())
     secrets = fields.List(fields.Nested(RingSecret), required=True)

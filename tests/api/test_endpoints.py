@@ -26,6 +26,7 @@ async def test_endpoint_lifecycle(client):
     assert r.headers["Location"] == f"/endpoints/{eid}" and ep["secret"] == SECRET
     assert ep["eventTypes"] == ["job.failed"] and ep["botTypes"] == ["node"]
     assert not ep["disabled"] and [s["expiresAt"] for s in ep["secrets"]] == [None]
+    assert ep["breaker"] is None  # no dispatcher on this app
     # the completion scripts of this replica fan node's events out to it at once
     ctx = client.app[QUEUE]._context("node")
     assert eid in ctx and eid not in client.app[QUEUE]._context("python")
@@ -114,6 +115,7 @@ async def test_a_failing_endpoint_is_disabled_counted_and_re_enabled(make_client
         while not (view := await (await client.get(f"/endpoints/{eid}")).json())["disabled"]:
             await asyncio.sleep(0.05)
     assert view["disabledAt"] and view["disabledReason"].startswith("no successful delivery")
+    assert view["breaker"] in ("closed", "open", "half_open")  # it has sent to it
     m = samples(await (await client.get("/metrics")).text())
     assert m[("botsys_webhook_endpoints_disabled_total", ())] == 1
     [pending] = (await (await client.get("/deliveries?state=pending")).json())["deliveries"]
