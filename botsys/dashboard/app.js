@@ -19,6 +19,7 @@ const ui = {
   detailSig: "",
   tick: 0,
   busy: {},
+  endpointsDeniedTo: undefined, // the key GET /endpoints refused (403)
 };
 
 // -- page helpers ------------------------------------------------------------------------
@@ -298,6 +299,59 @@ function renderDeliveries(list) {
   $("#deliveries-empty").hidden = list.length > 0;
 }
 
+// -- endpoints (admin): subscriptions, disabled or not, this replica's circuit ------------
+
+async function loadEndpoints() {
+  const key = sessionStorage.getItem(KEY_STORE);
+  if (ui.endpointsDeniedTo === key) return; // a user key: not asked again until it changes
+  let page;
+  try {
+    page = await api("GET", "/endpoints", undefined, undefined, { quietForbidden: true });
+  } catch (err) {
+    const denied = err.status === 401 || err.status === 403;
+    if (err.status === 403) ui.endpointsDeniedTo = key;
+    if (!denied) toast("endpoints: " + err.message, "error");
+    $("#endpoints-denied").hidden = !denied;
+    return;
+  }
+  ui.endpointsDeniedTo = undefined;
+  $("#endpoints-denied").hidden = true;
+  renderEndpoints(page.endpoints);
+}
+
+function renderEndpoints(list) {
+  const rows = list.map((e) => {
+    const toggle = () =>
+      act(e.disabled ? "endpoint enabled" : "endpoint disabled", () =>
+        api("PATCH", "/endpoints/" + enc(e.endpointId), { disabled: !e.disabled }),
+      );
+    const state = e.disabled
+      ? el("span", { class: "badge s-disabled", title: e.disabledReason || "", text: "disabled" })
+      : badge("active");
+    return el(
+      "tr",
+      { dataset: { endpointId: e.endpointId } },
+      el("td", { class: "mono id", title: e.description || e.endpointId, text: e.endpointId }),
+      el("td", { class: "mono url", title: e.url, text: e.url }),
+      el("td", { class: "events", text: e.eventTypes.join(", ") }),
+      el(
+        "td",
+        { class: "state" },
+        state,
+        e.disabledAt ? el("span", { class: "muted small", text: " " + ago(e.disabledAt) }) : null,
+      ),
+      el("td", { class: "breaker" }, e.breaker ? badge(e.breaker) : el("span", { class: "muted", text: "–" })),
+      el(
+        "td",
+        {},
+        el("button", { type: "button", class: "small toggle", text: e.disabled ? "Enable" : "Disable", onclick: toggle }),
+      ),
+    );
+  });
+  $("#endpoint-list tbody").replaceChildren(...rows);
+  $("#endpoints-empty").hidden = list.length > 0;
+}
+
 // -- job detail --------------------------------------------------------------------------
 
 function openJob(id) {
@@ -535,6 +589,7 @@ async function refreshAll() {
     }),
     once("jobs", () => (ui.pages <= 1 ? loadJobs(false) : null)),
     once("deliveries", loadDeliveries),
+    once("endpoints", loadEndpoints),
     once("detail", () => refreshDetail(false)),
   ]);
 }

@@ -18,8 +18,9 @@ class ApiError extends Error {
   }
 }
 
-// `extra`: more request headers (If-Match).
-async function api(method, path, body, extra) {
+// `extra`: more request headers (If-Match); `opts.quietForbidden`: a 403 asks for no key (a
+// panel only an admin sees, polled with a user key).
+async function api(method, path, body, extra, opts = {}) {
   const headers = { Accept: "application/json", ...extra };
   const key = sessionStorage.getItem(KEY_STORE);
   if (key) headers.Authorization = "Bearer " + key;
@@ -44,7 +45,7 @@ async function api(method, path, body, extra) {
   if (!res.ok) {
     // problem+json: `detail` says what is wrong, `errors` names the fields
     const err = new ApiError(res.status, problemText(res, data), data);
-    if (res.status === 401 || res.status === 403) askForKey(err);
+    if (res.status === 401 || (res.status === 403 && !opts.quietForbidden)) askForKey(err);
     throw err;
   }
   return data;

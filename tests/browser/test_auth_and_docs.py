@@ -44,6 +44,8 @@ def test_with_keys_the_page_prompts_for_a_key_then_works(cluster, page):
     expect(row.locator('td[data-key="succeeded"]')).to_have_text("1")
     expect(page.locator("#job-list tbody tr")).to_contain_text(job_id)
     expect(page.locator("#key-button")).to_have_text("API key ✓")
+    # the Endpoints panel is for admins: a note, not the key prompt
+    expect(page.locator("#endpoints-denied")).to_be_visible()
 
     # pausing needs an admin key: the 403 brings the prompt back, and the action runs after
     row.locator("button.pause").click()
@@ -56,6 +58,8 @@ def test_with_keys_the_page_prompts_for_a_key_then_works(cluster, page):
     expect(dialog).to_be_hidden()
     expect(row.locator("button.pause")).to_have_text("Resume")
     expect(row.locator("th .badge")).to_have_text("paused")
+    expect(page.locator("#endpoints-empty")).to_be_visible()  # the admin key sees the list
+    expect(page.locator("#endpoints-denied")).to_be_hidden()
     _, queue, _ = http("GET", f"{replica.url}/queues/python", headers=user)
     assert queue["paused"] is True
 

@@ -3,6 +3,7 @@ receiver: what the page shows must match what the API and the receiver saw."""
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -10,7 +11,7 @@ from playwright.sync_api import expect
 
 from botsys.states import TERMINAL, JobState
 from tests.browser.helpers import docs_shots_dir, invoke, wait_job
-from tests.support.procs import http, wait_for
+from tests.support.procs import http, wait_for, write_config
 from tests.support.redis_server import free_port
 
 pytestmark = pytest.mark.browser
@@ -246,3 +247,49 @@ def test_deliveries_view_lists_adhoc_and_job_deliveries_and_redelivers(
     job_row.locator("a").click()  # a job's webhook opens the job
     expect(page.locator("#d-title")).to_have_text(job)
     assert rows.count() >= 2
+
+
+def test_endpoints_panel_shows_subscriptions_a_disabled_badge_and_the_circuit(
+    cluster, mock_webhook, page, shots
+):
+    # a short disable time and a small breaker window: a refused endpoint is disabled in ~1 s
+    cluster.config = write_config(
+        cluster.tmp / "endpoints.toml",
+        "[webhooks]\nendpoint_disable_after_s = 1.0\nbreaker_window = 2\nbreaker_open_s = 0.3\n"
+        "max_retries = 50\nretry_delay_ms = 50\nmax_delay_ms = 100\n",
+    )
+    replica = cluster.add_replica()
+
+    def create(**body):
+        status, out, _ = http("POST", replica.url + "/endpoints", body)
+        assert status == 201, out
+        return out["endpointId"]
+
+    ok = create(url=f"{mock_webhook.url}/endpoints-ok", eventTypes=["job.succeeded"])
+    down = create(url=f"http://127.0.0.1:{free_port()}/down", description="nobody listens")
+    wait_job(replica, invoke(replica, botType="python", bot="hello"))
+
+    def endpoint(eid):
+        return http("GET", f"{replica.url}/endpoints/{eid}")[1]
+
+    wait_for(lambda: endpoint(down)["disabled"], 30, what="the refused endpoint disabled")
+    wait_for(lambda: endpoint(ok)["breaker"] == "closed", 30, what="a send to the healthy one")
+
+    open_dashboard(page, replica)
+    ok_row = page.locator(f'#endpoint-list tr[data-endpoint-id="{ok}"]')
+    down_row = page.locator(f'#endpoint-list tr[data-endpoint-id="{down}"]')
+    expect(page.locator("#endpoint-list tbody tr")).to_have_count(2)
+    expect(ok_row.locator("td.url")).to_have_text(f"{mock_webhook.url}/endpoints-ok")
+    expect(ok_row.locator("td.events")).to_have_text("job.succeeded")
+    expect(ok_row.locator("td.state .badge")).to_have_text("active")
+    expect(ok_row.locator("td.breaker .badge")).to_have_text("closed")
+    expect(down_row.locator("td.state .badge")).to_have_text("disabled")
+    reason = down_row.locator("td.state .badge").get_attribute("title")
+    assert reason.startswith("no successful delivery since"), reason
+    expect(down_row.locator("td.breaker .badge")).to_have_text(re.compile("open"))
+    page.screenshot(path=shots / "endpoints.png", full_page=True)
+
+    # re-enable from the page: the API says so and the badge follows without a reload
+    down_row.locator("button.toggle").click()
+    expect(down_row.locator("td.state .badge")).to_have_text("active", timeout=5_000)
+    assert endpoint(down)["disabled"] is False
