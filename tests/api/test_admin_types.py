@@ -187,10 +187,12 @@ async def test_delete_refuses_while_jobs_wait_unless_forced(client):
 async def test_delete_a_configured_type_until_reset(client):
     assert (await client.delete(f"{BASE}/java")).status == 200
     names = [t["name"] for t in (await (await client.get(BASE)).json())["botTypes"]]
-    assert names == ["node", "python"]
+    assert names == ["python", "node"], "the file's order"
     await problem(await client.post("/invoke", json={"botType": "java"}), 422)
     r = await client.post(f"{BASE}/java/reset")
     assert r.status == 200 and (await r.json())["source"] == "config"
+    names = [t["name"] for t in (await (await client.get(BASE)).json())["botTypes"]]
+    assert names == ["python", "node", "java"], "back in its place"
     assert (await client.post("/invoke", json={"botType": "java"})).status == 202
 
 
