@@ -44,6 +44,7 @@ async def test_endpoint_lifecycle(client):
     assert r.status == 200 and patched["botTypes"] == [] and patched["disabled"] is True
     assert patched["rateLimit"] == 2.5 and client.app[ENDPOINTS].rate_for(eid) == 2.5
     assert eid not in client.app[QUEUE]._context("python")  # disabled: no fan-out
+    assert patched["disabledAt"] and patched["disabledReason"] == "disabled through the API"
     await client.patch(f"/endpoints/{eid}", json={"disabled": False})
     assert eid in client.app[QUEUE]._context("python")
 
