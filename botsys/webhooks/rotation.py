@@ -3,7 +3,7 @@
 A ring holds several secrets. The newest never expires; a rotation gives every older one an
 expiry ``overlap`` from now. Every unexpired secret signs, so the ``webhook-signature`` header
 carries ``v1,<sig1> v1,<sig2>`` during the overlap and receivers holding either secret verify
-(Standard Webhooks: one valid signature is enough). Signing is ``signature`` per live key.
+(Standard Webhooks: one valid signature is enough). Signing is a ``Signer`` per live key.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from botsys.webhooks.signing import secret_key, signature
+from botsys.webhooks.signing import Signer, secret_key
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Keyring:
     this replica), so a sender built once keeps signing with the current ring."""
 
     def __init__(self, ring: list[RingSecret] | None = None) -> None:
-        self._keys: list[tuple[bytes, int | None]] = []
+        self._keys: list[tuple[Signer, int | None]] = []
         self.ring: list[RingSecret] = []
         self.replace(ring or [])
 
@@ -73,7 +73,7 @@ class Keyring:
 
     def replace(self, ring: list[RingSecret]) -> None:
         self.ring = list(ring)
-        self._keys = [(secret_key(s.secret), s.expires_at_ms) for s in ring]
+        self._keys = [(Signer(secret_key(s.secret)), s.expires_at_ms) for s in ring]
 
     def __bool__(self) -> bool:
         return bool(self._keys)
@@ -81,8 +81,8 @@ class Keyring:
     def sign(self, msg_id: str, timestamp: int, body: bytes, now_ms: int) -> str | None:
         """``v1,<sig>`` per unexpired secret, space-separated; None when none is left."""
         sigs = [
-            signature(key, msg_id, timestamp, body)
-            for key, expires in self._keys
+            signer.sign(msg_id, timestamp, body)
+            for signer, expires in self._keys
             if expires is None or now_ms < expires
         ]
         return " ".join(sigs) or None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import time
 from collections.abc import Mapping
@@ -31,12 +32,38 @@ def secret_key(secret: str) -> bytes:
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value ``v1,<base64>`` for one message."""
-    return signature(secret_key(secret), msg_id, timestamp, body)
+    return Signer(secret_key(secret)).sign(msg_id, timestamp, body)
 
 
-def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    """``sign`` with the key already decoded (``secret_key``), as a sender keeps it."""
-    return "v1," + _digest(key, msg_id, timestamp, body)
+class Signer:
+    """``sign`` for one key, many messages: the HMAC key schedule is done once.
+
+    HMAC-SHA256 per RFC 2104 from precomputed inner and outer SHA-256 states, copied per
+    message. OpenSSL's one-shot HMAC sets the key up and fetches the algorithm on every call:
+    on a quiet machine, bench/webhooks.py's dispatcher ran at 0.75-0.81 of the bare client
+    with ``hmac.digest`` and 0.90-0.95 with this. ``verify`` keeps the stdlib ``hmac``, so
+    each checks the other in the tests.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def sign(self, msg_id: str, timestamp: int, body: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(f"{msg_id}.{timestamp}.".encode())
+        inner.update(body)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return "v1," + base64.b64encode(outer.digest()).decode()
+
+
+_BLOCK = 64  # SHA-256's block size
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 def _digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import random
 
 import pytest
 
 from botsys.webhooks import WebhookVerificationError, sign, verify
-from botsys.webhooks.signing import secret_key
+from botsys.webhooks.signing import Signer, secret_key
 from tests.support.requires import require_module
 
 # From standard-webhooks/libraries/python/tests/test_webhooks.py::test_sign_function
@@ -28,6 +30,14 @@ def test_reference_vector():
     assert sign(SECRET, MSG_ID, TS, PAYLOAD) == EXPECTED
     assert sign(SECRET.removeprefix("whsec_"), MSG_ID, TS, PAYLOAD) == EXPECTED  # prefix optional
     verify(SECRET, headers(EXPECTED), PAYLOAD, now=TS)
+
+
+@pytest.mark.parametrize("key_len", [1, 24, 32, 63, 64, 65, 200])
+def test_signer_matches_stdlib_hmac_for_every_key_length(key_len):
+    key = (bytes(range(256)) * 2)[:key_len]
+    body = b'{"jobId": "python-1"}' * 50
+    mac = hmac.new(key, f"msg_1.{TS}.".encode() + body, hashlib.sha256).digest()
+    assert Signer(key).sign("msg_1", TS, body) == "v1," + base64.b64encode(mac).decode()
 
 
 def test_unpadded_secret_decodes():
