@@ -26,6 +26,14 @@ async def collect(response, timeout=10.0):
     return out
 
 
+async def first_event(response, timeout=5.0) -> dict:
+    """The stream's first event, which must be the job's state; the rest stays unread."""
+    raw = await asyncio.wait_for(response.content.readuntil(b"\n\n"), timeout)
+    fields = dict(line.split(": ", 1) for line in raw.decode().strip().split("\n"))
+    assert fields["event"] == "state", raw
+    return json.loads(fields["data"])
+
+
 async def test_stream_follows_a_job_to_its_end(make_client):
     runner = FakeRunner()
     runner.gate = asyncio.Event()
@@ -36,12 +44,11 @@ async def test_stream_follows_a_job_to_its_end(make_client):
     r = await client.get(f"/job/{job_id}/events")
     assert r.status == 200 and r.headers["Content-Type"] == "text/event-stream"
     assert r.headers["Cache-Control"] == "no-store"
-    reader = asyncio.create_task(collect(r))
-    await asyncio.sleep(0.3)
+    first = await first_event(r)  # sent once the stream is subscribed: nothing is missed now
+    assert first["job"]["jobId"] == job_id
     runner.gate.set()
-    got = await reader
+    got = await collect(r)
     kinds = [k for k, _ in got]
-    assert kinds[0] == "state" and got[0][1]["job"]["jobId"] == job_id
     assert "progress" in kinds and "log" in kinds
     last = got[-1][1]
     assert last["state"] == "succeeded" and last["job"]["result"] == {"echo": {"n": 1}}
@@ -58,10 +65,9 @@ async def test_heartbeats_and_cancel(client, monkeypatch):
     monkeypatch.setattr(events, "HEARTBEAT_S", 0.05)
     job_id = (await (await client.post("/invoke", json={"botType": "python"})).json())["jobId"]
     r = await client.get(f"/job/{job_id}/events")
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(r.content.readuntil(b": heartbeat"), 5)
     await client.delete(f"/job/{job_id}")
     raw = (await asyncio.wait_for(r.content.read(), 5)).decode()
-    assert ": heartbeat" in raw
     assert raw.rstrip().endswith("}") and '"state":"cancelled"' in raw
 
 
@@ -74,10 +80,9 @@ async def test_stream_from_another_replica(aiohttp_client, redis_server, backend
     viewer = await aiohttp_client(create_app(settings, with_workers=False))
     job_id = (await (await worker.post("/invoke", json={"botType": "node"})).json())["jobId"]
     r = await viewer.get(f"/job/{job_id}/events")
-    reader = asyncio.create_task(collect(r))
-    await asyncio.sleep(0.3)
+    assert (await first_event(r))["job"]["jobId"] == job_id  # subscribed
     runner.gate.set()
-    got = await reader
+    got = await collect(r)
     assert got[-1][1]["state"] == "succeeded"
     assert json.dumps(got).count('"progress"') >= 1
 
