@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import FieldInvalid
 from .safe_regex import RegexRejected, compile_safe, search_bounded
 
 ROUND_ROBIN = "ROUND_ROBIN"
@@ -51,13 +52,8 @@ _TWO64 = 1 << 64
 MemberCheck = Callable[[str], "str | None"]
 
 
-class GroupInvalid(ValueError):
-    """A group definition refused; ``field`` names the offending field (``rule.slots[1].end``)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+class GroupInvalid(FieldInvalid):
+    """A group definition refused (``rule.slots[1].end``)."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from typing import Any
 from botsys.config import BotTypeSettings
 from botsys.runners.registry import BOT_NAME
 
+from .errors import FieldInvalid
+
 TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # fullmatch; as config.py: job ids embed it
 LIMIT_MAX = 100_000
 CADENCE_MAX = 100_000
@@ -33,13 +35,8 @@ SOURCES = ("config", "runtime", "override")
 READ_ONLY = ("source", "version")  # in a body: ignored, so GET → edit → PUT round-trips
 
 
-class TypeInvalid(ValueError):
-    """A field with a bad value; ``field`` names it as the API shows it (``cadence.max``)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+class TypeInvalid(FieldInvalid):
+    """A bot type definition refused (``cadence.max``)."""
 
 
 @dataclass(frozen=True)
