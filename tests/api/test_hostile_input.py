@@ -227,3 +227,25 @@ async def test_a_non_finite_result_fails_the_job_and_nothing_serves_it(make_clie
             strict_json(text)
     delivery = await (await client.get(f"/deliveries/{listed['deliveryId']}")).json()
     assert delivery["body"]["result"] is None and "not valid JSON" in delivery["body"]["error"]
+
+
+# The routes the control plane and the webhook manager added parse bodies the same strict way.
+NEW_WRITES = [
+    ("/deliver", b'{"url": "http://localhost:5000/hook", "payload": %s}'),
+    ("/endpoints", b'{"url": "http://localhost:5000/hook", "description": %s}'),
+    ("/admin/config/bot-types", b'{"name": "reports", "runtime": "python", "limit": %s}'),
+    ("/admin/config/bot-groups", b'{"groupId": "g", "members": ["python"], "x": %s}'),
+    ("/deliveries/redeliver", b'{"state": "dead", "since": %s}'),
+]
+
+
+@pytest.mark.parametrize("path, template", NEW_WRITES)
+@pytest.mark.parametrize("odd", [b"1e400", b"NaN", b'"\\ud800"', b'"\xff\xfe"'])
+async def test_new_write_routes_answer_odd_bytes_and_non_finite_numbers_with_400(
+    client, path, template, odd
+):
+    raw = template % odd
+    r = await client.post(path, data=raw, headers={"Content-Type": "application/json"})
+    await problem(r, 400)
+    for listing, key in (("/deliveries", "deliveries"), ("/endpoints", "endpoints")):
+        assert (await (await client.get(listing)).json())[key] == [], "nothing was stored"

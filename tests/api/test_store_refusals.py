@@ -109,3 +109,30 @@ async def test_health_is_degraded_while_a_type_record_is_missing_or_held(
     admin.hdel(queue.keys.meta("node"), "heldUntil")
     health = await client.get("/health")
     assert health.status == 200 and (await health.json())["reasons"] == []
+
+
+async def test_a_full_redis_is_a_503_on_the_control_plane_and_webhook_manager_writes(
+    aiohttp_client, own_redis, backend
+):
+    server, admin = own_redis
+    client = await _client(aiohttp_client, server.url)
+    hook = "http://localhost:5000/hook"
+    admin.config_set("maxmemory", "1")
+    writes = [
+        ("/admin/config/bot-types", {"name": "reports", "runtime": "python", "limit": 1}),
+        (
+            "/admin/config/bot-groups",
+            {"groupId": "g", "members": ["python"], "rule": {"type": "ROUND_ROBIN"}},
+        ),
+        ("/deliver", {"url": hook, "payload": {"n": 1}}),
+        ("/endpoints", {"url": hook}),
+        ("/webhooks/secret/rotate", {}),
+    ]
+    for path, body in writes:
+        got = await problem(await client.post(path, json=body), 503)
+        assert got["type"].endswith("/store-out-of-memory"), (path, got)
+    for path in ("/admin/config/bot-types", "/admin/config/bot-groups", "/endpoints"):
+        assert (await client.get(path)).status == 200, path
+    admin.config_set("maxmemory", "0")
+    r = await client.post("/deliver", json={"url": hook, "payload": {"n": 1}})
+    assert r.status == 202, await r.text()
