@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import socket
@@ -47,6 +48,7 @@ from .control.members import registry_member_check
 from .control.type_store import TypeStore
 from .control.watch import TypeWatcher
 from .deliveries import RedisDeliveryStore
+from .endpoint_health import SharedHealth, circuit_states
 from .endpoints import EndpointStore
 from .metrics import Metrics, TypeSnapshot, WebhookSnapshot
 from .orchestrator import Orchestrator
@@ -115,6 +117,7 @@ async def _store(app: web.Application):
         store.redis, store.keys, queue, settings.webhooks.secret_overlap_s, app[DELIVERIES]
     )
     await _first_load(app[ENDPOINTS])
+    app[BREAKER_STATE] = functools.partial(circuit_states, store.redis, store.keys)
     app[GROUPS] = GroupStore(store.redis, store.keys, store.scripts)
     _install_snapshot(app)
     yield
@@ -196,11 +199,9 @@ def _workers(runner):
             endpoint_failing=lambda endpoint_id, since_ms: _disable_failing(
                 app, endpoint_id, since_ms
             ),
+            health=SharedHealth(app[STORE].scripts, app[STORE].keys, settings.webhooks),
         )
         app[ENDPOINTS].on_enabled(dispatcher.forget_endpoint)
-        app[BREAKER_STATE] = lambda endpoint_id: getattr(
-            dispatcher.breaker(endpoint_id), "state", None
-        )
         tasks = [asyncio.create_task(notifier.run(), name="notifier")]
         await orch.start()
         tasks.append(asyncio.create_task(dispatcher.run(), name="webhooks"))

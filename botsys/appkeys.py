@@ -41,9 +41,11 @@ TYPE_STORE = web.AppKey("type_store", TypeStore)
 TYPE_WATCHER = web.AppKey("type_watcher", TypeWatcher)
 METRICS_REFRESH = web.AppKey("metrics_refresh", Callable[[], Awaitable[None]])
 GROUPS = web.AppKey("groups", GroupStore)
-# An endpoint id → this replica's circuit breaker state for it, None before its first send;
-# absent when the app serves the API only (no dispatcher).
-BREAKER_STATE = web.AppKey("breaker_state", Callable[[str], "str | None"])
+# Endpoint ids → each one's circuit breaker state as the cluster has it (None before an
+# attempt was recorded); endpoint_health.circuit_states.
+BREAKER_STATE = web.AppKey(
+    "breaker_state", Callable[[list[str]], Awaitable["dict[str, str | None]"]]
+)
 # A group member (`type` or `type/bot`) → why it cannot run now, or None when it can.
 MEMBER_CHECK = web.AppKey("member_check", Callable[[str], "str | None"])
 

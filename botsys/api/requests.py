@@ -145,7 +145,7 @@ def endpoint_fields(app: web.Application, body: Mapping[str, Any]) -> dict[str, 
 
 
 def endpoint_view(e: Endpoint, now_ms: int, breaker: str | None = None) -> dict[str, Any]:
-    """``breaker``: this replica's circuit state for it (None: nothing sent to it here yet)."""
+    """``breaker``: its circuit state as the cluster has it (None: no attempt recorded yet)."""
     return {
         "endpointId": e.id,
         "url": e.url,

@@ -322,11 +322,16 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _endpoint_view(request: web.Request, endpoint, now_ms: int | None = None) -> dict:
-    breaker = request.app.get(BREAKER_STATE)
-    return rq.endpoint_view(
-        endpoint, now_ms or _now_ms(), breaker(endpoint.id) if breaker else None
-    )
+async def _endpoint_views(request: web.Request, endpoints: list) -> list[dict]:
+    """The endpoints as the API shows them, with each one's circuit as the cluster has it."""
+    breakers = request.app.get(BREAKER_STATE)
+    states = await breakers([e.id for e in endpoints]) if breakers else {}
+    now = _now_ms()
+    return [rq.endpoint_view(e, now, states.get(e.id)) for e in endpoints]
+
+
+async def _endpoint_view(request: web.Request, endpoint) -> dict:
+    return (await _endpoint_views(request, [endpoint]))[0]
 
 
 @docs(
@@ -345,7 +350,7 @@ async def create_endpoint(request: web.Request) -> web.Response:
     secret = rq.new_secret(body)
     endpoint, secret = await request.app[ENDPOINTS].create(fields, secret)
     url = str(request.app.router["endpoint"].url_for(endpointId=endpoint.id))
-    view = {**_endpoint_view(request, endpoint), "secret": secret}
+    view = {**await _endpoint_view(request, endpoint), "secret": secret}
     return web.json_response(view, status=201, headers={"Location": url})
 
 
@@ -353,8 +358,7 @@ async def create_endpoint(request: web.Request) -> web.Response:
 @response_schema(s.Endpoints, 200)
 @admin_only
 async def list_endpoints(request: web.Request) -> web.Response:
-    now = _now_ms()
-    views = [_endpoint_view(request, e, now) for e in await request.app[ENDPOINTS].all()]
+    views = await _endpoint_views(request, await request.app[ENDPOINTS].all())
     return web.json_response({"endpoints": views})
 
 
@@ -365,7 +369,7 @@ async def get_endpoint(request: web.Request) -> web.Response:
     endpoint = await request.app[ENDPOINTS].get(request.match_info["endpointId"])
     if endpoint is None:
         raise not_found("endpoint")
-    return web.json_response(_endpoint_view(request, endpoint))
+    return web.json_response(await _endpoint_view(request, endpoint))
 
 
 @docs(
@@ -381,7 +385,7 @@ async def patch_endpoint(request: web.Request) -> web.Response:
     endpoint = await request.app[ENDPOINTS].update(request.match_info["endpointId"], changes)
     if endpoint is None:
         raise not_found("endpoint")
-    return web.json_response(_endpoint_view(request, endpoint))
+    return web.json_response(await _endpoint_view(request, endpoint))
 
 
 @docs(
@@ -412,7 +416,7 @@ async def rotate_endpoint_secret(request: web.Request) -> web.Response:
     if done is None:
         raise not_found("endpoint")
     endpoint, secret = done
-    return web.json_response({**_endpoint_view(request, endpoint), "secret": secret})
+    return web.json_response({**await _endpoint_view(request, endpoint), "secret": secret})
 
 
 # method, path, handler, route name. Read top to bottom, this is the API (DESIGN §6).

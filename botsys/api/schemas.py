@@ -260,7 +260,9 @@ class EndpointPatch(Schema):
     )
     rateLimit = StrictNumber(
         validate=validate.Range(0, 10_000),
-        metadata={"description": "at most this many deliveries/s to it, per replica (0: no limit)"},
+        metadata={
+            "description": "at most this many deliveries/s to it, all replicas together (0: none)"
+        },
     )
 
 
@@ -581,7 +583,7 @@ class EndpointView(Schema):
     breaker = _n(
         fields.String(
             validate=validate.OneOf(["closed", "open", "half_open"]),
-            metadata={"description": "this replica's circuit breaker (null: sent nothing yet)"},
+            metadata={"description": "its circuit as the cluster has it (null: none recorded yet)"},
         )
     )
     createdAt = _n(fields.String())

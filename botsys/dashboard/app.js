@@ -299,7 +299,7 @@ function renderDeliveries(list) {
   $("#deliveries-empty").hidden = list.length > 0;
 }
 
-// -- endpoints (admin): subscriptions, disabled or not, this replica's circuit ------------
+// -- endpoints (admin): subscriptions, disabled or not, the cluster's circuit -------------
 
 async function loadEndpoints() {
   const key = sessionStorage.getItem(KEY_STORE);

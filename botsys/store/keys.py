@@ -114,6 +114,20 @@ class Keys:
         """HASH endpoint id -> its JSON (endpoints.py)."""
         return f"{self.prefix}:{{webhooks}}:endpoints"
 
+    # An endpoint's cluster-wide health (store/endpoint_health.py), under the endpoint's own
+    # tag: each health script touches one endpoint's keys only.
+    def endpoint_throttle(self, endpoint_id: str) -> str:
+        """STRING the endpoint throttle's theoretical arrival time, µs (endpoint_throttle.lua)."""
+        return f"{self.prefix}:{{{endpoint_id}}}:throttle"
+
+    def endpoint_breaker(self, endpoint_id: str) -> str:
+        """HASH its circuit breaker: ok, failed (decayed counts), openUntil ms, trips."""
+        return f"{self.prefix}:{{{endpoint_id}}}:breaker"
+
+    def endpoint_probe(self, endpoint_id: str) -> str:
+        """STRING the token of the one half-open probe in flight, leased (SET NX PX)."""
+        return f"{self.prefix}:{{{endpoint_id}}}:probe"
+
     def health_probe(self, replica: str) -> str:
         """A small key /health writes (with a TTL): does Redis accept writes?"""
         return f"{self.prefix}:{{health}}:{replica}"

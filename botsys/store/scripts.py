@@ -16,9 +16,10 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 LUA_DIR = Path(__file__).with_name("lua")
+# Scripts that do not use lib.lua's type-prefix helpers.
 STANDALONE = frozenset(
-    {"ratelimit", "group_write"}
-)  # scripts that do not use lib.lua's type-prefix helpers
+    {"ratelimit", "group_write", "endpoint_throttle", "endpoint_record", "endpoint_probe"}
+)
 
 
 def load_source(name: str) -> str:
@@ -44,15 +45,20 @@ class Scripts:
         return list(self._scripts)
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return await self.submit(name, keys, args)
+
+    def submit(self, name: str, keys: list[str], args: list[Any]) -> asyncio.Future:
+        """Queue a call now and return its future: a caller that does not wait for the reply
+        still shares the pipeline of the calls made in the same tick."""
         if not self._batch:
             self.round_trips += 1
-            return await self._scripts[name](keys=keys, args=args)
+            return asyncio.ensure_future(self._scripts[name](keys=keys, args=args))
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self._pending.append((name, keys, args, fut))
         if len(self._pending) == 1:
             loop.call_soon(self._flush)
-        return await fut
+        return fut
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []

@@ -14,6 +14,7 @@ rest to lease expiry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -27,7 +28,7 @@ from yarl import URL
 
 from botsys.config import WebhookSettings
 from botsys.webhooks.guard import AllowList, Guard
-from botsys.webhooks.health import HALF_OPEN, OPEN, Breaker, Throttle
+from botsys.webhooks.health import Gate, Health, LocalHealth
 from botsys.webhooks.policy import (
     Schedule,
     busy_host_release_ms,
@@ -43,11 +44,11 @@ log = logging.getLogger(__name__)
 
 OnAttempt = Callable[[AttemptRecord, Delivery], None]
 UNKNOWN_ENDPOINT_WAIT_MS = 1000  # far above a pub/sub round trip
-LOCAL_WAIT_S = 1.0  # a throttled delivery waits here up to this long, else in the store
 HELD_MS = (
     60_000  # a disabled endpoint's delivery is looked at again after this (re-enabling wakes it)
 )
 SessionFactory = Callable[[], aiohttp.ClientSession]
+_ASK = -1  # _hold_ms: the endpoint may have to be disabled (an await decides)
 
 
 @dataclass
@@ -112,49 +113,6 @@ class _Host:
         )
 
 
-@dataclass
-class _Gate:
-    """One endpoint's health on this replica: its circuit breaker and optional throttle."""
-
-    breaker: Breaker
-    throttle: Throttle | None = None
-    per_s: float = 0.0
-    failing_since_ms: int | None = None  # wall clock of the first failure since a success
-
-    def throttle_at(self, per_s: float) -> None:
-        if per_s != self.per_s:  # set, changed or lifted through the API
-            self.per_s = per_s
-            self.throttle = Throttle(per_s) if per_s > 0 else None
-
-    def admit(self, now: float) -> tuple[float, bool]:
-        """(0, _): send now; (seconds, True): wait that long here for a throttle slot, then
-        send; (seconds, False): back to the store for that long (circuit open, or the
-        throttle's next free slot is far ahead)."""
-        if self.throttle is not None and self.throttle.wait(now) > LOCAL_WAIT_S:
-            # Back while the ones waiting here still hold the slots before it: no gap.
-            return self.throttle.wait(now) - LOCAL_WAIT_S / 2, False
-        wait = self.breaker.admit(now)
-        if wait > 0:
-            return wait, False
-        return (self.throttle.take(now) if self.throttle is not None else 0.0), True
-
-    def record(self, endpoint: str, status: int | None, now_ms: int) -> None:
-        was = self.breaker.state
-        ok = status is not None and 200 <= status < 300
-        if ok:
-            self.failing_since_ms = None
-        elif self.failing_since_ms is None:
-            self.failing_since_ms = now_ms
-        self.breaker.record(ok, time.monotonic())
-        if self.breaker.state != was and self.breaker.state != HALF_OPEN:
-            log.warning(
-                "endpoint %s: circuit %s",
-                endpoint,
-                "open: its deliveries wait unsent" if self.breaker.state == OPEN else "closed",
-                extra={"endpoint": endpoint},
-            )
-
-
 class WebhookDispatcher:
     """Durable webhook delivery over a ``DeliveryStore``; ``run()`` / ``run_once()`` / ``stop()``."""
 
@@ -174,10 +132,12 @@ class WebhookDispatcher:
         endpoint_rate: Callable[[str], float] | None = None,
         endpoint_disabled: Callable[[str], bool] | None = None,
         endpoint_failing: Callable[[str, int], Awaitable[object]] | None = None,
+        health: Health | None = None,
     ) -> None:
         """``endpoint_disabled(id)``: its deliveries are held; ``endpoint_failing(id,
         since_ms)``: called (and awaited) when an endpoint has had no success for
-        ``settings.endpoint_disable_after_s``, to disable it (None: it was not)."""
+        ``settings.endpoint_disable_after_s``, to disable it (None: it was not);
+        ``health``: the endpoints' breakers and throttles (default: this replica's own)."""
         self._store = store
         self._settings = settings
         self._allow = AllowList.parse(settings.allow)
@@ -193,7 +153,9 @@ class WebhookDispatcher:
         # yet (its pub/sub reload still on the way): sent signed on their next claim.
         self._held_for_endpoint: set[str] = set()
         self._endpoint_rate = endpoint_rate  # an endpoint's throttle, deliveries/s (0: none)
-        self._gates: dict[str, _Gate] = {}  # endpoint id -> its breaker and throttle
+        self._health = health or LocalHealth(
+            settings.breaker_window, settings.breaker_failure_ratio, settings.breaker_open_s
+        )
         self._endpoint_disabled = endpoint_disabled
         self._endpoint_failing = endpoint_failing
         self._wake_at: float | None = None  # monotonic: a released delivery is due again
@@ -310,14 +272,10 @@ class WebhookDispatcher:
         gate, sent = None, False
         try:
             if delivery.endpoint:
-                hold_ms = await self._hold_ms(delivery)
-                if hold_ms is not None:
-                    await self._release(delivery, hold_ms)
-                    return
-                gate = self._gate(delivery.endpoint)
-                wait, here = gate.admit(time.monotonic())
-                if not here:  # circuit open, or throttled far ahead: back to the store
-                    await self._release(delivery, max(1, int(wait * 1000)))
+                gate = self._health.gate(delivery.endpoint)
+                wait = await self._admit(delivery, gate)
+                if wait is None:  # handed back to the store: nothing to forgo
+                    gate = None
                     return
                 if wait > 0:  # its throttle slot is near: wait for it here
                     await self._wait_for(asyncio.sleep(wait))
@@ -334,61 +292,85 @@ class WebhookDispatcher:
                 del host.sending[id(delivery)]
                 host.give_back()
             host.observe(result.duration_ms)
-            if gate is not None:
+            reported = None
+            if gate is not None:  # before the store's call: both go in one pipeline
                 sent = True
-                gate.record(delivery.endpoint, result.status, int(self._clock() * 1000))
+                reported = self._judge_endpoint(gate, result.status)
             await self._record(delivery, result)
+            if reported is not None:  # the circuit's state is known before the next send
+                with contextlib.suppress(Exception):  # the gate logs a failed report
+                    await reported
         except Exception:  # the store is unreachable: the lease expires, another try follows
             log.exception("webhook delivery task crashed", extra={"delivery_id": delivery.id})
         finally:  # here rather than a done callback: one loop turn less per delivery
             if gate is not None and not sent:
-                gate.breaker.forgo()
+                gate.forgo()
             self._tasks.pop(id(delivery), None)
             self._slot_freed.set()
 
-    def _gate(self, endpoint: str) -> _Gate:
-        per_s = self._endpoint_rate(endpoint) if self._endpoint_rate else 0.0
-        gate = self._gates.get(endpoint)
-        if gate is None:
-            s = self._settings
-            breaker = Breaker(s.breaker_window, s.breaker_failure_ratio, s.breaker_open_s)
-            gate = self._gates[endpoint] = _Gate(breaker)
-        gate.throttle_at(per_s)
-        return gate
+    async def _admit(self, delivery: Delivery, gate: Gate) -> float | None:
+        """An endpoint's delivery: the seconds to wait before sending it, or None when it
+        went back to the store (endpoint disabled or unknown here, circuit open, throttled
+        far ahead). Awaits nothing in the usual case."""
+        hold_ms = self._hold_ms(delivery, gate)
+        if hold_ms == _ASK:  # failed long enough to be disabled
+            hold_ms = await self._disable_failing(delivery.endpoint, gate)
+        if hold_ms is not None:
+            await self._release(delivery, hold_ms)
+            return None
+        per_s = self._endpoint_rate(delivery.endpoint) if self._endpoint_rate else 0.0
+        now = time.monotonic()
+        verdict = gate.admit(now, per_s)
+        if verdict is None:  # the cluster's answer is needed (probe, throttle slots)
+            verdict = await gate.ask(now, per_s)
+        wait, here = verdict
+        if not here:
+            await self._release(delivery, max(1, int(wait * 1000)))
+            return None
+        return wait
 
-    async def _hold_ms(self, delivery: Delivery) -> int | None:
-        """For how long an endpoint's delivery goes back to the store unsent; None: on."""
-        if self._held(delivery.endpoint) or await self._failed_too_long(delivery.endpoint):
+    def _judge_endpoint(self, gate: Gate, status: int | None) -> Awaitable[object] | None:
+        ok = status is not None and 200 <= status < 300
+        if ok:
+            gate.failing_since_ms = None
+        elif gate.failing_since_ms is None:
+            gate.failing_since_ms = int(self._clock() * 1000)
+        return gate.record(ok, time.monotonic())
+
+    def _hold_ms(self, delivery: Delivery, gate: Gate) -> int | None:
+        """For how long an endpoint's delivery goes back to the store unsent; None: on;
+        _ASK: it has failed long enough to be disabled (``_disable_failing`` decides)."""
+        if self._endpoint_disabled is not None and self._endpoint_disabled(delivery.endpoint):
             return HELD_MS  # disabled: not attempted, not dead-lettered
+        since = gate.failing_since_ms
+        if (
+            since is not None
+            and self._endpoint_failing is not None
+            and self._clock() * 1000 - since >= self._settings.endpoint_disable_after_s * 1000
+        ):
+            return _ASK
         if self._unknown_endpoint(delivery):
             return UNKNOWN_ENDPOINT_WAIT_MS
         return None
 
-    def _held(self, endpoint: str) -> bool:
-        return self._endpoint_disabled is not None and self._endpoint_disabled(endpoint)
-
-    async def _failed_too_long(self, endpoint: str) -> bool:
-        """True when the endpoint has now failed for ``endpoint_disable_after_s`` without a
-        success on this replica: it is disabled (``endpoint_failing``) and the delivery held."""
-        gate = self._gates.get(endpoint)
-        if gate is None or gate.failing_since_ms is None or self._endpoint_failing is None:
-            return False
-        failing_ms = self._clock() * 1000 - gate.failing_since_ms
-        if failing_ms < self._settings.endpoint_disable_after_s * 1000:
-            return False
+    async def _disable_failing(self, endpoint: str, gate: Gate) -> int | None:
+        """It has had no success on this replica for ``endpoint_disable_after_s``: disable
+        it (``endpoint_failing``) and hold the delivery."""
         if await self._endpoint_failing(endpoint, gate.failing_since_ms) is None:
             gate.failing_since_ms = None  # gone, or disabled elsewhere: nothing to do here
-            return self._held(endpoint)
-        return True
+            if self._endpoint_disabled is not None and self._endpoint_disabled(endpoint):
+                return HELD_MS
+            return None
+        return HELD_MS
 
     def forget_endpoint(self, endpoint: str) -> None:
         """A re-enabled endpoint starts afresh: closed circuit, no failure on record."""
-        self._gates.pop(endpoint, None)
+        self._health.forget(endpoint)
 
-    def breaker(self, endpoint: str) -> Breaker | None:
-        """An endpoint's circuit breaker on this replica (None: nothing sent to it yet)."""
-        gate = self._gates.get(endpoint)
-        return gate.breaker if gate else None
+    def breaker(self, endpoint: str) -> Gate | None:
+        """An endpoint's gate on this replica, with its circuit ``state`` and ``trips``
+        (None: nothing sent to it yet)."""
+        return self._health.get(endpoint)
 
     def _unknown_endpoint(self, delivery: Delivery) -> bool:
         """True the first time a delivery's endpoint has no keyring here: a just-created

@@ -25,7 +25,7 @@ class Endpoint:
     bot_types: tuple[str, ...] = ()  # () = every bot type
     secrets: tuple[RingSecret, ...] = ()
     disabled: bool = False
-    rate_limit: float = 0.0  # deliveries/s per replica; 0: none
+    rate_limit: float = 0.0  # deliveries/s, all replicas together; 0: none
     description: str = ""
     created_at_ms: int = 0
     updated_at_ms: int = 0

@@ -1,0 +1,140 @@
+"""Endpoint health shared by replicas (botsys/endpoint_health.py): three dispatchers, each with
+its own Redis client and its own deliveries, send to one loopback receiver. A 10/s throttle
+holds for all three together (not 3 × 10/s); a receiver failing 100 % opens the breaker for
+all three after the window counted across them, one half-open probe at a time cluster-wide,
+and a successful probe closes it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import replace
+
+from botsys.endpoint_health import SharedHealth, circuit_states
+from botsys.store.keys import Keys
+from botsys.store.scripts import Scripts
+from botsys.webhooks.dispatcher import WebhookDispatcher
+from botsys.webhooks.health import CLOSED, OPEN
+from tests.integration.test_fan_out import start_receiver
+from tests.webhooks.fakes import FakeStore, webhook_settings
+
+ENDPOINT = "ep_01TESTCLUSTERHEALTH0000000"
+
+
+def add(store: FakeStore, url: str, n: int, **kw) -> list[str]:
+    ids = []
+    for _ in range(n):
+        did = store.add(url, **kw)
+        stored = store.items[did]
+        stored.delivery = replace(stored.delivery, endpoint=ENDPOINT)
+        ids.append(did)
+    return ids
+
+
+def replicas(redis_factory, settings, keys: Keys, n: int = 3, **kw):
+    """n dispatchers over their own in-memory stores, sharing endpoint health in Redis."""
+    out = []
+    for _ in range(n):
+        store = FakeStore(time.time)
+        health = SharedHealth(Scripts(redis_factory()), keys, settings)
+        out.append((store, WebhookDispatcher(store, settings, health=health, **kw)))
+    return out
+
+
+@contextlib.asynccontextmanager
+async def running(dispatchers):
+    tasks = [asyncio.create_task(d.run()) for d in dispatchers]
+    try:
+        yield
+    finally:
+        await asyncio.gather(*(d.stop(grace_s=1) for d in dispatchers))
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def until(predicate, timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_throttle_of_10_per_second_holds_across_three_replicas(
+    redis_factory, aiohttp_server
+):
+    receiver = await start_receiver(aiohttp_server)
+    settings = webhook_settings(secret="")
+    keys = Keys(f"t-throttle-{time.monotonic_ns()}")
+    group = replicas(redis_factory, settings, keys, endpoint_rate=lambda _id: 10.0)
+    ids = [(store, add(store, receiver.url, 15)) for store, _ in group]
+
+    def all_delivered() -> bool:
+        return all(store.items[i].state == "delivered" for store, idl in ids for i in idl)
+
+    async with running([d for _, d in group]):
+        await until(all_delivered)
+    at = sorted(h.at for h in receiver.hits)
+    assert len(at) == 45
+    rate = (len(at) - 1) / (at[-1] - at[0])
+    assert 9.0 <= rate <= 11.0, f"{rate:.2f}/s for the three together"
+    busiest = max(sum(1 for t in at if a <= t < a + 1.0) for a in at)
+    assert busiest <= 11, f"{busiest} arrivals within one second"
+    for store, idl in ids:  # waiting, here or in the store, spent no attempt
+        assert all(len(store.items[i].attempts) == 1 for i in idl)
+
+
+async def test_a_failing_receiver_opens_the_breaker_for_all_replicas_one_probe_at_a_time(
+    redis_factory, aiohttp_server
+):
+    receiver = await start_receiver(aiohttp_server)
+    receiver.default = 500
+    window = 9
+    settings = webhook_settings(
+        secret="",
+        retry_delay_ms=20,
+        max_retries=200,
+        breaker_window=window,
+        breaker_open_s=0.5,
+        concurrency=1,  # one send at a time per replica: attempts are easy to count
+        per_host=1,
+    )
+    keys = Keys(f"t-breaker-{time.monotonic_ns()}")
+    group = replicas(redis_factory, settings, keys)
+    ids = [(store, add(store, receiver.url, 20, max_attempts=200)) for store, _ in group]
+    dispatchers = [d for _, d in group]
+
+    def gates_open() -> bool:
+        return all((g := d.breaker(ENDPOINT)) and g.state == OPEN for d in dispatchers)
+
+    assert await circuit_states(redis_factory(), keys, [ENDPOINT]) == {ENDPOINT: None}
+    async with running(dispatchers):
+        # 1. Opened for all three after the window counted across them (each replica alone
+        # would have needed `window` failures of its own: 3 × window before all three held).
+        await until(gates_open)
+        opened = len(receiver.hits)
+        assert window <= opened <= window + len(dispatchers), opened
+        for store, _ in group:
+            sent = sum(len(s.attempts) for s in store.items.values())
+            assert sent < window, f"one replica sent {sent} of the window"
+        states = await circuit_states(redis_factory(), keys, [ENDPOINT])
+        assert states == {ENDPOINT: OPEN}
+
+        # 2. Half-open: one probe at a time cluster-wide (each a slow failure, re-opening it).
+        receiver.delay_s = 0.3
+        receiver.max_in_flight = 0
+        before = len(receiver.hits)
+        await asyncio.sleep(2.0)  # the time under test: ~2 open periods plus probes
+        probes = len(receiver.hits) - before
+        assert 1 <= probes <= 4, probes
+        assert receiver.max_in_flight == 1
+
+        # 3. A successful probe closes it for everyone: everything else goes out.
+        receiver.delay_s = 0.0
+        receiver.default = 200
+
+        def all_delivered() -> bool:
+            return all(store.items[i].state == "delivered" for store, idl in ids for i in idl)
+
+        await until(all_delivered)
+    states = await circuit_states(redis_factory(), keys, [ENDPOINT])
+    assert states == {ENDPOINT: CLOSED}
+    assert all(d.breaker(ENDPOINT).state == CLOSED for d in dispatchers)
