@@ -46,7 +46,6 @@ from .control.group_store import GroupStore
 from .control.members import registry_member_check
 from .control.type_store import TypeStore
 from .control.watch import TypeWatcher
-from .deliveries import RedisDeliveryStore
 from .endpoints import EndpointStore
 from .metrics import Metrics, TypeSnapshot, WebhookSnapshot
 from .orchestrator import Orchestrator
@@ -56,6 +55,7 @@ from .runners.registry import BotRegistry
 from .signing_secrets import SecretRing
 from .store.connection import make_client, wait_until_ready, warn_on_risky_settings
 from .store.notify import Notifier
+from .store.outbox import Outbox
 from .webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("botsys.app")
@@ -109,7 +109,7 @@ async def _store(app: web.Application):
     app[QUEUE] = queue
     app[TYPE_WATCHER] = watcher = TypeWatcher(app[TYPE_CATALOG], types)
     watching = asyncio.create_task(watcher.run(), name="bot-types")
-    app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
+    app[DELIVERIES] = Outbox(store, settings, queue.run_script)
     app[SECRETS] = SecretRing(store.redis, store.keys, settings.webhooks)
     app[ENDPOINTS] = EndpointStore(
         store.redis, store.keys, queue, settings.webhooks.secret_overlap_s, app[DELIVERIES]

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from .deliveries import ADHOC
 from .jobs import iso_ms, new_job_id
 from .queue import JobQueue
 from .signing_secrets import new_secret
 from .store.errors import STORE_FAILED
 from .store.keys import Keys
+from .store.outbox import ADHOC
 from .webhooks.endpoints import (
     ENDPOINT_DISABLED,
     Endpoint,
@@ -34,7 +34,7 @@ from .webhooks.endpoints import (
 from .webhooks.rotation import Keyring, RingSecret, rotate
 
 if TYPE_CHECKING:
-    from .deliveries import RedisDeliveryStore
+    from .store.outbox import Outbox
 
 log = logging.getLogger("botsys.webhooks")
 
@@ -54,7 +54,7 @@ class EndpointStore:
         keys: Keys,
         queue: JobQueue,
         overlap_s: int,
-        deliveries: RedisDeliveryStore | None = None,
+        deliveries: Outbox | None = None,
     ) -> None:
         """``queue``: whose completion scripts get the fan-out (``set_endpoints``);
         ``deliveries``: where endpoint events go and held deliveries are woken (None: not)."""

@@ -10,7 +10,6 @@ import json
 import logging
 import time
 
-from botsys.deliveries import RedisDeliveryStore
 from botsys.endpoints import EndpointStore
 from botsys.queue import JobQueue
 from botsys.webhooks.dispatcher import HELD_MS, WebhookDispatcher
@@ -18,6 +17,7 @@ from tests.conftest import make_settings
 from tests.integration.test_deliveries import run_until
 from tests.integration.test_fan_out import finish_jobs, start_receiver
 from tests.support.requires import require_module
+from tests.support.store import outbox_for
 
 
 async def test_a_failing_endpoint_is_disabled_held_announced_and_replayed(
@@ -38,7 +38,7 @@ async def test_a_failing_endpoint_is_disabled_held_announced_and_replayed(
     )
     q = JobQueue(redis_factory(), s, "r1")
     await q.seed_limits()
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    store = outbox_for(q)
     eps = EndpointStore(q.redis, q.keys, q, 3600, store)
     failing, _ = await eps.create({"url": bad.url, "description": "billing"}, None)
     told, told_secret = await eps.create(
@@ -86,7 +86,7 @@ async def test_a_failing_endpoint_is_disabled_held_announced_and_replayed(
     views = await store.list(job_id=jobs[0]) + await store.list(state="dead")
     assert [v["state"] for v in views] == ["pending"]
     pending = await store.list(state="pending")
-    assert len(pending) == 5 and {p["endpointId"] for p in pending} == {failing.id}
+    assert len(pending) == 5 and {p["endpoint"] for p in pending} == {failing.id}
     hits_when_disabled = len(bad.hits)
     held = dispatcher()
     await held.run_once()  # nothing is due: the held ones wait

@@ -10,12 +10,12 @@ import json
 
 import pytest
 
-from botsys.deliveries import RedisDeliveryStore
 from botsys.queue import JobQueue
 from botsys.states import TERMINAL as TERMINAL_STATES
 from botsys.store.scripts import LUA_DIR
 from botsys.webhooks.types import AttemptRecord
 from tests.conftest import make_settings
+from tests.support.store import outbox_for
 
 T0 = 1_800_000_000_000  # a fixed "now" in ms
 
@@ -62,7 +62,7 @@ async def test_scripts_use_only_the_keys_the_keys_module_names(redis_client):
     stored = set(await redis_client.keys(k.type_prefix(t) + "*"))  # the line goes on release
     await q.record_events(t, job, 50, ["a line"])
     did = (await q.complete(claim, "succeeded", result_json="{}")).delivery_id
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    store = outbox_for(q)
     [delivery] = await store.claim_due(1)
     await store.finish_attempt(delivery, AttemptRecord(T0, 5, 200, None, "", "delivered"), None)
 

@@ -11,13 +11,13 @@ import os
 
 import pytest
 
-from botsys.deliveries import RedisDeliveryStore
 from botsys.queue import JobQueue
 from botsys.signing_secrets import SecretRing
 from botsys.store.notify import Notifier
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.integration.test_deliveries import SECRET, receiver, run_until, settings_for
 from tests.support.requires import require_module
+from tests.support.store import outbox_for
 
 __all__ = ["receiver"]  # the fixture
 
@@ -35,7 +35,7 @@ async def send_all(store, dispatcher, url, n):
     ids = [(await store.create_adhoc(url, b'{"n":%d}' % i)).delivery_id for i in range(n)]
 
     async def all_delivered():
-        return [(await store.get(i))["state"] for i in ids] == ["delivered"] * n
+        return [(await store.get(i)).fields["state"] for i in ids] == ["delivered"] * n
 
     await run_until(dispatcher, all_delivered)
     return ids
@@ -44,7 +44,7 @@ async def send_all(store, dispatcher, url, n):
 async def test_both_secrets_verify_every_delivery_during_the_overlap(redis_client, receiver):
     s = settings_for(receiver)
     q = JobQueue(redis_client, s, "r1")
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    store = outbox_for(q)
     ring = SecretRing(redis_client, q.keys, s.webhooks)
     new = whsec()
     secret, live = await ring.rotate(new)
