@@ -101,7 +101,7 @@ async def _store(app: web.Application):
     await wait_until_ready(store, settings.redis.startup_retry_max_s)
     await warn_on_risky_settings(store)
     app[STORE] = store
-    queue = JobQueue(store.redis, settings, app[REPLICA], scripts=store.scripts)
+    queue = JobQueue(store, settings, app[REPLICA])
     types = app[TYPE_STORE] = TypeStore(store.redis, store.keys, queue)
     app[TYPE_CATALOG].on_change(lambda change: _forget_contexts(queue, change))
     await app[TYPE_CATALOG].refresh(types, force=True)  # runtime types, before seeding limits

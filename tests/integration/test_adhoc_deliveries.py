@@ -7,19 +7,18 @@ from __future__ import annotations
 import json
 
 from botsys.api.delivery_views import delivery_view
-from botsys.queue import JobQueue
 from botsys.store.outbox import ADHOC, delivery_type
 from botsys.webhooks import verify
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.integration.test_deliveries import SECRET, receiver, run_until, settings_for
-from tests.support.store import outbox_for
+from tests.support.store import outbox_for, queue_for
 
 __all__ = ["receiver"]  # the fixture
 
 
 async def test_adhoc_delivery_is_signed_retried_and_listed(redis_client, receiver):
     s = settings_for(receiver)
-    store = outbox_for(JobQueue(redis_client, s, "r1"))
+    store = outbox_for(queue_for(redis_client, s, "r1"))
     receiver.script.extend([503])
     body = b'{"order":1,"total":9.99}'
     did = (await store.create_adhoc(receiver.url, body, "order.paid")).delivery_id
@@ -44,7 +43,7 @@ async def test_adhoc_delivery_is_signed_retried_and_listed(redis_client, receive
 
 async def test_adhoc_delivery_dead_letters_then_redelivers(redis_client, receiver):
     s = settings_for(receiver)
-    store = outbox_for(JobQueue(redis_client, s, "r1"))
+    store = outbox_for(queue_for(redis_client, s, "r1"))
     receiver.script.extend([500, 500, 500])  # max_retries 3: dead after the third
     did = (await store.create_adhoc(receiver.url, b"[]")).delivery_id
 
@@ -62,7 +61,7 @@ async def test_adhoc_delivery_dead_letters_then_redelivers(redis_client, receive
 
 async def test_an_idempotency_key_creates_one_delivery(redis_client, receiver):
     s = settings_for(receiver)
-    store = outbox_for(JobQueue(redis_client, s, "r1"))
+    store = outbox_for(queue_for(redis_client, s, "r1"))
     first = await store.create_adhoc(receiver.url, b"1", idempotency_key="k")
     again = await store.create_adhoc(receiver.url, b"1", idempotency_key="k")
     other = await store.create_adhoc(receiver.url, b"2", idempotency_key="k")

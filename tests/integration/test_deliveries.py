@@ -15,7 +15,7 @@ from botsys.store.outbox import delivery_type
 from botsys.webhooks import verify
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.conftest import make_settings
-from tests.support.store import outbox_for
+from tests.support.store import outbox_for, queue_for
 from tests.support.timing import MARGIN_S
 from tests.webhooks.fakes import Receiver
 
@@ -69,7 +69,7 @@ async def run_until(dispatcher, predicate, timeout=10.0):
 
 async def test_delivery_is_signed_recorded_and_reflected_on_the_job(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
+    q = queue_for(redis_client, s, "r1")
     store = outbox_for(q)
     job_id = await finish_job(q, receiver.url)
     did = f"msg_{job_id}"
@@ -93,7 +93,7 @@ async def test_delivery_is_signed_recorded_and_reflected_on_the_job(redis_client
 
 async def test_retries_keep_the_webhook_id_then_succeed(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
+    q = queue_for(redis_client, s, "r1")
     store = outbox_for(q)
     receiver.script.extend([500, 503])
     job_id = await finish_job(q, receiver.url, status="failed")
@@ -111,7 +111,7 @@ async def test_retries_keep_the_webhook_id_then_succeed(redis_client, receiver):
 
 async def test_permanent_failure_dead_letters_and_redeliver_sends_again(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
+    q = queue_for(redis_client, s, "r1")
     store = outbox_for(q)
     receiver.script.append(400)
     job_id = await finish_job(q, receiver.url)
@@ -136,7 +136,7 @@ async def test_permanent_failure_dead_letters_and_redeliver_sends_again(redis_cl
 
 async def test_a_replica_dying_mid_send_means_a_retry_not_a_loss(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
+    q = queue_for(redis_client, s, "r1")
     store = outbox_for(q)
     job_id = await finish_job(q, receiver.url)
     [claimed] = await store.claim_due(10)  # a replica claims, then dies before recording

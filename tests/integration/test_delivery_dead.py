@@ -9,13 +9,12 @@ import json
 from collections import Counter
 
 from botsys.endpoints import EndpointStore
-from botsys.queue import JobQueue
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.conftest import make_settings
 from tests.integration.test_deliveries import run_until
 from tests.integration.test_fan_out import finish_jobs, start_receiver
 from tests.support.requires import require_module
-from tests.support.store import outbox_for
+from tests.support.store import outbox_for, queue_for
 
 
 async def test_dead_deliveries_are_announced_once_and_never_loop(redis_factory, aiohttp_server):
@@ -28,7 +27,7 @@ async def test_dead_deliveries_are_announced_once_and_never_loop(redis_factory, 
             "webhooks.max_retries": 2,
         }
     )
-    q = JobQueue(redis_factory(), s, "r1")
+    q = queue_for(redis_factory(), s, "r1")
     await q.seed_limits()
     store = outbox_for(q)
     eps = EndpointStore(q.redis, q.keys, q, 3600, store)

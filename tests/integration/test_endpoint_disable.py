@@ -11,13 +11,12 @@ import logging
 import time
 
 from botsys.endpoints import EndpointStore
-from botsys.queue import JobQueue
 from botsys.webhooks.dispatcher import HELD_MS, WebhookDispatcher
 from tests.conftest import make_settings
 from tests.integration.test_deliveries import run_until
 from tests.integration.test_fan_out import finish_jobs, start_receiver
 from tests.support.requires import require_module
-from tests.support.store import outbox_for
+from tests.support.store import outbox_for, queue_for
 
 
 async def test_a_failing_endpoint_is_disabled_held_announced_and_replayed(
@@ -36,7 +35,7 @@ async def test_a_failing_endpoint_is_disabled_held_announced_and_replayed(
             "webhooks.endpoint_disable_after_s": 1.0,
         }
     )
-    q = JobQueue(redis_factory(), s, "r1")
+    q = queue_for(redis_factory(), s, "r1")
     await q.seed_limits()
     store = outbox_for(q)
     eps = EndpointStore(q.redis, q.keys, q, 3600, store)

@@ -18,7 +18,7 @@ from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.conftest import make_settings
 from tests.integration.test_deliveries import run_until
 from tests.support.requires import require_module
-from tests.support.store import outbox_for
+from tests.support.store import outbox_for, queue_for
 from tests.webhooks.fakes import Receiver
 
 STATES = ("succeeded", "failed", "timed_out")
@@ -62,7 +62,7 @@ async def test_each_endpoint_gets_exactly_its_events_once(redis_factory, aiohttp
             "bot_types.node.limit": 100,
         }
     )
-    q1, q2 = JobQueue(redis_factory(), s, "r1"), JobQueue(redis_factory(), s, "r2")
+    q1, q2 = queue_for(redis_factory(), s, "r1"), queue_for(redis_factory(), s, "r2")
     await q1.seed_limits()
     eps1 = EndpointStore(q1.redis, q1.keys, q1, 3600)
     everything, _ = await eps1.create({"url": a.url}, None)
@@ -114,7 +114,7 @@ async def test_each_endpoint_gets_exactly_its_events_once(redis_factory, aiohttp
 async def test_a_disabled_or_deleted_endpoint_gets_nothing_new(redis_client, aiohttp_server):
     rec = await start_receiver(aiohttp_server)
     s = make_settings(**{"webhooks.allow": ["127.0.0.1"]})
-    q = JobQueue(redis_client, s, "r1")
+    q = queue_for(redis_client, s, "r1")
     await q.seed_limits()
     eps = EndpointStore(redis_client, q.keys, q, 3600)
     ep, _ = await eps.create({"url": rec.url}, None)
@@ -134,7 +134,7 @@ async def test_a_disabled_or_deleted_endpoint_gets_nothing_new(redis_client, aio
 async def test_a_cancelled_job_fans_out_job_cancelled(redis_client, aiohttp_server):
     rec = await start_receiver(aiohttp_server)
     s = make_settings(**{"webhooks.allow": ["127.0.0.1"]})
-    q = JobQueue(redis_client, s, "r1")
+    q = queue_for(redis_client, s, "r1")
     await q.seed_limits()
     eps = EndpointStore(redis_client, q.keys, q, 3600)
     ep, _ = await eps.create({"url": rec.url, "eventTypes": ["job.cancelled"]}, None)

@@ -12,7 +12,7 @@ from botsys.store.outbox import Outbox
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from botsys.webhooks.types import AttemptRecord
 from tests.integration.test_deliveries import finish_job, receiver, run_until, settings_for
-from tests.support.store import outbox_for
+from tests.support.store import outbox_for, queue_for
 
 __all__ = ["receiver"]  # the fixture
 
@@ -29,7 +29,7 @@ async def dead_letter_all(store: Outbox) -> list[str]:
 
 async def test_dry_run_counts_then_500_dead_deliveries_are_delivered_once(redis_client, receiver):
     s = settings_for(receiver, **{"webhooks.concurrency": 64, "webhooks.per_host": 32})
-    q = JobQueue(redis_client, s, "r1")
+    q = queue_for(redis_client, s, "r1")
     store = outbox_for(q)
     job_ids = [await finish_job(q, receiver.url) for _ in range(50)]  # the python slot
     for i in range(450):  # the ad-hoc slot
@@ -58,7 +58,7 @@ async def test_dry_run_counts_then_500_dead_deliveries_are_delivered_once(redis_
 
 async def test_since_endpoint_and_limit_filters(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
+    q = queue_for(redis_client, s, "r1")
     store = outbox_for(q)
     other = f"http://127.0.0.1:{receiver.port}/other"
     for url in (receiver.url, other):

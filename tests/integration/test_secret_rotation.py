@@ -11,13 +11,12 @@ import os
 
 import pytest
 
-from botsys.queue import JobQueue
 from botsys.signing_secrets import SecretRing
 from botsys.store.notify import Notifier
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.integration.test_deliveries import SECRET, receiver, run_until, settings_for
 from tests.support.requires import require_module
-from tests.support.store import outbox_for
+from tests.support.store import outbox_for, queue_for
 
 __all__ = ["receiver"]  # the fixture
 
@@ -43,7 +42,7 @@ async def send_all(store, dispatcher, url, n):
 
 async def test_both_secrets_verify_every_delivery_during_the_overlap(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
+    q = queue_for(redis_client, s, "r1")
     store = outbox_for(q)
     ring = SecretRing(redis_client, q.keys, s.webhooks)
     new = whsec()
@@ -77,7 +76,7 @@ async def test_both_secrets_verify_every_delivery_during_the_overlap(redis_clien
 async def test_another_replica_signs_with_the_rotated_secret(redis_factory, receiver):
     s = settings_for(receiver)
     a_redis, b_redis = redis_factory(), redis_factory()
-    keys = JobQueue(a_redis, s, "a").keys
+    keys = queue_for(a_redis, s, "a").keys
     a, b = SecretRing(a_redis, keys, s.webhooks), SecretRing(b_redis, keys, s.webhooks)
     notifier = Notifier(b_redis)
     b.subscribe(notifier)
@@ -96,7 +95,7 @@ async def test_another_replica_signs_with_the_rotated_secret(redis_factory, rece
 
 async def test_before_any_rotation_the_configured_secret_alone_signs(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
+    q = queue_for(redis_client, s, "r1")
     ring = SecretRing(redis_client, q.keys, s.webhooks)
     assert [x.secret for x in await ring.load()] == [SECRET]
     unsigned = settings_for(receiver, **{"webhooks.secret": ""})

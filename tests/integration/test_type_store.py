@@ -12,9 +12,10 @@ from botsys.control.catalog import TypeCatalog
 from botsys.control.type_store import TypeStore, VersionConflict
 from botsys.control.types import Cadence, TypeDef
 from botsys.control.watch import TypeWatcher
-from botsys.queue import JobQueue, TypeDeleted
+from botsys.queue import TypeDeleted
 from botsys.store.notify import Notifier
 from tests.conftest import make_settings
+from tests.support.store import queue_for
 
 REPORTS = TypeDef("reports", "python", limit=2, cadence=Cadence(5, 2.0))
 
@@ -27,7 +28,7 @@ async def replicas(redis_factory):
     for name in ("a", "b"):
         catalog = TypeCatalog(settings.bot_types)
         live = dataclasses.replace(settings, bot_types=catalog.live)
-        queue = JobQueue(redis_factory(), live, name)
+        queue = queue_for(redis_factory(), live, name)
         out.append((queue, TypeStore(queue.redis, queue.keys, queue), catalog))
     return out
 

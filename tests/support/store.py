@@ -6,6 +6,7 @@ import fakeredis
 from redis.asyncio import Redis
 
 from botsys.config import Settings
+from botsys.queue import JobQueue
 from botsys.store.connection import Store
 from botsys.store.keys import Keys
 from botsys.store.outbox import Outbox
@@ -20,3 +21,8 @@ def store_for(client: Redis, settings: Settings) -> Store:
 def outbox_for(queue) -> Outbox:
     """The outbox beside ``queue``: its client and settings, its script runner."""
     return Outbox(store_for(queue.redis, queue.settings), queue.settings, queue.run_script)
+
+
+def queue_for(client: Redis, settings: Settings, replica: str) -> JobQueue:
+    """A JobQueue on ``client``, as one replica's."""
+    return JobQueue(store_for(client, settings), settings, replica)
