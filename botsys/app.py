@@ -102,7 +102,7 @@ async def _store(app: web.Application):
     await warn_on_risky_settings(store)
     app[STORE] = store
     queue = JobQueue(store, settings, app[REPLICA])
-    types = app[TYPE_STORE] = TypeStore(store.redis, store.keys, queue)
+    types = app[TYPE_STORE] = TypeStore(store, queue)
     app[TYPE_CATALOG].on_change(lambda change: _forget_contexts(queue, change))
     await app[TYPE_CATALOG].refresh(types, force=True)  # runtime types, before seeding limits
     await queue.seed_limits()
@@ -110,12 +110,12 @@ async def _store(app: web.Application):
     app[TYPE_WATCHER] = watcher = TypeWatcher(app[TYPE_CATALOG], types)
     watching = asyncio.create_task(watcher.run(), name="bot-types")
     app[DELIVERIES] = Outbox(store, settings, queue.run_script)
-    app[SECRETS] = SecretRing(store.redis, store.keys, settings.webhooks)
+    app[SECRETS] = SecretRing(store, settings.webhooks)
     app[ENDPOINTS] = EndpointStore(
-        store.redis, store.keys, queue, settings.webhooks.secret_overlap_s, app[DELIVERIES]
+        store, queue, settings.webhooks.secret_overlap_s, app[DELIVERIES]
     )
     await _first_load(app[ENDPOINTS])
-    app[GROUPS] = GroupStore(store.redis, store.keys, store.scripts)
+    app[GROUPS] = GroupStore(store)
     _install_snapshot(app)
     yield
     watching.cancel()

@@ -81,7 +81,7 @@ async def get_job(request: web.Request) -> web.Response:
     bt = request.app[SETTINGS].bot_types.get(job.bot_type)
     if job.state == JobState.QUEUED and bt is not None:
         store = request.app[STORE]
-        view.update(await cadence_hold(store.redis, store.keys, bt))
+        view.update(await cadence_hold(store, bt))
     return web.json_response(view, dumps=jsonsafe.dumps)
 
 

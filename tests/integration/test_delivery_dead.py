@@ -14,7 +14,7 @@ from tests.conftest import make_settings
 from tests.integration.test_deliveries import run_until
 from tests.integration.test_fan_out import finish_jobs, start_receiver
 from tests.support.requires import require_module
-from tests.support.store import outbox_for, queue_for
+from tests.support.store import outbox_for, queue_for, store_of
 
 
 async def test_dead_deliveries_are_announced_once_and_never_loop(redis_factory, aiohttp_server):
@@ -30,7 +30,7 @@ async def test_dead_deliveries_are_announced_once_and_never_loop(redis_factory, 
     q = queue_for(redis_factory(), s, "r1")
     await q.seed_limits()
     store = outbox_for(q)
-    eps = EndpointStore(q.redis, q.keys, q, 3600, store)
+    eps = EndpointStore(store_of(q), q, 3600, store)
     failing, _ = await eps.create({"url": bad.url, "eventTypes": ["job.failed"]}, None)
     told, told_secret = await eps.create(
         {"url": watcher.url, "eventTypes": ["delivery.dead"]}, None

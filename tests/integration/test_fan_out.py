@@ -18,7 +18,7 @@ from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.conftest import make_settings
 from tests.integration.test_deliveries import run_until
 from tests.support.requires import require_module
-from tests.support.store import outbox_for, queue_for
+from tests.support.store import outbox_for, queue_for, store_of
 from tests.webhooks.fakes import Receiver
 
 STATES = ("succeeded", "failed", "timed_out")
@@ -64,13 +64,13 @@ async def test_each_endpoint_gets_exactly_its_events_once(redis_factory, aiohttp
     )
     q1, q2 = queue_for(redis_factory(), s, "r1"), queue_for(redis_factory(), s, "r2")
     await q1.seed_limits()
-    eps1 = EndpointStore(q1.redis, q1.keys, q1, 3600)
+    eps1 = EndpointStore(store_of(q1), q1, 3600)
     everything, _ = await eps1.create({"url": a.url}, None)
     failures, _ = await eps1.create({"url": b.url, "eventTypes": ["job.failed"]}, None)
     node, _ = await eps1.create(
         {"url": c.url, "eventTypes": ["job.succeeded", "job.failed"], "botTypes": ["node"]}, None
     )
-    eps2 = EndpointStore(q2.redis, q2.keys, q2, 3600)
+    eps2 = EndpointStore(store_of(q2), q2, 3600)
     await eps2.reload()  # replica 2 (its notifier would do this on the change message)
 
     plan = list(
@@ -116,7 +116,7 @@ async def test_a_disabled_or_deleted_endpoint_gets_nothing_new(redis_client, aio
     s = make_settings(**{"webhooks.allow": ["127.0.0.1"]})
     q = queue_for(redis_client, s, "r1")
     await q.seed_limits()
-    eps = EndpointStore(redis_client, q.keys, q, 3600)
+    eps = EndpointStore(store_of(q), q, 3600)
     ep, _ = await eps.create({"url": rec.url}, None)
     [first] = await finish_jobs(q, [("python", "succeeded")])
     await eps.update(ep.id, {"disabled": True})
@@ -136,7 +136,7 @@ async def test_a_cancelled_job_fans_out_job_cancelled(redis_client, aiohttp_serv
     s = make_settings(**{"webhooks.allow": ["127.0.0.1"]})
     q = queue_for(redis_client, s, "r1")
     await q.seed_limits()
-    eps = EndpointStore(redis_client, q.keys, q, 3600)
+    eps = EndpointStore(store_of(q), q, 3600)
     ep, _ = await eps.create({"url": rec.url, "eventTypes": ["job.cancelled"]}, None)
     waiting = (await q.enqueue("python", "simulate", {})).job_id
     await q.cancel(waiting)  # cancelled while waiting: cancel.lua

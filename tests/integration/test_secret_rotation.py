@@ -16,7 +16,7 @@ from botsys.store.notify import Notifier
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.integration.test_deliveries import SECRET, receiver, run_until, settings_for
 from tests.support.requires import require_module
-from tests.support.store import outbox_for, queue_for
+from tests.support.store import outbox_for, queue_for, store_for, store_of
 
 __all__ = ["receiver"]  # the fixture
 
@@ -44,7 +44,7 @@ async def test_both_secrets_verify_every_delivery_during_the_overlap(redis_clien
     s = settings_for(receiver)
     q = queue_for(redis_client, s, "r1")
     store = outbox_for(q)
-    ring = SecretRing(redis_client, q.keys, s.webhooks)
+    ring = SecretRing(store_of(q), s.webhooks)
     new = whsec()
     secret, live = await ring.rotate(new)
     assert secret == new and [x.expires_at_ms is None for x in live] == [False, True]
@@ -76,8 +76,10 @@ async def test_both_secrets_verify_every_delivery_during_the_overlap(redis_clien
 async def test_another_replica_signs_with_the_rotated_secret(redis_factory, receiver):
     s = settings_for(receiver)
     a_redis, b_redis = redis_factory(), redis_factory()
-    keys = queue_for(a_redis, s, "a").keys
-    a, b = SecretRing(a_redis, keys, s.webhooks), SecretRing(b_redis, keys, s.webhooks)
+    a, b = (
+        SecretRing(store_for(a_redis, s), s.webhooks),
+        SecretRing(store_for(b_redis, s), s.webhooks),
+    )
     notifier = Notifier(b_redis)
     b.subscribe(notifier)
     task = asyncio.create_task(notifier.run())
@@ -96,7 +98,7 @@ async def test_another_replica_signs_with_the_rotated_secret(redis_factory, rece
 async def test_before_any_rotation_the_configured_secret_alone_signs(redis_client, receiver):
     s = settings_for(receiver)
     q = queue_for(redis_client, s, "r1")
-    ring = SecretRing(redis_client, q.keys, s.webhooks)
+    ring = SecretRing(store_of(q), s.webhooks)
     assert [x.secret for x in await ring.load()] == [SECRET]
     unsigned = settings_for(receiver, **{"webhooks.secret": ""})
-    assert await SecretRing(redis_client, q.keys, unsigned.webhooks).load() == []
+    assert await SecretRing(store_of(q), unsigned.webhooks).load() == []

@@ -12,10 +12,10 @@ from botsys.control.catalog import TypeCatalog
 from botsys.control.type_store import TypeStore, VersionConflict
 from botsys.control.types import Cadence, TypeDef
 from botsys.control.watch import TypeWatcher
-from botsys.queue import TypeDeleted
+from botsys.queue import JobQueue, TypeDeleted
 from botsys.store.notify import Notifier
 from tests.conftest import make_settings
-from tests.support.store import queue_for
+from tests.support.store import store_for
 
 REPORTS = TypeDef("reports", "python", limit=2, cadence=Cadence(5, 2.0))
 
@@ -28,8 +28,9 @@ async def replicas(redis_factory):
     for name in ("a", "b"):
         catalog = TypeCatalog(settings.bot_types)
         live = dataclasses.replace(settings, bot_types=catalog.live)
-        queue = queue_for(redis_factory(), live, name)
-        out.append((queue, TypeStore(queue.redis, queue.keys, queue), catalog))
+        store = store_for(redis_factory(), live)
+        queue = JobQueue(store, live, name)
+        out.append((queue, TypeStore(store, queue), catalog))
     return out
 
 

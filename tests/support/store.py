@@ -18,9 +18,14 @@ def store_for(client: Redis, settings: Settings) -> Store:
     return Store(client, embedded, "test client", Keys(settings.redis.prefix))
 
 
-def outbox_for(queue) -> Outbox:
+def store_of(queue: JobQueue) -> Store:
+    """A Store on ``queue``'s client and key prefix: for what stands beside that queue."""
+    return store_for(queue.redis, queue.settings)
+
+
+def outbox_for(queue: JobQueue) -> Outbox:
     """The outbox beside ``queue``: its client and settings, its script runner."""
-    return Outbox(store_for(queue.redis, queue.settings), queue.settings, queue.run_script)
+    return Outbox(store_of(queue), queue.settings, queue.run_script)
 
 
 def queue_for(client: Redis, settings: Settings, replica: str) -> JobQueue:
