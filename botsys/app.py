@@ -47,7 +47,6 @@ from .control.group_store import GroupStore
 from .control.members import registry_member_check
 from .control.type_store import TypeStore
 from .control.watch import TypeWatcher
-from .deliveries import RedisDeliveryStore
 from .endpoint_health import SharedHealth, circuit_states
 from .endpoints import EndpointStore
 from .metrics import Metrics, TypeSnapshot, WebhookSnapshot
@@ -58,6 +57,7 @@ from .runners.registry import BotRegistry
 from .signing_secrets import SecretRing
 from .store.connection import make_client, wait_until_ready, warn_on_risky_settings
 from .store.notify import Notifier
+from .store.outbox import Outbox
 from .webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("botsys.app")
@@ -103,22 +103,22 @@ async def _store(app: web.Application):
     await wait_until_ready(store, settings.redis.startup_retry_max_s)
     await warn_on_risky_settings(store)
     app[STORE] = store
-    queue = JobQueue(store.redis, settings, app[REPLICA], scripts=store.scripts)
-    types = app[TYPE_STORE] = TypeStore(store.redis, store.keys, queue)
+    queue = JobQueue(store, settings, app[REPLICA])
+    types = app[TYPE_STORE] = TypeStore(store, queue)
     app[TYPE_CATALOG].on_change(lambda change: _forget_contexts(queue, change))
     await app[TYPE_CATALOG].refresh(types, force=True)  # runtime types, before seeding limits
     await queue.seed_limits()
     app[QUEUE] = queue
     app[TYPE_WATCHER] = watcher = TypeWatcher(app[TYPE_CATALOG], types)
     watching = asyncio.create_task(watcher.run(), name="bot-types")
-    app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
-    app[SECRETS] = SecretRing(store.redis, store.keys, settings.webhooks)
+    app[DELIVERIES] = Outbox(store, settings, queue.run_script)
+    app[SECRETS] = SecretRing(store, settings.webhooks)
     app[ENDPOINTS] = EndpointStore(
-        store.redis, store.keys, queue, settings.webhooks.secret_overlap_s, app[DELIVERIES]
+        store, queue, settings.webhooks.secret_overlap_s, app[DELIVERIES]
     )
     await _first_load(app[ENDPOINTS])
-    app[BREAKER_STATE] = functools.partial(circuit_states, store.redis, store.keys)
-    app[GROUPS] = GroupStore(store.redis, store.keys, store.scripts)
+    app[BREAKER_STATE] = functools.partial(circuit_states, store)
+    app[GROUPS] = GroupStore(store)
     _install_snapshot(app)
     yield
     watching.cancel()
@@ -199,7 +199,7 @@ def _workers(runner):
             endpoint_failing=lambda endpoint_id, since_ms: _disable_failing(
                 app, endpoint_id, since_ms
             ),
-            health=SharedHealth(app[STORE].scripts, app[STORE].keys, settings.webhooks),
+            health=SharedHealth(app[STORE], settings.webhooks),
         )
         app[ENDPOINTS].on_enabled(dispatcher.forget_endpoint)
         tasks = [asyncio.create_task(notifier.run(), name="notifier")]

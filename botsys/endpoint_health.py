@@ -21,8 +21,7 @@ from collections import deque
 from typing import NamedTuple
 
 from .config import WebhookSettings
-from .store.keys import Keys
-from .store.scripts import Scripts
+from .store.connection import Store
 from .webhooks.health import CLOSED, HALF_OPEN, LOCAL_WAIT_S, OPEN, Verdict, log_transition
 
 log = logging.getLogger("botsys.webhooks.health")
@@ -216,9 +215,9 @@ class SharedGate:
 class SharedHealth:
     """The endpoints' gates of this replica over the shared state (Health for the dispatcher)."""
 
-    def __init__(self, scripts: Scripts, keys: Keys, settings: WebhookSettings) -> None:
-        self.scripts = scripts
-        self.keys = keys
+    def __init__(self, store: Store, settings: WebhookSettings) -> None:
+        self.scripts = store.scripts
+        self.keys = store.keys
         self.settings = settings
         # A probe's lease: the attempt's timeout and a margin (a crashed prober's runs out).
         self.lease_ms = int(settings.timeout_s * 1000) + 2000
@@ -241,11 +240,12 @@ class SharedHealth:
         self._gates.pop(endpoint, None)
 
 
-async def circuit_states(redis, keys: Keys, endpoint_ids: list[str]) -> dict[str, str | None]:
+async def circuit_states(store: Store, endpoint_ids: list[str]) -> dict[str, str | None]:
     """Each endpoint's circuit as the cluster has it (None: no attempt recorded yet)."""
     if not endpoint_ids:
         return {}
-    pipe = redis.pipeline(transaction=False)
+    keys = store.keys
+    pipe = store.redis.pipeline(transaction=False)
     pipe.time()
     for e in endpoint_ids:
         pipe.hmget(keys.endpoint_breaker(e), ["openUntil", "ok", "failed"])

@@ -12,8 +12,8 @@ import time
 from dataclasses import replace
 
 from botsys.endpoint_health import SharedHealth, circuit_states
+from botsys.store.connection import Store
 from botsys.store.keys import Keys
-from botsys.store.scripts import Scripts
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from botsys.webhooks.health import CLOSED, OPEN
 from tests.integration.test_fan_out import start_receiver
@@ -37,9 +37,13 @@ def replicas(redis_factory, settings, keys: Keys, n: int = 3, **kw):
     out = []
     for _ in range(n):
         store = FakeStore(time.time)
-        health = SharedHealth(Scripts(redis_factory()), keys, settings)
+        health = SharedHealth(store_of(redis_factory, keys), settings)
         out.append((store, WebhookDispatcher(store, settings, health=health, **kw)))
     return out
+
+
+def store_of(redis_factory, keys: Keys) -> Store:
+    return Store(redis_factory(), False, "test", keys)
 
 
 @contextlib.asynccontextmanager
@@ -105,7 +109,7 @@ async def test_a_failing_receiver_opens_the_breaker_for_all_replicas_one_probe_a
     def gates_open() -> bool:
         return all((g := d.breaker(ENDPOINT)) and g.state == OPEN for d in dispatchers)
 
-    assert await circuit_states(redis_factory(), keys, [ENDPOINT]) == {ENDPOINT: None}
+    assert await circuit_states(store_of(redis_factory, keys), [ENDPOINT]) == {ENDPOINT: None}
     async with running(dispatchers):
         # 1. Opened for all three after the window counted across them (each replica alone
         # would have needed `window` failures of its own: 3 × window before all three held).
@@ -115,7 +119,7 @@ async def test_a_failing_receiver_opens_the_breaker_for_all_replicas_one_probe_a
         for store, _ in group:
             sent = sum(len(s.attempts) for s in store.items.values())
             assert sent < window, f"one replica sent {sent} of the window"
-        states = await circuit_states(redis_factory(), keys, [ENDPOINT])
+        states = await circuit_states(store_of(redis_factory, keys), [ENDPOINT])
         assert states == {ENDPOINT: OPEN}
 
         # 2. Half-open: one probe at a time cluster-wide (each a slow failure, re-opening it).
@@ -135,6 +139,6 @@ async def test_a_failing_receiver_opens_the_breaker_for_all_replicas_one_probe_a
             return all(store.items[i].state == "delivered" for store, idl in ids for i in idl)
 
         await until(all_delivered)
-    states = await circuit_states(redis_factory(), keys, [ENDPOINT])
+    states = await circuit_states(store_of(redis_factory, keys), [ENDPOINT])
     assert states == {ENDPOINT: CLOSED}
     assert all(d.breaker(ENDPOINT).state == CLOSED for d in dispatchers)
