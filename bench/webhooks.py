@@ -10,9 +10,12 @@ from what HTTP costs for those headers.
 
 Fan-out: the same n deliveries as a job-event fan-out to 3 subscribed endpoints (each its
 own URL and signing secret, X-Event-Type), against a bare client sending exactly those
-requests ("bare-fanout"); target >= 0.80 too.
+requests ("bare-fanout"); target >= 0.80 too. With --shared-health a private redis-server
+holds the endpoints' throttles and breakers as in a deployment (endpoint_health.py:
+"dispatcher-fanout-shared", the same ratio against bare-fanout).
 
     .venv/bin/python bench/webhooks.py [--n 5000] [--concurrency 50] [--rounds 3]
+                                       [--shared-health]
 
 The sink runs in its own process so its CPU is not charged to either client. Wall-clock
 rates move with whatever else the machine runs; the CPU-per-delivery figure does not.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import multiprocessing
 import sys
@@ -34,7 +38,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import record, run_like_serve  # noqa: E402
+from bench.common import record, redis_server, run_like_serve  # noqa: E402
 from botsys.config import WebhookSettings  # noqa: E402
 from botsys.webhooks.dispatcher import WebhookDispatcher  # noqa: E402
 from botsys.webhooks.rotation import Keyring  # noqa: E402
@@ -168,14 +172,26 @@ async def bare(requests: list[tuple[str, bytes, dict[str, str]]], concurrency: i
         return _rates(len(requests), started, cpu)
 
 
-async def dispatched(
-    url: str, bodies: list[bytes], concurrency: int, secret: str, fan_out: bool = False
-) -> Rate:
-    store = MemoryStore(deliveries(url, bodies, fan_out))
-    settings = WebhookSettings(
+def settings_for(concurrency: int, secret: str) -> WebhookSettings:
+    return WebhookSettings(
         concurrency=concurrency, per_host=concurrency, allow=["127.0.0.1"], secret=secret
     )
-    dispatcher = WebhookDispatcher(store, settings, endpoint_keyring=ENDPOINT_KEYRINGS.get)
+
+
+async def dispatched(
+    url: str,
+    bodies: list[bytes],
+    concurrency: int,
+    secret: str,
+    fan_out: bool = False,
+    health=None,
+) -> Rate:
+    """``health``: the endpoints' throttles and breakers (None: the dispatcher's own)."""
+    store = MemoryStore(deliveries(url, bodies, fan_out))
+    settings = settings_for(concurrency, secret)
+    dispatcher = WebhookDispatcher(
+        store, settings, endpoint_keyring=ENDPOINT_KEYRINGS.get, health=health
+    )
     started, cpu = time.perf_counter(), time.process_time()
     task = asyncio.create_task(dispatcher.run())
     await store.done.wait()
@@ -185,7 +201,16 @@ async def dispatched(
     return rates
 
 
-async def run(args, port: int) -> None:
+async def run(args, port: int, redis_url: str | None = None) -> None:
+    shared = None
+    if redis_url:
+        from redis.asyncio import Redis
+
+        from botsys.endpoint_health import SharedHealth
+        from botsys.store.connection import Store
+
+        client = Redis.from_url(redis_url, decode_responses=True)
+        shared = SharedHealth(Store(client, False, "bench"), settings_for(args.concurrency, SECRET))
     url = f"http://127.0.0.1:{port}/hook"
     bodies = [body(i) for i in range(args.n)]
     minimal = [(url, b, {"Content-Type": "application/json"}) for b in bodies]
@@ -195,6 +220,8 @@ async def run(args, port: int) -> None:
     await dispatched(url, bodies[:500], args.concurrency, SECRET)
     names = ("bare", "bare-same-request", "dispatcher", "dispatcher-unsigned")
     names += ("bare-fanout", "dispatcher-fanout")
+    if shared is not None:
+        names += ("dispatcher-fanout-shared",)
     results: dict[str, list[Rate]] = {name: [] for name in names}
     c = args.concurrency
     for _ in range(args.rounds):  # interleaved, so load changes hit every mode alike
@@ -204,6 +231,9 @@ async def run(args, port: int) -> None:
         results["dispatcher-unsigned"].append(await dispatched(url, bodies, c, ""))
         results["bare-fanout"].append(await bare(same_fanout, c))
         results["dispatcher-fanout"].append(await dispatched(url, bodies, c, SECRET, True))
+        if shared is not None:
+            fan = await dispatched(url, bodies, c, SECRET, True, shared)
+            results["dispatcher-fanout-shared"].append(fan)
     report(args, len(bodies[0]), results)
 
 
@@ -237,6 +267,12 @@ def report(args, size: int, results: dict[str, list[Rate]]) -> None:
         f"  ratio fan-out dispatcher/bare-fanout: {fanout:.2f} best/best, "
         f"{median_ratio('dispatcher-fanout', 'bare-fanout'):.2f} median of rounds  (target >= 0.80)"
     )
+    if "dispatcher-fanout-shared" in best:
+        shared = best["dispatcher-fanout-shared"] / best["bare-fanout"]
+        print(
+            f"  ratio fan-out with shared health/bare-fanout: {shared:.2f} best/best, "
+            f"{median_ratio('dispatcher-fanout-shared', 'bare-fanout'):.2f} median of rounds"
+        )
     record(
         "webhooks",
         {
@@ -261,13 +297,20 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--shared-health",
+        action="store_true",
+        help="also the fan-out with endpoint health in a private redis-server",
+    )
     args = parser.parse_args()
     ctx = multiprocessing.get_context("spawn")
     ports = ctx.Queue()
     sink = ctx.Process(target=_sink, args=(ports,), daemon=True)
     sink.start()
     try:
-        run_like_serve(run(args, ports.get(timeout=20)))
+        with contextlib.ExitStack() as stack:
+            url = stack.enter_context(redis_server()) if args.shared_health else None
+            run_like_serve(run(args, ports.get(timeout=20), url))
     finally:
         sink.terminate()
         sink.join(5)

@@ -22,13 +22,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 import aiohttp
 from yarl import URL
 
 from botsys.config import WebhookSettings
 from botsys.webhooks.guard import AllowList, Guard
-from botsys.webhooks.health import Gate, Health, LocalHealth
+from botsys.webhooks.health import Gate, Health, LocalHealth, Verdict
 from botsys.webhooks.policy import (
     Schedule,
     busy_host_release_ms,
@@ -49,6 +50,15 @@ HELD_MS = (
 )
 SessionFactory = Callable[[], aiohttp.ClientSession]
 _ASK = -1  # _hold_ms: the endpoint may have to be disabled (an await decides)
+
+
+class _Undecided(NamedTuple):
+    """What admission knows without awaiting: hold it for hold_ms, or the gate's verdict
+    (None: ask the gate) at per_s."""
+
+    hold_ms: int | None
+    verdict: Verdict | None = None
+    per_s: float = 0.0
 
 
 @dataclass
@@ -269,11 +279,13 @@ class WebhookDispatcher:
         # One flat coroutine (admission, send, record): every await level is paid again
         # on each resumption, several times per delivery.
         host = self._host(delivery.url)
-        gate, sent = None, False
+        gate = None
         try:
             if delivery.endpoint:
                 gate = self._health.gate(delivery.endpoint)
-                wait = await self._admit(delivery, gate)
+                wait = self._admit_now(delivery, gate)  # no coroutine in the usual case
+                if isinstance(wait, _Undecided):
+                    wait = await self._admit(delivery, gate, wait)
                 if wait is None:  # handed back to the store: nothing to forgo
                     gate = None
                     return
@@ -294,35 +306,44 @@ class WebhookDispatcher:
             host.observe(result.duration_ms)
             reported = None
             if gate is not None:  # before the store's call: both go in one pipeline
-                sent = True
-                reported = self._judge_endpoint(gate, result.status)
-            await self._record(delivery, result)
-            if reported is not None:  # the circuit's state is known before the next send
-                with contextlib.suppress(Exception):  # the gate logs a failed report
-                    await reported
+                reported, gate = self._judge_endpoint(gate, result.status), None
+            await self._record(delivery, result, reported)
         except Exception:  # the store is unreachable: the lease expires, another try follows
             log.exception("webhook delivery task crashed", extra={"delivery_id": delivery.id})
         finally:  # here rather than a done callback: one loop turn less per delivery
-            if gate is not None and not sent:
+            if gate is not None:  # admitted, not sent
                 gate.forgo()
             self._tasks.pop(id(delivery), None)
             self._slot_freed.set()
 
-    async def _admit(self, delivery: Delivery, gate: Gate) -> float | None:
-        """An endpoint's delivery: the seconds to wait before sending it, or None when it
-        went back to the store (endpoint disabled or unknown here, circuit open, throttled
-        far ahead). Awaits nothing in the usual case."""
+    def _admit_now(self, delivery: Delivery, gate: Gate) -> float | _Undecided:
+        """The seconds to wait before sending an endpoint's delivery when that is known
+        here and now (the usual case); else what is known so far, for ``_admit``."""
         hold_ms = self._hold_ms(delivery, gate)
+        if hold_ms is not None:
+            return _Undecided(hold_ms)
+        per_s = self._endpoint_rate(delivery.endpoint) if self._endpoint_rate else 0.0
+        verdict = gate.admit(time.monotonic(), per_s)
+        if verdict is not None and verdict[1]:
+            return verdict[0]
+        return _Undecided(None, verdict, per_s)
+
+    async def _admit(self, delivery: Delivery, gate: Gate, known: _Undecided) -> float | None:
+        """The seconds to wait before sending, or None when the delivery went back to the
+        store (endpoint disabled or unknown here, circuit open, throttled far ahead)."""
+        hold_ms, verdict = known.hold_ms, known.verdict
         if hold_ms == _ASK:  # failed long enough to be disabled
             hold_ms = await self._disable_failing(delivery.endpoint, gate)
+            if hold_ms is None:  # not disabled after all: on to the gate
+                known = self._admit_now(delivery, gate)
+                if not isinstance(known, _Undecided):
+                    return known
+                hold_ms, verdict = known.hold_ms, known.verdict
         if hold_ms is not None:
             await self._release(delivery, hold_ms)
             return None
-        per_s = self._endpoint_rate(delivery.endpoint) if self._endpoint_rate else 0.0
-        now = time.monotonic()
-        verdict = gate.admit(now, per_s)
         if verdict is None:  # the cluster's answer is needed (probe, throttle slots)
-            verdict = await gate.ask(now, per_s)
+            verdict = await gate.ask(time.monotonic(), known.per_s)
         wait, here = verdict
         if not here:
             await self._release(delivery, max(1, int(wait * 1000)))
@@ -414,7 +435,11 @@ class WebhookDispatcher:
         if not await self._store.release(delivery, delay_ms):
             self.lease_lost += 1
 
-    async def _record(self, delivery: Delivery, result: SendResult) -> None:
+    async def _record(
+        self, delivery: Delivery, result: SendResult, reported: Awaitable[object] | None = None
+    ) -> None:
+        """Store the attempt; ``reported``: its endpoint's circuit outcome on the way, awaited
+        after the store's call (one pipeline), so the circuit is known before the next send."""
         record, next_at = self.judge(delivery, result)
         if self._on_attempt is not None:
             try:
@@ -427,6 +452,9 @@ class WebhookDispatcher:
                 "webhook lease lost; another replica owns the delivery now",
                 extra={"delivery_id": delivery.id, "job_id": delivery.job_id},
             )
+        if reported is not None:
+            with contextlib.suppress(Exception):  # the gate logs a failed report
+                await reported
 
     def judge(self, delivery: Delivery, result: SendResult) -> tuple[AttemptRecord, int | None]:
         """The attempt record and the next attempt time (None: final)."""

@@ -72,6 +72,7 @@ class Breaker:
         self.state = CLOSED
         self.trips = 0  # times it opened
         self._outcomes: deque[bool] = deque(maxlen=window)
+        self._failed = 0  # failures among _outcomes (counted, not recounted per attempt)
         self._opened_at = 0.0
         self._probing = False
 
@@ -95,14 +96,19 @@ class Breaker:
             if ok:
                 self.state = CLOSED
                 self._outcomes.clear()
+                self._failed = 0
             else:
                 self._open(now)
             return
         if self.state == OPEN:  # a send admitted before it opened: already judged
             return
-        self._outcomes.append(ok)
-        failed = self._outcomes.count(False)
-        if len(self._outcomes) == self.window and failed >= self.failure_ratio * self.window:
+        outcomes = self._outcomes
+        if len(outcomes) == self.window and not outcomes[0]:
+            self._failed -= 1  # the oldest failure leaves the window
+        outcomes.append(ok)
+        if not ok:
+            self._failed += 1
+        if len(outcomes) == self.window and self._failed >= self.failure_ratio * self.window:
             self._open(now)
 
     def forgo(self) -> None:
@@ -114,6 +120,7 @@ class Breaker:
         self._opened_at = now
         self.trips += 1
         self._outcomes.clear()
+        self._failed = 0
 
 
 class Throttle:
@@ -170,7 +177,8 @@ class LocalGate:
     def record(self, ok: bool, now: float) -> None:
         was = self.breaker.state
         self.breaker.record(ok, now)
-        log_transition(self.endpoint, was, self.breaker.state)
+        if self.breaker.state != was:
+            log_transition(self.endpoint, was, self.breaker.state)
 
     def forgo(self) -> None:
         self.breaker.forgo()

@@ -35,3 +35,14 @@ def test_throttle_spaces_sends():
     assert round(t.wait(0.05), 3) == 0.35
     assert t.take(5.0) == 0.0  # idle time does not bank a burst
     assert round(t.take(5.0), 3) == 0.1
+
+
+def test_the_breakers_running_count_matches_its_window():
+    """The failure count is kept as outcomes enter and leave the window, not recounted."""
+    import random
+
+    rng = random.Random(7)
+    b = Breaker(window=20, failure_ratio=0.9, open_s=5.0)
+    for i in range(2000):
+        b.record(rng.random() < 0.6, now=i)
+        assert b._failed == list(b._outcomes).count(False)
