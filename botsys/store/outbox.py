@@ -1,7 +1,8 @@
 """The outbox: webhook deliveries in Redis. The DeliveryStore the dispatcher runs on, plus the
-reads and the redeliver action the API needs (shaped into responses by api/delivery_views.py). Deliveries live in their job's slot ({type}), so the
-job-completion script can schedule one atomically; ad-hoc deliveries (POST /deliver, no job)
-live in a slot of their own, ADHOC, which no bot type can be named (names start a-z)."""
+reads and the redeliver action the API needs (api/delivery_views.py shapes the responses).
+Deliveries live in their job's slot ({type}), so the job-completion script can schedule one
+atomically; ad-hoc deliveries (POST /deliver, no job) live in a slot of their own, ADHOC, which
+no bot type can be named (names start a-z)."""
 
 from __future__ import annotations
 
