@@ -57,6 +57,13 @@ async def test_dead_deliveries_are_announced_once_and_never_loop(redis_factory, 
         f"{dead_job_delivery}_dead_{loud.id}",
         f"{adhoc}_dead_{loud.id}",
     }
+    # the events about the job's dead delivery are listed with the job's deliveries
+    by_job = {v["id"] for v in await store.list(job_id=job)}
+    assert by_job == {
+        dead_job_delivery,
+        f"{dead_job_delivery}_dead_{told.id}",
+        f"{dead_job_delivery}_dead_{loud.id}",
+    }
     delivered = {v["id"] for v in await store.list(state="delivered")}
     assert delivered == {f"{dead_job_delivery}_dead_{told.id}", f"{adhoc}_dead_{told.id}"}
     assert Counter(h.headers["X-Event-Type"] for h in watcher.hits) == {"delivery.dead": 2}

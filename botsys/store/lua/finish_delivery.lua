@@ -49,6 +49,13 @@ else
           'attempt', 0, 'maxAttempts', CTX.webhook_attempts, 'state', 'pending',
           'createdAt', now, 'nextAt', now)
         redis.call('ZADD', K.deliveries, now, eid)
+        -- listed with the job's other events (GET /deliveries?jobId=), while the job lasts
+        local job_ttl = d.jobId ~= '' and redis.call('PTTL', job_key(d.jobId)) or -2
+        if job_ttl ~= -2 then
+          local fk = P .. 'fanout:' .. d.jobId
+          redis.call('RPUSH', fk, eid)
+          if job_ttl > 0 and redis.call('PTTL', fk) < 0 then redis.call('PEXPIRE', fk, job_ttl) end
+        end
       end
     end
     if run then redis.call('PUBLISH', CTX.deliveries_channel, P) end
