@@ -216,8 +216,10 @@ class SharedHealth:
     """The endpoints' gates of this replica over the shared state (Health for the dispatcher)."""
 
     def __init__(self, store: Store, settings: WebhookSettings) -> None:
+        self.redis = store.redis
         self.scripts = store.scripts
         self.keys = store.keys
+        self._resets: set[asyncio.Task] = set()
         self.settings = settings
         # A probe's lease: the attempt's timeout and a margin (a crashed prober's runs out).
         self.lease_ms = int(settings.timeout_s * 1000) + 2000
@@ -237,7 +239,18 @@ class SharedHealth:
         return self._gates.get(endpoint)
 
     def forget(self, endpoint: str) -> None:
+        """Re-enabled: a closed circuit with no failure on record, here and in Redis (every
+        replica hears of it and resets it: the same reset, whoever is first)."""
         self._gates.pop(endpoint, None)
+        keys = (self.keys.endpoint_breaker(endpoint), self.keys.endpoint_probe(endpoint))
+        task = asyncio.ensure_future(self.redis.delete(*keys))
+        self._resets.add(task)
+        task.add_done_callback(self._reset_done)
+
+    def _reset_done(self, task: asyncio.Task) -> None:
+        self._resets.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("resetting an endpoint's circuit failed: %s", task.exception())
 
 
 async def circuit_states(store: Store, endpoint_ids: list[str]) -> dict[str, str | None]:

@@ -142,3 +142,38 @@ async def test_a_failing_receiver_opens_the_breaker_for_all_replicas_one_probe_a
     states = await circuit_states(store_of(redis_factory, keys), [ENDPOINT])
     assert states == {ENDPOINT: CLOSED}
     assert all(d.breaker(ENDPOINT).state == CLOSED for d in dispatchers)
+
+
+async def test_a_re_enabled_endpoint_gets_a_closed_circuit_in_redis(redis_factory):
+    settings = webhook_settings(secret="", breaker_window=2, breaker_open_s=60)
+    keys = Keys(f"t-reset-{time.monotonic_ns()}")
+    store = store_of(redis_factory, keys)
+    health = SharedHealth(store, settings)
+    gate = health.gate(ENDPOINT)
+    for _ in range(2):
+        await gate.record(False, time.monotonic())
+    assert await circuit_states(store, [ENDPOINT]) == {ENDPOINT: OPEN}
+    health.forget(ENDPOINT)
+    await asyncio.gather(*health._resets)
+    assert await circuit_states(store, [ENDPOINT]) == {ENDPOINT: None}
+    assert health.gate(ENDPOINT).state == CLOSED
+
+
+async def test_the_shared_window_opens_on_the_ratio_and_not_below_it(redis_factory):
+    """endpoint_record.lua: a third failing never opens a 0.5 breaker; all failing opens it
+    at exactly the window; outcomes reported in batches count like one by one."""
+    store = store_of(redis_factory, Keys(f"t-window-{time.monotonic_ns()}"))
+    keys = [store.keys.endpoint_breaker(ENDPOINT), store.keys.endpoint_probe(ENDPOINT)]
+
+    async def report(ok: int, failed: int) -> int:
+        state, _ = await store.scripts.run(
+            "endpoint_record", keys, [ok, failed, "", 20, 0.5, 60_000]
+        )
+        return state
+
+    for i in range(300):
+        assert await report(int(i % 3 != 0), int(i % 3 == 0)) == 0
+    assert await report(40, 20) == 0  # a batch at the same ratio
+    await store.redis.delete(*keys)
+    states = [await report(0, 1) for _ in range(20)]
+    assert states == [0] * 19 + [1]  # opened by the 20th failure
