@@ -261,7 +261,7 @@ async def circuit_states(store: Store, endpoint_ids: list[str]) -> dict[str, str
     pipe = store.redis.pipeline(transaction=False)
     pipe.time()
     for e in endpoint_ids:
-        pipe.hmget(keys.endpoint_breaker(e), ["openUntil", "ok", "failed"])
+        pipe.hmget(keys.endpoint_breaker(e), ["openUntil", "oks", "fails"])
     now_s, *rows = await pipe.execute()
     now_ms = int(now_s[0]) * 1000 + int(now_s[1]) // 1000
     out: dict[str, str | None] = {}

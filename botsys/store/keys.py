@@ -121,7 +121,7 @@ class Keys:
         return f"{self.prefix}:{{{endpoint_id}}}:throttle"
 
     def endpoint_breaker(self, endpoint_id: str) -> str:
-        """HASH its circuit breaker: ok, failed (decayed counts), openUntil ms, trips."""
+        """HASH its circuit breaker: oks, fails (decayed counts), openUntil ms, trips."""
         return f"{self.prefix}:{{{endpoint_id}}}:breaker"
 
     def endpoint_probe(self, endpoint_id: str) -> str:

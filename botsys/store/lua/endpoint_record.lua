@@ -15,7 +15,7 @@ local b = KEYS[1]
 local DAY_MS = 86400000
 
 local function open()
-  redis.call('HSET', b, 'openUntil', now + open_ms, 'ok', 0, 'failed', 0)
+  redis.call('HSET', b, 'openUntil', now + open_ms, 'oks', 0, 'fails', 0)
   redis.call('HINCRBY', b, 'trips', 1)
   redis.call('PEXPIRE', b, open_ms + DAY_MS)
   return {1, open_ms}
@@ -28,7 +28,7 @@ if probe ~= '' then
     redis.call('DEL', KEYS[2])
     if failed > 0 then return open() end
     if ok > 0 then
-      redis.call('HSET', b, 'openUntil', 0, 'ok', 0, 'failed', 0)
+      redis.call('HSET', b, 'openUntil', 0, 'oks', 0, 'fails', 0)
       redis.call('PEXPIRE', b, DAY_MS)
       return {0, 0}
     end
@@ -40,7 +40,7 @@ if open_until > 0 then  -- open or half-open: sends admitted before it opened ar
   return {2, 0}
 end
 if ok + failed == 0 then return {0, 0} end
-local counts = redis.call('HMGET', b, 'ok', 'failed')
+local counts = redis.call('HMGET', b, 'oks', 'fails')
 ok = ok + tonumber(counts[1] or '0')
 failed = failed + tonumber(counts[2] or '0')
 local total = ok + failed
@@ -48,6 +48,6 @@ if total > window then  -- keep `window` attempts' worth, in the same proportion
   ok, failed, total = ok * window / total, failed * window / total, window
 end
 if total >= window - 1e-9 and failed >= ratio * window - 1e-9 then return open() end
-redis.call('HSET', b, 'ok', ok, 'failed', failed)
+redis.call('HSET', b, 'oks', ok, 'fails', failed)
 redis.call('PEXPIRE', b, DAY_MS)
 return {0, 0}
