@@ -32,6 +32,7 @@ P_SEND, P_OPEN, P_PROBE, P_PROBING = 0, 1, 2, 3  # endpoint_probe's answer
 STATE_OF = {R_CLOSED: CLOSED, R_OPEN: OPEN, R_HALF_OPEN: HALF_OPEN}
 FLUSH_S = 0.1  # a replica's successes reach the shared window at least this often
 STALE_SLOT_S = 0.05  # a reserved throttle slot unused this long after its time is dropped
+PROBE_POLL_S = 1.0  # another replica's probe is out: ask again this often (it may close it)
 
 
 class ThrottleReply(NamedTuple):
@@ -131,7 +132,7 @@ class SharedGate:
             return None
         wait = reply.ms / 1000
         if reply.answer == P_PROBING:
-            wait = min(wait, self._h.settings.breaker_open_s)
+            wait = min(wait, self._h.settings.breaker_open_s, PROBE_POLL_S)
         self._heard(R_OPEN if reply.answer == P_OPEN else R_HALF_OPEN, 0)
         self._retry_at = now + wait
         return wait, False
