@@ -86,6 +86,28 @@ async def test_a_throttle_of_10_per_second_holds_across_three_replicas(
         assert all(len(store.items[i].attempts) == 1 for i in idl)
 
 
+async def test_at_200_per_second_slots_are_reserved_in_batches(redis_factory, aiohttp_server):
+    """A tenth of a second's slots per reservation: the rate holds and most sends need no
+    round trip of their own."""
+    receiver = await start_receiver(aiohttp_server)
+    settings = webhook_settings(secret="", concurrency=64, per_host=64)
+    keys = Keys(f"t-batch-{time.monotonic_ns()}")
+    group = replicas(redis_factory, settings, keys, endpoint_rate=lambda _id: 200.0)
+    ids = [(store, add(store, receiver.url, 150)) for store, _ in group]
+
+    def all_delivered() -> bool:
+        return all(store.items[i].state == "delivered" for store, idl in ids for i in idl)
+
+    async with running([d for _, d in group]):
+        await until(all_delivered)
+    at = sorted(h.at for h in receiver.hits)
+    rate = (len(at) - 1) / (at[-1] - at[0])
+    assert 180 <= rate <= 220, f"{rate:.1f}/s for the three together"
+    # throttle reservations and the breaker's success reports (every 100 ms) together
+    trips = sum(d._health.scripts.round_trips for _, d in group)
+    assert trips < len(at) / 2, f"{trips} round trips for {len(at)} sends"
+
+
 async def test_a_failing_receiver_opens_the_breaker_for_all_replicas_one_probe_at_a_time(
     redis_factory, aiohttp_server
 ):
