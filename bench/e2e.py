@@ -45,18 +45,20 @@ BENCH_BOTS = Path(__file__).with_name("bots")
 STAMP = "import json, time; print(json.dumps({'result': {'t0': time.time()}}), flush=True)\n"
 
 
-# python bots under start = "fork" (a zygote per replica forks each attempt): the same bots
+# python bots under start = "fork" (a zygote per replica forks each attempt): the same bots;
+# type "python" is pinned to spawn, so both modes run side by side
 FORK_TYPE = "pyfork"
 FORK_TABLE = (
     'command = ["{python}", "{script}"]\nextension = ".py"\ndefault_bot = "hello"\nstart = "fork"\n'
 )
+SPAWN_TABLE = 'start = "spawn"\n'
 
 
 def config_file(tmp: Path, concurrency: int) -> Path:
     path = tmp / "bench.toml"
     limits = "\n".join(
         f"[bot_types.{t}]\nlimit = {concurrency}\nmemory_mb = 0\n"
-        + (FORK_TABLE if t == FORK_TYPE else "")
+        + {FORK_TYPE: FORK_TABLE, "python": SPAWN_TABLE}.get(t, "")
         for t in ("python", "node", "java", FORK_TYPE)
     )
     # The bench's own copy of the bots: readable by the bot user wherever the checkout lives.

@@ -18,6 +18,7 @@ from pathlib import Path
 from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+ZYGOTE = "botsys-zygote"  # the comm of a zygote (zygote_main.py) and of what it forks around bots
 
 # Short timings so failures show within seconds (tests state their figures against these).
 FAST_CONFIG = """
@@ -139,8 +140,19 @@ class Proc:
         return "\n".join(lines[-tail:])
 
     def children(self) -> list[int]:
-        """Pids whose parent is this process (each running bot's botsys-launch)."""
+        """Pids whose parent is this process (botsys-launch per spawned bot, the zygotes)."""
         return children_of(self.pid)
+
+    def zygotes(self) -> list[int]:
+        """This replica's zygotes (``start = "fork"`` types, python's default)."""
+        return [pid for pid in self.children() if comm(pid) == ZYGOTE]
+
+    def attempts(self) -> list[int]:
+        """One pid per running attempt, whichever way it started: its botsys-launch (spawn),
+        or the process its zygote forked for it (fork: a leader, or a PID namespace's init)."""
+        zygotes = self.zygotes()
+        spawned = [pid for pid in self.children() if pid not in zygotes]
+        return spawned + [pid for z in zygotes for pid in children_of(z)]
 
     def descendants(self) -> list[int]:
         """Every process below this one: launchers, bots and what the bots started."""
@@ -250,6 +262,15 @@ def stat_fields(pid: int | str) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/stat") as fh:
             return fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def comm(pid: int) -> str | None:
+    """/proc/PID/comm (the process's short name); None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as fh:
+            return fh.read().strip()
     except OSError:
         return None
 
