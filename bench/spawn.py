@@ -158,7 +158,7 @@ def server_cpu() -> float:
 async def bench_fork(n: int) -> dict[str, float]:
     """python hello: bare spawn, bare fork, and the runner in each start mode, interleaved;
     with the runner's own CPU per attempt."""
-    runners = {"spawn": make_runner(), "fork": make_runner(**{"bot_types.python.start": "fork"})}
+    runners = {mode: make_runner(**{"bot_types.python.start": mode}) for mode in ("spawn", "fork")}
     await runners["fork"].start()
     spawner = runners["spawn"]
     spec = AttemptSpec("bench", "python", "hello", {"n": 1}, 1, 60.0)
@@ -199,6 +199,10 @@ JAVA_BEFORE = {
 }  # fmt: skip
 
 
+# The default command before its JVM flags were measured (G1, perf data, the default first heap).
+ARCHIVE_G1 = ["{java}", "-XX:TieredStopAtLevel=1", "-Xmx256m", "-cp", "{classpath}", "{bot}"]
+
+
 def java_variants() -> dict[str, ProcessRunner]:
     """Runners for the java rows: before, and the defaults on each JDK here without and with
     the class archive (a command with -Xshare:auto manages CDS itself: no archive)."""
@@ -214,6 +218,9 @@ def java_variants() -> dict[str, ProcessRunner]:
         label = f"JDK {jdk.feature}"
         variants[f"{label} no archive"] = make_runner(**plain, **{"runner.java": str(home)})
         variants[f"{label} archive"] = make_runner(**{"runner.java": str(home)})
+        variants[f"{label} archive, G1"] = make_runner(
+            **{"bot_types.java.command": ARCHIVE_G1, "runner.java": str(home)}
+        )
     return variants
 
 
@@ -263,7 +270,7 @@ async def main(n: int, java_only: bool = False) -> int:
     if java_only:  # the java rows alone, not recorded
         await bench_java(n)
         return 0
-    runner = make_runner()
+    runner = make_runner(**{"bot_types.python.start": "spawn"})  # these rows: spawns
     print(f"spawn cost, median of {n} (ms); ratio = runner / bare; added = contained - launcher")
     print(f"contained = {' '.join(runner.sandbox.prefix('python')[2:])}")
     print(
