@@ -199,10 +199,6 @@ JAVA_BEFORE = {
 }  # fmt: skip
 
 
-# The default command before its JVM flags were measured (G1, perf data, the default first heap).
-ARCHIVE_G1 = ["{java}", "-XX:TieredStopAtLevel=1", "-Xmx256m", "-cp", "{classpath}", "{bot}"]
-
-
 def java_variants() -> dict[str, ProcessRunner]:
     """Runners for the java rows: before, and the defaults on each JDK here without and with
     the class archive (a command with -Xshare:auto manages CDS itself: no archive)."""
@@ -218,9 +214,6 @@ def java_variants() -> dict[str, ProcessRunner]:
         label = f"JDK {jdk.feature}"
         variants[f"{label} no archive"] = make_runner(**plain, **{"runner.java": str(home)})
         variants[f"{label} archive"] = make_runner(**{"runner.java": str(home)})
-        variants[f"{label} archive, G1"] = make_runner(
-            **{"bot_types.java.command": ARCHIVE_G1, "runner.java": str(home)}
-        )
     return variants
 
 
