@@ -149,10 +149,12 @@ class Proc:
 
     def attempts(self) -> list[int]:
         """One pid per running attempt, whichever way it started: its botsys-launch (spawn),
-        or the process its zygote forked for it (fork: a leader, or a PID namespace's init)."""
+        or the group leader its zygote forked for it (fork: a leader, or a PID namespace's
+        init; as root the bot is the zygote's child too, in that group)."""
         zygotes = self.zygotes()
         spawned = [pid for pid in self.children() if pid not in zygotes]
-        return spawned + [pid for z in zygotes for pid in children_of(z)]
+        forked = [pid for z in zygotes for pid in children_of(z)]
+        return spawned + [pid for pid in forked if _leads_group(pid)]
 
     def descendants(self) -> list[int]:
         """Every process below this one: launchers, bots and what the bots started."""
@@ -277,6 +279,11 @@ def comm(pid: int) -> str | None:
 
 def children_of(parent: int) -> list[int]:
     return [pid for pid in _all_pids() if _ppid(pid) == parent]
+
+
+def _leads_group(pid: int) -> bool:
+    fields = stat_fields(pid)
+    return fields is not None and int(fields[2]) == pid
 
 
 def _ppid(pid: int) -> int | None:
