@@ -13,10 +13,8 @@ first): its own process group, the rlimits, the namespaces, the group signals bl
 namespace's init (or, where namespaces are refused, a subreaper) that forks the bot. The bot
 switches user, arms its parent-death signal, sets no_new_privs and, where the launcher would exec,
 runs the script as ``__main__``. The leader ends the way the bot ended. As root with PID
-namespaces the leader is left out: the zygote unshares, forks the namespace's init
-(run_ns_init: it leads the group and reaps orphans) and then the bot beside it
-(run_direct_bot), both straight from itself, and goes back to its own namespaces with setns; it
-reaps the bot and then ends the namespace (SIGKILL to init).
+namespaces the leader is left out: the zygote unshares, forks the namespace's init directly
+(run_direct_init) and goes back to its own namespaces with setns.
 
 The zygote answers ``{"id", "pid"}`` (the leader: pid = process group) then ``{"exit": pid,
 "status"}``; it keeps the leader a zombie (waitid WNOWAIT) until the server sends ``{"release":
@@ -283,44 +281,29 @@ def _set_up_leader(plan, fds, zygote):
     return bool(ns & CLONE_NEWPID)
 
 
-def run_ns_init(zygote):
-    """pid 1 of an attempt's PID namespace, forked by the zygote itself (the bot is its
-    sibling, forked next): it leads the group the server signals and reaps the orphans of the
-    bot's processes. As a namespace's init it gets no signal from outside but SIGKILL (it has no
-    handler); the zygote sends that once the bot ended, and the kernel then ends whatever is
-    left in the namespace."""
+def run_direct_init(plan, request, fds, report_w):
+    """pid 1 of the attempt's new PID namespace, forked by the zygote itself: what the leader
+    and init do together on the other path, for one fork less. It leads the group the server
+    signals; as a namespace's init it gets none of those signals but SIGKILL (it has no
+    handler), which ends the whole namespace. It reports the bot's wait status, then exits."""
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)  # from here on, errors go to the bot's stderr
+    os.dup2(report_w, 3)
+    os.closerange(4, _max_fd())  # the zygote's socket, selector, pidfds and namespaces
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # a handler would let the group's ^C in
     os.setpgid(0, 0)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the zygote: the namespace goes too
-    if _outer_ppid() != zygote:  # the zygote was gone before that took hold
-        os._exit(0)
-    os.closerange(3, _max_fd())  # the bot's pipes, the zygote's socket, selector and pidfds
-    while True:  # SIGCHLD came blocked from the zygote: nothing is lost before this
-        signal.sigwait({signal.SIGCHLD})
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        except ChildProcessError:
-            pass
-
-
-def _outer_ppid():
-    """Our parent's pid as /proc (mounted outside our PID namespace) sees it; getppid() says
-    0 for a parent outside the namespace, alive or not."""
-    with open("/proc/self/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
-
-def run_direct_bot(plan, request, fds, mask):
-    """pid 2 of the namespace, forked by the zygote beside its init: the bot's pipes and
-    limits, then what every bot does (run_bot). Its parent, the zygote, is outside the
-    namespace, so getppid() is 0 until the zygote dies (then init adopts it)."""
-    for target, fd in enumerate(fds):
-        os.dup2(fd, target)  # from here on, errors go to the bot's stderr
-    os.closerange(3, _max_fd())  # before the limits: nofile may be below the zygote's fds
     for name, soft, hard in plan["limits"]:
         resource.setrlimit(LIMITS[name], (soft, hard))
-    run_bot(plan, 0, 1, mask, request)
+    if plan.get("net_ns"):
+        _loopback_up()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    bot = os.fork()
+    if bot == 0:
+        _in_child(run_bot, plan, 1, 0, mask, request)
+    status = _wait_bot(bot)
+    os.write(3, struct.pack("i", status))
+    os._exit(0)  # the kernel now kills what is left in the namespace
 
 
 def _helper(plan, request, leader, mask, report_r, report_w, in_namespace):
@@ -470,14 +453,6 @@ def _enter_namespaces(ns):
         _loopback_up()
 
 
-def _kill_now(pid):
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except OSError:
-        pass
-
-
 def _write(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -521,20 +496,16 @@ class Zygote:
         self.selector = selectors.DefaultSelector()
         self.selector.register(sock, selectors.EVENT_READ)
         self.pidfds = {}  # leader pid -> pidfd, until released
-        self.bots = {}  # init pid -> [the bot's pidfd or None once reaped, its status] (direct)
+        self.reports = {}  # init pid -> the read end of its report pipe (direct attempts)
         self.me = os.getpid()
         # As root with PID namespaces, no leader: the zygote itself unshares, forks the
-        # namespace's init (which leads the group) and the bot beside it, and returns to its
-        # own namespaces.
+        # namespace's init (which leads the group) and returns to its own namespaces.
         self.direct = bool(plan.get("pid_ns")) and os.geteuid() == 0
         self.home = {}  # namespace flag -> an fd of the zygote's own namespace, to go back to
-        self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())  # the bots' signal mask
         if self.direct:
             self.home[CLONE_NEWPID] = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
             if plan.get("net_ns"):
                 self.home[CLONE_NEWNET] = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            # Born with it blocked, every init waits for it (the zygote itself uses pidfds).
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
 
     def send(self, message):
         self.sock.send(json.dumps(message).encode())
@@ -545,8 +516,6 @@ class Zygote:
                 if key.fileobj is self.sock:
                     if not self.on_message():
                         return
-                elif isinstance(key.data, tuple):
-                    self.on_bot_exit(key.data[1], key.fileobj)
                 else:
                     self.on_exit(key.data, key.fileobj)
 
@@ -565,93 +534,67 @@ class Zygote:
         return True
 
     def fork(self, request, fds):
-        bot = None
+        report = None
         try:
             if len(fds) != 3:
                 raise OSError(errno.EINVAL, f"expected 3 descriptors, got {len(fds)}")
             if self.direct:
-                pid, bot = self.fork_direct(request, fds)
+                pid, report = self.fork_init(request, fds)
             else:
                 pid = os.fork()
                 if pid == 0:
                     lead(self.plan, request, fds, self.me)
-                try:
-                    os.setpgid(pid, pid)  # before the server can signal the group
-                except OSError:
-                    pass  # it already did so itself (or died: the exit report says how)
+            try:
+                os.setpgid(pid, pid)  # before the server can signal the group
+            except OSError:
+                pass  # it already did so itself (or died: the exit report says how)
             pidfd = os.pidfd_open(pid)
         except (OSError, Failed) as exc:
-            if bot is not None:
-                os.close(bot)
+            if report is not None:
+                os.close(report)
             self.send({"id": request["id"], "error": f"fork: {getattr(exc, 'strerror', 0) or exc}"})
             return
         finally:
             for fd in fds:
                 os.close(fd)
         self.pidfds[pid] = pidfd
+        if report is not None:
+            self.reports[pid] = report
         self.selector.register(pidfd, selectors.EVENT_READ, pid)
-        if bot is not None:
-            self.bots[pid] = [bot, None]
-            self.selector.register(bot, selectors.EVENT_READ, ("bot", pid))
         self.send({"id": request["id"], "pid": pid})
 
-    def fork_direct(self, request, fds):
-        """Fork the attempt's init, then its bot, straight into new namespaces, both from this
-        pristine process (two forks of it, none of a fork); (init's pid, the bot's pidfd)."""
+    def fork_init(self, request, fds):
+        """Fork the attempt's init straight into new namespaces; (its pid, its report pipe)."""
         flags = 0
         for flag in self.home:
             flags |= flag
-        init = None
-        _call(_libc.unshare(ctypes.c_int(flags)), "unshare")
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
         try:
-            if flags & CLONE_NEWNET:
-                _loopback_up()  # we are in the new network namespace until setns
-            init = os.fork()
-            if init == 0:
-                _in_child(run_ns_init, self.me)
-            os.setpgid(init, init)  # before the bot joins it and the server can signal it
-            bot = os.fork()
-            if bot == 0:
-                _in_child(run_direct_bot, self.plan, request, fds, self.mask)
+            _call(_libc.unshare(ctypes.c_int(flags)), "unshare")
             try:
-                os.setpgid(bot, init)
-            except OSError:
-                pass  # it joined by itself already (or died: its exit says how)
-            return init, os.pidfd_open(bot)
+                pid = os.fork()
+                if pid == 0:
+                    _in_child(run_direct_init, self.plan, request, fds, report_w)
+            finally:
+                for flag, fd in self.home.items():  # unshare(NEWPID) again needs this
+                    _call(_libc.setns(fd, ctypes.c_int(flag)), "setns")
         except BaseException:
-            if init is not None:
-                _kill_now(init)
+            os.close(report_r)
             raise
         finally:
-            for flag, fd in self.home.items():  # unshare(NEWPID) again needs this
-                _call(_libc.setns(fd, ctypes.c_int(flag)), "setns")
-
-    def on_bot_exit(self, init, pidfd):
-        """A direct attempt's bot ended: keep its status, end its namespace (SIGKILL to init,
-        as the namespace's end after its bot on every other path)."""
-        self.selector.unregister(pidfd)
-        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)  # reaped: init's zombie holds the group
-        os.close(pidfd)
-        entry = self.bots[init]
-        entry[:] = [None, _exitcode(info)]
-        try:
-            signal.pidfd_send_signal(self.pidfds[init], signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # reaped already: cannot be, it is ours until released
+            os.close(report_w)
+        return pid, report_r
 
     def on_exit(self, pid, pidfd):
         self.selector.unregister(pidfd)
         info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
         status = _exitcode(info)
-        entry = self.bots.pop(pid, None)
-        if entry is not None:
-            bot, bot_status = entry
-            if bot is not None:  # init died first (killed): the bot dies with its namespace
-                os.waitid(os.P_PIDFD, bot, os.WEXITED)
-                self.selector.unregister(bot)
-                os.close(bot)
-                bot_status = status
-            status = bot_status
+        report = self.reports.pop(pid, None)
+        if report is not None:
+            data = os.read(report, 4)  # init wrote the bot's wait status, unless it was killed
+            os.close(report)
+            if len(data) == 4:
+                status = os.waitstatus_to_exitcode(struct.unpack("i", data)[0])
         self.send({"exit": pid, "status": status})
 
     def release(self, pid):

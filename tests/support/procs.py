@@ -150,7 +150,7 @@ class Proc:
     def attempts(self) -> list[int]:
         """One pid per running attempt, whichever way it started: its botsys-launch (spawn),
         or the group leader its zygote forked for it (fork: a leader, or a PID namespace's
-        init; as root the bot is the zygote's child too, in that group)."""
+        init)."""
         zygotes = self.zygotes()
         spawned = [pid for pid in self.children() if pid not in zygotes]
         forked = [pid for z in zygotes for pid in children_of(z)]
