@@ -324,17 +324,21 @@ async def main(args) -> dict:
                 await botsys_throughput(replicas, lang, "hello", 4)
                 # Interleaved rounds, best of each: a noisy neighbour hits both ways alike.
                 bare = ours = 0.0
+                cpu_ms: list[float] = []  # the server's own CPU per job (not its bots')
                 for _ in range(args.repeat):
                     bare = max(
                         bare,
                         await bare_throughput(argv, env, work, stdin, args.jobs, args.concurrency),
                     )
+                    cpu = replicas.cpu_s()
                     ours = max(
                         ours,
                         await botsys_throughput(replicas, lang, "hello", args.jobs),
                     )
+                    cpu_ms.append((replicas.cpu_s() - cpu) / args.jobs * 1000)
                 figures[f"{lang}JobsPerS"] = ours
                 figures[f"{lang}BareSpawnsPerS"] = bare
+                figures[f"{lang}ServerCpuMsPerJob"] = median(cpu_ms)
                 forks = ""
                 if lang == FORK_TYPE:
                     fork_rate = bare_fork_throughput(args.jobs)
@@ -342,7 +346,7 @@ async def main(args) -> dict:
                     forks = f"; bare os.fork() {fork_rate:6.1f}/s → ratio {ours / fork_rate:.3f}"
                 print(
                     f"{lang:6} throughput: botsys {ours:6.1f} jobs/s vs bare spawn {bare:6.1f}/s "
-                    f"→ ratio {ours / bare:.2f}{forks}"
+                    f"→ ratio {ours / bare:.2f}{forks}; server CPU {median(cpu_ms):.2f} ms/job"
                 )
         finally:
             replicas.stop()
