@@ -119,17 +119,16 @@ def run_bot(plan, parent, group, mask, request):
     signal.signal(GONE, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh python has it
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    os._exit(run_script(request))
+    os._exit(run_script(request, plan.get("args_area")))
 
 
-def run_script(request):
+def run_script(request, args_area=None):
     """Run the script as ``python script args`` would; its exit code."""
     script, *_ = request["argv"]
     os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
+    _set_environ(request["env"])
     sys.argv = list(request["argv"])
-    _show_cmdline([sys.executable, *sys.argv])
+    _show_cmdline(args_area, [sys.executable, *sys.argv])
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # as `python script` does
     _fresh_stdio()
     main = types.ModuleType("__main__")
@@ -169,19 +168,36 @@ def run_script(request):
     return code
 
 
-def _show_cmdline(args):
-    """/proc/<pid>/cmdline (ps, pgrep) names the bot as a spawned one's would, not the zygote:
-    written over the zygote's own argument area, which this copy no longer needs (python keeps
-    its own copy of argv; setproctitle does the same). Longer than that area: cut."""
+def _set_environ(env):
+    """os.environ (and the C environment) becomes ``env``. The zygote's is the type's scrubbed
+    one already, which differs from an attempt's in HOME and TMPDIR: only what differs is set
+    (each unsetenv/putenv costs the bot copy-on-write faults)."""
+    for name in [name for name in os.environ if name not in env]:
+        del os.environ[name]
+    for name, value in env.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
+
+
+def args_area():
+    """(start, size) of this process's argument area (what /proc/<pid>/cmdline shows); forks
+    share it, so it is read once. None if /proc cannot tell."""
     try:
         with open("/proc/self/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48, 49)
     except (OSError, IndexError, ValueError):
+        return None
+    return (start, end - start) if end > start else None
+
+
+def _show_cmdline(area, args):
+    """/proc/<pid>/cmdline (ps, pgrep) names the bot as a spawned one's would, not the zygote:
+    written over the zygote's own argument area, which this copy no longer needs (python keeps
+    its own copy of argv; setproctitle does the same). Longer than that area: cut."""
+    if not area:
         return
-    size = end - start
-    if size <= 0:
-        return
+    start, size = area
     data = b"\0".join(os.fsencode(a) for a in args)[: size - 1]
     ctypes.memmove(start, data.ljust(size, b"\0"), size)
 
@@ -620,6 +636,7 @@ def main():
     with open("/proc/self/comm") as f:
         plan["comm"] = f.read().strip()  # what a spawned bot's would be (its interpreter's)
     set_name("botsys-zygote")  # this process and the leaders, inits and reapers it forks
+    plan["args_area"] = args_area()
     sock = socket.socket(fileno=plan["sock"])
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the server, even on kill -9
     if os.getppid() != plan["server"]:

@@ -72,6 +72,26 @@ async def test_a_bot_runs_as_main_with_its_argv_and_stdin(runner, bots_dir):
     }
 
 
+ENVIRON = """
+import json, os, subprocess
+seen = subprocess.run(["env", "-0"], capture_output=True, check=True).stdout.decode()
+child = dict(line.split("=", 1) for line in seen.split("\\0") if line)
+print(json.dumps({"result": {"environ": dict(os.environ), "child": child, "cwd": os.getcwd()}}))
+"""
+
+
+async def test_the_environment_is_the_attempts_for_the_bot_and_its_children(runner, bots_dir):
+    # Only what differs from the zygote's is set in the fork: the C environment must follow.
+    write_bot(bots_dir, "python", "environ", ENVIRON)
+    for _ in range(2):  # each attempt has its own HOME and TMPDIR (its folder)
+        outcome, _, _ = await run_bot(runner, "python", "environ")
+        assert outcome.status == "succeeded", outcome.error
+        got = outcome.result
+        assert got["environ"] == got["child"], "os.environ and the C environment differ"
+        assert got["environ"]["HOME"] == got["environ"]["TMPDIR"] == got["cwd"]
+        assert set(got["environ"]) <= {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR"}
+
+
 async def test_exit_codes_and_uncaught_exceptions_are_reported_as_under_spawn(runner, bots_dir):
     write_bot(bots_dir, "python", "quits", "import sys\nsys.exit(3)\n")
     write_bot(bots_dir, "python", "raises", "raise ValueError('boom')\n")
