@@ -19,6 +19,7 @@ from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ZYGOTE = "botsys-zygote"  # the comm of a zygote (zygote_main.py) and of what it forks around bots
+SPARE = "botsys-spare"  # the bot of a zygote's spare, forked ahead of its request (no attempt)
 
 # Short timings so failures show within seconds (tests state their figures against these).
 FAST_CONFIG = """
@@ -150,11 +151,11 @@ class Proc:
     def attempts(self) -> list[int]:
         """One pid per running attempt, whichever way it started: its botsys-launch (spawn),
         or the group leader its zygote forked for it (fork: a leader, or a PID namespace's
-        init)."""
+        init; not a spare waiting for its attempt)."""
         zygotes = self.zygotes()
         spawned = [pid for pid in self.children() if pid not in zygotes]
-        forked = [pid for z in zygotes for pid in children_of(z)]
-        return spawned + [pid for pid in forked if _leads_group(pid)]
+        forked = [pid for z in zygotes for pid in children_of(z) if _leads_group(pid)]
+        return spawned + [pid for pid in forked if _runs_a_bot(pid)]
 
     def descendants(self) -> list[int]:
         """Every process below this one: launchers, bots and what the bots started."""
@@ -279,6 +280,11 @@ def comm(pid: int) -> str | None:
 
 def children_of(parent: int) -> list[int]:
     return [pid for pid in _all_pids() if _ppid(pid) == parent]
+
+
+def _runs_a_bot(leader: int) -> bool:
+    """A zygote's leader or init with a bot below it, not a spare's (whose bot waits)."""
+    return any(comm(child) != SPARE for child in children_of(leader))
 
 
 def _leads_group(pid: int) -> bool:
