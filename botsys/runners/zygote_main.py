@@ -14,7 +14,9 @@ namespace's init (or, where namespaces are refused, a subreaper) that forks the 
 switches user, arms its parent-death signal, sets no_new_privs and, where the launcher would exec,
 runs the script as ``__main__``. The leader ends the way the bot ended. As root with PID
 namespaces the leader is left out: the zygote unshares, forks the namespace's init directly
-(run_direct_init) and goes back to its own namespaces with setns.
+(run_direct_init) and goes back to its own namespaces with setns. There it also keeps a spare:
+the next attempt's namespace and init, whose bot (run_spare_bot) set up all it could and waits
+on a socket for the request and its descriptors; a new spare is forked after each reply.
 
 The zygote answers ``{"id", "pid"}`` (the leader: pid = process group) then ``{"exit": pid,
 "status"}``; it keeps the leader a zombie (waitid WNOWAIT) until the server sends ``{"release":
