@@ -660,8 +660,9 @@ class Zygote:
         self.spare = None
         try:
             socket.send_fds(sock, [data], fds)
-        except OSError:  # it died waiting: no more spares, this attempt forks as usual
-            self.spare = False
+        except OSError as exc:  # this attempt forks as usual; the next spare is a new one
+            if isinstance(exc, ConnectionError):  # it died waiting: no more spares
+                self.spare = False
             _kill_now(pid)
             os.close(report)
             return 0, None
