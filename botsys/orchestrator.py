@@ -492,7 +492,7 @@ class Orchestrator:
         every replica cancels what is left, through the cancel path (webhooks included)."""
         try:
             for job_id in await self.queue.waiting_ids(t):
-                await self.queue.run_script("cancel", t, job_id)
+                await self.queue.cancel_in(t, job_id)
         except STORE_FAILED as exc:
             log.warning("cancelling the jobs left by deleted type %s failed: %s", t, exc)
 

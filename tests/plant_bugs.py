@@ -71,10 +71,10 @@ PLANTS = [
         ("tests/api/test_security.py::test_access_log_line_without_secrets",),
     ),
     Plant(
-        "lib.lua misspells the log key",
+        "lib.lua spells the log key itself, not from KEY",
         "botsys/store/lua/lib.lua",
-        "return P .. 'log:' .. id",
-        "return P .. 'logs:' .. id",
+        "redis.call('EXPIRE', key(KEY.log, id), ttl)",
+        "redis.call('EXPIRE', key('log', id), ttl)",
         (
             "tests/integration/test_scripts.py::"
             "test_scripts_use_only_the_keys_the_keys_module_names",

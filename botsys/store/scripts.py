@@ -1,4 +1,16 @@
-"""Loads lua/*.lua once and calls them by name.
+"""Loads lua/*.lua once and calls them by name, their keys and arguments by name too.
+
+Each script declares, in its header, the fixed keys and the arguments it takes::
+
+    -- KEYS: queue delayed active meta
+    -- ARGV: prefix now want lease_ms pairs...
+
+and is loaded behind a generated prologue: ``K`` (``K.queue = KEYS[1]``...), ``A`` (``A.now =
+ARGV[2]``...; a last name ending in ``...`` takes the rest, from ``ARGV[REST]``), ``R`` its reply
+codes (store/results.py), ``S`` the job and delivery states (states.py) and ``KEY`` the
+suffixes of data-dependent keys (store/keys.py), then lib.lua. A caller passes ``keys`` (a
+mapping, or an object such as ``TypeKeys`` whose attributes are the names) and ``args`` (a
+mapping) by those names; a missing or unexpected name fails the call before anything is sent.
 
 Calls made in the same event-loop tick are sent together in one pipeline of EVALSHAs (one
 round trip instead of many: under load dozens of completions and enqueues coincide). A script
@@ -9,11 +21,18 @@ redis-py's script object, which loads it.
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
+
+from ..states import DeliveryState, JobState
+from .keys import DATA_KEYS, Keys, TypeKeys
+from .results import CODES
 
 LUA_DIR = Path(__file__).with_name("lua")
 STANDALONE = frozenset(
@@ -21,11 +40,98 @@ STANDALONE = frozenset(
 )  # scripts that do not use lib.lua's type-prefix helpers
 
 
-def load_source(name: str) -> str:
+class ScriptCallError(TypeError):
+    """A script called with a key or an argument it does not declare, or without one it does."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The keys and arguments a script declares, in order; ``rest``: its variadic last one."""
+
+    name: str
+    keys: tuple[str, ...]
+    args: tuple[str, ...]
+    rest: str = ""
+
+    @classmethod
+    def parse(cls, name: str, source: str) -> Signature:
+        keys = _declared(source, "KEYS")
+        args = _declared(source, "ARGV")
+        if args and args[-1].endswith("..."):
+            return cls(name, keys, args[:-1], args[-1][:-3])
+        return cls(name, keys, args)
+
+    def key_list(self, keys: Any) -> list[str]:
+        if not isinstance(keys, Mapping):
+            return [getattr(keys, n) for n in self.keys]
+        if len(keys) != len(self.keys) or not all(n in keys for n in self.keys):
+            self._mismatch("KEYS", self.keys, keys)
+        return [keys[n] for n in self.keys]
+
+    def arg_list(self, args: Mapping[str, Any]) -> list[Any]:
+        want = len(self.args) + bool(self.rest)
+        try:
+            if len(args) == want:
+                out = [args[n] for n in self.args]
+                if self.rest:
+                    out.extend(args[self.rest])
+                return out
+        except KeyError:
+            pass
+        self._mismatch("ARGV", (*self.args, *([self.rest] if self.rest else [])), args)
+
+    def _mismatch(self, what: str, declared: tuple[str, ...], given: Mapping) -> None:
+        missing = [n for n in declared if n not in given]
+        extra = [n for n in given if n not in declared]
+        raise ScriptCallError(f"{self.name}.lua {what}: missing {missing}, unexpected {extra}")
+
+    def prologue(self) -> str:
+        keys = ", ".join(f"{n} = KEYS[{i}]" for i, n in enumerate(self.keys, 1))
+        args = ", ".join(f"{n} = ARGV[{i}]" for i, n in enumerate(self.args, 1))
+        lines = [f"local K = {{{keys}}}", f"local A = {{{args}}}"]
+        if self.rest:
+            lines.append(f"local REST = {len(self.args) + 1}")
+        return "\n".join(lines + _constants(self.name)) + "\n"
+
+
+def _declared(source: str, what: str) -> tuple[str, ...]:
+    found = re.search(rf"^-- {what}:(.*)$", source, re.MULTILINE)
+    return tuple(found.group(1).split()) if found else ()
+
+
+def _lua_table(name: str, pairs: dict[str, Any]) -> str:
+    body = ", ".join(
+        f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in pairs.items()
+    )
+    return f"local {name} = {{{body}}}"
+
+
+def _constants(name: str) -> list[str]:
+    codes = CODES.get(name)
+    return [
+        _lua_table("R", {c.name.lower(): int(c) for c in codes} if codes else {}),
+        _lua_table("S", {s.value: s.value for s in (*JobState, *DeliveryState)}),
+        _lua_table("KEY", DATA_KEYS),
+    ]
+
+
+def _old_prologue() -> str:
+    """A script still on the old convention: KEYS[1] the type prefix, ARGV[1] the context JSON
+    (goes once every script declares its keys)."""
+    tk = Keys().of("t")
+    suffixes = {f.name: getattr(tk, f.name)[len(tk.prefix) :] for f in fields(TypeKeys)[1:]}
+    k = ", ".join(f"{n} = P .. {s!r}" for n, s in suffixes.items())
+    lines = ["local P = KEYS[1]", f"local K = {{{k}}}", "local CTX = cjson.decode(ARGV[1])"]
+    return "\n".join([*lines, "local A = {prefix = P}", *_constants("")]) + "\n"
+
+
+def load_source(name: str) -> tuple[str, Signature]:
     body = (LUA_DIR / f"{name}.lua").read_text()
+    sig = Signature.parse(name, body)
     if name in STANDALONE:
-        return body
-    return (LUA_DIR / "lib.lua").read_text() + "\n" + body
+        return sig.prologue() + body, sig
+    head = sig.prologue() if sig.keys or sig.args else _old_prologue()
+    return head + (LUA_DIR / "lib.lua").read_text() + "\n" + body, sig
 
 
 class Scripts:
@@ -34,7 +140,9 @@ class Scripts:
     def __init__(self, redis: Redis, batch: bool = True):
         self.redis = redis
         names = sorted(p.stem for p in LUA_DIR.glob("*.lua") if p.stem != "lib")
-        self._scripts = {name: redis.register_script(load_source(name)) for name in names}
+        loaded = {name: load_source(name) for name in names}
+        self._scripts = {name: redis.register_script(src) for name, (src, _) in loaded.items()}
+        self.signatures = {name: sig for name, (_, sig) in loaded.items()}
         self._batch = batch
         self._pending: list[tuple[str, list, list, asyncio.Future]] = []
         self.round_trips = 0  # pipelines + single calls sent (benchmarks read it)
@@ -43,7 +151,12 @@ class Scripts:
     def names(self) -> list[str]:
         return list(self._scripts)
 
-    async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+    async def run(self, name: str, keys: Any, args: Any) -> Any:
+        """``keys``: a mapping or an object naming the declared keys; ``args``: a mapping of the
+        declared arguments (lists: a script still on the old convention)."""
+        if type(args) is not list:
+            sig = self.signatures[name]
+            keys, args = sig.key_list(keys), sig.arg_list(args)
         if not self._batch:
             self.round_trips += 1
             return await self._scripts[name](keys=keys, args=args)

@@ -10,7 +10,7 @@ local lease = tonumber(ARGV[4])
 local out = {-1}
 local due = redis.call('ZRANGEBYSCORE', K.deliveries, '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 for _, did in ipairs(due) do
-  local dk = delivery_key(did)
+  local dk = key(KEY.delivery, did)
   local state = redis.call('HGET', dk, 'state')
   if state ~= 'pending' then
     redis.call('ZREM', K.deliveries, did)

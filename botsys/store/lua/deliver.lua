@@ -10,7 +10,7 @@
 local now = now_ms(ARGV[2])
 local did, ikey, fp = ARGV[3], ARGV[7], ARGV[8]
 if ikey ~= '' then
-  local ik = P .. 'idem:' .. ikey
+  local ik = key(KEY.idem, ikey)
   local existing = redis.call('HMGET', ik, 'id', 'fingerprint')
   if existing[1] then return {0, existing[1], existing[2] == fp and 1 or 0} end
   redis.call('HSET', ik, 'id', did, 'fingerprint', fp)
@@ -18,10 +18,10 @@ if ikey ~= '' then
 end
 -- jobId and botType are present but empty: the scripts shared with job deliveries look the
 -- (absent) job up by them and find nothing.
-redis.call('HSET', delivery_key(did), 'id', did, 'jobId', '', 'botType', '', 'url', ARGV[4],
+redis.call('HSET', key(KEY.delivery, did), 'id', did, 'jobId', '', 'botType', '', 'url', ARGV[4],
   'body', ARGV[5], 'eventType', ARGV[6], 'attempt', 0, 'maxAttempts', CTX.webhook_attempts,
   'state', 'pending', 'createdAt', now, 'nextAt', now)
-if (ARGV[10] or '') ~= '' then redis.call('HSET', delivery_key(did), 'endpoint', ARGV[10]) end
+if (ARGV[10] or '') ~= '' then redis.call('HSET', key(KEY.delivery, did), 'endpoint', ARGV[10]) end
 redis.call('ZADD', K.deliveries, now, did)
 redis.call('PUBLISH', CTX.deliveries_channel, P)
 return {1, did}

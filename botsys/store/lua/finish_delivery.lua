@@ -7,10 +7,10 @@
 -- A dead-lettered delivery creates delivery.dead events for the slot's subscribed endpoints.
 local now = now_ms(ARGV[2])
 local did, token, outcome = ARGV[3], ARGV[4], ARGV[6]
-local dk = delivery_key(did)
+local dk = key(KEY.delivery, did)
 local d = hgetall(dk)
 if d.token ~= token or d.state ~= 'pending' then return 0 end
-local ak = attempts_key(did)
+local ak = key(KEY.attempts, did)
 redis.call('RPUSH', ak, ARGV[5])
 redis.call('LTRIM', ak, -100, -1)
 redis.call('HSET', dk, 'lastStatus', ARGV[8], 'lastAttemptAt', now)
@@ -25,9 +25,9 @@ else
   redis.call('HSET', dk, 'state', state, 'finishedAt', now)
   redis.call('HDEL', dk, 'nextAt')
   redis.call('HINCRBY', K.meta, 'webhook_' .. state, 1)
-  redis.call('ZADD', dlv_index_key(state), now, did)
-  if redis.call('ZCARD', dlv_index_key(state)) > CTX.max_index then
-    redis.call('ZREMRANGEBYRANK', dlv_index_key(state), 0, -(CTX.max_index + 1))
+  redis.call('ZADD', key(KEY.dlv, state), now, did)
+  if redis.call('ZCARD', key(KEY.dlv, state)) > CTX.max_index then
+    redis.call('ZREMRANGEBYRANK', key(KEY.dlv, state), 0, -(CTX.max_index + 1))
   end
   redis.call('EXPIRE', dk, CTX.failed_retention_s)
   redis.call('EXPIRE', ak, CTX.failed_retention_s)
@@ -44,7 +44,7 @@ else
           ',"data":{"deliveryId":' .. cjson.encode(did) .. ',"jobId":' .. json_str(d.jobId) ..
           ',"endpointId":' .. json_str(d.endpoint) .. ',"eventType":' .. json_str(d.eventType) ..
           ',"attempts":' .. json_num(d.attempt) .. ',"lastStatus":' .. json_num(ARGV[8]) .. '}}')
-        redis.call('HSET', delivery_key(eid), 'id', eid, 'jobId', '', 'botType', d.botType or '',
+        redis.call('HSET', key(KEY.delivery, eid), 'id', eid, 'jobId', '', 'botType', d.botType or '',
           'url', ep.url, 'body', body, 'eventType', 'delivery.dead', 'endpoint', ep.id,
           'attempt', 0, 'maxAttempts', CTX.webhook_attempts, 'state', 'pending',
           'createdAt', now, 'nextAt', now)
@@ -54,7 +54,7 @@ else
     if run then redis.call('PUBLISH', CTX.deliveries_channel, P) end
   end
 end
-local jk = job_key(d.jobId)
+local jk = key(KEY.job, d.jobId)
 if redis.call('EXISTS', jk) == 1 and redis.call('HGET', jk, 'deliveryId') == did then
   redis.call('HSET', jk, 'webhookState', state, 'webhookAttempts', d.attempt,
     'webhookLastStatus', ARGV[8])

@@ -6,7 +6,7 @@
 -- Returns  0 lost (another replica owns it now) | 1 released
 local now = now_ms(ARGV[2])
 local did, token = ARGV[3], ARGV[4]
-local dk = delivery_key(did)
+local dk = key(KEY.delivery, did)
 local d = hgetall(dk)
 if d.token ~= token or d.state ~= 'pending' then return 0 end
 redis.call('HINCRBY', dk, 'attempt', -1)

@@ -6,9 +6,9 @@
 local now = now_ms(ARGV[2])
 local n = 0
 for _, did in ipairs(redis.call('ZRANGEBYSCORE', K.deliveries, '(' .. now, '+inf')) do
-  local d = redis.call('HMGET', delivery_key(did), 'endpoint', 'leaseUntil', 'state')
+  local d = redis.call('HMGET', key(KEY.delivery, did), 'endpoint', 'leaseUntil', 'state')
   if d[1] == ARGV[3] and not d[2] and d[3] == 'pending' then
-    redis.call('HSET', delivery_key(did), 'nextAt', now)
+    redis.call('HSET', key(KEY.delivery, did), 'nextAt', now)
     redis.call('ZADD', K.deliveries, now, did)
     n = n + 1
   end
