@@ -19,7 +19,7 @@ from .store import results
 from .store.keys import Keys, TypeKeys
 from .store.notify import Notifier
 from .store.results import CancelCode, ClaimCode, CompleteCode, EnqueueCode, RequeueCode
-from .store.scripts import Scripts
+from .store.scripts import Bound, Scripts
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 LOG_LINES_KEPT = 2000
@@ -92,9 +92,9 @@ class JobQueue:
         # Each slot's script context, built on first use: types come and go at runtime
         # (control/catalog.py); ``forget_context`` drops one whose settings changed.
         self._ctx: dict[str, str] = {}
-        # Per (script, slot): the settings arguments the script declares, built on first use
-        # (cheaper than per call); dropped with the context.
-        self._settings_args: dict[tuple[str, str], dict[str, Any]] = {}
+        # Per (script, slot): its keys and the settings it declares, bound on first use (naming
+        # them costs per call otherwise); dropped with the context.
+        self._bound: dict[tuple[str, str], Bound] = {}
         self._type_keys: dict[str, TypeKeys] = {}
         self._seen: set[str] = set()  # types used since start: a deleted one's jobs stay readable
         # Per bot type: the subscribed endpoints lib.lua's fan_out sends the type's job events to.
@@ -108,7 +108,7 @@ class JobQueue:
 
     def forget_context(self, bot_type: str) -> None:
         self._ctx.pop(bot_type, None)
-        self._settings_args = {k: v for k, v in self._settings_args.items() if k[1] != bot_type}
+        self._bound = {k: v for k, v in self._bound.items() if k[1] != bot_type}
 
     def _context(self, bot_type: str) -> str:
         e, k = self.settings.engine, self.keys
@@ -145,7 +145,7 @@ class JobQueue:
         """The endpoints each bot type's job events fan out to (endpoints.py keeps it current)."""
         self._endpoints = per_type
         self._ctx = {}  # rebuilt on next use, with the new endpoints
-        self._settings_args = {}
+        self._bound = {}
 
     def _settings(self, bot_type: str) -> dict[str, Any]:
         """Every setting a script may declare as an argument, for one slot."""
@@ -154,7 +154,6 @@ class JobQueue:
         cadence_max = bt.cadence_max if bt is not None else 0
         return {
             "prefix": k.type_prefix(bot_type),
-            "now": "",  # Redis time, unless the caller passes one (tests control time)
             "replica": self.replica,
             "retention_s": e.retention_s,
             "failed_retention_s": e.failed_retention_s,
@@ -179,13 +178,14 @@ class JobQueue:
             "endpoints": json.dumps(self._endpoints.get(bot_type, []), separators=(",", ":")),
         }
 
-    def _settings_for(self, name: str, bot_type: str) -> dict[str, Any]:
-        found = self._settings_args.get((name, bot_type))
+    def _bind(self, name: str, bot_type: str) -> Bound:
+        found = self._bound.get((name, bot_type))
         if found is None:  # first use, a changed type, or a slot that is no type (ad hoc)
+            sig = self.scripts.signatures[name]
             every = self._settings(bot_type)
-            declared = self.scripts.signatures[name].args
-            found = {n: every[n] for n in declared if n in every}
-            self._settings_args[(name, bot_type)] = found
+            # As text: a str argument is framed as is, an int is encoded per call.
+            static = {n: str(every[n]) for n in sig.args if n in every}
+            found = self._bound[(name, bot_type)] = sig.bind(self.type_keys(bot_type), static)
             if bot_type in self.settings.bot_types:
                 self._seen.add(bot_type)
         return found
@@ -202,10 +202,10 @@ class JobQueue:
         """Run a script on one slot's keys: ``named`` are its own arguments, the settings it
         declares are added (``now``: '' = Redis time, when it declares now)."""
         if not args:
-            call = self._settings_for(name, bot_type) | named
-            if now is not None:
-                call["now"] = now
-            return await self.scripts.run(name, self.type_keys(bot_type), call)
+            bound = self._bind(name, bot_type)
+            if bound.takes_now:
+                named["now"] = "" if now is None else now
+            return await self.scripts.run_bound(bound, named)
         keys = [self.keys.type_prefix(bot_type)]
         ctx = self._ctx.get(bot_type)
         if ctx is None:  # first use, a changed type, or a slot that is no type (ad-hoc deliveries)

@@ -61,24 +61,21 @@ class Signature:
             return cls(name, keys, args[:-1], args[-1][:-3])
         return cls(name, keys, args)
 
-    def key_list(self, keys: Any) -> list[str]:
-        if not isinstance(keys, Mapping):
-            return [getattr(keys, n) for n in self.keys]
-        if len(keys) != len(self.keys) or not all(n in keys for n in self.keys):
-            self._mismatch("KEYS", self.keys, keys)
-        return [keys[n] for n in self.keys]
-
-    def arg_list(self, args: Mapping[str, Any]) -> list[Any]:
-        want = len(self.args) + bool(self.rest)
-        try:
-            if len(args) == want:
-                out = [args[n] for n in self.args]
-                if self.rest:
-                    out.extend(args[self.rest])
-                return out
-        except KeyError:
-            pass
-        self._mismatch("ARGV", (*self.args, *([self.rest] if self.rest else [])), args)
+    def bind(self, keys: Any, args: Mapping[str, Any]) -> Bound:
+        """The call with every key and some arguments given (the rest come per call): built
+        once per (script, bot type) by a caller, it saves the naming work on every call."""
+        if isinstance(keys, Mapping):
+            if len(keys) != len(self.keys) or not all(n in keys for n in self.keys):
+                self._mismatch("KEYS", self.keys, keys)
+            key_list = [keys[n] for n in self.keys]
+        else:
+            key_list = [getattr(keys, n) for n in self.keys]
+        extra = [n for n in args if n not in self.args]
+        if extra:
+            raise ScriptCallError(f"{self.name}.lua ARGV: unexpected {extra}")
+        template = [args.get(n) for n in self.args]
+        free = tuple((n, i) for i, n in enumerate(self.args) if n not in args)
+        return Bound(self, key_list, template, free, any(n == "now" for n, _ in free))
 
     def _mismatch(self, what: str, declared: tuple[str, ...], given: Mapping) -> None:
         missing = [n for n in declared if n not in given]
@@ -92,6 +89,32 @@ class Signature:
         if self.rest:
             lines.append(f"local REST = {len(self.args) + 1}")
         return "\n".join(lines + _constants(self.name)) + "\n"
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A script's keys and its arguments known in advance (see ``Signature.bind``)."""
+
+    signature: Signature
+    keys: list[str]
+    template: list[Any]  # the arguments in declared order; the free ones are filled per call
+    free: tuple[tuple[str, int], ...]  # (name, position) of the arguments given per call
+    takes_now: bool = False  # ``now`` is one of them
+
+    def args(self, given: Mapping[str, Any]) -> list[Any]:
+        sig = self.signature
+        out = self.template.copy()
+        try:
+            if len(given) == len(self.free) + bool(sig.rest):
+                for name, i in self.free:
+                    out[i] = given[name]
+                if sig.rest:
+                    out.extend(given[sig.rest])
+                return out
+        except KeyError:
+            pass
+        names = [n for n, _ in self.free] + ([sig.rest] if sig.rest else [])
+        sig._mismatch("ARGV", tuple(names), given)
 
 
 def _declared(source: str, what: str) -> tuple[str, ...]:
@@ -155,8 +178,15 @@ class Scripts:
         """``keys``: a mapping or an object naming the declared keys; ``args``: a mapping of the
         declared arguments (lists: a script still on the old convention)."""
         if type(args) is not list:
-            sig = self.signatures[name]
-            keys, args = sig.key_list(keys), sig.arg_list(args)
+            bound = self.signatures[name].bind(keys, {})
+            keys, args = bound.keys, bound.args(args)
+        return await self._run(name, keys, args)
+
+    async def run_bound(self, bound: Bound, args: Mapping[str, Any]) -> Any:
+        """Run a script bound in advance with the arguments it still needs."""
+        return await self._run(bound.signature.name, bound.keys, bound.args(args))
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         if not self._batch:
             self.round_trips += 1
             return await self._scripts[name](keys=keys, args=args)
