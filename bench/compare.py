@@ -25,6 +25,8 @@ from redis.asyncio import Redis  # noqa: E402
 from bench.common import record, redis_server  # noqa: E402
 from bench.engine import orchestrator_drain, settings  # noqa: E402
 from botsys.queue import JobQueue  # noqa: E402
+from botsys.store.connection import Store  # noqa: E402
+from botsys.store.keys import Keys  # noqa: E402
 
 BENCH_VENV = ROOT / ".venv-bench"
 ARQ_VERSION = "0.28.0"
@@ -87,8 +89,10 @@ def arq_drain(url: str, n: int) -> float:
 
 
 async def memory_per_job(url: str, n: int = 2000) -> tuple[float, int]:
-    r = Redis.from_url(url, decode_responses=True)
-    q = JobQueue(r, settings("bench-mem", limit=1), "bench")
+    s = settings("bench-mem", limit=1)
+    store = Store(Redis.from_url(url, decode_responses=True), False, url, Keys(s.redis.prefix))
+    r = store.redis
+    q = JobQueue(store, s, "bench")
     await q.seed_limits()
     await q.enqueue("python", "hello", {"n": 0})  # create the per-type structures first
     before = int((await r.info("memory"))["used_memory"])
@@ -96,8 +100,8 @@ async def memory_per_job(url: str, n: int = 2000) -> tuple[float, int]:
         await q.enqueue("python", "hello", {"user": i, "task": "resize", "size": [640, 480]})
     after = int((await r.info("memory"))["used_memory"])
     _, [claim] = await q.claim("python", 1)
-    one_hash = int(await r.memory_usage(q.keys.job("python", claim.job_id)))
-    await r.aclose()
+    one_hash = int(await r.memory_usage(store.keys.job("python", claim.job_id)))
+    await store.close()
     return (after - before) / n, one_hash
 
 

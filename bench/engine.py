@@ -25,7 +25,7 @@ from botsys.config import load_settings  # noqa: E402
 from botsys.orchestrator import Orchestrator  # noqa: E402
 from botsys.queue import JobQueue  # noqa: E402
 from botsys.runners.types import AttemptOutcome  # noqa: E402
-from botsys.store.connection import make_client  # noqa: E402
+from botsys.store.connection import Store, make_client  # noqa: E402
 
 
 def settings(prefix: str, limit: int):
@@ -78,9 +78,9 @@ async def script_cycles(q: JobQueue, n: int, concurrency: int, batch: int) -> fl
     return done / (time.perf_counter() - t)
 
 
-def serve_client(url: str) -> Redis:
-    """The client `serve` makes (retries, hiredis framing): the raw baseline uses it too."""
-    return make_client(url).redis
+def serve_store(url: str, prefix: str) -> Store:
+    """The Store `serve` makes (retries, hiredis framing): the raw baseline uses its client."""
+    return make_client(url, prefix=prefix)
 
 
 class NoopRunner:
@@ -90,8 +90,9 @@ class NoopRunner:
 
 async def orchestrator_drain(url: str, n: int, concurrency: int) -> float:
     s = settings("bench-orch", limit=concurrency)
-    r = serve_client(url)
-    q = JobQueue(r, s, "bench")
+    store = serve_store(url, s.redis.prefix)
+    r = store.redis
+    q = JobQueue(store, s, "bench")
     await q.seed_limits()
     await enqueue_all(q, n, 50)
     orch = Orchestrator(q, NoopRunner(), s, bot_types=["python"])
@@ -102,19 +103,21 @@ async def orchestrator_drain(url: str, n: int, concurrency: int) -> float:
         await asyncio.sleep(0.01)
     rate = (n // 50 * 50) / (time.perf_counter() - t)
     await orch.stop(0)
-    await r.aclose()
+    await store.close()
     return rate
 
 
 async def main(args) -> dict:
     with redis_server() as url:
-        r = serve_client(url)
-        q = JobQueue(r, settings("bench", limit=args.jobs), "bench")
+        s = settings("bench", limit=args.jobs)
+        store = serve_store(url, s.redis.prefix)
+        r = store.redis
+        q = JobQueue(store, s, "bench")
         await q.seed_limits()
         raw = await raw_round_trips(r, args.jobs, args.concurrency)
         enq = await enqueue_all(q, args.jobs, args.concurrency)
         cyc = await script_cycles(q, args.jobs, args.concurrency, args.batch)
-        await r.aclose()
+        await store.close()
         orch = await orchestrator_drain(url, args.jobs, args.concurrency)
     print(ratio_line("enqueue", enq, raw, "ops/s", "raw PING round trips"))
     print(ratio_line("claim+complete cycles", cyc, raw, "jobs/s", "raw PING round trips"))

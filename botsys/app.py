@@ -46,7 +46,6 @@ from .control.group_store import GroupStore
 from .control.members import registry_member_check
 from .control.type_store import TypeStore
 from .control.watch import TypeWatcher
-from .deliveries import RedisDeliveryStore
 from .endpoints import EndpointStore
 from .metrics import Metrics, TypeSnapshot, WebhookSnapshot
 from .orchestrator import Orchestrator
@@ -56,6 +55,7 @@ from .runners.registry import BotRegistry
 from .signing_secrets import SecretRing
 from .store.connection import make_client, wait_until_ready, warn_on_risky_settings
 from .store.notify import Notifier
+from .store.outbox import Outbox
 from .webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("botsys.app")
@@ -101,21 +101,21 @@ async def _store(app: web.Application):
     await wait_until_ready(store, settings.redis.startup_retry_max_s)
     await warn_on_risky_settings(store)
     app[STORE] = store
-    queue = JobQueue(store.redis, settings, app[REPLICA], scripts=store.scripts)
-    types = app[TYPE_STORE] = TypeStore(store.redis, store.keys, queue)
+    queue = JobQueue(store, settings, app[REPLICA])
+    types = app[TYPE_STORE] = TypeStore(store, queue)
     app[TYPE_CATALOG].on_change(lambda change: _forget_contexts(queue, change))
     await app[TYPE_CATALOG].refresh(types, force=True)  # runtime types, before seeding limits
     await queue.seed_limits()
     app[QUEUE] = queue
     app[TYPE_WATCHER] = watcher = TypeWatcher(app[TYPE_CATALOG], types)
     watching = asyncio.create_task(watcher.run(), name="bot-types")
-    app[DELIVERIES] = RedisDeliveryStore(queue, settings.webhooks.lease_ms)
-    app[SECRETS] = SecretRing(store.redis, store.keys, settings.webhooks)
+    app[DELIVERIES] = Outbox(store, settings, queue.run_script)
+    app[SECRETS] = SecretRing(store, settings.webhooks)
     app[ENDPOINTS] = EndpointStore(
-        store.redis, store.keys, queue, settings.webhooks.secret_overlap_s, app[DELIVERIES]
+        store, queue, settings.webhooks.secret_overlap_s, app[DELIVERIES]
     )
     await _first_load(app[ENDPOINTS])
-    app[GROUPS] = GroupStore(store.redis, store.keys, store.scripts)
+    app[GROUPS] = GroupStore(store)
     _install_snapshot(app)
     yield
     watching.cancel()

@@ -14,7 +14,6 @@ from .control.catalog import TypeCatalog
 from .control.group_store import GroupStore
 from .control.type_store import TypeStore
 from .control.watch import TypeWatcher
-from .deliveries import RedisDeliveryStore
 from .endpoints import EndpointStore
 from .metrics import Metrics
 from .orchestrator import Orchestrator
@@ -22,6 +21,7 @@ from .queue import JobQueue
 from .runners.registry import BotRegistry
 from .signing_secrets import SecretRing
 from .store.connection import Store
+from .store.outbox import Outbox
 
 SETTINGS = web.AppKey("settings", Settings)
 REPLICA = web.AppKey("replica", str)
@@ -31,7 +31,7 @@ QUEUE = web.AppKey("queue", JobQueue)
 # This replica's orchestrator; absent when the app serves the API only (no workers).
 ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 REGISTRY = web.AppKey("registry", BotRegistry)
-DELIVERIES = web.AppKey("deliveries", RedisDeliveryStore)
+DELIVERIES = web.AppKey("deliveries", Outbox)
 SECRETS = web.AppKey("secrets", SecretRing)
 ENDPOINTS = web.AppKey("endpoints", EndpointStore)
 METRICS = web.AppKey("metrics", Metrics)

@@ -8,18 +8,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from . import jsonsafe
 from .config import Settings
 from .jobs import PRIORITY_DEFAULT, Claim, Job, bot_type_of, new_job_id
 from .jobs import SUMMARY_FIELDS as JOB_SUMMARY_FIELDS
 from .states import TERMINAL, JobState
 from .store import results
-from .store.keys import Keys, TypeKeys
+from .store.connection import Store
+from .store.keys import TypeKeys
 from .store.notify import Notifier
 from .store.results import CancelCode, ClaimCode, CompleteCode, EnqueueCode, RequeueCode
-from .store.scripts import Bound, Scripts
+from .store.scripts import Bound
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 LOG_LINES_KEPT = 2000
@@ -81,14 +80,10 @@ class TypeStats:
 
 
 class JobQueue:
-    def __init__(
-        self, redis: Redis, settings: Settings, replica: str, scripts: Scripts | None = None
-    ):
-        self.redis = redis
+    def __init__(self, store: Store, settings: Settings, replica: str):
+        self.redis, self.keys, self.scripts = store.redis, store.keys, store.scripts
         self.settings = settings
         self.replica = replica
-        self.keys = Keys(settings.redis.prefix)
-        self.scripts = scripts or Scripts(redis)
         # Each slot's script context, built on first use: types come and go at runtime
         # (control/catalog.py); ``forget_context`` drops one whose settings changed.
         self._ctx: dict[str, str] = {}

@@ -15,12 +15,9 @@ import logging
 import os
 import time
 
-from redis.asyncio import Redis
-from redis.exceptions import WatchError
-
 from .config import WebhookSettings
-from .store.errors import STORE_FAILED
-from .store.keys import Keys
+from .store.connection import Store
+from .store.errors import STORE_FAILED, WatchError
 from .webhooks.rotation import Keyring, RingSecret, rotate
 
 log = logging.getLogger("botsys.webhooks")
@@ -31,9 +28,8 @@ def new_secret() -> str:
 
 
 class SecretRing:
-    def __init__(self, redis: Redis, keys: Keys, settings: WebhookSettings) -> None:
-        self.redis = redis
-        self.keys = keys
+    def __init__(self, store: Store, settings: WebhookSettings) -> None:
+        self.redis, self.keys = store.redis, store.keys
         self.settings = settings
         self.keyring = Keyring.single(settings.secret)
         self._reloading: asyncio.Task | None = None

@@ -14,11 +14,11 @@ from aiohttp import web
 
 from .. import jsonsafe
 from ..appkeys import REGISTRY, SETTINGS
-from ..deliveries import MAX_ADHOC_BODY, AdhocCreated
 from ..jobs import bot_type_of, iso_ms
 from ..queue import Enqueued, JobQueue, QueueFull, TypeStats
 from ..runners.registry import UnknownBot
 from ..states import JobState
+from ..store.outbox import MAX_ADHOC_BODY, AdhocCreated
 from ..webhooks.endpoints import Endpoint
 from ..webhooks.guard import check_url
 from ..webhooks.rotation import RingSecret
@@ -76,7 +76,7 @@ def invoke_args(
 
 
 def deliver_args(app: web.Application, body: Mapping[str, Any], key: str) -> dict[str, Any]:
-    """The validated POST /deliver body → RedisDeliveryStore.create_adhoc keyword arguments."""
+    """The validated POST /deliver body → Outbox.create_adhoc keyword arguments."""
     url = body["url"]
     problem = check_url(url, app[SETTINGS].webhooks.allow)
     if problem:

@@ -33,6 +33,7 @@ from . import requests as rq
 from . import schemas as s
 from .admin_types import TYPE_ROUTES
 from .auth import admin_only
+from .delivery_views import delivery_summary, delivery_view
 from .docs_text import IDEMPOTENCY_HEADER, INVOKE_DESCRIPTION, INVOKE_EXAMPLES, errors
 from .events import job_events
 from .health import health, metrics_handler
@@ -80,7 +81,7 @@ async def get_job(request: web.Request) -> web.Response:
     bt = request.app[SETTINGS].bot_types.get(job.bot_type)
     if job.state == JobState.QUEUED and bt is not None:
         store = request.app[STORE]
-        view.update(await cadence_hold(store.redis, store.keys, bt))
+        view.update(await cadence_hold(store, bt))
     return web.json_response(view, dumps=jsonsafe.dumps)
 
 
@@ -208,7 +209,8 @@ async def patch_queue(request: web.Request) -> web.Response:
 @response_schema(s.Deliveries, 200)
 async def list_deliveries(request: web.Request) -> web.Response:
     q = request[QUERY]
-    views = await request.app[DELIVERIES].list(q.get("state"), q.get("jobId"), q["limit"])
+    rows = await request.app[DELIVERIES].list(q.get("state"), q.get("jobId"), q["limit"])
+    views = [delivery_summary(f) for f in rows]
     return web.json_response({"deliveries": views}, dumps=jsonsafe.dumps)
 
 
@@ -219,10 +221,10 @@ async def list_deliveries(request: web.Request) -> web.Response:
 )
 @response_schema(s.Delivery, 200)
 async def get_delivery(request: web.Request) -> web.Response:
-    view = await request.app[DELIVERIES].get(request.match_info["deliveryId"])
-    if view is None:
+    stored = await request.app[DELIVERIES].get(request.match_info["deliveryId"])
+    if stored is None:
         raise not_found("delivery")
-    return web.json_response(view, dumps=jsonsafe.dumps)
+    return web.json_response(delivery_view(stored), dumps=jsonsafe.dumps)
 
 
 @docs(

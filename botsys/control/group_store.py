@@ -11,10 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
-from ..store.keys import Keys
-from ..store.scripts import Scripts
+from ..store.connection import Store
 from .routing import Group
 
 IDEMPOTENCY_TTL_S = 24 * 3600  # as long as a type's idempotency keys
@@ -52,10 +49,8 @@ class Draw:
 
 
 class GroupStore:
-    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.scripts = scripts
+    def __init__(self, store: Store) -> None:
+        self.redis, self.keys, self.scripts = store.redis, store.keys, store.scripts
 
     async def list(self) -> tuple[list[StoredGroup], int]:
         """Every group, by id, and the latest version of any (the list's ETag)."""

@@ -15,11 +15,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from botsys.queue import JobQueue
 from botsys.store import results
-from botsys.store.keys import Keys
+from botsys.store.connection import Store
 from botsys.store.results import WriteCode
 
 
@@ -38,13 +36,12 @@ class Record:
 
 
 class TypeStore:
-    """``redis`` and ``keys``: the store's (app[STORE]); ``queue`` runs type_write.lua in the
-    type's script context (its wake channel, for the limit it puts in force)."""
+    """``store``: app[STORE]; ``queue`` runs type_write.lua in the type's script context (its
+    wake channel, for the limit it puts in force)."""
 
-    def __init__(self, redis: Redis, keys: Keys, queue: JobQueue) -> None:
+    def __init__(self, store: Store, queue: JobQueue) -> None:
         self.queue = queue
-        self.redis = redis
-        self.keys = keys
+        self.redis, self.keys = store.redis, store.keys
 
     async def version(self) -> int:
         return int(await self.redis.get(self.keys.types_version()) or 0)

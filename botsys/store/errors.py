@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError as WatchError  # a WATCHed key changed: read again
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 # What a background loop must survive (log, back off, retry) rather than die of: an outage,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from botsys.appkeys import DELIVERIES
-from botsys.deliveries import delivery_type
+from botsys.store.outbox import delivery_type
 from tests.api.conftest import ADMIN_KEY, USER_KEY, auth
 from tests.api.test_deliveries import deliver
 from tests.api.test_invoke import problem

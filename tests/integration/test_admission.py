@@ -7,6 +7,7 @@ import pytest
 
 from botsys.queue import JobQueue, QueueFull
 from tests.conftest import make_settings
+from tests.support.store import queue_for
 
 T0 = 1_800_000_000_000
 LEASE_MS = 2000  # make_settings' engine.lease_ms
@@ -16,7 +17,7 @@ def queue(redis_client, **overrides) -> JobQueue:
     settings = make_settings(
         **{"bot_types.python.limit": 1, "server.max_body_bytes": 1024, **overrides}
     )
-    return JobQueue(redis_client, settings, "r1")
+    return queue_for(redis_client, settings, "r1")
 
 
 @pytest.fixture

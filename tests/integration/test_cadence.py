@@ -8,8 +8,9 @@ import asyncio
 
 import pytest
 
-from botsys.queue import JobQueue, QueueFull
+from botsys.queue import QueueFull
 from tests.conftest import make_settings
+from tests.support.store import queue_for
 from tests.support.timing import MARGIN_S
 
 T0 = 1_800_000_000_000
@@ -29,7 +30,7 @@ def cadenced(max_starts: int = 3, mode: str = "queue", limit: int = 100):
 
 @pytest.fixture
 async def q(redis_client):
-    queue = JobQueue(redis_client, cadenced(), "r1")
+    queue = queue_for(redis_client, cadenced(), "r1")
     await queue.seed_limits()
     return queue
 
@@ -67,7 +68,7 @@ async def test_the_direct_claim_at_enqueue_respects_the_cadence(q):
 
 
 async def test_a_freed_slot_is_not_handed_over_past_the_cadence(redis_client):
-    queue = JobQueue(redis_client, cadenced(max_starts=2, limit=1), "r1")
+    queue = queue_for(redis_client, cadenced(max_starts=2, limit=1), "r1")
     await queue.seed_limits()
     await enqueue(queue, 3)
     _, [first] = await queue.claim("python", 1, now=T0)
@@ -90,7 +91,7 @@ async def test_retries_count_as_starts(q):
 
 
 async def test_no_cadence_no_window_kept(redis_client):
-    queue = JobQueue(redis_client, make_settings(), "r1")
+    queue = queue_for(redis_client, make_settings(), "r1")
     await queue.seed_limits()
     await enqueue(queue, 3)
     _, claims = await queue.claim("python", 3, now=T0)
@@ -99,7 +100,7 @@ async def test_no_cadence_no_window_kept(redis_client):
 
 
 async def test_reject_mode_refuses_at_the_door_until_the_window_slides(redis_client):
-    queue = JobQueue(redis_client, cadenced(max_starts=2, mode="reject"), "r1")
+    queue = queue_for(redis_client, cadenced(max_starts=2, mode="reject"), "r1")
     await queue.seed_limits()
     await enqueue(queue, 2, now=T0)
     with pytest.raises(QueueFull) as refused:
@@ -110,8 +111,8 @@ async def test_reject_mode_refuses_at_the_door_until_the_window_slides(redis_cli
 
 async def test_two_replicas_share_one_window(redis_factory):
     settings = cadenced(max_starts=4)
-    a = JobQueue(redis_factory(), settings, "a")
-    b = JobQueue(redis_factory(), settings, "b")
+    a = queue_for(redis_factory(), settings, "a")
+    b = queue_for(redis_factory(), settings, "b")
     await a.seed_limits()
     await enqueue(a, 10)
     _, got_a = await a.claim("python", 3, now=T0)
@@ -120,7 +121,7 @@ async def test_two_replicas_share_one_window(redis_factory):
 
 
 async def test_reject_mode_answers_a_repeated_idempotency_key_with_its_job(redis_client):
-    queue = JobQueue(redis_client, cadenced(max_starts=1, mode="reject"), "r1")
+    queue = queue_for(redis_client, cadenced(max_starts=1, mode="reject"), "r1")
     await queue.seed_limits()
     first = await queue.enqueue("python", "simulate", {}, idempotency_key="k", now=T0)
     again = await queue.enqueue("python", "simulate", {}, idempotency_key="k", now=T0 + 1)

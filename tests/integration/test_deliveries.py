@@ -9,11 +9,13 @@ import json
 import pytest
 from aiohttp import web
 
-from botsys.deliveries import RedisDeliveryStore, delivery_type
+from botsys.api.delivery_views import delivery_view
 from botsys.queue import JobQueue
+from botsys.store.outbox import delivery_type
 from botsys.webhooks import verify
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.conftest import make_settings
+from tests.support.store import outbox_for, queue_for
 from tests.support.timing import MARGIN_S
 from tests.webhooks.fakes import Receiver
 
@@ -67,15 +69,15 @@ async def run_until(dispatcher, predicate, timeout=10.0):
 
 async def test_delivery_is_signed_recorded_and_reflected_on_the_job(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    q = queue_for(redis_client, s, "r1")
+    store = outbox_for(q)
     job_id = await finish_job(q, receiver.url)
     did = f"msg_{job_id}"
     assert delivery_type(did) == "python"
 
     async def delivered():
         d = await store.get(did)
-        return d["state"] == "delivered"
+        return d.fields["state"] == "delivered"
 
     await run_until(WebhookDispatcher(store, s.webhooks), delivered)
     [hit] = receiver.hits
@@ -85,19 +87,19 @@ async def test_delivery_is_signed_recorded_and_reflected_on_the_job(redis_client
     verify(SECRET, hit.headers, hit.body)  # raises if the signature is wrong
     view = (await q.get(job_id)).view()["webhook"]
     assert view["state"] == "delivered" and view["attempts"] == 1 and view["lastStatus"] == 200
-    d = await store.get(did)
+    d = delivery_view(await store.get(did))
     assert [a["statusCode"] for a in d["history"]] == [200]
 
 
 async def test_retries_keep_the_webhook_id_then_succeed(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    q = queue_for(redis_client, s, "r1")
+    store = outbox_for(q)
     receiver.script.extend([500, 503])
     job_id = await finish_job(q, receiver.url, status="failed")
 
     async def delivered():
-        return (await store.get(f"msg_{job_id}"))["state"] == "delivered"
+        return (await store.get(f"msg_{job_id}")).fields["state"] == "delivered"
 
     await run_until(WebhookDispatcher(store, s.webhooks), delivered)
     assert [h.headers["X-Delivery-Attempt"] for h in receiver.hits] == ["1", "2", "3"]
@@ -109,24 +111,24 @@ async def test_retries_keep_the_webhook_id_then_succeed(redis_client, receiver):
 
 async def test_permanent_failure_dead_letters_and_redeliver_sends_again(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    q = queue_for(redis_client, s, "r1")
+    store = outbox_for(q)
     receiver.script.append(400)
     job_id = await finish_job(q, receiver.url)
     did = f"msg_{job_id}"
 
     async def dead():
-        return (await store.get(did))["state"] == "dead"
+        return (await store.get(did)).fields["state"] == "dead"
 
     await run_until(WebhookDispatcher(store, s.webhooks), dead)
     assert len(receiver.hits) == 1
     assert (await q.get(job_id)).view()["webhook"]["state"] == "dead"
-    assert [d["deliveryId"] for d in await store.list(state="dead")] == [did]
+    assert [d["id"] for d in await store.list(state="dead")] == [did]
     assert await store.redeliver(did) == (1, "pending")
     assert await store.redeliver(did) == (0, "pending")
 
     async def delivered():
-        return (await store.get(did))["state"] == "delivered"
+        return (await store.get(did)).fields["state"] == "delivered"
 
     await run_until(WebhookDispatcher(store, s.webhooks), delivered)
     assert [h.headers["X-Delivery-Attempt"] for h in receiver.hits] == ["1", "2"]
@@ -134,8 +136,8 @@ async def test_permanent_failure_dead_letters_and_redeliver_sends_again(redis_cl
 
 async def test_a_replica_dying_mid_send_means_a_retry_not_a_loss(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    q = queue_for(redis_client, s, "r1")
+    store = outbox_for(q)
     job_id = await finish_job(q, receiver.url)
     [claimed] = await store.claim_due(10)  # a replica claims, then dies before recording
     assert await store.claim_due(10) == []  # leased: nobody else sends it meanwhile
@@ -143,7 +145,7 @@ async def test_a_replica_dying_mid_send_means_a_retry_not_a_loss(redis_client, r
     t0 = loop.time()
 
     async def delivered():
-        return (await store.get(f"msg_{job_id}"))["state"] == "delivered"
+        return (await store.get(f"msg_{job_id}")).fields["state"] == "delivered"
 
     await run_until(WebhookDispatcher(store, s.webhooks), delivered)
     took = loop.time() - t0

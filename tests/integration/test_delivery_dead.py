@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from botsys.deliveries import RedisDeliveryStore
 from botsys.endpoints import EndpointStore
-from botsys.queue import JobQueue
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.conftest import make_settings
 from tests.integration.test_deliveries import run_until
 from tests.integration.test_fan_out import finish_jobs, start_receiver
 from tests.support.requires import require_module
+from tests.support.store import outbox_for, queue_for, store_of
 
 
 async def test_dead_deliveries_are_announced_once_and_never_loop(redis_factory, aiohttp_server):
@@ -28,10 +27,10 @@ async def test_dead_deliveries_are_announced_once_and_never_loop(redis_factory, 
             "webhooks.max_retries": 2,
         }
     )
-    q = JobQueue(redis_factory(), s, "r1")
+    q = queue_for(redis_factory(), s, "r1")
     await q.seed_limits()
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
-    eps = EndpointStore(q.redis, q.keys, q, 3600, store)
+    store = outbox_for(q)
+    eps = EndpointStore(store_of(q), q, 3600, store)
     failing, _ = await eps.create({"url": bad.url, "eventTypes": ["job.failed"]}, None)
     told, told_secret = await eps.create(
         {"url": watcher.url, "eventTypes": ["delivery.dead"]}, None
@@ -51,14 +50,14 @@ async def test_dead_deliveries_are_announced_once_and_never_loop(redis_factory, 
 
     # two dead deliveries, each announced to the two subscribers; the two events to the
     # broken subscriber died too, and made nothing
-    dead = {v["deliveryId"] for v in await store.list(state="dead")}
+    dead = {v["id"] for v in await store.list(state="dead")}
     assert dead == {
         dead_job_delivery,
         adhoc,
         f"{dead_job_delivery}_dead_{loud.id}",
         f"{adhoc}_dead_{loud.id}",
     }
-    delivered = {v["deliveryId"] for v in await store.list(state="delivered")}
+    delivered = {v["id"] for v in await store.list(state="delivered")}
     assert delivered == {f"{dead_job_delivery}_dead_{told.id}", f"{adhoc}_dead_{told.id}"}
     assert Counter(h.headers["X-Event-Type"] for h in watcher.hits) == {"delivery.dead": 2}
     assert Counter(h.headers["X-Event-Type"] for h in broken.hits) == {"delivery.dead": 4}
@@ -78,5 +77,5 @@ async def test_dead_deliveries_are_announced_once_and_never_loop(redis_factory, 
     sw = require_module("standardwebhooks", "pip install -e '.[test]'")
     for hit in watcher.hits:
         sw.Webhook(told_secret).verify(hit.body, hit.headers)
-    event = await store.get(f"{adhoc}_dead_{told.id}")
-    assert event["state"] == "delivered" and event["endpointId"] == told.id
+    event = (await store.get(f"{adhoc}_dead_{told.id}")).fields
+    assert event["state"] == "delivered" and event["endpoint"] == told.id

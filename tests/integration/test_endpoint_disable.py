@@ -10,14 +10,13 @@ import json
 import logging
 import time
 
-from botsys.deliveries import RedisDeliveryStore
 from botsys.endpoints import EndpointStore
-from botsys.queue import JobQueue
 from botsys.webhooks.dispatcher import HELD_MS, WebhookDispatcher
 from tests.conftest import make_settings
 from tests.integration.test_deliveries import run_until
 from tests.integration.test_fan_out import finish_jobs, start_receiver
 from tests.support.requires import require_module
+from tests.support.store import outbox_for, queue_for, store_of
 
 
 async def test_a_failing_endpoint_is_disabled_held_announced_and_replayed(
@@ -36,10 +35,10 @@ async def test_a_failing_endpoint_is_disabled_held_announced_and_replayed(
             "webhooks.endpoint_disable_after_s": 1.0,
         }
     )
-    q = JobQueue(redis_factory(), s, "r1")
+    q = queue_for(redis_factory(), s, "r1")
     await q.seed_limits()
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
-    eps = EndpointStore(q.redis, q.keys, q, 3600, store)
+    store = outbox_for(q)
+    eps = EndpointStore(store_of(q), q, 3600, store)
     failing, _ = await eps.create({"url": bad.url, "description": "billing"}, None)
     told, told_secret = await eps.create(
         {"url": watcher.url, "eventTypes": ["endpoint.disabled"]}, None
@@ -86,7 +85,7 @@ async def test_a_failing_endpoint_is_disabled_held_announced_and_replayed(
     views = await store.list(job_id=jobs[0]) + await store.list(state="dead")
     assert [v["state"] for v in views] == ["pending"]
     pending = await store.list(state="pending")
-    assert len(pending) == 5 and {p["endpointId"] for p in pending} == {failing.id}
+    assert len(pending) == 5 and {p["endpoint"] for p in pending} == {failing.id}
     hits_when_disabled = len(bad.hits)
     held = dispatcher()
     await held.run_once()  # nothing is due: the held ones wait

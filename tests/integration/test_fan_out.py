@@ -11,13 +11,14 @@ from collections import Counter
 import pytest
 from aiohttp import web
 
-from botsys.deliveries import RedisDeliveryStore, delivery_type
 from botsys.endpoints import EndpointStore
 from botsys.queue import JobQueue
+from botsys.store.outbox import delivery_type
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.conftest import make_settings
 from tests.integration.test_deliveries import run_until
 from tests.support.requires import require_module
+from tests.support.store import outbox_for, queue_for, store_of
 from tests.webhooks.fakes import Receiver
 
 STATES = ("succeeded", "failed", "timed_out")
@@ -61,15 +62,15 @@ async def test_each_endpoint_gets_exactly_its_events_once(redis_factory, aiohttp
             "bot_types.node.limit": 100,
         }
     )
-    q1, q2 = JobQueue(redis_factory(), s, "r1"), JobQueue(redis_factory(), s, "r2")
+    q1, q2 = queue_for(redis_factory(), s, "r1"), queue_for(redis_factory(), s, "r2")
     await q1.seed_limits()
-    eps1 = EndpointStore(q1.redis, q1.keys, q1, 3600)
+    eps1 = EndpointStore(store_of(q1), q1, 3600)
     everything, _ = await eps1.create({"url": a.url}, None)
     failures, _ = await eps1.create({"url": b.url, "eventTypes": ["job.failed"]}, None)
     node, _ = await eps1.create(
         {"url": c.url, "eventTypes": ["job.succeeded", "job.failed"], "botTypes": ["node"]}, None
     )
-    eps2 = EndpointStore(q2.redis, q2.keys, q2, 3600)
+    eps2 = EndpointStore(store_of(q2), q2, 3600)
     await eps2.reload()  # replica 2 (its notifier would do this on the change message)
 
     plan = list(
@@ -86,7 +87,7 @@ async def test_each_endpoint_gets_exactly_its_events_once(redis_factory, aiohttp
     total = sum(len(v) for v in want.values())
     assert total == 1000 + 333 + 333, total
 
-    store = RedisDeliveryStore(q1, s.webhooks.lease_ms)
+    store = outbox_for(q1)
 
     async def all_arrived():
         return sum(len(r.hits) for r in (a, b, c)) >= total
@@ -107,15 +108,15 @@ async def test_each_endpoint_gets_exactly_its_events_once(redis_factory, aiohttp
     # the job's deliveries list shows its endpoint deliveries
     some = next(i for i in ids if type_of[i] == "node" and state_of[i] == "failed")
     listed = await store.list(job_id=some)
-    assert sorted(d["endpointId"] for d in listed) == sorted([everything.id, failures.id, node.id])
+    assert sorted(d["endpoint"] for d in listed) == sorted([everything.id, failures.id, node.id])
 
 
 async def test_a_disabled_or_deleted_endpoint_gets_nothing_new(redis_client, aiohttp_server):
     rec = await start_receiver(aiohttp_server)
     s = make_settings(**{"webhooks.allow": ["127.0.0.1"]})
-    q = JobQueue(redis_client, s, "r1")
+    q = queue_for(redis_client, s, "r1")
     await q.seed_limits()
-    eps = EndpointStore(redis_client, q.keys, q, 3600)
+    eps = EndpointStore(store_of(q), q, 3600)
     ep, _ = await eps.create({"url": rec.url}, None)
     [first] = await finish_jobs(q, [("python", "succeeded")])
     await eps.update(ep.id, {"disabled": True})
@@ -125,7 +126,7 @@ async def test_a_disabled_or_deleted_endpoint_gets_nothing_new(redis_client, aio
     [failed] = await finish_jobs(q, [("python", "failed")])
     await eps.delete(ep.id)
     await finish_jobs(q, [("python", "failed")])
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    store = outbox_for(q)
     pending = [d["jobId"] for d in await store.list(state="pending")]
     assert sorted(pending) == sorted([first, failed])
 
@@ -133,13 +134,13 @@ async def test_a_disabled_or_deleted_endpoint_gets_nothing_new(redis_client, aio
 async def test_a_cancelled_job_fans_out_job_cancelled(redis_client, aiohttp_server):
     rec = await start_receiver(aiohttp_server)
     s = make_settings(**{"webhooks.allow": ["127.0.0.1"]})
-    q = JobQueue(redis_client, s, "r1")
+    q = queue_for(redis_client, s, "r1")
     await q.seed_limits()
-    eps = EndpointStore(redis_client, q.keys, q, 3600)
+    eps = EndpointStore(store_of(q), q, 3600)
     ep, _ = await eps.create({"url": rec.url, "eventTypes": ["job.cancelled"]}, None)
     waiting = (await q.enqueue("python", "simulate", {})).job_id
     await q.cancel(waiting)  # cancelled while waiting: cancel.lua
     await finish_jobs(q, [("python", "succeeded")])  # not subscribed
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    store = outbox_for(q)
     [d] = await store.list(state="pending")
-    assert d["deliveryId"] == f"msg_{waiting}_{ep.id}" and d["eventType"] == "job.cancelled"
+    assert d["id"] == f"msg_{waiting}_{ep.id}" and d["eventType"] == "job.cancelled"

@@ -10,15 +10,15 @@ import pytest
 
 from botsys.control.group_store import GroupExists, GroupMissing, GroupStore, VersionMismatch
 from botsys.control.routing import Group, select
+from botsys.store.connection import Store
 from botsys.store.keys import Keys
-from botsys.store.scripts import Scripts
 from tests.conftest import make_settings
 
 MEMBERS = ("python/simulate", "node/simulate", "java")
 
 
 def store_for(redis, prefix):
-    return GroupStore(redis, Keys(prefix), Scripts(redis))
+    return GroupStore(Store(redis, False, "test client", Keys(prefix)))
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from botsys.queue import JobQueue
 from botsys.runners.types import AttemptOutcome
 from botsys.states import TERMINAL
 from tests.conftest import make_settings
+from tests.support.store import queue_for, store_for
 from tests.support.timing import MARGIN_S
 
 
@@ -67,7 +68,7 @@ async def wait_terminal(q: JobQueue, ids, timeout=30.0):
 def replicas(redis_factory, settings, runner, n=3, **kw):
     out = []
     for i in range(n):
-        q = JobQueue(redis_factory(), settings, f"replica-{i}")
+        q = queue_for(redis_factory(), settings, f"replica-{i}")
         out.append(Orchestrator(q, runner, settings, **kw))
     return out
 
@@ -131,7 +132,7 @@ async def test_a_freed_slot_wakes_one_replica_and_the_work_stays_spread(redis_fa
 async def test_priority_order_with_limit_one(redis_factory):
     settings = make_settings(**{"bot_types.python.limit": 1})
     runner = CountingRunner(durations=(0.001, 0.002))
-    q = JobQueue(redis_factory(), settings, "r")
+    q = queue_for(redis_factory(), settings, "r")
     await q.seed_limits()
     ids = {}
     for i, prio in enumerate([5, 5, 1, 3, 1, 1000]):
@@ -146,7 +147,7 @@ async def test_priority_order_with_limit_one(redis_factory):
 
 async def test_failed_job_retries_with_backoff_then_fails(redis_factory):
     settings = make_settings(**{"bot_types.python.limit": 2, "engine.retry_delay_ms": 100})
-    q = JobQueue(redis_factory(), settings, "r")
+    q = queue_for(redis_factory(), settings, "r")
     job = (await q.enqueue("python", "simulate", {}, max_attempts=3)).job_id
     runner = CountingRunner(fail_ids=[job], durations=(0.001, 0.002))
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
@@ -232,7 +233,7 @@ async def test_clock_skew_between_replicas_cannot_break_the_limit(redis_factory)
     loop_time = asyncio.get_running_loop().time
     orchs = [
         Orchestrator(
-            JobQueue(redis_factory(), settings, f"skew{i}"),
+            queue_for(redis_factory(), settings, f"skew{i}"),
             runner,
             settings,
             bot_types=["python"],
@@ -256,7 +257,7 @@ async def test_lost_lease_stops_the_bot_and_writes_nothing(redis_factory):
     settings = make_settings(**{"bot_types.python.limit": 1})
     runner = CountingRunner()
     runner.gate = asyncio.Event()
-    q = JobQueue(redis_factory(), settings, "r")
+    q = queue_for(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
     job = (await submit(q, orch, "python", "simulate", {})).job_id
@@ -277,9 +278,9 @@ async def test_cancel_from_another_replica_kills_the_running_attempt(redis_facto
     runner = CountingRunner()
     runner.gate = asyncio.Event()
     owner = Orchestrator(
-        JobQueue(redis_factory(), settings, "a"), runner, settings, bot_types=["python"]
+        queue_for(redis_factory(), settings, "a"), runner, settings, bot_types=["python"]
     )
-    other = JobQueue(redis_factory(), settings, "b")
+    other = queue_for(redis_factory(), settings, "b")
     await owner.start()
     job = (
         await other.enqueue("python", "simulate", {}, webhook_url="http://localhost:5000/")
@@ -297,7 +298,7 @@ async def test_drain_requeues_unfinished_attempts_without_charging(redis_factory
     settings = make_settings(**{"bot_types.python.limit": 2})
     runner = CountingRunner()
     runner.gate = asyncio.Event()
-    q = JobQueue(redis_factory(), settings, "r")
+    q = queue_for(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
     ids = [(await submit(q, orch, "python", "simulate", {})).job_id for _ in range(2)]
@@ -312,7 +313,7 @@ async def test_drain_requeues_unfinished_attempts_without_charging(redis_factory
 async def test_progress_and_logs_are_recorded(redis_factory):
     settings = make_settings()
     runner = CountingRunner(durations=(0.01, 0.02))
-    q = JobQueue(redis_factory(), settings, "r")
+    q = queue_for(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
     job = (await submit(q, orch, "python", "simulate", {})).job_id
@@ -326,7 +327,7 @@ async def test_progress_and_logs_are_recorded(redis_factory):
 async def test_local_in_flight_cap(redis_factory, local_cap):
     settings = make_settings(**{"bot_types.python.limit": 10, "engine.max_in_flight": local_cap})
     runner = CountingRunner()
-    q = JobQueue(redis_factory(), settings, "r")
+    q = queue_for(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
     ids = [(await submit(q, orch, "python", "simulate", {})).job_id for _ in range(8)]
@@ -380,10 +381,10 @@ async def test_a_claim_in_flight_when_stop_begins_is_handed_back(redis_factory):
 
     settings = make_settings(**{"bot_types.python.limit": 1})
     runner = CountingRunner()
-    q = HeldClaims(redis_factory(), settings, "r")
+    q = HeldClaims(store_for(redis_factory(), settings), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
-    api = JobQueue(redis_factory(), settings, "api")  # enqueued elsewhere: claimed, not adopted
+    api = queue_for(redis_factory(), settings, "api")  # enqueued elsewhere: claimed, not adopted
     job = (await api.enqueue("python", "simulate", {})).job_id
     await q.claimed.wait()
     stopping = asyncio.create_task(orch.stop(drain_timeout_s=5))
@@ -399,7 +400,7 @@ async def test_a_claim_in_flight_when_stop_begins_is_handed_back(redis_factory):
 async def test_a_job_enqueued_with_room_here_starts_without_a_claim_round_trip(redis_factory):
     settings = make_settings(**{"bot_types.python.limit": 2})
     runner = CountingRunner(durations=(0.001, 0.002))
-    q = JobQueue(redis_factory(), settings, "r")
+    q = queue_for(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     claimed_by_dispatcher: list[str] = []
     claim = q.claim
@@ -428,7 +429,7 @@ async def test_at_saturation_each_completion_starts_the_next_job_without_a_claim
 ):
     settings = make_settings(**{"bot_types.python.limit": 2})
     runner = CountingRunner(durations=(0.002, 0.006))
-    q = JobQueue(redis_factory(), settings, "r")
+    q = queue_for(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     claim, claims = q.claim, []
 
@@ -453,7 +454,7 @@ async def test_a_job_claimed_by_an_enqueue_that_ends_after_stop_began_is_handed_
 ):
     settings = make_settings(**{"bot_types.python.limit": 1})
     runner = CountingRunner()
-    q = JobQueue(redis_factory(), settings, "r")
+    q = queue_for(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
     entered, release = asyncio.Event(), asyncio.Event()
@@ -487,7 +488,7 @@ async def test_a_burst_of_enqueues_beyond_the_local_cap_cannot_stall_the_dispatc
     # dispatcher that found no room must wake up, or the queue sits still forever.
     settings = make_settings(**{"bot_types.python.limit": 2, "engine.max_in_flight": 2})
     runner = CountingRunner(durations=(0.001, 0.003))
-    q = JobQueue(redis_factory(), settings, "r")
+    q = queue_for(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
     await q.set_queue("python", paused=True)
@@ -531,7 +532,7 @@ class ExecutionsSeen:
 
 async def test_attempt_durations_are_read_from_the_injected_clock(redis_factory):
     settings = make_settings(**{"bot_types.python.limit": 1})
-    q = JobQueue(redis_factory(), settings, "r")
+    q = queue_for(redis_factory(), settings, "r")
     now = [1000.0]
 
     class SlowOnTheClock:
@@ -553,7 +554,7 @@ async def test_attempt_durations_are_read_from_the_injected_clock(redis_factory)
 async def test_run_once_steps_the_dispatcher_and_wait_attempts_lets_them_finish(redis_factory):
     """No dispatcher task and no sleeps: the test decides when the orchestrator claims."""
     settings = make_settings(**{"bot_types.python.limit": 2})
-    q = JobQueue(redis_factory(), settings, "r")
+    q = queue_for(redis_factory(), settings, "r")
     await q.seed_limits()
     ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(3)]
     gate = asyncio.Event()

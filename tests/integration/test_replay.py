@@ -7,18 +7,19 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from botsys.deliveries import RedisDeliveryStore
 from botsys.queue import JobQueue
+from botsys.store.outbox import Outbox
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from botsys.webhooks.types import AttemptRecord
 from tests.integration.test_deliveries import finish_job, receiver, run_until, settings_for
+from tests.support.store import outbox_for, queue_for
 
 __all__ = ["receiver"]  # the fixture
 
 DEAD = AttemptRecord(0, 1, 410, "HTTP 410", "", "failed")
 
 
-async def dead_letter_all(store: RedisDeliveryStore) -> list[str]:
+async def dead_letter_all(store: Outbox) -> list[str]:
     ids = []
     while batch := await store.claim_due(200):
         await asyncio.gather(*(store.finish_attempt(d, DEAD, None) for d in batch))
@@ -28,8 +29,8 @@ async def dead_letter_all(store: RedisDeliveryStore) -> list[str]:
 
 async def test_dry_run_counts_then_500_dead_deliveries_are_delivered_once(redis_client, receiver):
     s = settings_for(receiver, **{"webhooks.concurrency": 64, "webhooks.per_host": 32})
-    q = JobQueue(redis_client, s, "r1")
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    q = queue_for(redis_client, s, "r1")
+    store = outbox_for(q)
     job_ids = [await finish_job(q, receiver.url) for _ in range(50)]  # the python slot
     for i in range(450):  # the ad-hoc slot
         await store.create_adhoc(receiver.url, b'{"i":%d}' % i)
@@ -57,8 +58,8 @@ async def test_dry_run_counts_then_500_dead_deliveries_are_delivered_once(redis_
 
 async def test_since_endpoint_and_limit_filters(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    q = queue_for(redis_client, s, "r1")
+    store = outbox_for(q)
     other = f"http://127.0.0.1:{receiver.port}/other"
     for url in (receiver.url, other):
         await store.create_adhoc(url, b"1")

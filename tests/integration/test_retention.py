@@ -8,6 +8,7 @@ import pytest
 
 from botsys.queue import JobQueue
 from tests.conftest import make_settings
+from tests.support.store import queue_for
 
 T0 = 1_800_000_000_000
 HOOK = "http://localhost:5000/hook"
@@ -15,7 +16,7 @@ HOOK = "http://localhost:5000/hook"
 
 async def make_queue(redis_client, keep: int) -> JobQueue:
     settings = make_settings(**{"engine.keep_finished": keep, "bot_types.python.limit": 1000})
-    q = JobQueue(redis_client, settings, "r1")
+    q = queue_for(redis_client, settings, "r1")
     await q.seed_limits()
     return q
 
@@ -98,7 +99,7 @@ async def test_a_lowered_keep_trims_at_most_100_jobs_per_finish(redis_client):
             "bot_types.python.limit": 1000,
         }
     )
-    lowered = JobQueue(redis_client, settings, "r1")
+    lowered = queue_for(redis_client, settings, "r1")
     index = q.keys.done("python", "succeeded")
     await finish(lowered, "succeeded", T0 + 10_000)
     assert await q.redis.zcard(index) == 151 - 100

@@ -10,19 +10,18 @@ import json
 
 import pytest
 
-from botsys.deliveries import RedisDeliveryStore
-from botsys.queue import JobQueue
 from botsys.states import TERMINAL as TERMINAL_STATES
 from botsys.store.scripts import LUA_DIR
 from botsys.webhooks.types import AttemptRecord
 from tests.conftest import make_settings
+from tests.support.store import outbox_for, queue_for
 
 T0 = 1_800_000_000_000  # a fixed "now" in ms
 
 
 @pytest.fixture
 async def q(redis_client):
-    queue = JobQueue(redis_client, make_settings(**{"bot_types.python.limit": 2}), "r1")
+    queue = queue_for(redis_client, make_settings(**{"bot_types.python.limit": 2}), "r1")
     await queue.seed_limits()
     return queue
 
@@ -49,7 +48,7 @@ async def test_scripts_use_only_the_keys_the_keys_module_names(redis_client):
     completion with a webhook, one delivery attempt) every key is one Keys names, and the
     finished job's log got its retention (a name misspelt in Lua would expire another key)."""
     t, s = "python", make_settings(**{"bot_types.python.limit": 1})
-    q, other = JobQueue(redis_client, s, "r1"), JobQueue(redis_client, s, "r2")
+    q, other = queue_for(redis_client, s, "r1"), queue_for(redis_client, s, "r2")
     await q.seed_limits()
     hook = "http://hooks.test/"
     job = (await q.enqueue(t, "simulate", {}, webhook_url=hook, idempotency_key="k1")).job_id
@@ -61,7 +60,7 @@ async def test_scripts_use_only_the_keys_the_keys_module_names(redis_client):
     stored = set(await redis_client.keys(k.type_prefix(t) + "*"))  # the line goes on release
     await q.record_events(t, job, 50, ["a line"])
     did = (await q.complete(claim, "succeeded", result_json="{}")).delivery_id
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
+    store = outbox_for(q)
     [delivery] = await store.claim_due(1)
     await store.finish_attempt(delivery, AttemptRecord(T0, 5, 200, None, "", "delivered"), None)
 
@@ -87,7 +86,7 @@ async def test_scripts_use_only_the_keys_the_keys_module_names(redis_client):
     ],
 )
 async def test_claim_order_is_priority_then_fifo(redis_client, priorities, expected_order):
-    q = JobQueue(redis_client, make_settings(**{"bot_types.python.limit": 100}), "r1")
+    q = queue_for(redis_client, make_settings(**{"bot_types.python.limit": 100}), "r1")
     await q.seed_limits()
     ids = [
         (await q.enqueue("python", "simulate", {}, priority=p, now=T0 + i)).job_id
@@ -101,7 +100,7 @@ async def test_claim_order_is_priority_then_fifo(redis_client, priorities, expec
     "limit, waiting, want, expect", [(2, 5, 10, 2), (2, 1, 10, 1), (5, 5, 3, 3), (0, 3, 3, 0)]
 )
 async def test_claim_admits_only_below_the_limit(redis_client, limit, waiting, want, expect):
-    q = JobQueue(redis_client, make_settings(**{"bot_types.python.limit": limit}), "r1")
+    q = queue_for(redis_client, make_settings(**{"bot_types.python.limit": limit}), "r1")
     await q.seed_limits()
     await enqueue_n(q, waiting)
     _, claims = await q.claim("python", want, now=T0 + 100)
@@ -124,7 +123,7 @@ async def next_release(pubsub) -> str:
 
 async def test_a_freed_slot_is_handed_to_the_longest_waiting_replica(redis_client):
     settings = make_settings(**{"bot_types.python.limit": 1, "engine.idle_wait_s": 1.0})
-    r1, r2, r3 = (JobQueue(redis_client, settings, name) for name in ("r1", "r2", "r3"))
+    r1, r2, r3 = (queue_for(redis_client, settings, name) for name in ("r1", "r2", "r3"))
     await r1.seed_limits()
     await enqueue_n(r1, 5)
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
@@ -169,7 +168,7 @@ async def test_complete_leases_the_next_job_to_a_completer_that_keeps_the_slot(
     redis_client, case, leased
 ):
     settings = make_settings(**{"bot_types.python.limit": 2})
-    r1, r2 = JobQueue(redis_client, settings, "r1"), JobQueue(redis_client, settings, "r2")
+    r1, r2 = queue_for(redis_client, settings, "r1"), queue_for(redis_client, settings, "r2")
     await r1.seed_limits()
     ids = await enqueue_n(r1, 4)
     _, [c1, _c2] = await r1.claim("python", 2, now=T0 + 10)  # full; 2 wait
@@ -205,7 +204,7 @@ async def test_complete_leases_the_next_job_to_a_completer_that_keeps_the_slot(
 
 async def test_a_completer_that_wants_more_keeps_waiting_in_line(redis_client):
     settings = make_settings(**{"bot_types.python.limit": 1})
-    r1, r2 = JobQueue(redis_client, settings, "r1"), JobQueue(redis_client, settings, "r2")
+    r1, r2 = queue_for(redis_client, settings, "r1"), queue_for(redis_client, settings, "r2")
     await r1.seed_limits()
     await enqueue_n(r1, 4)
     _, [c1] = await r1.claim("python", 1, now=T0)
@@ -223,7 +222,7 @@ async def test_enqueue_to_a_full_semaphore_wakes_replicas_only_if_nobody_waits(
     redis_client, waiter
 ):
     settings = make_settings(**{"bot_types.python.limit": 1})
-    r1, r2 = JobQueue(redis_client, settings, "r1"), JobQueue(redis_client, settings, "r2")
+    r1, r2 = queue_for(redis_client, settings, "r1"), queue_for(redis_client, settings, "r2")
     await r1.seed_limits()
     await enqueue_n(r1, 2)
     await r1.claim("python", 1, now=T0 + 5)  # full, one waits; r1 got all it wanted
@@ -287,7 +286,7 @@ async def test_a_waiter_that_claims_again_keeps_its_place_in_line(redis_client):
     # An idle re-claim only proves the waiter is alive: moving it to the back of the line
     # starved a replica that held no slot while the others kept handing slots to each other.
     settings = make_settings(**{"bot_types.python.limit": 1})
-    r1, r2, r3 = (JobQueue(redis_client, settings, name) for name in ("r1", "r2", "r3"))
+    r1, r2, r3 = (queue_for(redis_client, settings, name) for name in ("r1", "r2", "r3"))
     await r1.seed_limits()
     await enqueue_n(r1, 4)
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
@@ -490,16 +489,16 @@ async def test_limit_change_and_pause_take_effect_on_next_claim(q):
 
 async def test_seeded_limit_keeps_a_live_change_until_config_changes(redis_client):
     s = make_settings(**{"bot_types.python.limit": 2})
-    q = JobQueue(redis_client, s, "r1")
+    q = queue_for(redis_client, s, "r1")
     assert (await q.seed_limits())["python"] == 2
     await q.set_queue("python", limit=7)
     assert (await q.seed_limits())["python"] == 7  # restart, same config: live value kept
     changed = make_settings(**{"bot_types.python.limit": 3, "redis.prefix": s.redis.prefix})
-    assert (await JobQueue(redis_client, changed, "r1").seed_limits())["python"] == 3
+    assert (await queue_for(redis_client, changed, "r1").seed_limits())["python"] == 3
 
 
 async def test_concurrent_calls_share_one_round_trip_and_survive_a_script_flush(redis_client):
-    q = JobQueue(redis_client, make_settings(**{"bot_types.python.limit": 100}), "r1")
+    q = queue_for(redis_client, make_settings(**{"bot_types.python.limit": 100}), "r1")
     await q.seed_limits()
     before = q.scripts.round_trips
     jobs = await asyncio.gather(*(q.enqueue("python", "simulate", {"i": i}) for i in range(20)))
@@ -511,7 +510,7 @@ async def test_concurrent_calls_share_one_round_trip_and_survive_a_script_flush(
 
 
 async def test_list_jobs_filters_by_state_and_searches_payload_text(redis_client):
-    q = JobQueue(redis_client, make_settings(**{"bot_types.python.limit": 1}), "r1")
+    q = queue_for(redis_client, make_settings(**{"bot_types.python.limit": 1}), "r1")
     await q.seed_limits()
     ids = [
         (await q.enqueue("python", "simulate", {"city": c}, now=T0 + i)).job_id
@@ -531,7 +530,7 @@ async def test_list_jobs_filters_by_state_and_searches_payload_text(redis_client
 
 
 async def test_list_jobs_pages_through_jobs_created_in_the_same_millisecond(redis_client):
-    q = JobQueue(redis_client, make_settings(), "r1")
+    q = queue_for(redis_client, make_settings(), "r1")
     ids = {(await q.enqueue("python", "simulate", {}, now=T0)).job_id for _ in range(7)}
     seen, before = [], None
     while True:

@@ -11,13 +11,12 @@ import os
 
 import pytest
 
-from botsys.deliveries import RedisDeliveryStore
-from botsys.queue import JobQueue
 from botsys.signing_secrets import SecretRing
 from botsys.store.notify import Notifier
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.integration.test_deliveries import SECRET, receiver, run_until, settings_for
 from tests.support.requires import require_module
+from tests.support.store import outbox_for, queue_for, store_for, store_of
 
 __all__ = ["receiver"]  # the fixture
 
@@ -35,7 +34,7 @@ async def send_all(store, dispatcher, url, n):
     ids = [(await store.create_adhoc(url, b'{"n":%d}' % i)).delivery_id for i in range(n)]
 
     async def all_delivered():
-        return [(await store.get(i))["state"] for i in ids] == ["delivered"] * n
+        return [(await store.get(i)).fields["state"] for i in ids] == ["delivered"] * n
 
     await run_until(dispatcher, all_delivered)
     return ids
@@ -43,9 +42,9 @@ async def send_all(store, dispatcher, url, n):
 
 async def test_both_secrets_verify_every_delivery_during_the_overlap(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
-    store = RedisDeliveryStore(q, s.webhooks.lease_ms)
-    ring = SecretRing(redis_client, q.keys, s.webhooks)
+    q = queue_for(redis_client, s, "r1")
+    store = outbox_for(q)
+    ring = SecretRing(store_of(q), s.webhooks)
     new = whsec()
     secret, live = await ring.rotate(new)
     assert secret == new and [x.expires_at_ms is None for x in live] == [False, True]
@@ -77,8 +76,10 @@ async def test_both_secrets_verify_every_delivery_during_the_overlap(redis_clien
 async def test_another_replica_signs_with_the_rotated_secret(redis_factory, receiver):
     s = settings_for(receiver)
     a_redis, b_redis = redis_factory(), redis_factory()
-    keys = JobQueue(a_redis, s, "a").keys
-    a, b = SecretRing(a_redis, keys, s.webhooks), SecretRing(b_redis, keys, s.webhooks)
+    a, b = (
+        SecretRing(store_for(a_redis, s), s.webhooks),
+        SecretRing(store_for(b_redis, s), s.webhooks),
+    )
     notifier = Notifier(b_redis)
     b.subscribe(notifier)
     task = asyncio.create_task(notifier.run())
@@ -96,8 +97,8 @@ async def test_another_replica_signs_with_the_rotated_secret(redis_factory, rece
 
 async def test_before_any_rotation_the_configured_secret_alone_signs(redis_client, receiver):
     s = settings_for(receiver)
-    q = JobQueue(redis_client, s, "r1")
-    ring = SecretRing(redis_client, q.keys, s.webhooks)
+    q = queue_for(redis_client, s, "r1")
+    ring = SecretRing(store_of(q), s.webhooks)
     assert [x.secret for x in await ring.load()] == [SECRET]
     unsigned = settings_for(receiver, **{"webhooks.secret": ""})
-    assert await SecretRing(redis_client, q.keys, unsigned.webhooks).load() == []
+    assert await SecretRing(store_of(q), unsigned.webhooks).load() == []

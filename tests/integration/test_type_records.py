@@ -9,9 +9,9 @@ import logging
 
 import pytest
 
-from botsys.queue import JobQueue
 from botsys.store.notify import Notifier
 from tests.conftest import make_settings
+from tests.support.store import queue_for
 
 T0 = 1_800_000_000_000
 LEASE_MS = 2000  # make_settings' engine.lease_ms
@@ -19,7 +19,7 @@ LEASE_MS = 2000  # make_settings' engine.lease_ms
 
 @pytest.fixture
 async def q(redis_client):
-    queue = JobQueue(redis_client, make_settings(**{"bot_types.python.limit": 2}), "r1")
+    queue = queue_for(redis_client, make_settings(**{"bot_types.python.limit": 2}), "r1")
     await queue.seed_limits()
     return queue
 
@@ -97,7 +97,7 @@ async def test_fifo_continues_above_the_jobs_still_queued(q):
 
 
 async def test_start_up_seeding_creates_the_record_without_a_hold(redis_client):
-    queue = JobQueue(redis_client, make_settings(), "r1")
+    queue = queue_for(redis_client, make_settings(), "r1")
     await queue.seed_limits()
     await queue.enqueue("python", "simulate", {}, now=T0)
     _, claims = await queue.claim("python", 1, now=T0 + 1)

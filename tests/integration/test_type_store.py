@@ -15,6 +15,7 @@ from botsys.control.watch import TypeWatcher
 from botsys.queue import JobQueue, TypeDeleted
 from botsys.store.notify import Notifier
 from tests.conftest import make_settings
+from tests.support.store import store_for
 
 REPORTS = TypeDef("reports", "python", limit=2, cadence=Cadence(5, 2.0))
 
@@ -27,8 +28,9 @@ async def replicas(redis_factory):
     for name in ("a", "b"):
         catalog = TypeCatalog(settings.bot_types)
         live = dataclasses.replace(settings, bot_types=catalog.live)
-        queue = JobQueue(redis_factory(), live, name)
-        out.append((queue, TypeStore(queue.redis, queue.keys, queue), catalog))
+        store = store_for(redis_factory(), live)
+        queue = JobQueue(store, live, name)
+        out.append((queue, TypeStore(store, queue), catalog))
     return out
 
 

@@ -44,7 +44,12 @@ MODULES = {module_name(p): imports_of(p) for p in PACKAGE.rglob("*.py")}
 
 RULES = [
     # (modules matching this prefix, must not import anything starting with these)
-    ("botsys.store", ("aiohttp", "botsys.api", "botsys.runners", "botsys.webhooks")),
+    # the store knows nothing of HTTP or of who runs jobs; the outbox implements the
+    # dispatcher's contract (webhooks/types.py), the one piece of webhooks it sees
+    (
+        "botsys.store",
+        ("aiohttp", "botsys.api", "botsys.runners", "botsys.queue", "botsys.orchestrator"),
+    ),
     (
         "botsys.runners",
         ("redis", "fakeredis", "aiohttp", "botsys.store", "botsys.queue", "botsys.api"),
@@ -77,6 +82,17 @@ def test_layer_does_not_import(layer, forbidden):
         and not (layer == "botsys.config" and imp == "botsys.config")
     ]
     assert offenders == []
+
+
+def test_of_webhooks_the_store_sees_only_the_dispatchers_contract():
+    seen = {
+        f"{mod} imports {imp}"
+        for mod, imps in MODULES.items()
+        if mod.startswith("botsys.store")
+        for imp in imps
+        if imp.startswith("botsys.webhooks") and not imp.startswith("botsys.webhooks.types")
+    }
+    assert seen == set()
 
 
 HTTP_LAYER = ("botsys.api", "botsys.dashboard", "botsys.appkeys")
@@ -169,17 +185,44 @@ def test_the_engine_never_reaches_into_store_internals(module):
     assert (reached, imported) == ([], [])
 
 
+def reaches_into_a_queue(node: ast.AST) -> bool:
+    """``queue.redis``, ``self.queue.keys``, ``app[QUEUE].scripts``, ``q.redis``…"""
+    if not (isinstance(node, ast.Attribute) and node.attr in STORE_INTERNALS):
+        return False
+    owner = ast.unparse(node.value).lower()
+    return owner.endswith(("queue", "queue]")) or owner in ("q", "self.q")
+
+
 def test_outside_the_store_only_the_queue_builds_key_names():
-    """api/ and the app go through the Store (app[STORE]); nobody through the queue's own."""
-    offenders = []
-    for path in PACKAGE.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.Attribute)
-                and node.attr in STORE_INTERNALS
-                and isinstance(node.value, ast.Attribute | ast.Name)
-                and ast.unparse(node.value).endswith("queue")
-                and module_name(path) not in ("botsys.queue", "botsys.deliveries")
-            ):
-                offenders.append(f"{module_name(path)}: {ast.unparse(node)}")
+    """api/, the app and the outbox go through the Store (app[STORE]); nobody through the
+    queue's own client, keys or scripts."""
+    offenders = [
+        f"{module_name(path)}: {ast.unparse(node)}"
+        for path in PACKAGE.rglob("*.py")
+        if module_name(path) != "botsys.queue"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if reaches_into_a_queue(node)
+    ]
+    assert offenders == []
+
+
+def test_the_queue_reach_check_sees_every_spelling():
+    spellings = ("queue.redis", "self.queue.keys", "app[QUEUE].scripts", "request.app[QUEUE].redis")
+    assert all(reaches_into_a_queue(ast.parse(s).body[0].value) for s in spellings)
+    assert not reaches_into_a_queue(ast.parse("store.redis").body[0].value)
+
+
+CLIENT_LIBRARIES = ("redis", "fakeredis")
+
+
+def test_only_the_store_and_the_queue_import_the_redis_client():
+    """Everything else takes the Store (or a component built on it) and stays testable
+    without Redis; the store re-exports what callers catch (store/errors.py)."""
+    offenders = [
+        f"{mod} imports {imp}"
+        for mod, imps in MODULES.items()
+        if not (mod == "botsys.queue" or mod.startswith("botsys.store."))
+        for imp in imps
+        if imp.split(".")[0] in CLIENT_LIBRARIES
+    ]
     assert offenders == []

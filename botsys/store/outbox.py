@@ -1,5 +1,5 @@
-"""Webhook deliveries in Redis: the DeliveryStore the dispatcher runs on, plus the reads and
-the redeliver action the API needs. Deliveries live in their job's slot ({type}), so the
+"""The outbox: webhook deliveries in Redis. The DeliveryStore the dispatcher runs on, plus the
+reads and the redeliver action the API needs (shaped into responses by api/delivery_views.py). Deliveries live in their job's slot ({type}), so the
 job-completion script can schedule one atomically; ad-hoc deliveries (POST /deliver, no job)
 live in a slot of their own, ADHOC, which no bot type can be named (names start a-z)."""
 
@@ -11,14 +11,15 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-from . import jsonsafe
-from .jobs import bot_type_of, iso_ms, new_job_id
-from .queue import JobQueue
-from .states import DELIVERY_FINISHED, DeliveryState
-from .store.errors import STORE_FAILED
-from .webhooks.types import AttemptRecord, Delivery
+from ..config import Settings
+from ..jobs import bot_type_of, new_job_id
+from ..states import DELIVERY_FINISHED, DeliveryState
+from ..webhooks.types import AttemptRecord, Delivery
+from .connection import Store
+from .errors import STORE_FAILED
 
 # A delivery's hash fields that lists read (not the body: it holds the job's result).
 SUMMARY_FIELDS = ("id", "jobId", "botType", "url", "state", "attempt", "maxAttempts")
@@ -52,10 +53,22 @@ class AdhocCreated(NamedTuple):
     same_request: bool = True  # False: that key was used for a different request
 
 
-class RedisDeliveryStore:
-    def __init__(self, queue: JobQueue, lease_ms: int):
-        self.queue = queue
-        self.lease_ms = lease_ms
+class StoredDelivery(NamedTuple):
+    fields: dict[str, str]  # the delivery's hash
+    attempts: list[dict[str, Any]]  # each attempt's record, oldest first
+
+
+# Runs a Lua script in a slot: (name, slot, *args) → reply. JobQueue.run_script for now: it
+# adds the slot's keys and script context the delivery scripts share with the job scripts.
+RunScript = Callable[..., Awaitable[Any]]
+
+
+class Outbox:
+    def __init__(self, store: Store, settings: Settings, run_script: RunScript):
+        self.redis, self.keys = store.redis, store.keys
+        self.settings = settings
+        self.run_script = run_script
+        self.lease_ms = settings.webhooks.lease_ms
         self._wake = asyncio.Event()
         self._next_due: float | None = None  # loop time when the earliest known delivery is due
         self._turn = 0  # round-robin start, so no bot type's deliveries starve the others
@@ -64,13 +77,13 @@ class RedisDeliveryStore:
     @property
     def slots(self) -> list[str]:
         """Every slot deliveries live in: the bot types', then the ad-hoc one."""
-        return [*self.queue.bot_types, ADHOC]
+        return [*self.settings.bot_types, ADHOC]
 
     def _known(self, slot: str | None) -> bool:
-        return slot == ADHOC or slot in self.queue.settings.bot_types
+        return slot == ADHOC or slot in self.settings.bot_types
 
     def subscribe(self, notifier) -> None:
-        notifier.on(self.queue.keys.deliveries_channel(), lambda _msg: self._wake.set())
+        notifier.on(self.keys.deliveries_channel(), lambda _msg: self._wake.set())
 
     # -- DeliveryStore ---------------------------------------------------------------------
 
@@ -94,9 +107,7 @@ class RedisDeliveryStore:
         for t in types[self._turn :] + types[: self._turn]:
             if len(out) >= limit:
                 break
-            reply = await self.queue.run_script(
-                "claim_deliveries", t, limit - len(out), self.lease_ms
-            )
+            reply = await self.run_script("claim_deliveries", t, limit - len(out), self.lease_ms)
             wait_ms = int(reply[0])
             if wait_ms >= 0 and (soonest is None or wait_ms < soonest):
                 soonest = wait_ms
@@ -113,7 +124,7 @@ class RedisDeliveryStore:
         outcome = record.outcome if next_attempt_at_ms is None else "retry"
         if next_attempt_at_ms is None and outcome == "retry":
             outcome = "failed"
-        reply = await self.queue.run_script(
+        reply = await self.run_script(
             "finish_delivery",
             delivery.bot_type or ADHOC,
             delivery.id,
@@ -128,7 +139,7 @@ class RedisDeliveryStore:
         return bool(reply)
 
     async def release(self, delivery: Delivery, delay_ms: int) -> bool:
-        reply = await self.queue.run_script(
+        reply = await self.run_script(
             "release_delivery",
             delivery.bot_type or ADHOC,
             delivery.id,
@@ -146,44 +157,49 @@ class RedisDeliveryStore:
 
     # -- API reads and actions -------------------------------------------------------------
 
-    async def get(self, delivery_id: str) -> dict[str, Any] | None:
+    async def get(self, delivery_id: str) -> StoredDelivery | None:
         t = delivery_type(delivery_id)
         if not self._known(t):
             return None
-        k = self.queue.keys
-        pipe = self.queue.redis.pipeline(transaction=False)
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(k.delivery(t, delivery_id))
         pipe.lrange(k.attempts(t, delivery_id), 0, -1)
         fields, attempts = await pipe.execute()
         if not fields.get("state"):
             return None
-        return delivery_view(fields, [json.loads(a) for a in attempts])
+        return StoredDelivery(fields, [json.loads(a) for a in attempts])
 
-    async def list(self, state: str | None = None, job_id: str | None = None, limit: int = 50):
+    async def list(
+        self, state: str | None = None, job_id: str | None = None, limit: int = 50
+    ) -> list[dict[str, str]]:
+        """The deliveries' SUMMARY_FIELDS, newest first (a job's: its own, then its endpoints')."""
         if job_id:
             t = bot_type_of(job_id)
-            if t is None or t not in self.queue.settings.bot_types:
+            if t is None or t not in self.settings.bot_types:
                 return []
-            views = await self._summaries(t, await self._ids_for_job(t, job_id))
-            return [v for v in views if state in (None, v["state"])][:limit]
-        views = []
+            rows = await self._summaries(t, await self._ids_for_job(t, job_id))
+            return [f for f in rows if state in (None, f["state"])][:limit]
+        rows = []
         for t in self.slots:
-            views.extend(await self._list_type(t, state, limit))
-        views.sort(key=lambda v: v["createdAt"] or "", reverse=True)
-        return views[:limit]
+            rows.extend(await self._list_type(t, state, limit))
+        rows.sort(key=lambda f: int(f.get("createdAt") or 0), reverse=True)
+        return rows[:limit]
 
     async def _ids_for_job(self, bot_type: str, job_id: str) -> list[str]:
         """Its webhookUrl's deliveries, newest first, then its subscribed endpoints'."""
-        k = self.queue.keys
-        pipe = self.queue.redis.pipeline(transaction=False)
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
         pipe.hget(k.job(bot_type, job_id), "deliveryRuns")
         pipe.lrange(k.fanout(bot_type, job_id), 0, -1)
         runs, fanned = await pipe.execute()
         own = [f"msg_{job_id}" + (f"_{n}" if n > 1 else "") for n in range(int(runs or 0), 0, -1)]
         return own + fanned[::-1]
 
-    async def _list_type(self, bot_type: str, state: str | None, limit: int) -> list[dict]:
-        k, r = self.queue.keys, self.queue.redis
+    async def _list_type(
+        self, bot_type: str, state: str | None, limit: int
+    ) -> list[dict[str, str]]:
+        k, r = self.keys, self.redis
         if state == DeliveryState.PENDING:
             ids = await r.zrange(k.deliveries(bot_type), 0, limit - 1)
         elif state in DELIVERY_FINISHED:
@@ -194,24 +210,24 @@ class RedisDeliveryStore:
                 ids += await r.zrevrange(k.delivery_index(bot_type, s), 0, limit - 1)
         return await self._summaries(bot_type, ids)
 
-    async def _summaries(self, bot_type: str, ids: list[str]) -> list[dict]:
+    async def _summaries(self, bot_type: str, ids: list[str]) -> list[dict[str, str]]:
         """Deliveries as lists show them: without body and attempts, in one round trip."""
-        k = self.queue.keys
-        pipe = self.queue.redis.pipeline(transaction=False)
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
         for i in ids:
             pipe.hmget(k.delivery(bot_type, i), SUMMARY_FIELDS)
         rows = [
             {k: v for k, v in zip(SUMMARY_FIELDS, r, strict=True) if v is not None}
             for r in await pipe.execute()
         ]
-        return [delivery_summary(f) for f in rows if f.get("state")]
+        return [f for f in rows if f.get("state")]
 
     async def redeliver(self, delivery_id: str) -> tuple[int, str]:
         """(-1, '') unknown; (0, 'pending') already pending; (1, 'pending') rescheduled."""
         t = delivery_type(delivery_id)
         if not self._known(t):
             return -1, ""
-        reply = await self.queue.run_script("redeliver", t, delivery_id)
+        reply = await self.run_script("redeliver", t, delivery_id)
         return int(reply[0]), (reply[1] if len(reply) > 1 else "")
 
     async def redeliver_matching(
@@ -241,16 +257,14 @@ class RedisDeliveryStore:
             matched.extend((t, i) for i in ids[:room])
         if dry_run or not matched:
             return len(matched), 0
-        replies = await asyncio.gather(
-            *(self.queue.run_script("redeliver", t, i) for t, i in matched)
-        )
+        replies = await asyncio.gather(*(self.run_script("redeliver", t, i) for t, i in matched))
         return len(matched), sum(1 for r in replies if int(r[0]) == 1)
 
     async def _finished_since(
         self, t: str, state: str, since_ms: int, job_id: str, limit: int | None
     ) -> list[str]:
         """Oldest first, so a limited replay goes on where the previous one stopped."""
-        r, k = self.queue.redis, self.queue.keys
+        r, k = self.redis, self.keys
         if not job_id:
             page = {} if limit is None else {"start": 0, "num": limit}
             return await r.zrangebyscore(k.delivery_index(t, state), since_ms, "+inf", **page)
@@ -262,22 +276,22 @@ class RedisDeliveryStore:
         return [i for i, sc in zip(ids, scores, strict=True) if sc is not None and sc >= since_ms]
 
     async def _urls(self, t: str, ids: list[str]) -> list[str | None]:
-        pipe = self.queue.redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         for i in ids:
-            pipe.hget(self.queue.keys.delivery(t, i), "url")
+            pipe.hget(self.keys.delivery(t, i), "url")
         return await pipe.execute()
 
     async def wake_endpoint(self, endpoint_id: str) -> int:
         """A re-enabled endpoint: its held deliveries are due now. Returns how many."""
         replies = await asyncio.gather(
-            *(self.queue.run_script("wake_endpoint", t, endpoint_id) for t in self.slots)
+            *(self.run_script("wake_endpoint", t, endpoint_id) for t in self.slots)
         )
         return sum(int(r) for r in replies)
 
     async def adhoc_counts(self) -> tuple[int, int, int]:
         """(pending, delivered, dead) of the ad-hoc slot, for /stats beside the bot types'."""
-        k = self.queue.keys
-        pipe = self.queue.redis.pipeline(transaction=False)
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
         pipe.zcard(k.deliveries(ADHOC))
         pipe.hmget(k.meta(ADHOC), ["webhook_delivered", "webhook_dead"])
         pending, (delivered, dead) = await pipe.execute()
@@ -294,7 +308,7 @@ class RedisDeliveryStore:
         """POST /deliver: a new pending delivery of ``body`` to ``url`` (an SSRF-checked URL);
         with ``endpoint``, an event for that subscribed endpoint (signed with its secrets)."""
         fingerprint = hashlib.sha256(b"%s\n%s\n%s" % (url.encode(), event_type.encode(), body))
-        reply = await self.queue.run_script(
+        reply = await self.run_script(
             "deliver",
             ADHOC,
             new_adhoc_id(),
@@ -336,42 +350,3 @@ def _record_json(record: AttemptRecord, attempt: int) -> dict[str, Any]:
         "outcome": record.outcome,
         "response": record.response_excerpt,
     }
-
-
-def delivery_view(f: dict[str, str], attempts: list[dict]) -> dict[str, Any]:
-    """GET /deliveries/{id}: the summary, the body sent and every attempt."""
-    return {
-        **delivery_summary(f),
-        "body": _json_or_text(f.get("body")),
-        "history": [{**a, "at": iso_ms(a.get("at"))} for a in attempts],
-    }
-
-
-def delivery_summary(f: dict[str, Any]) -> dict[str, Any]:
-    """A delivery in GET /deliveries: no body (it holds the job's result) and no attempts."""
-    state = f.get("state")
-    return {
-        "deliveryId": f["id"],
-        "jobId": f.get("jobId") or None,  # None: an ad-hoc delivery (POST /deliver)
-        "botType": f.get("botType") or None,
-        "eventType": f.get("eventType") or None,
-        "endpointId": f.get("endpoint") or None,  # a subscribed endpoint's delivery
-        "url": f.get("url"),
-        "state": state,
-        "attempts": int(f.get("attempt", 0)),
-        "maxAttempts": int(f.get("maxAttempts", 0)),
-        "createdAt": iso_ms(f.get("createdAt")),
-        "nextAttemptAt": iso_ms(f.get("nextAt")) if state == DeliveryState.PENDING else None,
-        "finishedAt": iso_ms(f.get("finishedAt")),
-        "lastStatus": int(last) if (last := f.get("lastStatus")) else None,
-    }
-
-
-def _json_or_text(raw: str | None) -> Any:
-    """A stored body; one an older version stored with NaN in it is served as text."""
-    if not raw:
-        return None
-    try:
-        return jsonsafe.loads(raw)
-    except ValueError:
-        return raw
