@@ -84,11 +84,9 @@ class JobQueue:
         self.redis, self.keys, self.scripts = store.redis, store.keys, store.scripts
         self.settings = settings
         self.replica = replica
-        # Each slot's script context, built on first use: types come and go at runtime
-        # (control/catalog.py); ``forget_context`` drops one whose settings changed.
-        self._ctx: dict[str, str] = {}
         # Per (script, slot): its keys and the settings it declares, bound on first use (naming
-        # them costs per call otherwise); dropped with the context.
+        # them costs per call otherwise). Types come and go at runtime (control/catalog.py):
+        # ``forget_context`` drops a type whose settings changed.
         self._bound: dict[tuple[str, str], Bound] = {}
         self._type_keys: dict[str, TypeKeys] = {}
         self._seen: set[str] = set()  # types used since start: a deleted one's jobs stay readable
@@ -102,45 +100,12 @@ class JobQueue:
         return list(self.settings.bot_types)
 
     def forget_context(self, bot_type: str) -> None:
-        self._ctx.pop(bot_type, None)
         self._bound = {k: v for k, v in self._bound.items() if k[1] != bot_type}
-
-    def _context(self, bot_type: str) -> str:
-        e, k = self.settings.engine, self.keys
-        bt = self.settings.bot_types.get(bot_type)
-        cadence_max = bt.cadence_max if bt is not None else 0
-        return json.dumps(
-            {
-                "replica": self.replica,
-                "retention_s": e.retention_s,
-                "failed_retention_s": e.failed_retention_s,
-                "max_index": e.max_index,
-                "keep_finished": e.keep_finished,
-                "max_queued": e.max_queued,
-                "max_queued_bytes": e.max_queued_bytes,
-                "webhook_attempts": self.settings.webhooks.max_retries,
-                "lease_ms": e.lease_ms,
-                "max_stalls": e.max_stalls,
-                # A waiting dispatcher re-claims at least every idle_wait_s, refreshing its
-                # place; older entries belong to replicas that stopped or died.
-                "waiter_ttl_ms": int(e.idle_wait_s * 2000) + 1000,
-                "events_prefix": k.events_channel(""),
-                "deliveries_channel": k.deliveries_channel(),
-                "wake_channel": k.wake_channel(bot_type),
-                "cancel_channel": k.cancel_channel(),
-                # At most cadence_max starts per cadence_ms, across replicas (0: no cadence).
-                "cadence_max": cadence_max,
-                "cadence_ms": round(bt.cadence_interval_s * 1000) if cadence_max else 0,
-                "cadence_reject": bool(cadence_max) and bt.cadence_mode == "reject",
-                "endpoints": self._endpoints.get(bot_type, []),
-            }
-        )
 
     def set_endpoints(self, per_type: dict[str, list[dict]]) -> None:
         """The endpoints each bot type's job events fan out to (endpoints.py keeps it current)."""
         self._endpoints = per_type
-        self._ctx = {}  # rebuilt on next use, with the new endpoints
-        self._bound = {}
+        self._bound = {}  # bound again on next use, with the new endpoints
 
     def _settings(self, bot_type: str) -> dict[str, Any]:
         """Every setting a script may declare as an argument, for one slot."""
@@ -157,6 +122,7 @@ class JobQueue:
             "max_queued": e.max_queued,
             "max_queued_bytes": e.max_queued_bytes,
             "webhook_attempts": self.settings.webhooks.max_retries,
+            "delivery_lease_ms": self.settings.webhooks.lease_ms,
             "lease_ms": e.lease_ms,
             "max_stalls": e.max_stalls,
             # A waiting dispatcher re-claims at least every idle_wait_s, refreshing its
@@ -192,23 +158,14 @@ class JobQueue:
         return found
 
     async def run_script(
-        self, name: str, bot_type: str, *args: Any, now: int | None = None, **named: Any
+        self, name: str, bot_type: str, *, now: int | None = None, **args: Any
     ) -> Any:
-        """Run a script on one slot's keys: ``named`` are its own arguments, the settings it
-        declares are added (``now``: '' = Redis time, when it declares now)."""
-        if not args:
-            bound = self._bind(name, bot_type)
-            if bound.takes_now:
-                named["now"] = "" if now is None else now
-            return await self.scripts.run_bound(bound, named)
-        keys = [self.keys.type_prefix(bot_type)]
-        ctx = self._ctx.get(bot_type)
-        if ctx is None:  # first use, a changed type, or a slot that is no type (ad-hoc deliveries)
-            ctx = self._ctx[bot_type] = self._context(bot_type)
-            if bot_type in self.settings.bot_types:
-                self._seen.add(bot_type)
-        argv = [ctx, "" if now is None else now, *args]
-        return await self.scripts.run(name, keys, argv)
+        """Run a script on one slot: ``args`` are its own arguments, by name; its keys and the
+        settings it declares are added (``now``: None = Redis time, when it declares one)."""
+        bound = self._bind(name, bot_type)
+        if bound.takes_now:
+            args["now"] = "" if now is None else now
+        return await self.scripts.run_bound(bound, args)
 
     def type_of(self, job_id: str) -> str:
         t = bot_type_of(job_id)

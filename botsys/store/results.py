@@ -65,6 +65,31 @@ class WriteCode(IntEnum):
     WRITTEN = 1
 
 
+class HeldCode(IntEnum):
+    """finish_delivery.lua, release_delivery.lua: done only while the caller holds the lease."""
+
+    LOST = 0  # another replica owns it now
+    DONE = 1
+
+
+class RedeliverCode(IntEnum):
+    UNKNOWN = -1
+    PENDING = 0  # still pending: nothing to do
+    REDELIVERED = 1
+
+
+class DeliverCode(IntEnum):
+    EXISTING = 0  # an earlier delivery with the same idempotency key
+    CREATED = 1
+
+
+class GroupCode(IntEnum):
+    DONE = 1
+    MISSING = -1  # no such group
+    EXISTS = -2  # create: it exists already
+    VERSION_MISMATCH = -3  # If-Match failed
+
+
 class EnqueueReply(NamedTuple):
     code: EnqueueCode
     job_id: str = ""  # created or existing
@@ -107,6 +132,31 @@ class SeedReply(NamedTuple):
 class WriteReply(NamedTuple):
     code: WriteCode
     version: int = 0  # CONFLICT: the stored version
+
+
+class DeliveriesClaimed(NamedTuple):
+    wait_ms: int  # until the next one is due (-1: none)
+    deliveries: list[dict[str, str]]
+
+
+class Delivered(NamedTuple):
+    """deliver.lua's reply."""
+
+    code: DeliverCode
+    delivery_id: str
+    same_request: bool = True  # EXISTING: the key was used for the same request
+
+
+class GroupWritten(NamedTuple):
+    code: GroupCode
+    version: int  # DONE: the new one (delete: the one deleted); else the current one
+    created: bool = False
+
+
+class RateCounted(NamedTuple):
+    allowed: bool
+    remaining: int
+    reset_ms: int  # until the window resets
 
 
 def fields(flat: list[str]) -> dict[str, str]:
@@ -163,6 +213,35 @@ def type_write(r: list[Any]) -> WriteReply:
     return WriteReply(code, int(r[1]) if len(r) > 1 else 0)
 
 
+def claim_deliveries(r: list[Any]) -> DeliveriesClaimed:
+    return DeliveriesClaimed(int(r[0]), [fields(flat) for flat in r[1:]])
+
+
+def held(r: Any) -> HeldCode:
+    return HeldCode(r)
+
+
+def redeliver(r: list[Any]) -> CodeState:
+    return CodeState(RedeliverCode(r[0]), r[1] if len(r) > 1 else "")
+
+
+def deliver(r: list[Any]) -> Delivered:
+    code = DeliverCode(r[0])
+    return Delivered(code, r[1], code == DeliverCode.CREATED or int(r[2]) == 1)
+
+
+def wake_endpoint(r: Any) -> int:
+    return int(r)
+
+
+def group_write(r: list[Any]) -> GroupWritten:
+    return GroupWritten(GroupCode(r[0]), int(r[1]), len(r) > 2 and int(r[2]) == 1)
+
+
+def ratelimit(r: list[Any]) -> RateCounted:
+    return RateCounted(int(r[0]) == 1, int(r[1]), int(r[2]))
+
+
 # Each script's reply codes (generated into its Lua prologue as R).
 CODES: dict[str, type[IntEnum]] = {
     "enqueue": EnqueueCode,
@@ -173,4 +252,9 @@ CODES: dict[str, type[IntEnum]] = {
     "cancel": CancelCode,
     "retry": RetryCode,
     "type_write": WriteCode,
+    "finish_delivery": HeldCode,
+    "release_delivery": HeldCode,
+    "redeliver": RedeliverCode,
+    "deliver": DeliverCode,
+    "group_write": GroupCode,
 }

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +31,11 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from ..states import DeliveryState, JobState
-from .keys import DATA_KEYS, Keys, TypeKeys
+from .keys import DATA_KEYS
 from .results import CODES
 
 LUA_DIR = Path(__file__).with_name("lua")
-STANDALONE = frozenset(
-    {"ratelimit", "group_write"}
-)  # scripts that do not use lib.lua's type-prefix helpers
+STANDALONE = frozenset({"ratelimit", "group_write"})  # scripts of no bot type: no lib.lua
 
 
 class ScriptCallError(TypeError):
@@ -138,23 +136,12 @@ def _constants(name: str) -> list[str]:
     ]
 
 
-def _old_prologue() -> str:
-    """A script still on the old convention: KEYS[1] the type prefix, ARGV[1] the context JSON
-    (goes once every script declares its keys)."""
-    tk = Keys().of("t")
-    suffixes = {f.name: getattr(tk, f.name)[len(tk.prefix) :] for f in fields(TypeKeys)[1:]}
-    k = ", ".join(f"{n} = P .. {s!r}" for n, s in suffixes.items())
-    lines = ["local P = KEYS[1]", f"local K = {{{k}}}", "local CTX = cjson.decode(ARGV[1])"]
-    return "\n".join([*lines, "local A = {prefix = P}", *_constants("")]) + "\n"
-
-
 def load_source(name: str) -> tuple[str, Signature]:
     body = (LUA_DIR / f"{name}.lua").read_text()
     sig = Signature.parse(name, body)
     if name in STANDALONE:
         return sig.prologue() + body, sig
-    head = sig.prologue() if sig.keys or sig.args else _old_prologue()
-    return head + (LUA_DIR / "lib.lua").read_text() + "\n" + body, sig
+    return sig.prologue() + (LUA_DIR / "lib.lua").read_text() + "\n" + body, sig
 
 
 class Scripts:
@@ -174,13 +161,11 @@ class Scripts:
     def names(self) -> list[str]:
         return list(self._scripts)
 
-    async def run(self, name: str, keys: Any, args: Any) -> Any:
+    async def run(self, name: str, keys: Any, args: Mapping[str, Any]) -> Any:
         """``keys``: a mapping or an object naming the declared keys; ``args``: a mapping of the
-        declared arguments (lists: a script still on the old convention)."""
-        if type(args) is not list:
-            bound = self.signatures[name].bind(keys, {})
-            keys, args = bound.keys, bound.args(args)
-        return await self._run(name, keys, args)
+        declared arguments."""
+        bound = self.signatures[name].bind(keys, {})
+        return await self._run(name, bound.keys, bound.args(args))
 
     async def run_bound(self, bound: Bound, args: Mapping[str, Any]) -> Any:
         """Run a script bound in advance with the arguments it still needs."""

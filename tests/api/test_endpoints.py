@@ -28,8 +28,7 @@ async def test_endpoint_lifecycle(client):
     assert not ep["disabled"] and [s["expiresAt"] for s in ep["secrets"]] == [None]
     assert ep["breaker"] is None  # no dispatcher on this app
     # the completion scripts of this replica fan node's events out to it at once
-    ctx = client.app[QUEUE]._context("node")
-    assert eid in ctx and eid not in client.app[QUEUE]._context("python")
+    assert eid in fanned_out(client, "node") and eid not in fanned_out(client, "python")
 
     view = await (await client.get(f"/endpoints/{eid}")).json()
     assert "secret" not in view and SECRET not in str(view)
@@ -43,10 +42,10 @@ async def test_endpoint_lifecycle(client):
     patched = await r.json()
     assert r.status == 200 and patched["botTypes"] == [] and patched["disabled"] is True
     assert patched["rateLimit"] == 2.5 and client.app[ENDPOINTS].rate_for(eid) == 2.5
-    assert eid not in client.app[QUEUE]._context("python")  # disabled: no fan-out
+    assert eid not in fanned_out(client, "python")  # disabled: no fan-out
     assert patched["disabledAt"] and patched["disabledReason"] == "disabled through the API"
     await client.patch(f"/endpoints/{eid}", json={"disabled": False})
-    assert eid in client.app[QUEUE]._context("python")
+    assert eid in fanned_out(client, "python")
 
     r = await client.post(f"/endpoints/{eid}/secret/rotate", json={"overlapS": 60})
     rotated = await r.json()
@@ -57,7 +56,7 @@ async def test_endpoint_lifecycle(client):
     await problem(await client.delete(f"/endpoints/{eid}"), 404)
     await problem(await client.patch(f"/endpoints/{eid}", json={}), 404)
     await problem(await client.post(f"/endpoints/{eid}/secret/rotate", json={}), 404)
-    assert eid not in client.app[QUEUE]._context("python")
+    assert eid not in fanned_out(client, "python")
 
 
 async def test_bad_input_names_the_field(client):
@@ -124,3 +123,8 @@ async def test_a_failing_endpoint_is_disabled_counted_and_re_enabled(make_client
 
     view = await (await client.patch(f"/endpoints/{eid}", json={"disabled": False})).json()
     assert not view["disabled"] and view["disabledAt"] is None and view["disabledReason"] is None
+
+
+def fanned_out(client, bot_type: str) -> str:
+    """The endpoints argument the completion scripts of ``bot_type`` get (JSON)."""
+    return client.app[QUEUE]._settings(bot_type)["endpoints"]

@@ -37,7 +37,7 @@ def test_every_script_documents_its_contract():
         if path.stem == "lib":
             continue
         header = "\n".join(line for line in path.read_text().split("\n") if line.startswith("--"))
-        assert ("-- KEYS:" in header or "KEYS[1]" in header) and "Returns" in header, (
+        assert "-- KEYS:" in header and "-- ARGV:" in header and "Returns" in header, (
             f"{path.name} lacks its KEYS/Returns header"
         )
 

@@ -18,5 +18,5 @@ if job.state == S.running then
 end
 if job.state ~= S.queued and job.state ~= S.delayed then return {R.finished, job.state} end
 if redis.call('ZREM', K.queue, id) + redis.call('ZREM', K.delayed, id) > 0 then count_queued(id, -1) end
-finish_job(id, job, S.cancelled, now, nil, 'cancelled', A)
+finish_job(id, job, S.cancelled, now, nil, S.cancelled, A)  -- error: 'cancelled'
 return {R.cancelled, S.cancelled}

@@ -35,7 +35,7 @@ for _, id in ipairs(expired) do
   if job.state == S.running then
     local stalls = redis.call('HINCRBY', jk, 'stalls', 1)
     if job.cancelRequested == '1' then
-      finish_job(id, job, S.cancelled, now, nil, 'cancelled', A)
+      finish_job(id, job, S.cancelled, now, nil, S.cancelled, A)  -- error: 'cancelled'
     elseif stalls > max_stalls then
       local err = 'stalled: its lease expired ' .. stalls .. ' times (replica died or stalled)'
       finish_job(id, job, S.failed, now, nil, err, A)
