@@ -37,7 +37,7 @@ DATA_KEYS = {
 }
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class TypeKeys:
     """One bot type's fixed keys, by the names the Lua scripts declare (``-- KEYS: queue meta``),
     and its ``prefix`` for the data-dependent ones."""
@@ -64,11 +64,22 @@ class Keys:
         return f"{self.prefix}:{{{bot_type}}}:"
 
     def of(self, t: str) -> TypeKeys:
+        """The type's fixed keys, as the scripts name them."""
         p = self.type_prefix(t)
         return TypeKeys(
-            p, *(p + s for s in (QUEUE, DELAYED, ACTIVE, META, JOBS, DELIVERIES)),
-            *(p + s for s in (WAITERS, WAITERS_SEEN, STARTS, ADMITS, TYPE_DEF)),
-        )  # fmt: skip
+            prefix=p,
+            queue=p + QUEUE,
+            delayed=p + DELAYED,
+            active=p + ACTIVE,
+            meta=p + META,
+            jobs=p + JOBS,
+            deliveries=p + DELIVERIES,
+            waiters=p + WAITERS,
+            waiters_seen=p + WAITERS_SEEN,
+            starts=p + STARTS,
+            admits=p + ADMITS,
+            type_def=p + TYPE_DEF,
+        )
 
     def _t(self, bot_type: str, suffix: str) -> str:
         return self.type_prefix(bot_type) + suffix
