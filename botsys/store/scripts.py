@@ -83,7 +83,7 @@ class Signature:
     def prologue(self) -> str:
         keys = ", ".join(f"{n} = KEYS[{i}]" for i, n in enumerate(self.keys, 1))
         args = ", ".join(f"{n} = ARGV[{i}]" for i, n in enumerate(self.args, 1))
-        lines = [f"local K = {{{keys}}}", f"local A = {{{args}}}"]
+        lines = [f"local K = {{{keys}}}", f"local A = {{{args}}}", _UNDECLARED]
         if self.rest:
             lines.append(f"local REST = {len(self.args) + 1}")
         return "\n".join(lines + _constants(self.name)) + "\n"
@@ -113,6 +113,13 @@ class Bound:
             pass
         names = [n for n, _ in self.free] + ([sig.rest] if sig.rest else [])
         sig._mismatch("ARGV", tuple(names), given)
+
+
+# Reading a name the header does not declare is an error, not a nil key or argument.
+_UNDECLARED = (
+    "local UNDECLARED = {__index = function(_, n) error('not declared in KEYS or ARGV: ' .. n) end}"
+    "\nsetmetatable(K, UNDECLARED); setmetatable(A, UNDECLARED)"
+)
 
 
 def _declared(source: str, what: str) -> tuple[str, ...]:

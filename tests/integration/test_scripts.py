@@ -9,9 +9,10 @@ import asyncio
 import json
 
 import pytest
+from redis.exceptions import ResponseError
 
 from botsys.states import TERMINAL as TERMINAL_STATES
-from botsys.store.scripts import LUA_DIR
+from botsys.store.scripts import LUA_DIR, Signature
 from botsys.webhooks.types import AttemptRecord
 from tests.conftest import make_settings
 from tests.support.store import outbox_for, queue_for
@@ -557,3 +558,13 @@ async def test_a_group_routed_job_carries_its_selection_into_the_webhook_body(q)
     done = await q.complete(claim, "succeeded", result_json="{}")
     d = await q.redis.hgetall(q.keys.delivery("python", done.delivery_id))
     assert json.loads(d["body"])["group"] is None and plain.created
+
+
+async def test_a_name_the_header_does_not_declare_is_an_error(redis_client):
+    sig = Signature.parse("t", "-- KEYS: queue\n-- ARGV: now\n")
+    reads = sig.prologue() + "return {K.queue, A.now}"
+    assert [str(x) for x in await redis_client.eval(reads, 1, "q", "5")] == ["q", "5"]
+    with pytest.raises(ResponseError, match="not declared in KEYS or ARGV: lease_ms"):
+        await redis_client.eval(sig.prologue() + "return A.lease_ms", 1, "q", "5")
+    with pytest.raises(ResponseError, match="not declared in KEYS or ARGV: active"):
+        await redis_client.eval(sig.prologue() + "return K.active", 1, "q", "5")
