@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import jsonsafe
-from .backoff import Random, backoff_ms
+from .backoff import Backoff, Random, backoff_ms
 from .config import Settings
 from .jobs import Claim
 from .logs import bind
@@ -210,7 +210,7 @@ class Orchestrator:
     async def _dispatch(self, bot_type: str) -> None:
         """The dispatcher of one bot type: ``run_once`` whenever there is local room, then
         sleep until a wake-up or until work falls due."""
-        wake, backoff = self._wake[bot_type], 0.1
+        wake, retry = self._wake[bot_type], Backoff(0.1, 2.0, rng=self.rng)
         while not self._stopping and self._wake.get(bot_type) is wake:  # (removed at runtime)
             if self._free_local() <= 0:
                 self._room.clear()
@@ -219,11 +219,11 @@ class Orchestrator:
             wake.clear()
             try:
                 step = await self.run_once(bot_type)
-                backoff = 0.1
+                retry.reset()
             except STORE_FAILED as exc:  # down, or refusing (full, read-only, …): back off
-                log.warning("claim failed for %s (%s); retrying in %.1fs", bot_type, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                delay = retry.next_s()
+                log.warning("claim failed for %s (%s); retrying in %.1fs", bot_type, exc, delay)
+                await asyncio.sleep(delay)
                 continue
             if step.wait_s is not None:
                 with contextlib.suppress(TimeoutError):
@@ -361,7 +361,7 @@ class Orchestrator:
 
     async def _with_retries(self, call):
         """Redis may blip; keep trying for about one lease (after that the lease is gone anyway)."""
-        deadline, delay = self.clock() + self.lease_s, 0.05
+        deadline, retry = self.clock() + self.lease_s, Backoff(0.05, 1.0, rng=self.rng)
         while True:
             try:
                 return await call()
@@ -369,8 +369,7 @@ class Orchestrator:
                 if self.clock() > deadline:
                     log.error("giving up writing an outcome after %.0fs: %s", self.lease_s, exc)
                     return None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                await asyncio.sleep(retry.next_s())
 
     # -- leases ----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..backoff import Backoff
 from .errors import REDIS_DOWN
 from .event_hub import JobEventHub
 from .keys import Keys
@@ -137,7 +138,7 @@ def make_client(
 
 async def wait_until_ready(store: Store, max_backoff_s: float = 10.0, attempts: int = 0) -> None:
     """PING until Redis answers, backing off; logs each failure once. attempts=0: forever."""
-    delay, tries = 0.2, 0
+    retry, tries = Backoff(0.2, max_backoff_s), 0
     while True:
         tries += 1
         try:
@@ -145,6 +146,7 @@ async def wait_until_ready(store: Store, max_backoff_s: float = 10.0, attempts: 
         except REDIS_DOWN as exc:
             if attempts and tries >= attempts:
                 raise
+            delay = retry.next_s()
             log.warning(
                 "redis at %s unreachable (%s); retrying in %.1fs",
                 store.description,
@@ -152,7 +154,6 @@ async def wait_until_ready(store: Store, max_backoff_s: float = 10.0, attempts: 
                 delay,
             )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, max_backoff_s)
             continue
         if tries > 1 or store.embedded:
             log.info("redis ready: %s", store.description)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from ..backoff import Backoff
 from .errors import REDIS_DOWN
 
 log = logging.getLogger("botsys.store")
@@ -159,16 +160,18 @@ class JobEventHub:
             self._reader = asyncio.create_task(self._run(), name="job-event-hub")
 
     async def _run(self) -> None:
-        delay = 0.1
+        retry = Backoff(0.1, 2.0)
         while True:
             # Subscribe confirmations are what opens a watch, so they are not ignored.
             pubsub = self.redis.pubsub()
             try:
                 await self._connect(pubsub)
-                delay = 0.1
+                retry.reset()
                 async for message in pubsub.listen():
                     self._on_message(message)
+                delay = retry.next_s()
             except REDIS_DOWN as exc:
+                delay = retry.next_s()
                 log.warning(
                     "event streams lost their pub/sub connection (%s); reconnecting in %.1fs",
                     type(exc).__name__,
@@ -179,7 +182,6 @@ class JobEventHub:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
 
     async def _connect(self, pubsub: PubSub) -> None:
         """Subscribe every watched channel on a new connection (their watchers resync)."""

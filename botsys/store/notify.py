@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
+from ..backoff import Backoff
 from .connection import REDIS_DOWN
 
 log = logging.getLogger("botsys.store")
@@ -53,14 +54,14 @@ class Notifier:
         self._on_connect.append(callback)
 
     async def run(self) -> None:
-        delay = 0.1
+        retry = Backoff(0.1, 2.0)
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(*self._handlers)
                 self._pubsub = pubsub
                 self.connected.set()
-                delay = 0.1
+                retry.reset()
                 for callback in self._on_connect:
                     callback()
                 self._dispatch_all(None)  # we may have missed messages while (re)connecting
@@ -70,11 +71,11 @@ class Notifier:
                             handler(msg["data"])
             except REDIS_DOWN as exc:
                 self.connected.clear()
+                delay = retry.next_s()
                 log.warning(
                     "pub/sub connection lost (%s); reconnecting in %.1fs", type(exc).__name__, delay
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
             finally:
                 self._pubsub = None
                 with contextlib.suppress(Exception):

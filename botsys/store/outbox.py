@@ -1,7 +1,8 @@
 """The outbox: webhook deliveries in Redis. The DeliveryStore the dispatcher runs on, plus the
-reads and the redeliver action the API needs (shaped into responses by api/delivery_views.py). Deliveries live in their job's slot ({type}), so the
-job-completion script can schedule one atomically; ad-hoc deliveries (POST /deliver, no job)
-live in a slot of their own, ADHOC, which no bot type can be named (names start a-z)."""
+reads and the redeliver action the API needs (api/delivery_views.py shapes the responses).
+Deliveries live in their job's slot ({type}), so the job-completion script can schedule one
+atomically; ad-hoc deliveries (POST /deliver, no job) live in a slot of their own, ADHOC, which
+no bot type can be named (names start a-z)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
+from ..backoff import Backoff
 from ..config import Settings
 from ..jobs import bot_type_of, new_job_id
 from ..states import DELIVERY_FINISHED, DeliveryState
@@ -74,7 +76,7 @@ class Outbox:
         self._wake = asyncio.Event()
         self._next_due: float | None = None  # loop time when the earliest known delivery is due
         self._turn = 0  # round-robin start, so no bot type's deliveries starve the others
-        self._backoff = 0.1
+        self._retry = Backoff(0.1, 2.0)  # while claiming fails
 
     @property
     def slots(self) -> list[str]:
@@ -93,12 +95,12 @@ class Outbox:
         """Redis down or refusing is not the dispatcher's problem: back off, report no work."""
         try:
             out = await self._claim_due(limit)
-            self._backoff = 0.1
+            self._retry.reset()
             return out
         except STORE_FAILED as exc:  # down, or refusing (full, read-only, …)
-            log.warning("claiming deliveries failed (%s); retrying in %.1fs", exc, self._backoff)
-            await asyncio.sleep(self._backoff)
-            self._backoff = min(self._backoff * 2, 2.0)
+            delay = self._retry.next_s()
+            log.warning("claiming deliveries failed (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
             return []
 
     async def _claim_due(self, limit: int) -> list[Delivery]:

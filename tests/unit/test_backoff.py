@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from botsys.backoff import backoff_ms
+from botsys.backoff import Backoff, backoff_ms
 
 
 class Fixed:
@@ -50,3 +50,18 @@ def test_a_real_random_source_spreads_within_the_jitter():
         values = [backoff_ms(attempt, 1000, 60_000, 0.2, rng) for _ in range(200)]
         assert all(nominal * 0.8 <= v <= nominal * 1.2 for v in values)
         assert max(values) - min(values) > nominal * 0.2  # the jitter really spreads
+
+
+def test_a_loop_backs_off_from_the_base_to_the_cap_and_starts_over_once_it_works():
+    retry = Backoff(0.1, 2.0, jitter=0.2, rng=Fixed(0, 0.2))
+    assert [retry.next_s() for _ in range(7)] == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
+    retry.reset()
+    assert retry.next_s() == 0.1
+
+
+def test_a_loops_delays_spread_within_the_jitter_and_never_above_the_cap():
+    delays = [Backoff(0.1, 2.0, rng=random.Random(seed)).next_s() for seed in range(200)]
+    assert all(0.08 <= d <= 0.12 for d in delays) and len(set(delays)) > 10
+    at_cap = Backoff(0.1, 2.0, rng=random.Random(3))
+    capped = [at_cap.next_s() for _ in range(30)][10:]
+    assert all(1.6 <= d <= 2.0 for d in capped) and len(set(capped)) > 1
