@@ -159,13 +159,18 @@ class RateCounted(NamedTuple):
     reset_ms: int  # until the window resets
 
 
+def _member(codes: type[IntEnum], value: int) -> Any:
+    """``codes(value)`` without Enum's call machinery (hot: every job's scripts)."""
+    return codes._value2member_map_[value]
+
+
 def fields(flat: list[str]) -> dict[str, str]:
     """An HGETALL reply as a dict."""
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def enqueue(r: list[Any]) -> EnqueueReply:
-    code = EnqueueCode(r[0])
+    code = _member(EnqueueCode, r[0])
     if code < 0:
         return EnqueueReply(code, limit=int(r[1]))
     if code == EnqueueCode.EXISTING:
@@ -176,14 +181,14 @@ def enqueue(r: list[Any]) -> EnqueueReply:
 
 
 def claim(r: list[Any]) -> ClaimReply:
-    code = ClaimCode(r[0])
+    code = _member(ClaimCode, r[0])
     if code == ClaimCode.RECORD_MISSING:
         return ClaimReply(code)
     return ClaimReply(code, int(r[1]), [fields(flat) for flat in r[2:]])
 
 
 def complete(r: list[Any]) -> CompleteReply:
-    code = CompleteCode(r[0])
+    code = _member(CompleteCode, r[0])
     if code == CompleteCode.LOST:
         return CompleteReply(code)
     if code == CompleteCode.RETRYING:
@@ -193,11 +198,11 @@ def complete(r: list[Any]) -> CompleteReply:
 
 
 def heartbeat(r: list[Any]) -> HeartbeatReply:
-    return HeartbeatReply(int(r[0]), [LeaseCode(s) for s in r[1:]])
+    return HeartbeatReply(int(r[0]), [_member(LeaseCode, s) for s in r[1:]])
 
 
 def requeue(r: Any) -> RequeueCode:
-    return RequeueCode(r)
+    return _member(RequeueCode, r)
 
 
 def code_state(r: list[Any]) -> CodeState:
@@ -209,7 +214,7 @@ def seed_limit(r: list[Any]) -> SeedReply:
 
 
 def type_write(r: list[Any]) -> WriteReply:
-    code = WriteCode(r[0])
+    code = _member(WriteCode, r[0])
     return WriteReply(code, int(r[1]) if len(r) > 1 else 0)
 
 
@@ -218,15 +223,15 @@ def claim_deliveries(r: list[Any]) -> DeliveriesClaimed:
 
 
 def held(r: Any) -> HeldCode:
-    return HeldCode(r)
+    return _member(HeldCode, r)
 
 
 def redeliver(r: list[Any]) -> CodeState:
-    return CodeState(RedeliverCode(r[0]), r[1] if len(r) > 1 else "")
+    return CodeState(_member(RedeliverCode, r[0]), r[1] if len(r) > 1 else "")
 
 
 def deliver(r: list[Any]) -> Delivered:
-    code = DeliverCode(r[0])
+    code = _member(DeliverCode, r[0])
     return Delivered(code, r[1], code == DeliverCode.CREATED or int(r[2]) == 1)
 
 
@@ -235,7 +240,7 @@ def wake_endpoint(r: Any) -> int:
 
 
 def group_write(r: list[Any]) -> GroupWritten:
-    return GroupWritten(GroupCode(r[0]), int(r[1]), len(r) > 2 and int(r[2]) == 1)
+    return GroupWritten(_member(GroupCode, r[0]), int(r[1]), len(r) > 2 and int(r[2]) == 1)
 
 
 def ratelimit(r: list[Any]) -> RateCounted:
