@@ -18,8 +18,8 @@ except ImportError:  # hiredis is a dependency, but the client works without it
     _hiredis_pack = None
 
 
-# Framed by hiredis as redis-py's encoder would encode them (an int as its decimal text);
-# not floats, whose text differs (repr vs printf).
+# Framed by hiredis exactly as redis-py's encoder would encode them (an int as its decimal
+# text). Floats and subclasses (an IntEnum: redis-py sends its repr) take the encoder's path.
 _AS_IS = frozenset({str, bytes, int})
 
 
