@@ -43,3 +43,17 @@ async def until(
             if holds:
                 return
             await changed.wait()
+
+
+async def until_published(redis, channel: str, predicate, timeout: float) -> None:
+    """Until ``predicate()`` (async) holds: checked once Redis confirmed our subscription to
+    ``channel``, and again after each message on it."""
+    pubsub = redis.pubsub()
+    try:
+        async with asyncio.timeout(timeout):
+            await pubsub.subscribe(channel)
+            async for message in pubsub.listen():
+                if message["type"] in ("subscribe", "message") and await predicate():
+                    return
+    finally:
+        await pubsub.aclose()
