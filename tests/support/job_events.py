@@ -22,6 +22,8 @@ async def wait_jobs(
     """Until every job of ``ids`` is in one of ``states`` (by default a terminal one): the jobs
     as read then, in order. A timeout fails with each job's state."""
     ids = list(ids)
+    if not ids:
+        return []
     channels = {queue.keys.events_channel(i): i for i in ids}
     done: dict[str, Job] = {}
 
