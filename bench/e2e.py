@@ -45,18 +45,20 @@ BENCH_BOTS = Path(__file__).with_name("bots")
 STAMP = "import json, time; print(json.dumps({'result': {'t0': time.time()}}), flush=True)\n"
 
 
-# python bots under start = "fork" (a zygote per replica forks each attempt): the same bots
+# python bots under start = "fork" (a zygote per replica forks each attempt): the same bots;
+# type "python" is pinned to spawn, so both modes run side by side
 FORK_TYPE = "pyfork"
 FORK_TABLE = (
     'command = ["{python}", "{script}"]\nextension = ".py"\ndefault_bot = "hello"\nstart = "fork"\n'
 )
+SPAWN_TABLE = 'start = "spawn"\n'
 
 
 def config_file(tmp: Path, concurrency: int) -> Path:
     path = tmp / "bench.toml"
     limits = "\n".join(
         f"[bot_types.{t}]\nlimit = {concurrency}\nmemory_mb = 0\n"
-        + (FORK_TABLE if t == FORK_TYPE else "")
+        + {FORK_TYPE: FORK_TABLE, "python": SPAWN_TABLE}.get(t, "")
         for t in ("python", "node", "java", FORK_TYPE)
     )
     # The bench's own copy of the bots: readable by the bot user wherever the checkout lives.
@@ -322,17 +324,21 @@ async def main(args) -> dict:
                 await botsys_throughput(replicas, lang, "hello", 4)
                 # Interleaved rounds, best of each: a noisy neighbour hits both ways alike.
                 bare = ours = 0.0
+                cpu_ms: list[float] = []  # the server's own CPU per job (not its bots')
                 for _ in range(args.repeat):
                     bare = max(
                         bare,
                         await bare_throughput(argv, env, work, stdin, args.jobs, args.concurrency),
                     )
+                    cpu = replicas.cpu_s()
                     ours = max(
                         ours,
                         await botsys_throughput(replicas, lang, "hello", args.jobs),
                     )
+                    cpu_ms.append((replicas.cpu_s() - cpu) / args.jobs * 1000)
                 figures[f"{lang}JobsPerS"] = ours
                 figures[f"{lang}BareSpawnsPerS"] = bare
+                figures[f"{lang}ServerCpuMsPerJob"] = median(cpu_ms)
                 forks = ""
                 if lang == FORK_TYPE:
                     fork_rate = bare_fork_throughput(args.jobs)
@@ -340,7 +346,7 @@ async def main(args) -> dict:
                     forks = f"; bare os.fork() {fork_rate:6.1f}/s → ratio {ours / fork_rate:.3f}"
                 print(
                     f"{lang:6} throughput: botsys {ours:6.1f} jobs/s vs bare spawn {bare:6.1f}/s "
-                    f"→ ratio {ours / bare:.2f}{forks}"
+                    f"→ ratio {ours / bare:.2f}{forks}; server CPU {median(cpu_ms):.2f} ms/job"
                 )
         finally:
             replicas.stop()

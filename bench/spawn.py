@@ -150,6 +150,69 @@ def bare_fork() -> float:
     return time.perf_counter() - t0
 
 
+# A zygote-sized python (json loaded) forking the hello bot in a loop, with nothing around it:
+# what any fork-based start could reach at best. "ns": each fork in a PID namespace of its own
+# whose init forks the bot, the containment fork mode keeps (two forks per job, root only).
+FORK_LOOP = r"""
+import ctypes, json, os, sys
+n, ns, script = int(sys.argv[1]), sys.argv[2] == "ns", sys.argv[3]
+code = compile(open(script).read(), script, "exec")
+libc = ctypes.CDLL(None, use_errno=True)
+home = os.open("/proc/self/ns/pid", os.O_RDONLY) if ns else -1
+null = os.open(os.devnull, os.O_WRONLY)
+def bot():
+    r, w = os.pipe()
+    os.write(w, b'{"jobId": "bench"}')
+    os.close(w)
+    os.dup2(r, 0)
+    os.dup2(null, 1)
+    sys.stdin, sys.stdout = open(0, closefd=False), open(1, "w", closefd=False)
+    exec(code, {"__name__": "__main__"})
+    sys.stdout.flush()
+    os._exit(0)
+for _ in range(n):
+    if ns:
+        libc.unshare(0x20000000)
+    pid = os.fork()
+    if pid == 0:
+        if ns:
+            b = os.fork()
+            if b == 0:
+                bot()
+            os.waitpid(b, 0)
+            os._exit(0)
+        bot()
+    if ns:
+        libc.setns(home, 0x20000000)
+    os.waitpid(pid, 0)
+"""
+
+
+def fork_loop_rate(n: int, ns: bool, workers: int = 2) -> float:
+    """Jobs/s of ``workers`` FORK_LOOP processes side by side (one per core here)."""
+    script = str(Path(__file__).resolve().parent.parent / "botsys/bots/python/hello.py")
+    argv = [sys.executable, "-c", FORK_LOOP, str(n), "ns" if ns else "-", script]
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(argv) for _ in range(workers)]
+    for p in procs:
+        if p.wait() != 0:
+            raise RuntimeError("the fork loop failed")
+    return n * workers / (time.perf_counter() - t0)
+
+
+async def bare_spawn_rate(argv, stdin, env, cwd, n: int, concurrency: int = 8) -> float:
+    """Jobs/s of bare spawns of the same bot, ``concurrency`` at a time (as bench/e2e.py)."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with sem:
+            await bare(argv, stdin, env, cwd)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return n / (time.perf_counter() - t0)
+
+
 def server_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)  # this process only, not its bots
     return usage.ru_utime + usage.ru_stime
@@ -158,7 +221,7 @@ def server_cpu() -> float:
 async def bench_fork(n: int) -> dict[str, float]:
     """python hello: bare spawn, bare fork, and the runner in each start mode, interleaved;
     with the runner's own CPU per attempt."""
-    runners = {"spawn": make_runner(), "fork": make_runner(**{"bot_types.python.start": "fork"})}
+    runners = {mode: make_runner(**{"bot_types.python.start": mode}) for mode in ("spawn", "fork")}
     await runners["fork"].start()
     spawner = runners["spawn"]
     spec = AttemptSpec("bench", "python", "hello", {"n": 1}, 1, 60.0)
@@ -182,11 +245,20 @@ async def bench_fork(n: int) -> dict[str, float]:
                 c0 = server_cpu()
                 times[mode].append(await through_runner(runner, spec))
                 cpu[mode].append(server_cpu() - c0)
+        # The ceiling of any fork-based start: rates, interleaved, best of 3 rounds each.
+        rates: dict[str, float] = {"spawn rate": 0.0, "fork rate": 0.0, "fork ns rate": 0.0}
+        for _ in range(3):
+            spawned = await bare_spawn_rate(command, stdin, env, workdir, 4 * n)
+            rates["spawn rate"] = max(rates["spawn rate"], spawned)
+            rates["fork rate"] = max(rates["fork rate"], fork_loop_rate(4 * n, ns=False))
+            if os.geteuid() == 0:
+                rates["fork ns rate"] = max(rates["fork ns rate"], fork_loop_rate(4 * n, ns=True))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         await runners["fork"].aclose()
     out = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     out.update({f"cpu {k}": statistics.median(v) * 1e3 for k, v in cpu.items()})
+    out.update(rates)
     return out
 
 
@@ -263,7 +335,7 @@ async def main(n: int, java_only: bool = False) -> int:
     if java_only:  # the java rows alone, not recorded
         await bench_java(n)
         return 0
-    runner = make_runner()
+    runner = make_runner(**{"bot_types.python.start": "spawn"})  # these rows: spawns
     print(f"spawn cost, median of {n} (ms); ratio = runner / bare; added = contained - launcher")
     print(f"contained = {' '.join(runner.sandbox.prefix('python')[2:])}")
     print(
@@ -307,6 +379,13 @@ async def main(n: int, java_only: bool = False) -> int:
         f"fork; the runner's own CPU per attempt: spawn {m['cpu spawn']:.2f} ms, fork "
         f"{m['cpu fork']:.2f} ms"
     )
+    print(
+        f"python jobs/s, best of 3 interleaved rounds: bare spawn {m['spawn rate']:.0f} (8 at a "
+        f"time), a bare fork loop of a small python running hello {m['fork rate']:.0f} "
+        f"({m['fork rate'] / m['spawn rate']:.1f}x), the same with a PID namespace and its init "
+        f"per job {m['fork ns rate']:.0f} ({m['fork ns rate'] / m['spawn rate']:.1f}x): the "
+        "ceiling of fork mode before any server work"
+    )
     figures["pythonFork"] = {
         "bareSpawnMs": m["bare spawn"],
         "bareForkMs": m["bare fork"],
@@ -315,6 +394,9 @@ async def main(n: int, java_only: bool = False) -> int:
         "speedupOverBareSpawn": speedup,
         "serverCpuSpawnMs": m["cpu spawn"],
         "serverCpuForkMs": m["cpu fork"],
+        "bareSpawnsPerS": m["spawn rate"],
+        "bareForkLoopPerS": m["fork rate"],
+        "bareForkLoopNsPerS": m["fork ns rate"],
     }
     if "java" in LANGUAGES:
         figures["javaStart"] = await bench_java(n)

@@ -119,7 +119,8 @@ class ProcessRunner:
             zygote = None
             try:
                 if start_mode(bt, ref) == "fork":
-                    zygote = await self.zygotes.get(bt.name)
+                    # a type made at runtime shares its runtime's zygote (same sandbox)
+                    zygote = await self.zygotes.get(bt.runtime or bt.name)
                     argv = command[1:]  # the script and its arguments, run by the fork
                 else:
                     argv = self.sandbox.prefix(bt.name) + command

@@ -184,7 +184,9 @@ class Sandbox:
     def fork_plan(self, bot_type: str) -> tuple[str, dict, dict[str, str]]:
         """A fork-mode type's zygote (zygote_main.py): its interpreter, the plan that gives each
         attempt what the launcher prefix gives a spawned bot (limits, user, namespaces), and its
-        environment (the type's, so PYTHON* variables shape the zygote as they would a bot)."""
+        environment (the type's, so PYTHON* variables shape the zygote as they would a bot).
+        A type made at runtime forks in its runtime's sandbox, as it spawns in it."""
+        bot_type = self._runtime(bot_type)
         bt = self._types[bot_type]
         user = self._users.get(bot_type)
         plan = {

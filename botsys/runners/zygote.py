@@ -103,7 +103,8 @@ class Zygote:
 
     @property
     def alive(self) -> bool:
-        return self.gone is not None and not self.gone.done()
+        # no socket: closed or killed (a synchronous kill, with no loop to resolve ``gone``)
+        return self._sock is not None and self.gone is not None and not self.gone.done()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -14,7 +14,9 @@ namespace's init (or, where namespaces are refused, a subreaper) that forks the 
 switches user, arms its parent-death signal, sets no_new_privs and, where the launcher would exec,
 runs the script as ``__main__``. The leader ends the way the bot ended. As root with PID
 namespaces the leader is left out: the zygote unshares, forks the namespace's init directly
-(run_direct_init) and goes back to its own namespaces with setns.
+(run_direct_init) and goes back to its own namespaces with setns. There it also keeps a spare:
+the next attempt's namespace and init, whose bot (run_spare_bot) set up all it could and waits
+on a socket for the request and its descriptors; a new spare is forked after each reply.
 
 The zygote answers ``{"id", "pid"}`` (the leader: pid = process group) then ``{"exit": pid,
 "status"}``; it keeps the leader a zombie (waitid WNOWAIT) until the server sends ``{"release":
@@ -22,6 +24,7 @@ pid}``, so the server's last killpg of the group can never hit a reused pid. Whe
 the zygote dies (parent-death signal), and every leader with it, which kills its group.
 """
 
+import atexit
 import ctypes
 import errno
 import fcntl
@@ -34,6 +37,7 @@ import socket
 import struct
 import sys
 import time
+import types
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -63,6 +67,8 @@ LIMITS = {
     "fsize": resource.RLIMIT_FSIZE,
     "cpu": resource.RLIMIT_CPU,
 }
+NAME = "botsys-zygote"  # the comm of the zygote and of the processes around each bot
+SPARE = "botsys-spare"  # the comm of a spare's bot until its attempt comes
 END_CHILDREN_S = 1.0  # a fork loop may keep refilling the tree; past this, give up and say so
 MAX_MESSAGE = 1 << 20  # an attempt's env and argv; the payload goes through stdin, not here
 # Loaded once here so that no bot pays for it: the protocol's module. Not more by default: every
@@ -99,6 +105,31 @@ def set_name(name):
 
 def run_bot(plan, parent, group, mask, request):
     """In the forked bot: become the bot and run the script. Never returns."""
+    _become_bot(plan, parent, group)
+    os.closerange(3, _max_fd())  # the report pipe: exec would have closed it (O_CLOEXEC)
+    _run(plan, mask, request)
+
+
+def run_spare_bot(plan, mask, sock):
+    """A spare's bot (pid 2 of its namespace): everything a bot does before its attempt is
+    known, then it waits on ``sock`` for the attempt's request and its three descriptors."""
+    _become_bot(plan, 1, 0)  # named SPARE until _run names it as the interpreter
+    os.closerange(3, sock)  # the report pipe, and whatever else came from init
+    os.closerange(sock + 1, _max_fd())
+    with socket.socket(fileno=sock) as s:
+        data, fds, _, _ = socket.recv_fds(s, MAX_MESSAGE, 3)
+    if not data or len(fds) != 3:
+        os._exit(0)  # the zygote let the spare go
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    for fd in fds:
+        if fd > 2:
+            os.close(fd)
+    _run(plan, mask, json.loads(data))
+
+
+def _become_bot(plan, parent, group):
+    """The bot's own set-up: its group, the bot user, death with its parent, no_new_privs."""
     if group and os.getpgrp() != group:
         os.setpgid(0, group)
     user = plan.get("user")
@@ -112,25 +143,24 @@ def run_bot(plan, parent, group, mask, request):
     if os.getppid() != parent:
         os._exit(127)
     prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _run(plan, mask, request):
+    """The bot's last steps before its script: its name, signals as a fresh python has them."""
     set_name(plan["comm"])
-    os.closerange(3, _max_fd())  # the report pipe: exec would have closed it (O_CLOEXEC)
     signal.signal(GONE, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh python has it
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    os._exit(run_script(request))
+    os._exit(run_script(request, plan.get("args_area")))
 
 
-def run_script(request):
+def run_script(request, args_area=None):
     """Run the script as ``python script args`` would; its exit code."""
-    import atexit
-    import types
-
     script, *_ = request["argv"]
     os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
+    _set_environ(request["env"])
     sys.argv = list(request["argv"])
-    _show_cmdline([sys.executable, *sys.argv])
+    _show_cmdline(args_area, [sys.executable, *sys.argv])
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # as `python script` does
     _fresh_stdio()
     main = types.ModuleType("__main__")
@@ -170,19 +200,36 @@ def run_script(request):
     return code
 
 
-def _show_cmdline(args):
-    """/proc/<pid>/cmdline (ps, pgrep) names the bot as a spawned one's would, not the zygote:
-    written over the zygote's own argument area, which this copy no longer needs (python keeps
-    its own copy of argv; setproctitle does the same). Longer than that area: cut."""
+def _set_environ(env):
+    """os.environ (and the C environment) becomes ``env``. The zygote's is the type's scrubbed
+    one already, which differs from an attempt's in HOME and TMPDIR: only what differs is set
+    (each unsetenv/putenv costs the bot copy-on-write faults)."""
+    for name in [name for name in os.environ if name not in env]:
+        del os.environ[name]
+    for name, value in env.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
+
+
+def args_area():
+    """(start, size) of this process's argument area (what /proc/<pid>/cmdline shows); forks
+    share it, so it is read once. None if /proc cannot tell."""
     try:
         with open("/proc/self/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48, 49)
     except (OSError, IndexError, ValueError):
+        return None
+    return (start, end - start) if end > start else None
+
+
+def _show_cmdline(area, args):
+    """/proc/<pid>/cmdline (ps, pgrep) names the bot as a spawned one's would, not the zygote:
+    written over the zygote's own argument area, which this copy no longer needs (python keeps
+    its own copy of argv; setproctitle does the same). Longer than that area: cut."""
+    if not area:
         return
-    size = end - start
-    if size <= 0:
-        return
+    start, size = area
     data = b"\0".join(os.fsencode(a) for a in args)[: size - 1]
     ctypes.memmove(start, data.ljust(size, b"\0"), size)
 
@@ -282,15 +329,19 @@ def _set_up_leader(plan, fds, zygote):
     return bool(ns & CLONE_NEWPID)
 
 
-def run_direct_init(plan, request, fds, report_w):
+def run_direct_init(plan, request, fds, report_w, spare=None):
     """pid 1 of the attempt's new PID namespace, forked by the zygote itself: what the leader
     and init do together on the other path, for one fork less. It leads the group the server
     signals; as a namespace's init it gets none of those signals but SIGKILL (it has no
-    handler), which ends the whole namespace. It reports the bot's wait status, then exits."""
-    for target, fd in enumerate(fds):
+    handler), which ends the whole namespace. It reports the bot's wait status, then exits.
+    A spare's init (``spare``: the socket its bot waits on) has no attempt yet: its bot gets
+    the descriptors later, its own errors go to the zygote's stderr."""
+    for target, fd in enumerate(fds or ()):
         os.dup2(fd, target)  # from here on, errors go to the bot's stderr
     os.dup2(report_w, 3)
-    os.closerange(4, _max_fd())  # the zygote's socket, selector, pidfds and namespaces
+    if spare is not None:
+        os.dup2(spare, 4)
+    os.closerange(5 if spare is not None else 4, _max_fd())  # the zygote's socket, selector...
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # a handler would let the group's ^C in
     os.setpgid(0, 0)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the zygote: the namespace goes too
@@ -299,9 +350,16 @@ def run_direct_init(plan, request, fds, report_w):
     if plan.get("net_ns"):
         _loopback_up()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    if spare is not None:
+        set_name(SPARE)  # the bot is born with it: ps (and tests) tell a spare from a bot
     bot = os.fork()
     if bot == 0:
+        if spare is not None:
+            _in_child(run_spare_bot, plan, mask, 4)
         _in_child(run_bot, plan, 1, 0, mask, request)
+    if spare is not None:
+        set_name(NAME)
+        os.close(4)  # the bot's alone: if it dies, the zygote's send fails
     status = _wait_bot(bot)
     os.write(3, struct.pack("i", status))
     os._exit(0)  # the kernel now kills what is left in the namespace
@@ -454,6 +512,15 @@ def _enter_namespaces(ns):
         _loopback_up()
 
 
+def _kill_now(pid):
+    """SIGKILL a child's group (its namespace) and reap it."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
+
+
 def _write(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -498,6 +565,9 @@ class Zygote:
         self.selector.register(sock, selectors.EVENT_READ)
         self.pidfds = {}  # leader pid -> pidfd, until released
         self.reports = {}  # init pid -> the read end of its report pipe (direct attempts)
+        # Direct attempts only: one attempt forked ahead (its namespace, init and bot, set up
+        # as far as they can be without the request): (init pid, report pipe, socket).
+        self.spare = None
         self.me = os.getpid()
         # As root with PID namespaces, no leader: the zygote itself unshares, forks the
         # namespace's init (which leads the group) and returns to its own namespaces.
@@ -531,17 +601,19 @@ class Zygote:
         if "release" in message:
             self.release(message["release"])
         else:
-            self.fork(message, fds)
+            self.fork(message, fds, data)
+            self.make_spare()  # after the reply: off the attempt's path
         return True
 
-    def fork(self, request, fds):
+    def fork(self, request, fds, data=b""):
         report = None
         try:
             if len(fds) != 3:
                 raise OSError(errno.EINVAL, f"expected 3 descriptors, got {len(fds)}")
-            if self.direct:
+            pid, report = self.use_spare(data, fds)
+            if pid == 0 and self.direct:
                 pid, report = self.fork_init(request, fds)
-            else:
+            elif pid == 0:
                 pid = os.fork()
                 if pid == 0:
                     lead(self.plan, request, fds, self.me)
@@ -564,7 +636,41 @@ class Zygote:
         self.selector.register(pidfd, selectors.EVENT_READ, pid)
         self.send({"id": request["id"], "pid": pid})
 
-    def fork_init(self, request, fds):
+    def make_spare(self):
+        """Fork the next attempt's namespace, init and bot ahead of its request (direct mode);
+        a spare that cannot be made, or that died waiting, ends spares for this zygote."""
+        if not self.direct or self.spare is not None:  # False: no more spares
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid, report = self.fork_init(None, None, theirs.fileno())
+        except (OSError, Failed):
+            ours.close()
+            self.spare = False
+            return
+        finally:
+            theirs.close()
+        self.spare = (pid, report, ours)
+
+    def use_spare(self, data, fds):
+        """Hand the request to the spare's bot; (init pid, report pipe), or (0, None)."""
+        if not self.spare:
+            return 0, None
+        pid, report, sock = self.spare
+        self.spare = None
+        try:
+            socket.send_fds(sock, [data], fds)
+        except OSError as exc:  # this attempt forks as usual; the next spare is a new one
+            if isinstance(exc, ConnectionError):  # it died waiting: no more spares
+                self.spare = False
+            _kill_now(pid)
+            os.close(report)
+            return 0, None
+        finally:
+            sock.close()
+        return pid, report
+
+    def fork_init(self, request, fds, spare=None):
         """Fork the attempt's init straight into new namespaces; (its pid, its report pipe)."""
         flags = 0
         for flag in self.home:
@@ -575,7 +681,7 @@ class Zygote:
             try:
                 pid = os.fork()
                 if pid == 0:
-                    _in_child(run_direct_init, self.plan, request, fds, report_w)
+                    _in_child(run_direct_init, self.plan, request, fds, report_w, spare)
             finally:
                 for flag, fd in self.home.items():  # unshare(NEWPID) again needs this
                     _call(_libc.setns(fd, ctypes.c_int(flag)), "setns")
@@ -609,7 +715,7 @@ class Zygote:
         os.close(pidfd)
 
     def kill_all(self):
-        for pid in self.pidfds:
+        for pid in [*self.pidfds, *(self.spare[:1] if self.spare else ())]:
             try:
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
@@ -620,7 +726,8 @@ def main():
     plan = json.loads(sys.argv[-1])
     with open("/proc/self/comm") as f:
         plan["comm"] = f.read().strip()  # what a spawned bot's would be (its interpreter's)
-    set_name("botsys-zygote")  # this process and the leaders, inits and reapers it forks
+    set_name(NAME)  # this process and the leaders, inits and reapers it forks
+    plan["args_area"] = args_area()
     sock = socket.socket(fileno=plan["sock"])
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the server, even on kill -9
     if os.getppid() != plan["server"]:
@@ -633,6 +740,7 @@ def main():
             missing.append(f"{name} ({type(exc).__name__}: {exc})")
     zygote = Zygote(plan, sock)
     zygote.send({"ready": True, "missing": missing})
+    zygote.make_spare()
     try:
         zygote.serve()
     finally:

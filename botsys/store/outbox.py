@@ -7,7 +7,6 @@ no bot type can be named (names start a-z)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -19,6 +18,7 @@ from ..backoff import Backoff
 from ..config import Settings
 from ..jobs import bot_type_of, new_job_id
 from ..states import DELIVERY_FINISHED, DeliveryState
+from ..waiting import wait_event
 from ..webhooks.types import AttemptRecord, Delivery
 from . import results
 from .connection import Store
@@ -154,8 +154,7 @@ class Outbox:
     async def wait_for_work(self, timeout_s: float) -> None:
         if self._next_due is not None:
             timeout_s = min(timeout_s, max(0.0, self._next_due - asyncio.get_running_loop().time()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout_s)
+        await wait_event(self._wake, timeout_s)
         self._wake.clear()
 
     # -- API reads and actions -------------------------------------------------------------

@@ -3,13 +3,12 @@ rotate its secret, delete; bad input is a 4xx naming the field."""
 
 from __future__ import annotations
 
-import asyncio
-
-from botsys.appkeys import ENDPOINTS, QUEUE
+from botsys.appkeys import ENDPOINTS, QUEUE, STORE
 from tests.api.conftest import ADMIN_KEY, USER_KEY, FakeRunner, auth
 from tests.api.test_invoke import problem
 from tests.api.test_observability import samples
 from tests.integration.test_fan_out import start_receiver
+from tests.support.waits import until_published
 
 HOOK = "http://localhost:5000/hook"
 SECRET = "whsec_" + "Qk" * 16
@@ -111,9 +110,15 @@ async def test_a_failing_endpoint_is_disabled_counted_and_re_enabled(make_client
     eid = (await (await client.post("/endpoints", json={"url": bad.url})).json())["endpointId"]
     assert (await client.post("/invoke", json={"botType": "python"})).status == 202
 
-    async with asyncio.timeout(20):
-        while not (view := await (await client.get(f"/endpoints/{eid}")).json())["disabled"]:
-            await asyncio.sleep(0.05)
+    views = []
+
+    async def disabled():
+        views.append(await (await client.get(f"/endpoints/{eid}")).json())
+        return views[-1]["disabled"]
+
+    store = client.app[STORE]  # disabling it publishes on the endpoints channel
+    await until_published(store.redis, store.keys.endpoints_channel(), disabled, 20)
+    view = views[-1]
     assert view["disabledAt"] and view["disabledReason"].startswith("no successful delivery")
     assert view["breaker"] in ("closed", "open", "half_open")  # it has sent to it
     m = samples(await (await client.get("/metrics")).text())

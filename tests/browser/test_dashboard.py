@@ -160,7 +160,7 @@ def test_cancel_a_running_job_from_the_page_kills_the_bot(cluster, page, shots):
         replica, botType="python", bot="simulate", payload={"durationMs": 60_000, "failureRate": 0}
     )
     wait_job(replica, job_id, lambda j: j["state"] == "running")
-    bot_pids = wait_for(replica.children, 10, what="the bot process")
+    bot_pids = wait_for(replica.attempts, 10, what="the bot process")
 
     open_dashboard(page, replica, f"#job={job_id}")  # the detail opens from the URL
     detail = page.locator("#detail")
@@ -173,7 +173,7 @@ def test_cancel_a_running_job_from_the_page_kills_the_bot(cluster, page, shots):
     expect(detail.locator(".d-state .badge")).to_have_text("cancelled")
     expect(detail.locator("#cancel-job")).to_have_count(0)
     expect(detail.locator("#retry-job")).to_have_count(0)  # its payload was freed at cancel
-    wait_for(lambda: not set(bot_pids) & set(replica.children()), 10, what="the bot to exit")
+    wait_for(lambda: not set(bot_pids) & set(replica.attempts()), 10, what="the bot to exit")
     expect(count(page, "python", "cancelled")).to_have_text("1")
     page.screenshot(path=shots / "cancelled.png")
 

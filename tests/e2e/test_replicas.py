@@ -121,7 +121,7 @@ def test_cancel_on_one_replica_kills_the_bot_running_on_another(cluster):
     job_id = invoke(a, botType="python", payload={"durationMs": 60000, "failureRate": 0})
     running = wait_state(a, job_id, states=("running",), timeout=20)
     assert running["replica"] == "a"
-    [bot_pid] = wait_for(lambda: a.children(), 10, what="the bot process")
+    [bot_pid] = wait_for(lambda: a.attempts(), 10, what="the bot process")
     b = cluster.add_replica("b")
     status, reply, _ = http("DELETE", f"{b.url}/job/{job_id}")
     assert status == 202, reply
@@ -172,7 +172,7 @@ def test_short_drain_requeues_and_another_replica_finishes(cluster):
     a = cluster.add_replica("a", BOTSYS_DRAIN_TIMEOUT="0.3")
     job_id = invoke(a, botType="python", payload={"durationMs": 3000, "failureRate": 0})
     wait_state(a, job_id, states=("running",), timeout=20)
-    [bot_pid] = wait_for(lambda: a.children(), 10, what="the bot process")
+    [bot_pid] = wait_for(lambda: a.attempts(), 10, what="the bot process")
     a.signal(signal.SIGTERM)
     assert a.proc.wait(20) == 0, a.log()
     assert not pid_alive(bot_pid), "the drained bot was killed"
@@ -188,7 +188,7 @@ def test_kill_9_leaves_no_bot_alive_and_the_job_runs_elsewhere(cluster):
         invoke(a, botType="python", payload={"durationMs": 20000, "failureRate": 0})
         for _ in range(3)
     ]
-    wait_for(lambda: len(a.children()) == 3, 20, what="3 bots")
+    wait_for(lambda: len(a.attempts()) == 3, 20, what="3 bots")
     bots = wait_for(lambda: len(d := a.descendants()) >= 6 and d, 5, what="launchers and bots")
     a.signal(signal.SIGKILL)
     a.proc.wait(5)

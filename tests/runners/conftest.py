@@ -76,9 +76,10 @@ class RecordingSink:
         return sum(len(t.encode()) for t in self.logs)
 
 
-# How python bots start in make_settings' settings; the ``start_mode`` fixture sets it.
+# How python bots start in make_settings' settings; the ``start_mode`` fixture sets it, other
+# tests run under the default (defaults.toml: fork).
 START_MODES = ("spawn", "fork")
-_start = {"mode": "spawn"}
+_start: dict[str, str | None] = {"mode": None}
 
 
 @pytest.fixture(params=START_MODES)
@@ -87,7 +88,14 @@ def start_mode(request):
     whatever zygotes it started are killed after it."""
     _start["mode"] = request.param
     yield request.param
-    _start["mode"] = "spawn"
+    _start["mode"] = None
+    kill_all_zygotes()
+
+
+@pytest.fixture(autouse=True)
+def _no_zygote_left():
+    """Python bots fork from a zygote by default: kill whatever zygotes a test started."""
+    yield
     kill_all_zygotes()
 
 
@@ -112,8 +120,9 @@ def make_settings(bots_dir: Path, cache_dir: Path, **overrides: Any) -> Settings
         # As the test's own user even as root: the bots live in pytest's private tmp folders.
         # The default (botsys-bot when root) is tested in test_containment.py.
         "runner.bot_user": "",
-        "bot_types.python.start": _start["mode"],
     }
+    if _start["mode"] is not None:
+        base["bot_types.python.start"] = _start["mode"]
     for key, value in BASH_TYPE.items():
         base[f"bot_types.bash.{key}"] = value
     return load_settings(environ={}, overrides={**base, **overrides})

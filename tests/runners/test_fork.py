@@ -11,6 +11,7 @@ import pytest
 from botsys.config import ConfigError
 from botsys.runners.process import ProcessRunner
 from botsys.runners.zygote import kill_all_zygotes
+from tests.support.procs import SPARE, children_of, comm
 from tests.support.timing import MARGIN_S
 
 from . import conftest
@@ -70,6 +71,61 @@ async def test_a_bot_runs_as_main_with_its_argv_and_stdin(runner, bots_dir):
         "file": str(path),
         "path0": str(path.parent),
     }
+
+
+ENVIRON = """
+import json, os, subprocess
+seen = subprocess.run(["env", "-0"], capture_output=True, check=True).stdout.decode()
+child = dict(line.split("=", 1) for line in seen.split("\\0") if line)
+print(json.dumps({"result": {"environ": dict(os.environ), "child": child, "cwd": os.getcwd()}}))
+"""
+
+
+async def test_the_environment_is_the_attempts_for_the_bot_and_its_children(runner, bots_dir):
+    # Only what differs from the zygote's is set in the fork: the C environment must follow.
+    write_bot(bots_dir, "python", "environ", ENVIRON)
+    for _ in range(2):  # each attempt has its own HOME and TMPDIR (its folder)
+        outcome, _, _ = await run_bot(runner, "python", "environ")
+        assert outcome.status == "succeeded", outcome.error
+        got = outcome.result
+        assert got["environ"] == got["child"], "os.environ and the C environment differ"
+        assert got["environ"]["HOME"] == got["environ"]["TMPDIR"] == got["cwd"]
+        assert set(got["environ"]) <= {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR"}
+
+
+async def spare_bot(zygote_pid: int) -> int:
+    """The bot of the zygote's spare, once it has one (it is forked after each attempt)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + MARGIN_S
+    while loop.time() < deadline:
+        for init in children_of(zygote_pid):
+            for bot in children_of(init):
+                if comm(bot) == SPARE:
+                    return bot
+        await asyncio.sleep(0.005)  # polling /proc: nothing announces a spare
+    raise AssertionError("no spare")
+
+
+async def test_a_spare_waits_ahead_and_one_that_died_is_not_used(runner, bots_dir):
+    if not (os.geteuid() == 0 and runner.sandbox.pid_namespace):
+        pytest.skip("spares are made where the zygote forks inits itself: root, PID namespaces")
+    write_bot(bots_dir, "python", "who", WHO)
+    await runner.start()
+    zygote = runner.zygotes.running("python")
+    first = await spare_bot(zygote.pid)
+    outcome, _, _ = await run_bot(runner, "python", "who", {"n": 1})
+    assert outcome.status == "succeeded" and outcome.result["payload"] == {"n": 1}
+    assert not alive(first), "the attempt ran in the spare, which then ended"
+    second = await spare_bot(zygote.pid)  # the next one, made after that attempt
+    os.kill(second, signal.SIGKILL)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + MARGIN_S
+    while alive(second) and loop.time() < deadline:  # dying takes the kernel a moment
+        await asyncio.sleep(0.005)
+    for n in (2, 3):  # the dead spare is let go: a plain fork, and no spares after it
+        outcome, _, _ = await run_bot(runner, "python", "who", {"n": n})
+        assert outcome.status == "succeeded", outcome.error
+        assert outcome.result["payload"] == {"n": n}
 
 
 async def test_exit_codes_and_uncaught_exceptions_are_reported_as_under_spawn(runner, bots_dir):

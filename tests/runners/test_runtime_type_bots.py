@@ -49,7 +49,7 @@ def test_a_folder_of_its_own(settings, catalog, tmp_path):
     assert registry.bots("special") == ["special"]
 
 
-async def test_it_runs_with_its_runtimes_command(settings, catalog):
+async def test_it_runs_with_its_runtimes_command(start_mode, settings, catalog):
     live = dataclasses.replace(settings, bot_types=catalog.live)
     runner = ProcessRunner(live)
     put(catalog, TypeDef("reports", "python", bots=("hello",), timeout_ms=5000))
@@ -67,3 +67,6 @@ async def test_it_runs_with_its_runtimes_command(settings, catalog):
 
     outcome = await runner.run(spec, Sink())
     assert (outcome.status, outcome.result) == ("succeeded", 1), outcome
+    # forked from its runtime's zygote, started for it: the same sandbox, no zygote of its own
+    forked = runner.zygotes.running("python") is not None
+    assert forked == (start_mode == "fork") and runner.zygotes.running("reports") is None

@@ -18,6 +18,8 @@ from pathlib import Path
 from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+ZYGOTE = "botsys-zygote"  # the comm of a zygote (zygote_main.py) and of what it forks around bots
+SPARE = "botsys-spare"  # the bot of a zygote's spare, forked ahead of its request (no attempt)
 
 # Short timings so failures show within seconds (tests state their figures against these).
 FAST_CONFIG = """
@@ -139,8 +141,21 @@ class Proc:
         return "\n".join(lines[-tail:])
 
     def children(self) -> list[int]:
-        """Pids whose parent is this process (each running bot's botsys-launch)."""
+        """Pids whose parent is this process (botsys-launch per spawned bot, the zygotes)."""
         return children_of(self.pid)
+
+    def zygotes(self) -> list[int]:
+        """This replica's zygotes (``start = "fork"`` types, python's default)."""
+        return [pid for pid in self.children() if comm(pid) == ZYGOTE]
+
+    def attempts(self) -> list[int]:
+        """One pid per running attempt, whichever way it started: its botsys-launch (spawn),
+        or the group leader its zygote forked for it (fork: a leader, or a PID namespace's
+        init; not a spare waiting for its attempt)."""
+        zygotes = self.zygotes()
+        spawned = [pid for pid in self.children() if pid not in zygotes]
+        forked = [pid for z in zygotes for pid in children_of(z) if _leads_group(pid)]
+        return spawned + [pid for pid in forked if _runs_a_bot(pid)]
 
     def descendants(self) -> list[int]:
         """Every process below this one: launchers, bots and what the bots started."""
@@ -254,8 +269,27 @@ def stat_fields(pid: int | str) -> list[str] | None:
         return None
 
 
+def comm(pid: int) -> str | None:
+    """/proc/PID/comm (the process's short name); None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
 def children_of(parent: int) -> list[int]:
     return [pid for pid in _all_pids() if _ppid(pid) == parent]
+
+
+def _runs_a_bot(leader: int) -> bool:
+    """A zygote's leader or init with a bot below it, not a spare's (whose bot waits)."""
+    return any(comm(child) != SPARE for child in children_of(leader))
+
+
+def _leads_group(pid: int) -> bool:
+    fields = stat_fields(pid)
+    return fields is not None and int(fields[2]) == pid
 
 
 def _ppid(pid: int) -> int | None:
