@@ -18,36 +18,19 @@ import logging
 import os
 import time
 from collections import deque
-from typing import NamedTuple
 
 from .config import WebhookSettings
+from .store import results
 from .store.connection import Store
+from .store.results import CircuitCode, ProbeCode
 from .webhooks.health import CLOSED, HALF_OPEN, LOCAL_WAIT_S, OPEN, Verdict, log_transition
 
 log = logging.getLogger("botsys.webhooks.health")
 
-# endpoint_record.lua / endpoint_probe.lua reply codes
-R_CLOSED, R_OPEN, R_HALF_OPEN = 0, 1, 2  # endpoint_record's state
-P_SEND, P_OPEN, P_PROBE, P_PROBING = 0, 1, 2, 3  # endpoint_probe's answer
-STATE_OF = {R_CLOSED: CLOSED, R_OPEN: OPEN, R_HALF_OPEN: HALF_OPEN}
+STATE_OF = {CircuitCode.CLOSED: CLOSED, CircuitCode.OPEN: OPEN, CircuitCode.HALF_OPEN: HALF_OPEN}
 FLUSH_S = 0.1  # a replica's successes reach the shared window at least this often
 STALE_SLOT_S = 0.05  # a reserved throttle slot unused this long after its time is dropped
 PROBE_POLL_S = 1.0  # another replica's probe is out: ask again this often (it may close it)
-
-
-class ThrottleReply(NamedTuple):
-    delay_us: int  # to the first slot reserved; with slots 0: until it is worth asking again
-    slots: int
-
-
-class RecordReply(NamedTuple):
-    state: int  # R_*
-    open_ms: int  # how much longer it stays open (R_OPEN)
-
-
-class ProbeReply(NamedTuple):
-    answer: int  # P_*
-    ms: int  # P_OPEN: until it may be probed; P_PROBING: until the probe's lease ends
 
 
 class SharedGate:
@@ -59,8 +42,12 @@ class SharedGate:
         self.trips = 0  # times this replica heard it open
         self.failing_since_ms: int | None = None  # disabling stays per replica
         self._h = health
-        self._keys = [health.keys.endpoint_breaker(endpoint), health.keys.endpoint_probe(endpoint)]
-        self._tat_key = [health.keys.endpoint_throttle(endpoint)]
+        keys = health.keys
+        self._keys = {
+            "breaker": keys.endpoint_breaker(endpoint),
+            "probe": keys.endpoint_probe(endpoint),
+        }
+        self._tat_key = {"tat": keys.endpoint_throttle(endpoint)}
         self._retry_at = 0.0  # monotonic: open (or another's probe out) until then
         self._probe = ""  # token of the probe this replica holds
         self._ok = self._failed = 0  # outcomes not reported yet
@@ -119,21 +106,22 @@ class SharedGate:
 
     async def _ask_probe(self) -> Verdict | None:
         token = self._h.token()
-        reply = ProbeReply(
-            *await self._h.scripts.run("endpoint_probe", self._keys, [token, self._h.lease_ms])
+        args = {"token": token, "lease_ms": self._h.lease_ms}
+        reply = results.endpoint_probe(
+            await self._h.scripts.run("endpoint_probe", self._keys, args)
         )
         now = time.monotonic()
-        if reply.answer == P_SEND:
-            self._heard(R_CLOSED, 0)
+        if reply.code == ProbeCode.SEND:
+            self._heard(CircuitCode.CLOSED, 0)
             return None
-        if reply.answer == P_PROBE:
+        if reply.code == ProbeCode.PROBE:
             self._probe = token
             self.state = HALF_OPEN
             return None
         wait = reply.ms / 1000
-        if reply.answer == P_PROBING:
+        if reply.code == ProbeCode.PROBING:
             wait = min(wait, self._h.settings.breaker_open_s, PROBE_POLL_S)
-        self._heard(R_OPEN if reply.answer == P_OPEN else R_HALF_OPEN, 0)
+        self._heard(CircuitCode.OPEN if reply.code == ProbeCode.OPEN else CircuitCode.HALF_OPEN, 0)
         self._retry_at = now + wait
         return wait, False
 
@@ -146,10 +134,10 @@ class SharedGate:
         try:
             interval_us = max(1, int(1_000_000 / per_s))
             want = max(1, int(per_s / 10), self._asking)  # the script caps it at 1 s ahead
-            raw = await self._h.scripts.run(
-                "endpoint_throttle", self._tat_key, [interval_us, want, int(LOCAL_WAIT_S * 1e6)]
+            args = {"interval_us": interval_us, "want": want, "horizon_us": int(LOCAL_WAIT_S * 1e6)}
+            reply = results.endpoint_throttle(
+                await self._h.scripts.run("endpoint_throttle", self._tat_key, args)
             )
-            reply = ThrottleReply(*raw)
             now = time.monotonic()
             if reply.slots == 0:
                 self._throttled_until = now + reply.delay_us / 1e6
@@ -185,8 +173,8 @@ class SharedGate:
 
     def _report(self, ok: int, failed: int, probe: str) -> asyncio.Future:
         s = self._h.settings
-        args = [ok, failed, probe, s.breaker_window, s.breaker_failure_ratio]
-        args.append(int(s.breaker_open_s * 1000))
+        args = {"ok": ok, "failed": failed, "probe": probe, "window": s.breaker_window}
+        args |= {"failure_ratio": s.breaker_failure_ratio, "open_ms": int(s.breaker_open_s * 1000)}
         # Queued now: it shares the pipeline of the delivery's finish call in this tick.
         fut = self._h.scripts.submit("endpoint_record", self._keys, args)
         fut.add_done_callback(self._on_reply)
@@ -198,10 +186,10 @@ class SharedGate:
         if fut.exception() is not None:  # Redis unreachable: those outcomes are lost
             log.warning("endpoint %s: outcomes not recorded: %s", self.endpoint, fut.exception())
             return
-        reply = RecordReply(*fut.result())
-        self._heard(reply.state, reply.open_ms)
+        reply = results.endpoint_record(fut.result())
+        self._heard(reply.code, reply.open_ms)
 
-    def _heard(self, state: int, open_ms: int) -> None:
+    def _heard(self, state: CircuitCode, open_ms: int) -> None:
         was = self.state
         self.state = STATE_OF[state]
         if self.state == OPEN:

@@ -28,6 +28,7 @@ from .runners.types import AttemptOutcome, AttemptSpec, Runner
 from .states import JobState
 from .store.errors import STORE_FAILED
 from .store.notify import Notifier
+from .waiting import wait_event
 
 log = logging.getLogger("botsys.orchestrator")
 
@@ -226,8 +227,7 @@ class Orchestrator:
                 await asyncio.sleep(delay)
                 continue
             if step.wait_s is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), step.wait_s)
+                await wait_event(wake, step.wait_s)
 
     async def run_once(self, bot_type: str) -> Step:
         """One dispatch step: claim as many waiting jobs of ``bot_type`` as this replica has
@@ -386,12 +386,10 @@ class Orchestrator:
         for bot_type, attempts in by_type.items():
             sent = self.clock()
             try:
-                status = await asyncio.wait_for(
-                    self.queue.heartbeat(
+                async with asyncio.timeout(self.heartbeat_s):  # not wait_for: see waiting.py
+                    status = await self.queue.heartbeat(
                         bot_type, [(a.claim.job_id, a.claim.token) for a in attempts]
-                    ),
-                    self.heartbeat_s,
-                )
+                    )
             except (*STORE_FAILED, TimeoutError) as exc:  # self-fencing follows if it lasts
                 log.warning("lease renewal failed for %s: %s", bot_type, type(exc).__name__)
                 continue
@@ -491,7 +489,7 @@ class Orchestrator:
         every replica cancels what is left, through the cancel path (webhooks included)."""
         try:
             for job_id in await self.queue.waiting_ids(t):
-                await self.queue.run_script("cancel", t, job_id)
+                await self.queue.cancel_in(t, job_id)
         except STORE_FAILED as exc:
             log.warning("cancelling the jobs left by deleted type %s failed: %s", t, exc)
 

@@ -13,13 +13,16 @@ from .config import Settings
 from .jobs import PRIORITY_DEFAULT, Claim, Job, bot_type_of, new_job_id
 from .jobs import SUMMARY_FIELDS as JOB_SUMMARY_FIELDS
 from .states import TERMINAL, JobState
+from .store import results
 from .store.connection import Store
+from .store.keys import TypeKeys
 from .store.notify import Notifier
+from .store.results import CancelCode, ClaimCode, CompleteCode, EnqueueCode, RequeueCode
+from .store.scripts import Bound
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 LOG_LINES_KEPT = 2000
 SEARCH_PAGE = 25  # jobs read at once by a text search (whole jobs: payloads may be MiBs)
-RECORD_MISSING = -2  # claim.lua: the type's record is gone (Redis lost it)
 
 log = logging.getLogger("botsys.queue")
 
@@ -81,9 +84,11 @@ class JobQueue:
         self.redis, self.keys, self.scripts = store.redis, store.keys, store.scripts
         self.settings = settings
         self.replica = replica
-        # Each slot's script context, built on first use: types come and go at runtime
-        # (control/catalog.py); ``forget_context`` drops one whose settings changed.
-        self._ctx: dict[str, str] = {}
+        # Per (script, slot): its keys and the settings it declares, bound on first use (naming
+        # them costs per call otherwise). Types come and go at runtime (control/catalog.py):
+        # ``forget_context`` drops a type whose settings changed.
+        self._bound: dict[tuple[str, str], Bound] = {}
+        self._type_keys: dict[str, TypeKeys] = {}
         self._seen: set[str] = set()  # types used since start: a deleted one's jobs stay readable
         # Per bot type: the subscribed endpoints lib.lua's fan_out sends the type's job events to.
         self._endpoints: dict[str, list[dict]] = {}
@@ -95,53 +100,72 @@ class JobQueue:
         return list(self.settings.bot_types)
 
     def forget_context(self, bot_type: str) -> None:
-        self._ctx.pop(bot_type, None)
-
-    def _context(self, bot_type: str) -> str:
-        e, k = self.settings.engine, self.keys
-        bt = self.settings.bot_types.get(bot_type)
-        cadence_max = bt.cadence_max if bt is not None else 0
-        return json.dumps(
-            {
-                "replica": self.replica,
-                "retention_s": e.retention_s,
-                "failed_retention_s": e.failed_retention_s,
-                "max_index": e.max_index,
-                "keep_finished": e.keep_finished,
-                "max_queued": e.max_queued,
-                "max_queued_bytes": e.max_queued_bytes,
-                "webhook_attempts": self.settings.webhooks.max_retries,
-                "lease_ms": e.lease_ms,
-                "max_stalls": e.max_stalls,
-                # A waiting dispatcher re-claims at least every idle_wait_s, refreshing its
-                # place; older entries belong to replicas that stopped or died.
-                "waiter_ttl_ms": int(e.idle_wait_s * 2000) + 1000,
-                "events_prefix": k.events_channel(""),
-                "deliveries_channel": k.deliveries_channel(),
-                "wake_channel": k.wake_channel(bot_type),
-                "cancel_channel": k.cancel_channel(),
-                # At most cadence_max starts per cadence_ms, across replicas (0: no cadence).
-                "cadence_max": cadence_max,
-                "cadence_ms": round(bt.cadence_interval_s * 1000) if cadence_max else 0,
-                "cadence_reject": bool(cadence_max) and bt.cadence_mode == "reject",
-                "endpoints": self._endpoints.get(bot_type, []),
-            }
-        )
+        self._bound = {k: v for k, v in self._bound.items() if k[1] != bot_type}
 
     def set_endpoints(self, per_type: dict[str, list[dict]]) -> None:
         """The endpoints each bot type's job events fan out to (endpoints.py keeps it current)."""
         self._endpoints = per_type
-        self._ctx = {}  # rebuilt on next use, with the new endpoints
+        self._bound = {}  # bound again on next use, with the new endpoints
 
-    async def run_script(self, name: str, bot_type: str, *args: Any, now: int | None = None) -> Any:
-        keys = [self.keys.type_prefix(bot_type)]
-        ctx = self._ctx.get(bot_type)
-        if ctx is None:  # first use, a changed type, or a slot that is no type (ad-hoc deliveries)
-            ctx = self._ctx[bot_type] = self._context(bot_type)
+    def _settings(self, bot_type: str) -> dict[str, Any]:
+        """Every setting a script may declare as an argument, for one slot."""
+        e, k = self.settings.engine, self.keys
+        bt = self.settings.bot_types.get(bot_type)
+        cadence_max = bt.cadence_max if bt is not None else 0
+        return {
+            "prefix": k.type_prefix(bot_type),
+            "replica": self.replica,
+            "retention_s": e.retention_s,
+            "failed_retention_s": e.failed_retention_s,
+            "max_index": e.max_index,
+            "keep_finished": e.keep_finished,
+            "max_queued": e.max_queued,
+            "max_queued_bytes": e.max_queued_bytes,
+            "webhook_attempts": self.settings.webhooks.max_retries,
+            "delivery_lease_ms": self.settings.webhooks.lease_ms,
+            "lease_ms": e.lease_ms,
+            "max_stalls": e.max_stalls,
+            # A waiting dispatcher re-claims at least every idle_wait_s, refreshing its
+            # place; older entries belong to replicas that stopped or died.
+            "waiter_ttl_ms": int(e.idle_wait_s * 2000) + 1000,
+            "events_prefix": k.events_channel(""),
+            "deliveries_channel": k.deliveries_channel(),
+            "wake_channel": k.wake_channel(bot_type),
+            "cancel_channel": k.cancel_channel(),
+            # At most cadence_max starts per cadence_ms, across replicas (0: no cadence).
+            "cadence_max": cadence_max,
+            "cadence_ms": round(bt.cadence_interval_s * 1000) if cadence_max else 0,
+            "cadence_reject": "1" if cadence_max and bt.cadence_mode == "reject" else "",
+            "endpoints": json.dumps(self._endpoints.get(bot_type, []), separators=(",", ":")),
+        }
+
+    def _bind(self, name: str, bot_type: str) -> Bound:
+        found = self._bound.get((name, bot_type))
+        if found is None:  # first use, a changed type, or a slot that is no type (ad hoc)
+            sig = self.scripts.signatures[name]
+            every = self._settings(bot_type)
+            # As text: a str argument is framed as is, an int is encoded per call.
+            static = {n: str(every[n]) for n in sig.args if n in every}
+            found = self._bound[(name, bot_type)] = sig.bind(self.type_keys(bot_type), static)
             if bot_type in self.settings.bot_types:
                 self._seen.add(bot_type)
-        argv = [ctx, "" if now is None else now, *args]
-        return await self.scripts.run(name, keys, argv)
+        return found
+
+    def type_keys(self, bot_type: str) -> TypeKeys:
+        found = self._type_keys.get(bot_type)
+        if found is None:
+            found = self._type_keys[bot_type] = self.keys.of(bot_type)
+        return found
+
+    async def run_script(
+        self, name: str, bot_type: str, *, now: int | None = None, **args: Any
+    ) -> Any:
+        """Run a script on one slot: ``args`` are its own arguments, by name; its keys and the
+        settings it declares are added (``now``: None = Redis time, when it declares one)."""
+        bound = self._bind(name, bot_type)
+        if bound.takes_now:
+            args["now"] = "" if now is None else now
+        return await self.scripts.run_bound(bound, args)
 
     def type_of(self, job_id: str) -> str:
         t = bot_type_of(job_id)
@@ -155,7 +179,8 @@ class JobQueue:
         """At start-up: every type's record from configuration (see seed_limit.lua)."""
         out = {}
         for t, bt in self.settings.bot_types.items():
-            out[t] = int((await self.run_script("seed_limit", t, bt.limit, 0))[0])
+            reply = await self.run_script("seed_limit", t, limit=bt.limit, hold_ms=0)
+            out[t] = results.seed_limit(reply).limit
         return out
 
     async def reseed(self, bot_type: str, now: int | None = None) -> bool:
@@ -165,8 +190,10 @@ class JobQueue:
         state stop themselves (self-fencing), so the limit holds through the loss."""
         bt = self.settings.bot_types[bot_type]
         hold_ms = self.settings.engine.lease_ms
-        reply = await self.run_script("seed_limit", bot_type, bt.limit, hold_ms, now=now)
-        if not int(reply[1]):
+        reply = await self.run_script(
+            "seed_limit", bot_type, limit=bt.limit, hold_ms=hold_ms, now=now
+        )
+        if not results.seed_limit(reply).created:
             return False
         log.warning(
             "bot type %s: its record was missing in Redis (restarted empty, flushed or failed "
@@ -219,28 +246,30 @@ class JobQueue:
             "fingerprint": fingerprint,  # of the request, to tell a repeat from a reused key
             "group": group,
         }
-        reply = await self.run_script(
-            "enqueue",
-            bot_type,
-            job_id,
-            json.dumps(fields),
-            delay_ms,
-            IDEMPOTENCY_TTL_S,
-            "1" if take and not delay_ms else "",
-            now=now,
+        reply = results.enqueue(
+            await self.run_script(
+                "enqueue",
+                bot_type,
+                id=job_id,
+                fields=json.dumps(fields),
+                delay_ms=delay_ms,
+                idempotency_ttl_s=IDEMPOTENCY_TTL_S,
+                take="1" if take and not delay_ms else "",
+                now=now,
+            )
         )
-        created, jid = reply[0], reply[1]
-        if created == -3:
+        jid = reply.job_id
+        if reply.code == EnqueueCode.DELETED:
             raise TypeDeleted(bot_type)
-        if created < 0:
-            raise QueueFull(bot_type, jid, int(reply[2]))
-        if not created and fingerprint:
+        if reply.code < 0:
+            raise QueueFull(bot_type, reply.code.name.lower(), reply.limit)
+        if reply.code == EnqueueCode.EXISTING and fingerprint:
             return Enqueued(jid, False, await self._same_request(bot_type, jid, fingerprint))
-        if not created:
+        if reply.code == EnqueueCode.EXISTING:
             return Enqueued(jid, False)
-        if isinstance(reply[2], list):
-            return Enqueued(jid, True, position=0, claim=_claim(reply[2]), ready=True)
-        return Enqueued(jid, True, position=int(reply[2]), ready=not delay_ms)
+        if reply.claim is not None:
+            return Enqueued(jid, True, position=0, claim=_claim(reply.claim), ready=True)
+        return Enqueued(jid, True, position=reply.position, ready=not delay_ms)
 
     async def _same_request(self, bot_type: str, job_id: str, fingerprint: str) -> bool:
         # A job that expired, or one stored without a fingerprint, cannot be told apart: a repeat.
@@ -251,13 +280,13 @@ class JobQueue:
         self, bot_type: str, count: int, now: int | None = None
     ) -> tuple[int, list[Claim]]:
         """Returns (ms until delayed/expired work is due, or -1; the claimed jobs)."""
-        reply = await self.run_script("claim", bot_type, count, now=now)
-        if int(reply[0]) == RECORD_MISSING:
+        reply = results.claim(await self.run_script("claim", bot_type, want=count, now=now))
+        if reply.code == ClaimCode.RECORD_MISSING:
             await self.reseed(bot_type, now=now)
-            reply = await self.run_script("claim", bot_type, count, now=now)
-            if int(reply[0]) == RECORD_MISSING:  # lost again at once: retry shortly
+            reply = results.claim(await self.run_script("claim", bot_type, want=count, now=now))
+            if reply.code == ClaimCode.RECORD_MISSING:  # lost again at once: retry shortly
                 return 100, []
-        return int(reply[0]), [_claim(flat) for flat in reply[1:]]
+        return reply.wait_ms, [_claim(f) for f in reply.claims]
 
     async def heartbeat(
         self, bot_type: str, leases: Iterable[tuple[str, str]], now: int | None = None
@@ -265,8 +294,10 @@ class JobQueue:
         """Renew leases: job id → 1 renewed, 0 lost, 2 renewed but cancel requested."""
         leases = list(leases)
         flat = [x for pair in leases for x in pair]
-        reply = await self.run_script("heartbeat", bot_type, *flat, now=now)
-        return {job_id: int(s) for (job_id, _), s in zip(leases, reply[1:], strict=True)}
+        reply = results.heartbeat(
+            await self.run_script("heartbeat", bot_type, leases=flat, now=now)
+        )
+        return {job_id: s for (job_id, _), s in zip(leases, reply.leases, strict=True)}
 
     async def complete(
         self,
@@ -282,39 +313,47 @@ class JobQueue:
         """``take_next``: how many jobs of the type the caller could start now; if the freed
         slot stays with this replica, the script leases it the next waiting job."""
         t = claim.job.bot_type
-        reply = await self.run_script(
-            "complete",
-            t,
-            claim.job_id,
-            claim.token,
-            status,
-            result_json,
-            error,
-            retry_delay_ms,
-            take_next,
-            now=now,
+        reply = results.complete(
+            await self.run_script(
+                "complete",
+                t,
+                id=claim.job_id,
+                token=claim.token,
+                status=status,
+                result=result_json,
+                error=error,
+                retry_delay_ms=retry_delay_ms,
+                take_next=take_next,
+                now=now,
+            )
         )
-        if int(reply[0]) == 0:
+        if reply.code == CompleteCode.LOST:
             return Completion(False)
-        if int(reply[0]) == 2:
-            nxt = _claim(reply[2]) if len(reply) > 2 else None
-            return Completion(True, JobState.DELAYED, retry_at_ms=int(reply[1]), next=nxt)
-        nxt = _claim(reply[3]) if len(reply) > 3 else None
-        return Completion(True, reply[1], reply[2], next=nxt)
+        nxt = None if reply.next is None else _claim(reply.next)
+        if reply.code == CompleteCode.RETRYING:
+            return Completion(True, JobState.DELAYED, retry_at_ms=reply.retry_at_ms, next=nxt)
+        return Completion(True, reply.state, reply.delivery_id, next=nxt)
 
-    async def requeue(self, claim: Claim, now: int | None = None) -> bool:
-        return bool(
-            await self.run_script("requeue", claim.job.bot_type, claim.job_id, claim.token, now=now)
-        )
+    async def requeue(self, claim: Claim) -> bool:
+        t = claim.job.bot_type
+        reply = await self.run_script("requeue", t, id=claim.job_id, token=claim.token)
+        return results.requeue(reply) == RequeueCode.REQUEUED
 
-    async def cancel(self, job_id: str, now: int | None = None) -> tuple[int, str]:
-        """(-1, '') unknown; (0, state) already finished; (1, 'cancelled'); (2, 'running')."""
-        reply = await self.run_script("cancel", self.type_of(job_id), job_id, now=now)
-        return int(reply[0]), (reply[1] if len(reply) > 1 else "")
+    async def cancel(self, job_id: str, now: int | None = None) -> results.CodeState:
+        """(code, state): see CancelCode."""
+        return await self.cancel_in(self.type_of(job_id), job_id, now)
 
-    async def retry(self, job_id: str, now: int | None = None) -> tuple[int, str]:
-        reply = await self.run_script("retry", self.type_of(job_id), job_id, now=now)
-        return int(reply[0]), (reply[1] if len(reply) > 1 else "")
+    async def cancel_in(
+        self, bot_type: str, job_id: str, now: int | None = None
+    ) -> results.CodeState:
+        """``cancel`` in a known slot (a deleted type's leftovers)."""
+        reply = results.code_state(await self.run_script("cancel", bot_type, id=job_id, now=now))
+        return results.CodeState(CancelCode(reply.code), reply.state)
+
+    async def retry(self, job_id: str, now: int | None = None) -> results.CodeState:
+        """(code, state): see RetryCode."""
+        reply = await self.run_script("retry", self.type_of(job_id), id=job_id, now=now)
+        return results.code_state(reply)
 
     # -- events from running bots ----------------------------------------------------------
 
@@ -502,7 +541,6 @@ class JobQueue:
         await pipe.execute()
 
 
-def _claim(flat: list[str]) -> Claim:
-    """A claimed job from its HGETALL reply."""
-    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+def _claim(fields: dict[str, str]) -> Claim:
+    """A claimed job from its fields (the script's HGETALL)."""
     return Claim(Job(fields), fields["token"])

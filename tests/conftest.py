@@ -77,3 +77,20 @@ def _bt_dict(bt):
 @pytest.fixture
 def settings():
     return make_settings()
+
+
+@pytest.fixture(autouse=True)
+def one_slot_per_script_call(monkeypatch):
+    """Every script call of every test: its KEYS, and its data-key prefix, share one hash tag
+    (one Redis Cluster slot; see store/keys.py)."""
+    from botsys.store.scripts import Scripts
+    from tests.support.slots import assert_one_slot
+
+    submit = Scripts._submit
+
+    def checked(self, name, keys, args):
+        prefix = args[0] if self.signatures[name].args[:1] == ("prefix",) else None
+        assert_one_slot(name, keys, prefix)
+        return submit(self, name, keys, args)
+
+    monkeypatch.setattr(Scripts, "_submit", checked)

@@ -39,6 +39,25 @@ PLANTS = [
             "test_a_job_longer_than_several_leases_keeps_its_lease_and_runs_once",
         ),
     ),
+    Plant(  # the waits of these tests are events: a hang must fail them, not pass
+        "a reservation given back wakes no dispatcher that waits for room",
+        "botsys/orchestrator.py",
+        "            self._room.set()  # a dispatcher may be waiting for the room this reservation held\n",
+        "            pass\n",
+        (
+            "tests/integration/test_orchestrator.py::"
+            "test_a_burst_of_enqueues_beyond_the_local_cap_cannot_stall_the_dispatcher",
+        ),
+    ),
+    Plant(
+        "a lease found lost does not stop the bot",
+        "botsys/orchestrator.py",
+        "                    a.stop(LEASE_LOST)\n",
+        "                    pass\n",
+        (
+            "tests/integration/test_orchestrator.py::test_lost_lease_stops_the_bot_and_writes_nothing",
+        ),
+    ),
     Plant(
         "a name:port allow entry lets the name's addresses through on any port",
         "botsys/webhooks/guard.py",
@@ -71,10 +90,10 @@ PLANTS = [
         ("tests/api/test_security.py::test_access_log_line_without_secrets",),
     ),
     Plant(
-        "lib.lua misspells the log key",
+        "lib.lua spells the log key itself, not from KEY",
         "botsys/store/lua/lib.lua",
-        "return P .. 'log:' .. id",
-        "return P .. 'logs:' .. id",
+        "redis.call('EXPIRE', key(KEY.log, id), ttl)",
+        "redis.call('EXPIRE', key('log', id), ttl)",
         (
             "tests/integration/test_scripts.py::"
             "test_scripts_use_only_the_keys_the_keys_module_names",

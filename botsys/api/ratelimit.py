@@ -19,7 +19,9 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..appkeys import METRICS, STORE
+from ..store import results
 from ..store.errors import refusal_of
+from ..store.results import RateCounted
 from .auth import CLIENT
 from .headers import RATE_HEADERS
 from .problems import STORE_DEADLINE_S, Problem
@@ -83,11 +85,9 @@ def make_ratelimit_middleware(rate: str):
     return ratelimit_middleware
 
 
-async def _count(request: web.Request, limit: int, window_ms: int) -> tuple[int, int, int]:
+async def _count(request: web.Request, limit: int, window_ms: int) -> RateCounted:
     store = request.app[STORE]
     clock = request.app.get(RATE_CLOCK)
-    key = store.keys.ratelimit(request[CLIENT])
-    reply = await store.scripts.run(
-        "ratelimit", [key], [limit, window_ms, clock() if clock else ""]
-    )
-    return int(reply[0]), int(reply[1]), int(reply[2])
+    keys = {"client": store.keys.ratelimit(request[CLIENT])}
+    args = {"limit": limit, "window_ms": window_ms, "now": clock() if clock else ""}
+    return results.ratelimit(await store.scripts.run("ratelimit", keys, args))

@@ -11,7 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..store import results
 from ..store.connection import Store
+from ..store.results import GroupCode
 from .routing import Group
 
 IDEMPOTENCY_TTL_S = 24 * 3600  # as long as a type's idempotency keys
@@ -89,18 +91,21 @@ class GroupStore:
     ) -> tuple[int, bool]:
         k = self.keys
         body = json.dumps(group.to_json(), separators=(",", ":")) if group else ""
-        code, version, *created = await self.scripts.run(
-            "group_write",
-            [k.groups(), k.group_versions(), k.group_seq(group_id)],
-            [op, group_id, body, "" if expected is None else expected],
-        )
-        if code == -1:
+        keys = {"groups": k.groups(), "versions": k.group_versions(), "seq": k.group_seq(group_id)}
+        args = {
+            "op": op,
+            "id": group_id,
+            "body": body,
+            "expected": "" if expected is None else expected,
+        }
+        reply = results.group_write(await self.scripts.run("group_write", keys, args))
+        if reply.code == GroupCode.MISSING:
             raise GroupMissing(group_id)
-        if code == -2:
+        if reply.code == GroupCode.EXISTS:
             raise GroupExists(group_id)
-        if code == -3:
-            raise VersionMismatch(int(version))
-        return int(version), bool(created and int(created[0]))
+        if reply.code == GroupCode.VERSION_MISMATCH:
+            raise VersionMismatch(reply.version)
+        return reply.version, reply.created
 
     async def draw(self, group_id: str) -> Draw | None:
         """The group and its next sequence number, in one round trip (None: no such group)."""

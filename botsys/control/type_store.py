@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from botsys.queue import JobQueue
+from botsys.store import results
 from botsys.store.connection import Store
+from botsys.store.results import WriteCode
 
 
 class VersionConflict(Exception):
@@ -88,16 +90,18 @@ class TypeStore:
             text = json.dumps({"deleted": True, "version": version})
         else:
             text = json.dumps({"def": definition, "version": version})
-        reply = await self.queue.run_script(
-            "type_write",
-            name,
-            "" if expect is None else expect,
-            text,
-            "" if limit is None else limit,
-            "1" if deleted else "0",
+        reply = results.type_write(
+            await self.queue.run_script(
+                "type_write",
+                name,
+                expect="" if expect is None else expect,
+                record=text,
+                limit="" if limit is None else limit,
+                deleted="1" if deleted else "0",
+            )
         )
-        if int(reply[0]) == 0:
-            raise VersionConflict(int(reply[1]))
+        if reply.code == WriteCode.CONFLICT:
+            raise VersionConflict(reply.version)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(k.types_index(), name, version)  # never removed: names are few
         # Bumped again once everything is written: a replica that read the catalog between the

@@ -6,10 +6,10 @@ replica within a second, without a restart."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from botsys.store.errors import STORE_FAILED
+from botsys.waiting import wait_event
 
 from .catalog import TypeCatalog
 from .type_store import TypeStore
@@ -32,8 +32,7 @@ class TypeWatcher:
 
     async def run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self.poll_s)
+            await wait_event(self._poke, self.poll_s)
             self._poke.clear()
             await self.run_once()
 

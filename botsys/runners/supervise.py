@@ -86,11 +86,13 @@ async def supervise(
         if timed_out:
             stopped_by = await _stop(child, grace_s)
     except asyncio.CancelledError:
-        await _stop(child, grace_s)
+        stopped_by = await _stop(child, grace_s)
         raise
     finally:
         _killpg(child.pid, signal.SIGKILL)  # whatever the bot left running
         await child.reap()
+        if stopped_by == "SIGKILL":
+            await _until_group_gone(child.pid)
     return Exit(child.exited.result(), timed_out, stopped_by, time.monotonic() - started)
 
 
@@ -263,6 +265,36 @@ async def _stop(child: _Child, grace_s: float) -> str:
         return "SIGTERM"
     _killpg(child.pid, signal.SIGKILL)
     return "SIGKILL"
+
+
+async def _until_group_gone(pgid: int, bound_s: float = 1.0) -> None:
+    """After a SIGKILL of the group, the launcher can be reaped while the namespace's init is
+    still killing the rest in its own exit (the kernel does that concurrently): wait, briefly,
+    until no live process of the group is left, so a stopped attempt is gone when run()
+    returns. The kernel offers no event for this; it is checked on the kill path only."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound_s
+    while _group_alive(pgid) and loop.time() < deadline:
+        await asyncio.sleep(0.002)
+
+
+def _group_alive(pgid: int) -> bool:
+    """A process of group ``pgid`` that is not a zombie (kill(-pgid, 0) also counts zombies)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _killpg(pgid: int, sig: int) -> None:

@@ -1,15 +1,17 @@
 """Every Redis key and channel name botsys uses, in one place.
 
 All keys of one bot type share the hash tag ``{<type>}`` so each script touches a single Redis
-Cluster slot. Lua scripts receive the type's prefix (``Keys.type_prefix``) as KEYS[1] and derive
-the per-type names listed in ``lua/lib.lua`` (``K``); the suffixes below must match it.
+Cluster slot. A script receives the fixed keys it declares (``-- KEYS: queue meta``) by these
+names, taken from ``TypeKeys``; keys that depend on data (a job's hash, its log) it builds from
+the type's prefix (ARGV ``prefix``) and the ``DATA_KEYS`` suffixes, generated into its prologue
+by store/scripts.py — so every name below exists once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Suffixes under a type prefix; mirrored by lua/lib.lua's K table (tests check both agree).
+# Suffixes under a type prefix, named as the scripts' KEYS (store/scripts.py).
 QUEUE = "queue"  # ZSET waiting ids, score priority * 2^32 + seq
 DELAYED = "delayed"  # ZSET ids waiting for a retry or a start time, score = due ms
 ACTIVE = "active"  # ZSET the semaphore: running ids, score = lease expiry ms
@@ -22,6 +24,37 @@ STARTS = "starts"  # ZSET the cadence's sliding window: one member per start, sc
 ADMITS = "admits"  # ZSET a "reject" cadence's window: one member per job accepted at /invoke
 TYPE_DEF = "type"  # STRING the type's runtime definition (JSON; control/type_store.py)
 
+# Keys that depend on data: prefix + suffix + id. Lua builds them with lib.lua's key(KEY.job, id).
+DATA_KEYS = {
+    "job": "job:",  # HASH a job
+    "log": "log:",  # LIST a job's log lines
+    "fanout": "fanout:",  # LIST the ids of a job's deliveries to subscribed endpoints
+    "idem": "idem:",  # STRING/HASH the job or delivery an Idempotency-Key created
+    "delivery": "delivery:",  # HASH a webhook delivery
+    "attempts": "attempts:",  # LIST a delivery's attempt records
+    "done": "done:",  # ZSET finished jobs of one state, by finish ms
+    "dlv": "dlv:",  # ZSET finished deliveries of one state, by finish ms
+}
+
+
+@dataclass(frozen=True)
+class TypeKeys:
+    """One bot type's fixed keys, by the names the Lua scripts declare (``-- KEYS: queue meta``),
+    and its ``prefix`` for the data-dependent ones."""
+
+    prefix: str
+    queue: str
+    delayed: str
+    active: str
+    meta: str
+    jobs: str
+    deliveries: str
+    waiters: str
+    waiters_seen: str
+    starts: str
+    admits: str
+    type_def: str
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -29,6 +62,24 @@ class Keys:
 
     def type_prefix(self, bot_type: str) -> str:
         return f"{self.prefix}:{{{bot_type}}}:"
+
+    def of(self, t: str) -> TypeKeys:
+        """The type's fixed keys, as the scripts name them."""
+        p = self.type_prefix(t)
+        return TypeKeys(
+            prefix=p,
+            queue=p + QUEUE,
+            delayed=p + DELAYED,
+            active=p + ACTIVE,
+            meta=p + META,
+            jobs=p + JOBS,
+            deliveries=p + DELIVERIES,
+            waiters=p + WAITERS,
+            waiters_seen=p + WAITERS_SEEN,
+            starts=p + STARTS,
+            admits=p + ADMITS,
+            type_def=p + TYPE_DEF,
+        )
 
     def _t(self, bot_type: str, suffix: str) -> str:
         return self.type_prefix(bot_type) + suffix
@@ -49,7 +100,7 @@ class Keys:
         return self._t(t, JOBS)
 
     def done(self, t: str, state: str) -> str:
-        return self._t(t, f"done:{state}")
+        return self._t(t, DATA_KEYS["done"] + state)
 
     def deliveries(self, t: str) -> str:
         return self._t(t, DELIVERIES)
@@ -82,26 +133,26 @@ class Keys:
         return f"{self.prefix}:types"
 
     def delivery_index(self, t: str, state: str) -> str:
-        return self._t(t, f"dlv:{state}")
+        return self._t(t, DATA_KEYS["dlv"] + state)
 
     def job(self, t: str, job_id: str) -> str:
-        return self._t(t, f"job:{job_id}")
+        return self._t(t, DATA_KEYS["job"] + job_id)
 
     def log(self, t: str, job_id: str) -> str:
-        return self._t(t, f"log:{job_id}")
+        return self._t(t, DATA_KEYS["log"] + job_id)
 
     def delivery(self, t: str, delivery_id: str) -> str:
-        return self._t(t, f"delivery:{delivery_id}")
+        return self._t(t, DATA_KEYS["delivery"] + delivery_id)
 
     def attempts(self, t: str, delivery_id: str) -> str:
-        return self._t(t, f"attempts:{delivery_id}")
+        return self._t(t, DATA_KEYS["attempts"] + delivery_id)
 
     def fanout(self, t: str, job_id: str) -> str:
         """LIST the ids of a job's deliveries to subscribed endpoints (lib.lua's fan_out)."""
-        return self._t(t, f"fanout:{job_id}")
+        return self._t(t, DATA_KEYS["fanout"] + job_id)
 
     def idempotency(self, t: str, key: str) -> str:
-        return self._t(t, f"idem:{key}")
+        return self._t(t, DATA_KEYS["idem"] + key)
 
     def ratelimit(self, client: str) -> str:
         return f"{self.prefix}:{{rl}}:{client}"

@@ -7,7 +7,6 @@ no bot type can be named (names start a-z)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -19,9 +18,12 @@ from ..backoff import Backoff
 from ..config import Settings
 from ..jobs import bot_type_of, new_job_id
 from ..states import DELIVERY_FINISHED, DeliveryState
+from ..waiting import wait_event
 from ..webhooks.types import AttemptRecord, Delivery
+from . import results
 from .connection import Store
 from .errors import STORE_FAILED
+from .results import DeliverCode, HeldCode, RedeliverCode
 
 # A delivery's hash fields that lists read (not the body: it holds the job's result).
 SUMMARY_FIELDS = ("id", "jobId", "botType", "url", "state", "attempt", "maxAttempts")
@@ -60,8 +62,8 @@ class StoredDelivery(NamedTuple):
     attempts: list[dict[str, Any]]  # each attempt's record, oldest first
 
 
-# Runs a Lua script in a slot: (name, slot, *args) → reply. JobQueue.run_script for now: it
-# adds the slot's keys and script context the delivery scripts share with the job scripts.
+# Runs a Lua script in a slot: (name, slot, **its own arguments) → reply. JobQueue.run_script:
+# it adds the slot's keys and the settings the delivery scripts share with the job scripts.
 RunScript = Callable[..., Awaitable[Any]]
 
 
@@ -109,13 +111,12 @@ class Outbox:
         for t in types[self._turn :] + types[: self._turn]:
             if len(out) >= limit:
                 break
-            reply = await self.run_script("claim_deliveries", t, limit - len(out), self.lease_ms)
-            wait_ms = int(reply[0])
-            if wait_ms >= 0 and (soonest is None or wait_ms < soonest):
-                soonest = wait_ms
-            out.extend(
-                _delivery(dict(zip(flat[::2], flat[1::2], strict=True))) for flat in reply[1:]
+            reply = results.claim_deliveries(
+                await self.run_script("claim_deliveries", t, max=limit - len(out))
             )
+            if reply.wait_ms >= 0 and (soonest is None or reply.wait_ms < soonest):
+                soonest = reply.wait_ms
+            out.extend(_delivery(f) for f in reply.deliveries)
         loop = asyncio.get_running_loop()
         self._next_due = None if soonest is None else loop.time() + soonest / 1000
         return out
@@ -129,32 +130,31 @@ class Outbox:
         reply = await self.run_script(
             "finish_delivery",
             delivery.bot_type or ADHOC,
-            delivery.id,
-            delivery.token,
-            json.dumps(_record_json(record, delivery.attempt), separators=(",", ":")),
-            outcome,
-            next_attempt_at_ms or "",
-            "" if record.status_code is None else record.status_code,
+            id=delivery.id,
+            token=delivery.token,
+            record=json.dumps(_record_json(record, delivery.attempt), separators=(",", ":")),
+            outcome=outcome,
+            next_at=next_attempt_at_ms or "",
+            status="" if record.status_code is None else record.status_code,
         )
         if next_attempt_at_ms is not None:
             self._wake.set()  # recompute the next due time
-        return bool(reply)
+        return results.held(reply) == HeldCode.DONE
 
     async def release(self, delivery: Delivery, delay_ms: int) -> bool:
         reply = await self.run_script(
             "release_delivery",
             delivery.bot_type or ADHOC,
-            delivery.id,
-            delivery.token,
-            max(0, delay_ms),
+            id=delivery.id,
+            token=delivery.token,
+            delay_ms=max(0, delay_ms),
         )
-        return bool(reply)
+        return results.held(reply) == HeldCode.DONE
 
     async def wait_for_work(self, timeout_s: float) -> None:
         if self._next_due is not None:
             timeout_s = min(timeout_s, max(0.0, self._next_due - asyncio.get_running_loop().time()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout_s)
+        await wait_event(self._wake, timeout_s)
         self._wake.clear()
 
     # -- API reads and actions -------------------------------------------------------------
@@ -224,13 +224,12 @@ class Outbox:
         ]
         return [f for f in rows if f.get("state")]
 
-    async def redeliver(self, delivery_id: str) -> tuple[int, str]:
-        """(-1, '') unknown; (0, 'pending') already pending; (1, 'pending') rescheduled."""
+    async def redeliver(self, delivery_id: str) -> results.CodeState:
+        """(code, state): see RedeliverCode."""
         t = delivery_type(delivery_id)
         if not self._known(t):
-            return -1, ""
-        reply = await self.run_script("redeliver", t, delivery_id)
-        return int(reply[0]), (reply[1] if len(reply) > 1 else "")
+            return results.CodeState(RedeliverCode.UNKNOWN)
+        return results.redeliver(await self.run_script("redeliver", t, id=delivery_id))
 
     async def redeliver_matching(
         self,
@@ -259,8 +258,9 @@ class Outbox:
             matched.extend((t, i) for i in ids[:room])
         if dry_run or not matched:
             return len(matched), 0
-        replies = await asyncio.gather(*(self.run_script("redeliver", t, i) for t, i in matched))
-        return len(matched), sum(1 for r in replies if int(r[0]) == 1)
+        replies = await asyncio.gather(*(self.run_script("redeliver", t, id=i) for t, i in matched))
+        done = [results.redeliver(r).code == RedeliverCode.REDELIVERED for r in replies]
+        return len(matched), sum(done)
 
     async def _finished_since(
         self, t: str, state: str, since_ms: int, job_id: str, limit: int | None
@@ -286,9 +286,9 @@ class Outbox:
     async def wake_endpoint(self, endpoint_id: str) -> int:
         """A re-enabled endpoint: its held deliveries are due now. Returns how many."""
         replies = await asyncio.gather(
-            *(self.run_script("wake_endpoint", t, endpoint_id) for t in self.slots)
+            *(self.run_script("wake_endpoint", t, endpoint=endpoint_id) for t in self.slots)
         )
-        return sum(int(r) for r in replies)
+        return sum(results.wake_endpoint(r) for r in replies)
 
     async def adhoc_counts(self) -> tuple[int, int, int]:
         """(pending, delivered, dead) of the ad-hoc slot, for /stats beside the bot types'."""
@@ -310,21 +310,22 @@ class Outbox:
         """POST /deliver: a new pending delivery of ``body`` to ``url`` (an SSRF-checked URL);
         with ``endpoint``, an event for that subscribed endpoint (signed with its secrets)."""
         fingerprint = hashlib.sha256(b"%s\n%s\n%s" % (url.encode(), event_type.encode(), body))
-        reply = await self.run_script(
-            "deliver",
-            ADHOC,
-            new_adhoc_id(),
-            url,
-            body,
-            event_type,
-            idempotency_key,
-            fingerprint.hexdigest()[:32],
-            IDEMPOTENCY_TTL_S,
-            endpoint,
+        reply = results.deliver(
+            await self.run_script(
+                "deliver",
+                ADHOC,
+                id=new_adhoc_id(),
+                url=url,
+                body=body,
+                event_type=event_type,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint.hexdigest()[:32],
+                idempotency_ttl_s=IDEMPOTENCY_TTL_S,
+                endpoint=endpoint,
+            )
         )
-        if int(reply[0]) == 1:
-            return AdhocCreated(reply[1], True)
-        return AdhocCreated(reply[1], False, int(reply[2]) == 1)
+        created = reply.code == DeliverCode.CREATED
+        return AdhocCreated(reply.delivery_id, created, reply.same_request)
 
 
 def _delivery(f: dict[str, str]) -> Delivery:

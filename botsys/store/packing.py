@@ -18,6 +18,11 @@ except ImportError:  # hiredis is a dependency, but the client works without it
     _hiredis_pack = None
 
 
+# Framed by hiredis exactly as redis-py's encoder would encode them (an int as its decimal
+# text). Floats and subclasses (an IntEnum: redis-py sends its repr) take the encoder's path.
+_AS_IS = frozenset({str, bytes, int})
+
+
 class HiredisPacking:
     """Mixin for a redis.asyncio connection class (first in the bases)."""
 
@@ -29,6 +34,8 @@ class HiredisPacking:
             args = (*args[0].encode().split(), *args[1:])
         elif b" " in args[0]:
             args = (*args[0].split(), *args[1:])
+        if set(map(type, args)) <= _AS_IS:  # the common case, checked at C speed
+            return [_hiredis_pack(args)]
         return [
             _hiredis_pack(
                 tuple(a if type(a) in (str, bytes) else _encoded(encoder, a) for a in args)

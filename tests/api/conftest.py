@@ -29,7 +29,7 @@ class FakeRunner:
         sink.log(f"hello from {spec.job_id}")
         if self.gate is not None:
             await self.gate.wait()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the bot's run time (not a wait): a job is running a while
         return AttemptOutcome("succeeded", result={"echo": spec.payload})
 
 

@@ -11,6 +11,7 @@ import pytest
 from botsys.appkeys import QUEUE
 from tests.api.conftest import ADMIN_KEY, USER_KEY, FakeRunner, auth
 from tests.api.test_invoke import problem
+from tests.support.job_events import wait_jobs
 
 BASE = "/admin/config/bot-types"
 
@@ -236,12 +237,8 @@ async def test_a_type_created_here_gets_a_dispatcher_and_runs(make_client):
     await create(client)
     r = await client.post("/invoke", json={"botType": "reports", "payload": {"n": 1}})
     job_id = (await r.json())["jobId"]
-    for _ in range(200):
-        state = (await (await client.get(f"/job/{job_id}")).json())["state"]
-        if state == "succeeded":
-            break
-        await asyncio.sleep(0.02)
-    assert state == "succeeded" and runner.started == [job_id]
+    [job] = await wait_jobs(client.app[QUEUE], [job_id], timeout=10)
+    assert job.state == "succeeded" and runner.started == [job_id]
 
 
 async def test_a_job_held_by_the_cadence_says_so_and_until_when(client):

@@ -3,13 +3,12 @@ rotate its secret, delete; bad input is a 4xx naming the field."""
 
 from __future__ import annotations
 
-import asyncio
-
-from botsys.appkeys import ENDPOINTS, QUEUE
+from botsys.appkeys import ENDPOINTS, QUEUE, STORE
 from tests.api.conftest import ADMIN_KEY, USER_KEY, FakeRunner, auth
 from tests.api.test_invoke import problem
 from tests.api.test_observability import samples
 from tests.integration.test_fan_out import start_receiver
+from tests.support.waits import until_published
 
 HOOK = "http://localhost:5000/hook"
 SECRET = "whsec_" + "Qk" * 16
@@ -28,8 +27,7 @@ async def test_endpoint_lifecycle(client):
     assert not ep["disabled"] and [s["expiresAt"] for s in ep["secrets"]] == [None]
     assert ep["breaker"] is None  # no dispatcher on this app
     # the completion scripts of this replica fan node's events out to it at once
-    ctx = client.app[QUEUE]._context("node")
-    assert eid in ctx and eid not in client.app[QUEUE]._context("python")
+    assert eid in fanned_out(client, "node") and eid not in fanned_out(client, "python")
 
     view = await (await client.get(f"/endpoints/{eid}")).json()
     assert "secret" not in view and SECRET not in str(view)
@@ -43,10 +41,10 @@ async def test_endpoint_lifecycle(client):
     patched = await r.json()
     assert r.status == 200 and patched["botTypes"] == [] and patched["disabled"] is True
     assert patched["rateLimit"] == 2.5 and client.app[ENDPOINTS].rate_for(eid) == 2.5
-    assert eid not in client.app[QUEUE]._context("python")  # disabled: no fan-out
+    assert eid not in fanned_out(client, "python")  # disabled: no fan-out
     assert patched["disabledAt"] and patched["disabledReason"] == "disabled through the API"
     await client.patch(f"/endpoints/{eid}", json={"disabled": False})
-    assert eid in client.app[QUEUE]._context("python")
+    assert eid in fanned_out(client, "python")
 
     r = await client.post(f"/endpoints/{eid}/secret/rotate", json={"overlapS": 60})
     rotated = await r.json()
@@ -57,7 +55,7 @@ async def test_endpoint_lifecycle(client):
     await problem(await client.delete(f"/endpoints/{eid}"), 404)
     await problem(await client.patch(f"/endpoints/{eid}", json={}), 404)
     await problem(await client.post(f"/endpoints/{eid}/secret/rotate", json={}), 404)
-    assert eid not in client.app[QUEUE]._context("python")
+    assert eid not in fanned_out(client, "python")
 
 
 async def test_bad_input_names_the_field(client):
@@ -112,9 +110,15 @@ async def test_a_failing_endpoint_is_disabled_counted_and_re_enabled(make_client
     eid = (await (await client.post("/endpoints", json={"url": bad.url})).json())["endpointId"]
     assert (await client.post("/invoke", json={"botType": "python"})).status == 202
 
-    async with asyncio.timeout(20):
-        while not (view := await (await client.get(f"/endpoints/{eid}")).json())["disabled"]:
-            await asyncio.sleep(0.05)
+    views = []
+
+    async def disabled():
+        views.append(await (await client.get(f"/endpoints/{eid}")).json())
+        return views[-1]["disabled"]
+
+    store = client.app[STORE]  # disabling it publishes on the endpoints channel
+    await until_published(store.redis, store.keys.endpoints_channel(), disabled, 20)
+    view = views[-1]
     assert view["disabledAt"] and view["disabledReason"].startswith("no successful delivery")
     assert view["breaker"] in ("closed", "open", "half_open")  # it has sent to it
     m = samples(await (await client.get("/metrics")).text())
@@ -124,3 +128,8 @@ async def test_a_failing_endpoint_is_disabled_counted_and_re_enabled(make_client
 
     view = await (await client.patch(f"/endpoints/{eid}", json={"disabled": False})).json()
     assert not view["disabled"] and view["disabledAt"] is None and view["disabledReason"] is None
+
+
+def fanned_out(client, bot_type: str) -> str:
+    """The endpoints argument the completion scripts of ``bot_type`` get (JSON)."""
+    return client.app[QUEUE]._settings(bot_type)["endpoints"]

@@ -193,7 +193,7 @@ async def test_a_slow_but_steady_body_within_the_timeout_is_accepted(make_client
 
     async def chunks():
         for part in (b'{"botType": ', b'"python", ', b'"payload": {}}'):
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # a slow body: the slowness under test
             yield part
 
     r = await client.post("/invoke", data=chunks(), headers={"Content-Type": "application/json"})

@@ -10,9 +10,11 @@ import logging
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from botsys.appkeys import QUEUE
 from botsys.logs import setup_logging
 from botsys.runners.types import AttemptOutcome
 from tests.api.conftest import FakeRunner
+from tests.support.job_events import wait_jobs
 
 
 class GatedRunner(FakeRunner):
@@ -39,12 +41,9 @@ async def invoke(client, **body):
 
 
 async def wait_state(client, job_id, states, timeout=10.0):
-    async with asyncio.timeout(timeout):
-        while True:
-            job = await (await client.get(f"/job/{job_id}")).json()
-            if job["state"] in states:
-                return job
-            await asyncio.sleep(0.02)
+    """Until the job is in one of ``states`` (by its events channel); then its view."""
+    await wait_jobs(client.app[QUEUE], [job_id], states, timeout=timeout)
+    return await (await client.get(f"/job/{job_id}")).json()
 
 
 async def test_metrics_after_real_jobs_and_semaphore_gauges_from_redis(make_client):

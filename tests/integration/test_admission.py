@@ -88,7 +88,7 @@ async def path_stalled_lease_requeued(q):
 
 
 async def path_requeue(q):
-    assert await q.requeue(await claimed(q), now=T0 + 1)
+    assert await q.requeue(await claimed(q))
 
 
 async def path_cancel_waiting(q):

@@ -4,12 +4,11 @@ redis-server and fakeredis; time is explicit (Redis TIME otherwise)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from botsys.queue import QueueFull
 from tests.conftest import make_settings
+from tests.support.job_events import wait_jobs
 from tests.support.store import queue_for
 from tests.support.timing import MARGIN_S
 
@@ -137,7 +136,7 @@ async def test_dispatchers_sleep_until_the_cadence_allows_no_busy_polling(redis_
     """3 orchestrators, cadence 2 per 1 s, 6 jobs: they start in 3 waves 1 s apart, and
     while held each replica claims once when a start may happen, not in a loop (a 10 ms poll
     would be ~600 claims over the 2 s)."""
-    from tests.integration.test_orchestrator import CountingRunner, replicas, wait_terminal
+    from tests.integration.test_orchestrator import CountingRunner, replicas
 
     settings = make_settings(
         **{
@@ -163,9 +162,9 @@ async def test_dispatchers_sleep_until_the_cadence_allows_no_busy_polling(redis_
     try:
         q = orchs[0].queue
         ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(6)]
-        await asyncio.sleep(0.2)  # the first wave has started (direct claims at enqueue)
+        await runner.wait_started(2)  # the first wave (its claims are counted before it starts)
         claims.clear()
-        jobs = await wait_terminal(q, ids, timeout=10)
+        jobs = await wait_jobs(q, ids, timeout=10)
         started = sorted(int(j.get("startedAt")) for j in jobs)
         assert started[2] - started[0] >= 1000 and started[4] - started[2] >= 1000
         assert started[-1] - started[0] < 2000 + 1000 * MARGIN_S, started

@@ -17,6 +17,7 @@ from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.conftest import make_settings
 from tests.support.store import outbox_for, queue_for
 from tests.support.timing import MARGIN_S
+from tests.support.waits import signalled, until
 from tests.webhooks.fakes import Receiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -56,15 +57,15 @@ async def finish_job(q: JobQueue, url: str, status="succeeded") -> str:
 
 
 async def run_until(dispatcher, predicate, timeout=10.0):
-    task = asyncio.create_task(dispatcher.run())
-    try:
-        async with asyncio.timeout(timeout):
-            while not await predicate():
-                await asyncio.sleep(0.02)
-    finally:
-        await dispatcher.stop(grace_s=1)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    """Run ``dispatcher`` until ``predicate()`` holds, checked after each recorded attempt."""
+    with signalled(dispatcher._store, "finish_attempt") as recorded:
+        task = asyncio.create_task(dispatcher.run())
+        try:
+            await until(predicate, recorded, timeout)
+        finally:
+            await dispatcher.stop(grace_s=1)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_delivery_is_signed_recorded_and_reflected_on_the_job(redis_client, receiver):

@@ -185,17 +185,19 @@ async def test_the_shared_window_opens_on_the_ratio_and_not_below_it(redis_facto
     """endpoint_record.lua: a third failing never opens a 0.5 breaker; all failing opens it
     at exactly the window; outcomes reported in batches count like one by one."""
     store = store_of(redis_factory, Keys(f"t-window-{time.monotonic_ns()}"))
-    keys = [store.keys.endpoint_breaker(ENDPOINT), store.keys.endpoint_probe(ENDPOINT)]
+    keys = {
+        "breaker": store.keys.endpoint_breaker(ENDPOINT),
+        "probe": store.keys.endpoint_probe(ENDPOINT),
+    }
 
     async def report(ok: int, failed: int) -> int:
-        state, _ = await store.scripts.run(
-            "endpoint_record", keys, [ok, failed, "", 20, 0.5, 60_000]
-        )
-        return state
+        args = {"ok": ok, "failed": failed, "probe": "", "window": 20}
+        args |= {"failure_ratio": 0.5, "open_ms": 60_000}
+        return (await store.scripts.run("endpoint_record", keys, args))[0]
 
     for i in range(300):
         assert await report(int(i % 3 != 0), int(i % 3 == 0)) == 0
     assert await report(40, 20) == 0  # a batch at the same ratio
-    await store.redis.delete(*keys)
+    await store.redis.delete(*keys.values())
     states = [await report(0, 1) for _ in range(20)]
     assert states == [0] * 19 + [1]  # opened by the 20th failure

@@ -15,8 +15,8 @@ from botsys.intake import submit
 from botsys.orchestrator import Orchestrator
 from botsys.queue import JobQueue
 from botsys.runners.types import AttemptOutcome
-from botsys.states import TERMINAL
 from tests.conftest import make_settings
+from tests.support.job_events import wait_jobs
 from tests.support.store import queue_for, store_for
 from tests.support.timing import MARGIN_S
 
@@ -33,11 +33,23 @@ class CountingRunner:
         self.fail_ids = set(fail_ids)
         self.rng = random.Random(seed)
         self.gate: asyncio.Event | None = None
+        self._step = asyncio.Event()  # set at each start
+
+    async def wait_started(self, n: int, timeout: float = 10.0) -> None:
+        """Until ``n`` attempts have entered ``run`` (the runner's side of a start)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self.started) < n:
+                    self._step.clear()
+                    await self._step.wait()
+        except TimeoutError:
+            raise AssertionError(f"{len(self.started)} of {n} attempts started") from None
 
     async def run(self, spec, sink):
         self.running += 1
         self.peak = max(self.peak, self.running)
         self.started.append(spec.job_id)
+        self._step.set()
         try:
             sink.started(1)
             sink.progress(50)
@@ -52,17 +64,6 @@ class CountingRunner:
         finally:
             self.running -= 1
             self.finished.append(spec.job_id)
-
-
-async def wait_terminal(q: JobQueue, ids, timeout=30.0):
-    async def all_done():
-        while True:
-            jobs = [await q.get(i) for i in ids]
-            if all(j and j.state in TERMINAL for j in jobs):
-                return jobs
-            await asyncio.sleep(0.02)
-
-    return await asyncio.wait_for(all_done(), timeout)
 
 
 def replicas(redis_factory, settings, runner, n=3, **kw):
@@ -82,7 +83,7 @@ async def test_semaphore_never_exceeds_the_limit_and_reaches_it(redis_factory):
         await o.start()
     q = orchs[0].queue
     ids = [(await submit(q, orchs[0], "python", "simulate", {"i": i})).job_id for i in range(60)]
-    jobs = await wait_terminal(q, ids)
+    jobs = await wait_jobs(q, ids)
     for o in orchs:
         await o.stop(0)
     assert all(j.state == "succeeded" for j in jobs)
@@ -117,7 +118,7 @@ async def test_a_freed_slot_wakes_one_replica_and_the_work_stays_spread(redis_fa
     ]
     for o in orchs:
         await o.start()
-    jobs = await wait_terminal(q, ids)
+    jobs = await wait_jobs(q, ids)
     for o in orchs:
         await o.stop(0)
     assert all(j.state == "succeeded" for j in jobs) and runner.peak == 2
@@ -139,7 +140,7 @@ async def test_priority_order_with_limit_one(redis_factory):
         ids[(prio, i)] = (await q.enqueue("python", "simulate", {}, priority=prio)).job_id
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
-    await wait_terminal(q, list(ids.values()))
+    await wait_jobs(q, list(ids.values()))
     await orch.stop(0)
     expected = [ids[k] for k in sorted(ids)]
     assert runner.started == expected, "jobs ran in (priority, FIFO) order"
@@ -152,7 +153,7 @@ async def test_failed_job_retries_with_backoff_then_fails(redis_factory):
     runner = CountingRunner(fail_ids=[job], durations=(0.001, 0.002))
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
-    [final] = await wait_terminal(q, [job])
+    [final] = await wait_jobs(q, [job])
     await orch.stop(0)
     assert final.state == "failed" and final.get("attempt") == "3" and final.get("failures") == "3"
     assert runner.started == [job] * 3
@@ -172,13 +173,19 @@ async def test_vanished_replica_jobs_are_reclaimed_after_lease_expiry(redis_fact
     doomed, survivor = replicas(redis_factory, settings, runner, n=2, bot_types=["python"])
     await doomed.start()
     q = survivor.queue
-    ids = [(await submit(q, survivor, "python", "simulate", {})).job_id for _ in range(3)]
-    while len(doomed.inflight) < 3:
-        await asyncio.sleep(0.01)
+    # Not submitted through the survivor: it would lease them to itself, not yet started.
+    ids = [(await q.enqueue("python", "simulate", {})).job_id for _ in range(3)]
+    await runner.wait_started(3)
+    assert len(doomed.inflight) == 3
     held = {ra.claim.job_id: ra.claim for ra in doomed.inflight.values()}
-    # The replica vanishes: its tasks die without releasing anything.
-    for task in doomed._tasks + doomed._dispatchers:
+    # The replica vanishes: its tasks die without releasing anything. (Its dispatchers also
+    # lose their wake-up events: Python 3.11's wait_for drops a cancel that meets a wake-up,
+    # and such a dispatcher would go on claiming.)
+    doomed._wake.clear()
+    vanished = doomed._tasks + doomed._dispatchers
+    for task in vanished:
         task.cancel()
+    await asyncio.gather(*vanished, return_exceptions=True)
     for ra in doomed.inflight.values():
         ra.task.cancel()
     doomed.inflight.clear()
@@ -186,10 +193,12 @@ async def test_vanished_replica_jobs_are_reclaimed_after_lease_expiry(redis_fact
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     await survivor.start()
-    jobs = await wait_terminal(q, ids)
+    jobs = await wait_jobs(q, ids)
     took = loop.time() - t0
     await survivor.stop(0)
-    assert all(j.state == "succeeded" and j.get("owner") == "replica-1" for j in jobs)
+    assert all(j.state == "succeeded" and j.get("owner") == "replica-1" for j in jobs), [
+        (j.state, j.get("owner")) for j in jobs
+    ]
     assert took < 1.0 + MARGIN_S, f"reclaimed {took:.2f}s after the vanish (lease 1 s)"
     # The vanished replica's stale token can no longer write anything.
     stale = next(iter(held.values()))
@@ -217,7 +226,7 @@ async def test_a_job_longer_than_several_leases_keeps_its_lease_and_runs_once(re
         await o.start()
     q = orchs[0].queue
     job = (await submit(q, orchs[0], "python", "simulate", {})).job_id
-    [final] = await wait_terminal(q, [job], timeout=20)
+    [final] = await wait_jobs(q, [job], timeout=20)
     for o in orchs:
         await o.stop(0)
     assert runner.started == [job], f"executions: {runner.started}"
@@ -245,7 +254,7 @@ async def test_clock_skew_between_replicas_cannot_break_the_limit(redis_factory)
         await o.start()
     q = orchs[0].queue
     ids = [(await submit(q, orchs[0], "python", "simulate", {})).job_id for _ in range(40)]
-    jobs = await wait_terminal(q, ids)
+    jobs = await wait_jobs(q, ids)
     for o in orchs:
         await o.stop(0)
     assert all(j.state == "succeeded" for j in jobs)
@@ -258,15 +267,15 @@ async def test_lost_lease_stops_the_bot_and_writes_nothing(redis_factory):
     runner = CountingRunner()
     runner.gate = asyncio.Event()
     q = queue_for(redis_factory(), settings, "r")
-    orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    # A clock that stands still: the renewal's answer stops the bot, never self-fencing.
+    orch = Orchestrator(q, runner, settings, bot_types=["python"], clock=lambda: 0.0)
     await orch.start()
     job = (await submit(q, orch, "python", "simulate", {})).job_id
-    while not orch.inflight:
-        await asyncio.sleep(0.01)
+    await runner.wait_started(1)
     await q.redis.zrem(q.keys.active("python"), job)  # the lease is gone (e.g. reclaimed)
     await orch.renew_leases()
-    while orch.inflight:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(orch.wait_attempts(), 5)  # its attempt ends: the bot was stopped
+    assert not orch.inflight
     assert runner.running == 0 and runner.finished == [job], "the bot was stopped"
     stored = await q.get(job)
     assert stored.state == "running" and stored.get("result") is None, "nothing written"
@@ -285,10 +294,9 @@ async def test_cancel_from_another_replica_kills_the_running_attempt(redis_facto
     job = (
         await other.enqueue("python", "simulate", {}, webhook_url="http://localhost:5000/")
     ).job_id
-    while not owner.inflight:
-        await asyncio.sleep(0.01)
+    await runner.wait_started(1)
     assert await other.cancel(job) == (2, "running")
-    [final] = await wait_terminal(other, [job], timeout=5)
+    [final] = await wait_jobs(other, [job], timeout=5)
     await owner.stop(0)
     assert final.state == "cancelled" and runner.running == 0
     assert final.get("deliveryId"), "a cancelled job's webhook is scheduled too"
@@ -302,8 +310,7 @@ async def test_drain_requeues_unfinished_attempts_without_charging(redis_factory
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
     ids = [(await submit(q, orch, "python", "simulate", {})).job_id for _ in range(2)]
-    while len(orch.inflight) < 2:
-        await asyncio.sleep(0.01)
+    await runner.wait_started(2)
     await orch.stop(drain_timeout_s=0.05)
     for job_id in ids:
         stored = await q.get(job_id)
@@ -317,7 +324,7 @@ async def test_progress_and_logs_are_recorded(redis_factory):
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
     job = (await submit(q, orch, "python", "simulate", {})).job_id
-    [final] = await wait_terminal(q, [job])
+    [final] = await wait_jobs(q, [job])
     await orch.stop(0)
     assert final.view()["result"] == {"job": job, "attempt": 1}
     assert await q.logs(job) == [f"hello from {job}"]
@@ -331,7 +338,7 @@ async def test_local_in_flight_cap(redis_factory, local_cap):
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
     await orch.start()
     ids = [(await submit(q, orch, "python", "simulate", {})).job_id for _ in range(8)]
-    await wait_terminal(q, ids)
+    await wait_jobs(q, ids)
     await orch.stop(0)
     assert runner.peak == local_cap
 
@@ -343,8 +350,7 @@ async def test_a_draining_replica_hands_its_freed_slot_to_another(redis_factory)
     a, b = replicas(redis_factory, settings, runner, n=2, bot_types=["python"])
     await a.start()
     first = (await submit(a.queue, a, "python", "simulate", {})).job_id
-    while not a.inflight:
-        await asyncio.sleep(0.01)
+    await runner.wait_started(1)
     await b.start()  # b sleeps: the semaphore is full and its idle wait is 30 s
     second = (await submit(b.queue, b, "python", "simulate", {})).job_id
     loop = asyncio.get_running_loop()
@@ -353,7 +359,7 @@ async def test_a_draining_replica_hands_its_freed_slot_to_another(redis_factory)
     runner.gate.set()
     runner.gate = None
     await stopping
-    [done] = await wait_terminal(b.queue, [second], timeout=5)
+    [done] = await wait_jobs(b.queue, [second], timeout=5)
     took = loop.time() - t0
     await b.stop(0)
     assert (await a.queue.get(first)).state == "succeeded"
@@ -417,7 +423,7 @@ async def test_a_job_enqueued_with_room_here_starts_without_a_claim_round_trip(r
     # starts before the HTTP handler builds its response.
     assert runner.started == [first]
     ids = [first] + [(await submit(q, orch, "python", "simulate", {"i": i})).job_id for i in (1, 2)]
-    jobs = await wait_terminal(q, ids)
+    jobs = await wait_jobs(q, ids)
     await orch.stop(0)
     assert all(j.state == "succeeded" and j.get("owner") == "r" for j in jobs)
     assert ids[0] not in claimed_by_dispatcher, "the enqueue script claimed it for us"
@@ -441,7 +447,7 @@ async def test_at_saturation_each_completion_starts_the_next_job_without_a_claim
     await q.seed_limits()
     ids = [(await submit(q, orch, "python", "simulate", {"i": i})).job_id for i in range(40)]
     await orch.start()
-    jobs = await wait_terminal(q, ids)
+    jobs = await wait_jobs(q, ids)
     await orch.stop(0)
     assert all(j.state == "succeeded" for j in jobs) and runner.peak == 2
     assert sorted(runner.started) == sorted(ids), "every job ran exactly once"
@@ -481,6 +487,18 @@ async def test_a_job_claimed_by_an_enqueue_that_ends_after_stop_began_is_handed_
     assert await q.redis.zcard(q.keys.active("python")) == 0, "no lease left behind"
 
 
+class WatchedEvent(asyncio.Event):
+    """An event that tells when someone waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited = asyncio.Event()
+
+    async def wait(self) -> bool:
+        self.waited.set()
+        return await super().wait()
+
+
 async def test_a_burst_of_enqueues_beyond_the_local_cap_cannot_stall_the_dispatcher(
     redis_factory,
 ):
@@ -490,26 +508,28 @@ async def test_a_burst_of_enqueues_beyond_the_local_cap_cannot_stall_the_dispatc
     runner = CountingRunner(durations=(0.001, 0.003))
     q = queue_for(redis_factory(), settings, "r")
     orch = Orchestrator(q, runner, settings, bot_types=["python"])
+    orch._room = room = WatchedEvent()  # (before start: the dispatcher reads it each turn)
     await orch.start()
     await q.set_queue("python", paused=True)
-    answers, run_script = asyncio.Event(), q.run_script
+    held_one, answers, run_script = asyncio.Event(), asyncio.Event(), q.run_script
 
     async def held(name, *args, **kw):
         reply = await run_script(name, *args, **kw)
         if name == "enqueue":
+            held_one.set()
             await answers.wait()
         return reply
 
     q.run_script = held
     burst = [asyncio.create_task(submit(q, orch, "python", "simulate", {})) for _ in range(20)]
-    while orch._reserved < 2:  # two enqueues in flight hold all the local room
-        await asyncio.sleep(0.001)
+    await held_one.wait()  # every submit has taken its first step: reserved, or not
+    assert orch._reserved == 2, "two enqueues in flight hold all the local room"
     orch.wake("python")  # the dispatcher looks now, finds no room, waits for some
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(room.waited.wait(), 5)
     answers.set()
     enqueued = await asyncio.gather(*burst)
     await q.set_queue("python", paused=False)
-    jobs = await wait_terminal(q, [e.job_id for e in enqueued], timeout=10)
+    jobs = await wait_jobs(q, [e.job_id for e in enqueued], timeout=10)
     await orch.stop(0)
     assert all(j.state == "succeeded" for j in jobs) and runner.peak <= 2
 
@@ -546,7 +566,7 @@ async def test_attempt_durations_are_read_from_the_injected_clock(redis_factory)
     )
     job = (await submit(q, orch, "python", "simulate", {})).job_id
     await orch.start()
-    await wait_terminal(q, [job])
+    await wait_jobs(q, [job])
     await orch.stop(0)
     assert metrics.executions == [("succeeded", 7.5)]
 
@@ -562,8 +582,8 @@ async def test_run_once_steps_the_dispatcher_and_wait_attempts_lets_them_finish(
     class GatedRunner(CountingRunner):
         async def run(self, spec, sink):
             await gate.wait()
-            if spec.job_id == ids[2]:  # the last attempt takes a while: still running when
-                await asyncio.sleep(0.05)  # the first two are recorded
+            if spec.job_id == ids[2]:  # the last attempt is still running when the first
+                await wait_jobs(q, ids[:2])  # two are recorded
             return await super().run(spec, sink)
 
     runner = GatedRunner(durations=(0, 0))

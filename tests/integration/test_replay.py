@@ -66,7 +66,8 @@ async def test_since_endpoint_and_limit_filters(redis_client, receiver):
     early = await dead_letter_all(store)
     boundary = max([await _finished_ms(q, i) for i in early])
 
-    while await _redis_ms(redis_client) <= boundary:  # the next ones end in a later millisecond
+    # The next ones end in a later millisecond (a passage of time: nothing signals it).
+    while await _redis_ms(redis_client) <= boundary:
         await asyncio.sleep(0.001)
     for _ in range(3):
         await store.create_adhoc(receiver.url, b"2")

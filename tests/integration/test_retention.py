@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from botsys.queue import JobQueue
+from botsys.store import results
 from tests.conftest import make_settings
 from tests.support.store import queue_for
 
@@ -70,7 +71,15 @@ async def test_deliveries_go_with_their_job_but_a_pending_one_keeps_it(redis_cli
     delivered = await finish(q, "succeeded", T0, webhook=HOOK)
     [d] = await claim_deliveries(q)
     await q.run_script(
-        "finish_delivery", "python", d["id"], d["token"], "{}", "delivered", "", 200, now=T0 + 5
+        "finish_delivery",
+        "python",
+        id=d["id"],
+        token=d["token"],
+        record="{}",
+        outcome="delivered",
+        next_at="",
+        status=200,
+        now=T0 + 5,
     )
     everything = dict.fromkeys(("job", "log", "listed", "delivery"), True)
     assert await stored(q, delivered) == everything
@@ -84,8 +93,8 @@ async def test_deliveries_go_with_their_job_but_a_pending_one_keeps_it(redis_cli
 
 
 async def claim_deliveries(q) -> list[dict]:
-    reply = await q.run_script("claim_deliveries", "python", 10, 60_000, now=T0 + 1)
-    return [dict(zip(flat[::2], flat[1::2], strict=True)) for flat in reply[1:]]
+    reply = await q.run_script("claim_deliveries", "python", max=10, now=T0 + 1)
+    return results.claim_deliveries(reply).deliveries
 
 
 async def test_a_lowered_keep_trims_at_most_100_jobs_per_finish(redis_client):

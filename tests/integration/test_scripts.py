@@ -9,9 +9,10 @@ import asyncio
 import json
 
 import pytest
+from redis.exceptions import ResponseError
 
 from botsys.states import TERMINAL as TERMINAL_STATES
-from botsys.store.scripts import LUA_DIR
+from botsys.store.scripts import LUA_DIR, Signature
 from botsys.webhooks.types import AttemptRecord
 from tests.conftest import make_settings
 from tests.support.store import outbox_for, queue_for
@@ -36,9 +37,8 @@ def test_every_script_documents_its_contract():
     for path in LUA_DIR.glob("*.lua"):
         if path.stem == "lib":
             continue
-        head = path.read_text().split("\n", 8)
-        header = "\n".join(head)
-        assert "KEYS[1]" in header and "Returns" in header, (
+        header = "\n".join(line for line in path.read_text().split("\n") if line.startswith("--"))
+        assert "-- KEYS:" in header and "-- ARGV:" in header and "Returns" in header, (
             f"{path.name} lacks its KEYS/Returns header"
         )
 
@@ -444,10 +444,10 @@ async def test_cancel_of_running_job_whose_owner_died_ends_cancelled(q):
 async def test_requeue_gives_the_job_back_without_charging_an_attempt(q):
     job = await q.enqueue("python", "simulate", {}, now=T0)
     _, [claim] = await q.claim("python", 1, now=T0)
-    assert await q.requeue(claim, now=T0 + 5)
+    assert await q.requeue(claim)
     stored = await q.get(job.job_id)
     assert stored.state == "queued" and stored.get("attempt") == "0"
-    assert not await q.requeue(claim, now=T0 + 6)  # token no longer valid
+    assert not await q.requeue(claim)  # token no longer valid
 
 
 async def test_retry_reruns_a_failed_job(q):
@@ -558,3 +558,13 @@ async def test_a_group_routed_job_carries_its_selection_into_the_webhook_body(q)
     done = await q.complete(claim, "succeeded", result_json="{}")
     d = await q.redis.hgetall(q.keys.delivery("python", done.delivery_id))
     assert json.loads(d["body"])["group"] is None and plain.created
+
+
+async def test_a_name_the_header_does_not_declare_is_an_error(redis_client):
+    sig = Signature.parse("t", "-- KEYS: queue\n-- ARGV: now\n")
+    reads = sig.prologue() + "return {K.queue, A.now}"
+    assert [str(x) for x in await redis_client.eval(reads, 1, "q", "5")] == ["q", "5"]
+    with pytest.raises(ResponseError, match="not declared in KEYS or ARGV: lease_ms"):
+        await redis_client.eval(sig.prologue() + "return A.lease_ms", 1, "q", "5")
+    with pytest.raises(ResponseError, match="not declared in KEYS or ARGV: active"):
+        await redis_client.eval(sig.prologue() + "return K.active", 1, "q", "5")

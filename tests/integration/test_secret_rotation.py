@@ -17,6 +17,7 @@ from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.integration.test_deliveries import SECRET, receiver, run_until, settings_for
 from tests.support.requires import require_module
 from tests.support.store import outbox_for, queue_for, store_for, store_of
+from tests.support.waits import signalled, until
 
 __all__ = ["receiver"]  # the fixture
 
@@ -85,10 +86,9 @@ async def test_another_replica_signs_with_the_rotated_secret(redis_factory, rece
     task = asyncio.create_task(notifier.run())
     try:
         await asyncio.wait_for(notifier.connected.wait(), 5)
-        new, _ = await a.rotate(whsec())
-        async with asyncio.timeout(5):
-            while len(b.keyring.ring) != 2:
-                await asyncio.sleep(0.01)
+        with signalled(b, "reload") as reloaded:  # the message makes b reload its ring
+            new, _ = await a.rotate(whsec())
+            await until(lambda: len(b.keyring.ring) == 2, reloaded, 5)
         assert [x.secret for x in b.keyring.ring] == [SECRET, new]
     finally:
         task.cancel()

@@ -142,7 +142,9 @@ async def test_the_watcher_polls_when_no_message_comes(replicas):
 
 
 async def _subscribed(redis, channel: str) -> None:
-    """Until Redis has processed the subscription (the client sends it without waiting)."""
+    """Until Redis has processed the subscription (the client sends it without waiting).
+    Polled: the notifier sets ``connected`` once SUBSCRIBE is sent, and nothing tells a
+    client when another connection's subscription is in place."""
     async with asyncio.timeout(5):
         while dict(await redis.pubsub_numsub(channel)).get(channel, 0) < 1:
             await asyncio.sleep(0.01)

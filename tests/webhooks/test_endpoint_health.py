@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from botsys.webhooks.health import OPEN
+from tests.support.waits import signalled, until
 from tests.webhooks.fakes import FakeStore, webhook_settings
 
 
@@ -24,14 +25,14 @@ def add(store: FakeStore, url: str, endpoint: str, n: int, **kw) -> list[str]:
 
 
 async def run_until(d: WebhookDispatcher, done, timeout: float = 30.0) -> None:
-    task = asyncio.create_task(d.run())
-    try:
-        async with asyncio.timeout(timeout):
-            while not done():
-                await asyncio.sleep(0.01)
-    finally:
-        await d.stop(grace_s=1)
-        await asyncio.gather(task, return_exceptions=True)
+    """Run ``d`` until ``done()`` holds, checked after each attempt its store records."""
+    with signalled(d._store, "finish_attempt") as recorded:
+        task = asyncio.create_task(d.run())
+        try:
+            await until(done, recorded, timeout)
+        finally:
+            await d.stop(grace_s=1)
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_failing_endpoint_trips_its_breaker_the_healthy_one_stays_fast(make_receiver):

@@ -107,7 +107,7 @@ async def test_trickling_receiver_is_cut_by_the_timeout(receiver, sender_factory
         await resp.prepare(request)
         for _ in range(300):
             await resp.write(b".")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # a byte every 0.1 s: the slowness under test
         return resp
 
     receiver.default = trickle

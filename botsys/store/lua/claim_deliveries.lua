@@ -1,18 +1,19 @@
 -- claim_deliveries.lua — lease due webhook deliveries of one bot type for sending.
 -- The lease is the delivery's score itself: a claimed delivery is re-due at now + lease, so a
 -- replica that dies mid-send loses nothing — another one sends it again after the lease.
--- KEYS[1]  type prefix
--- ARGV[1]  context JSON;  ARGV[2] now ('' = TIME);  ARGV[3] max to claim;  ARGV[4] lease ms
+-- KEYS: meta deliveries
+-- ARGV: prefix now max delivery_lease_ms
+-- now: ms ('' = Redis TIME); max: how many to claim at most.
 -- Returns  {wait_ms, d1, d2, ...}: wait_ms until the next one is due (-1: none);
 --          dN = the delivery's HGETALL (with the new token and attempt number)
-local now = now_ms(ARGV[2])
-local lease = tonumber(ARGV[4])
+local now = now_ms(A.now)
+local lease = tonumber(A.delivery_lease_ms)
 local out = {-1}
-local due = redis.call('ZRANGEBYSCORE', K.deliveries, '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+local due = redis.call('ZRANGEBYSCORE', K.deliveries, '-inf', now, 'LIMIT', 0, tonumber(A.max))
 for _, did in ipairs(due) do
-  local dk = delivery_key(did)
+  local dk = key(KEY.delivery, did)
   local state = redis.call('HGET', dk, 'state')
-  if state ~= 'pending' then
+  if state ~= S.pending then
     redis.call('ZREM', K.deliveries, did)
   else
     local token = next_token('dtoken', now)

@@ -1,27 +1,24 @@
 -- deliver.lua — create an ad-hoc delivery (POST /deliver): a payload for a URL, no job. It is
 -- then claimed, sent, retried, dead-lettered and redelivered exactly as a job's webhook.
--- KEYS[1]  the ad-hoc deliveries' prefix
--- ARGV[1]  context JSON;  ARGV[2] now ('' = TIME);  ARGV[3] delivery id;  ARGV[4] url
--- ARGV[5]  body;  ARGV[6] event type ('' = none);  ARGV[7] idempotency key ('' = none)
--- ARGV[8]  request fingerprint;  ARGV[9] idempotency TTL s
--- ARGV[10] the subscribed endpoint it goes to ('' = none; an event such as endpoint.disabled)
--- Returns  {1, id} created | {0, id, same} an earlier delivery with the same idempotency
---          key; same = 1 when it was the same request (fingerprint), else 0
-local now = now_ms(ARGV[2])
-local did, ikey, fp = ARGV[3], ARGV[7], ARGV[8]
+-- KEYS: deliveries
+-- ARGV: prefix now id url body event_type idempotency_key fingerprint idempotency_ttl_s endpoint webhook_attempts deliveries_channel
+-- now: ms ('' = Redis TIME); prefix: the ad-hoc deliveries' slot; event_type,
+-- idempotency_key: '' = none; fingerprint: the request's; endpoint: the subscribed endpoint it
+-- goes to ('' = none; an event such as endpoint.disabled).
+-- Returns  {R.created, id} | {R.existing, id, same}: an earlier delivery with the same
+--          idempotency key; same = 1 when it was the same request (fingerprint), else 0
+local now = now_ms(A.now)
+local did, ikey, fp = A.id, A.idempotency_key, A.fingerprint
 if ikey ~= '' then
-  local ik = P .. 'idem:' .. ikey
+  local ik = key(KEY.idem, ikey)
   local existing = redis.call('HMGET', ik, 'id', 'fingerprint')
-  if existing[1] then return {0, existing[1], existing[2] == fp and 1 or 0} end
+  if existing[1] then return {R.existing, existing[1], existing[2] == fp and 1 or 0} end
   redis.call('HSET', ik, 'id', did, 'fingerprint', fp)
-  redis.call('EXPIRE', ik, tonumber(ARGV[9]))
+  redis.call('EXPIRE', ik, tonumber(A.idempotency_ttl_s))
 end
 -- jobId and botType are present but empty: the scripts shared with job deliveries look the
 -- (absent) job up by them and find nothing.
-redis.call('HSET', delivery_key(did), 'id', did, 'jobId', '', 'botType', '', 'url', ARGV[4],
-  'body', ARGV[5], 'eventType', ARGV[6], 'attempt', 0, 'maxAttempts', CTX.webhook_attempts,
-  'state', 'pending', 'createdAt', now, 'nextAt', now)
-if (ARGV[10] or '') ~= '' then redis.call('HSET', delivery_key(did), 'endpoint', ARGV[10]) end
-redis.call('ZADD', K.deliveries, now, did)
-redis.call('PUBLISH', CTX.deliveries_channel, P)
-return {1, did}
+new_delivery(did, '', '', A.url, A.body, A.webhook_attempts, now, {'eventType', A.event_type})
+if A.endpoint ~= '' then redis.call('HSET', key(KEY.delivery, did), 'endpoint', A.endpoint) end
+redis.call('PUBLISH', A.deliveries_channel, A.prefix)
+return {R.created, did}

@@ -7,13 +7,13 @@
 -- within the horizon, 0} when it is further ahead (nothing reserved: ask again then).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval, want, horizon = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local interval, want, horizon = tonumber(A.interval_us), tonumber(A.want), tonumber(A.horizon_us)
+local tat = tonumber(redis.call('GET', K.tat) or '0')
 if tat < now then tat = now end
 local ahead = tat - now
 if ahead > horizon then return {ahead - horizon, 0} end
 local n = math.min(want, math.floor((horizon - ahead) / interval) + 1)
 local next_tat = tat + n * interval
-redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX',
+redis.call('SET', K.tat, string.format('%d', next_tat), 'PX',
   math.floor((next_tat - now) / 1000) + 1000)
 return {ahead, n}

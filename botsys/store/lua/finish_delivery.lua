@@ -1,70 +1,69 @@
 -- finish_delivery.lua — record one delivery attempt; refused unless the caller holds the lease.
--- KEYS[1]  type prefix
--- ARGV[1]  context JSON;  ARGV[2] now ('' = TIME);  ARGV[3] delivery id;  ARGV[4] token
--- ARGV[5]  attempt record JSON;  ARGV[6] outcome: delivered | retry | failed
--- ARGV[7]  next attempt at (ms; only for retry);  ARGV[8] HTTP status ('' = none)
--- Returns  0 lost (another replica owns it now) | 1 recorded
+-- KEYS: meta deliveries
+-- ARGV: prefix now id token record outcome next_at status max_index failed_retention_s webhook_attempts endpoints deliveries_channel
+-- now: ms ('' = Redis TIME); record: the attempt's JSON; outcome: delivered | retry | failed;
+-- next_at: ms of the next attempt (retry only); status: the HTTP status ('' = none);
+-- endpoints: the slot's subscribed endpoints (JSON).
+-- Returns  R.lost: another replica owns it now | R.done: recorded
 -- A dead-lettered delivery creates delivery.dead events for the slot's subscribed endpoints.
-local now = now_ms(ARGV[2])
-local did, token, outcome = ARGV[3], ARGV[4], ARGV[6]
-local dk = delivery_key(did)
+local now = now_ms(A.now)
+local did, token, outcome = A.id, A.token, A.outcome
+local dk = key(KEY.delivery, did)
 local d = hgetall(dk)
-if d.token ~= token or d.state ~= 'pending' then return 0 end
-local ak = attempts_key(did)
-redis.call('RPUSH', ak, ARGV[5])
+if d.token ~= token or d.state ~= S.pending then return R.lost end
+local ak = key(KEY.attempts, did)
+redis.call('RPUSH', ak, A.record)
 redis.call('LTRIM', ak, -100, -1)
-redis.call('HSET', dk, 'lastStatus', ARGV[8], 'lastAttemptAt', now)
+redis.call('HSET', dk, 'lastStatus', A.status, 'lastAttemptAt', now)
 redis.call('HDEL', dk, 'token', 'leaseUntil')
-local state = 'pending'
+local state = S.pending
 if outcome == 'retry' then
-  redis.call('ZADD', K.deliveries, tonumber(ARGV[7]), did)
-  redis.call('HSET', dk, 'nextAt', ARGV[7])
+  redis.call('ZADD', K.deliveries, tonumber(A.next_at), did)
+  redis.call('HSET', dk, 'nextAt', A.next_at)
 else
-  state = (outcome == 'delivered') and 'delivered' or 'dead'
+  state = (outcome == S.delivered) and S.delivered or S.dead
+  local index = key(KEY.dlv, state)
   redis.call('ZREM', K.deliveries, did)
   redis.call('HSET', dk, 'state', state, 'finishedAt', now)
   redis.call('HDEL', dk, 'nextAt')
   redis.call('HINCRBY', K.meta, 'webhook_' .. state, 1)
-  redis.call('ZADD', dlv_index_key(state), now, did)
-  if redis.call('ZCARD', dlv_index_key(state)) > CTX.max_index then
-    redis.call('ZREMRANGEBYRANK', dlv_index_key(state), 0, -(CTX.max_index + 1))
+  redis.call('ZADD', index, now, did)
+  if redis.call('ZCARD', index) > tonumber(A.max_index) then
+    redis.call('ZREMRANGEBYRANK', index, 0, -(A.max_index + 1))
   end
-  redis.call('EXPIRE', dk, CTX.failed_retention_s)
-  redis.call('EXPIRE', ak, CTX.failed_retention_s)
+  redis.call('EXPIRE', dk, A.failed_retention_s)
+  redis.call('EXPIRE', ak, A.failed_retention_s)
   -- Dead-lettered: a delivery.dead event to each subscribed endpoint, in this slot (never
   -- about an event that is itself delivery.dead: no loops).
-  if state == 'dead' and d.eventType ~= 'delivery.dead' then
+  if state == S.dead and d.eventType ~= 'delivery.dead' then
     local body = nil
     local run = nil
-    for _, ep in ipairs(CTX.endpoints or {}) do
+    for _, ep in ipairs(decode_endpoints(A.endpoints)) do
       if ep.events['delivery.dead'] then
         run = run or redis.call('HINCRBY', dk, 'deadRuns', 1)
         local eid = did .. '_dead_' .. ep.id .. (run > 1 and ('_' .. run) or '')
         body = body or ('{"type":"delivery.dead","timestamp":' .. json_str(iso(now)) ..
           ',"data":{"deliveryId":' .. cjson.encode(did) .. ',"jobId":' .. json_str(d.jobId) ..
           ',"endpointId":' .. json_str(d.endpoint) .. ',"eventType":' .. json_str(d.eventType) ..
-          ',"attempts":' .. json_num(d.attempt) .. ',"lastStatus":' .. json_num(ARGV[8]) .. '}}')
-        redis.call('HSET', delivery_key(eid), 'id', eid, 'jobId', '', 'botType', d.botType or '',
-          'url', ep.url, 'body', body, 'eventType', 'delivery.dead', 'endpoint', ep.id,
-          'attempt', 0, 'maxAttempts', CTX.webhook_attempts, 'state', 'pending',
-          'createdAt', now, 'nextAt', now)
-        redis.call('ZADD', K.deliveries, now, eid)
+          ',"attempts":' .. json_num(d.attempt) .. ',"lastStatus":' .. json_num(A.status) .. '}}')
+        new_delivery(eid, '', d.botType or '', ep.url, body, A.webhook_attempts, now,
+          {'eventType', 'delivery.dead', 'endpoint', ep.id})
         -- listed with the job's other events (GET /deliveries?jobId=), while the job lasts
-        local job_ttl = d.jobId ~= '' and redis.call('PTTL', job_key(d.jobId)) or -2
+        local job_ttl = d.jobId ~= '' and redis.call('PTTL', key(KEY.job, d.jobId)) or -2
         if job_ttl ~= -2 then
-          local fk = P .. 'fanout:' .. d.jobId
+          local fk = key(KEY.fanout, d.jobId)
           redis.call('RPUSH', fk, eid)
           if job_ttl > 0 and redis.call('PTTL', fk) < 0 then redis.call('PEXPIRE', fk, job_ttl) end
         end
       end
     end
-    if run then redis.call('PUBLISH', CTX.deliveries_channel, P) end
+    if run then redis.call('PUBLISH', A.deliveries_channel, A.prefix) end
   end
 end
-local jk = job_key(d.jobId)
+local jk = key(KEY.job, d.jobId)
 if redis.call('EXISTS', jk) == 1 and redis.call('HGET', jk, 'deliveryId') == did then
   redis.call('HSET', jk, 'webhookState', state, 'webhookAttempts', d.attempt,
-    'webhookLastStatus', ARGV[8])
-  if state == 'delivered' then redis.call('HSET', jk, 'webhookDeliveredAt', now) end
+    'webhookLastStatus', A.status)
+  if state == S.delivered then redis.call('HSET', jk, 'webhookDeliveredAt', now) end
 end
-return 1
+return R.done

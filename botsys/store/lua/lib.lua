@@ -1,29 +1,14 @@
--- lib.lua — helpers shared by the scripts. scripts.py prepends this file to every script;
--- it is never run alone. Every script receives its bot type's key prefix ("botsys:{python}:")
--- as KEYS[1]; all keys it touches are derived from that prefix, so they share one hash slot.
--- The suffixes here mirror botsys/store/keys.py.
-
-local P = KEYS[1]
-local K = {
-  queue = P .. 'queue', delayed = P .. 'delayed', active = P .. 'active', meta = P .. 'meta',
-  jobs = P .. 'jobs', deliveries = P .. 'deliveries', waiters = P .. 'waiters',
-  waiters_seen = P .. 'waiters_seen', starts = P .. 'starts', admits = P .. 'admits',
-}
-local function job_key(id) return P .. 'job:' .. id end
-local function log_key(id) return P .. 'log:' .. id end
-local function done_key(state) return P .. 'done:' .. state end
-local function delivery_key(id) return P .. 'delivery:' .. id end
-local function attempts_key(id) return P .. 'attempts:' .. id end
-local function dlv_index_key(state) return P .. 'dlv:' .. state end
+-- lib.lua — helpers shared by the scripts, never run alone: store/scripts.py loads each script
+-- as its generated prologue (K its declared keys, A its declared arguments, R its reply codes,
+-- S the states, KEY the data-dependent key suffixes), this file, then the script.
+-- Helpers that need settings take them from the caller as `cfg` (the script's A, which then
+-- declares the names the helper lists).
 
 local TWO32 = 4294967296
 
--- ARGV[1] of every script is the context: a JSON object Python encodes once per bot type with
--- replica, retention_s, failed_retention_s, max_index, keep_finished, max_queued,
--- max_queued_bytes, webhook_attempts, lease_ms, max_stalls,
--- waiter_ttl_ms, events_prefix, deliveries_channel, wake_channel, cancel_channel,
--- cadence_max, cadence_ms, cadence_reject.
-local CTX = cjson.decode(ARGV[1])
+-- A key that depends on data (a job's hash, a delivery's attempts): the type's prefix (ARGV
+-- prefix, under the type's hash tag: same slot as K) + a KEY suffix + the id.
+local function key(kind, id) return A.prefix .. kind .. id end
 
 -- Redis server time in ms unless the caller passes an explicit now (tests control time).
 local function now_ms(arg)
@@ -83,7 +68,7 @@ end
 -- Payload bytes of the type's waiting and delayed jobs, for enqueue.lua's admission check:
 -- every move of a job into (sign 1) or out of (sign -1) the queue or delayed sets counts.
 local function count_queued(id, sign)
-  local size = redis.call('HSTRLEN', job_key(id), 'payload')
+  local size = redis.call('HSTRLEN', key(KEY.job, id), 'payload')
   if size > 0 then redis.call('HINCRBY', K.meta, 'queuedBytes', sign * size) end
 end
 
@@ -92,7 +77,7 @@ local function pop_waiting()
   while true do
     local popped = redis.call('ZPOPMIN', K.queue)
     if #popped == 0 then return nil end
-    if redis.call('EXISTS', job_key(popped[1])) == 1 then return popped[1] end
+    if redis.call('EXISTS', key(KEY.job, popped[1])) == 1 then return popped[1] end
   end
 end
 
@@ -127,52 +112,54 @@ local function restore_seq()
   redis.call('HSET', K.meta, 'seq', string.format('%d', top))
 end
 
--- The type's cadence: at most CTX.cadence_max starts in any CTX.cadence_ms (a sliding window
+-- The type's cadence: at most cfg.cadence_max starts in any cfg.cadence_ms (a sliding window
 -- over a log of start times, Redis time: exact across replicas, no burst at a window's edge).
 -- Returns how many may start now, and when none may: ms until one may (else -1).
-local function cadence_room(now)
-  local most = tonumber(CTX.cadence_max) or 0
+local function cadence_room(now, cfg)
+  local most = tonumber(cfg.cadence_max) or 0
   if most <= 0 then return math.huge, -1 end
-  redis.call('ZREMRANGEBYSCORE', K.starts, '-inf', now - CTX.cadence_ms)
+  local ms = tonumber(cfg.cadence_ms)
+  redis.call('ZREMRANGEBYSCORE', K.starts, '-inf', now - ms)
   local n = redis.call('ZCARD', K.starts)
   if n < most then return most - n, -1 end
   -- The start whose leaving the window frees a place (more than max after a lowered max).
   local oldest = redis.call('ZRANGE', K.starts, n - most, n - most, 'WITHSCORES')
-  return 0, math.max(1, tonumber(oldest[2]) + CTX.cadence_ms - now)
+  return 0, math.max(1, tonumber(oldest[2]) + ms - now)
 end
 
--- A cadence in "reject" mode, checked at the door (enqueue.lua): at most CTX.cadence_max jobs
--- accepted in any CTX.cadence_ms. Records the acceptance and returns 0, or returns the ms until
+-- A cadence in "reject" mode, checked at the door (enqueue.lua): at most cfg.cadence_max jobs
+-- accepted in any cfg.cadence_ms. Records the acceptance and returns 0, or returns the ms until
 -- one more would be accepted (nothing recorded).
-local function cadence_admit(now)
-  redis.call('ZREMRANGEBYSCORE', K.admits, '-inf', now - CTX.cadence_ms)
+local function cadence_admit(now, cfg)
+  local most, ms = tonumber(cfg.cadence_max), tonumber(cfg.cadence_ms)
+  redis.call('ZREMRANGEBYSCORE', K.admits, '-inf', now - ms)
   local n = redis.call('ZCARD', K.admits)
-  if n >= CTX.cadence_max then
-    local oldest = redis.call('ZRANGE', K.admits, n - CTX.cadence_max, n - CTX.cadence_max, 'WITHSCORES')
-    return math.max(1, tonumber(oldest[2]) + CTX.cadence_ms - now)
+  if n >= most then
+    local oldest = redis.call('ZRANGE', K.admits, n - most, n - most, 'WITHSCORES')
+    return math.max(1, tonumber(oldest[2]) + ms - now)
   end
   redis.call('ZADD', K.admits, now, now .. ':' .. redis.call('HINCRBY', K.meta, 'admitSeq', 1))
-  redis.call('PEXPIRE', K.admits, CTX.cadence_ms)
+  redis.call('PEXPIRE', K.admits, ms)
   return 0
 end
 
 -- Lease a job taken off the queue to this replica: fencing token, semaphore entry, running.
 -- Returns the job's HGETALL (the claim). claim.lua, and the direct claims of enqueue.lua and
--- complete.lua, share it.
-local function admit(id, now)
-  local jk = job_key(id)
+-- complete.lua, share it. cfg: lease_ms, replica, events_prefix, cadence_max, cadence_ms.
+local function admit(id, now, cfg)
+  local jk = key(KEY.job, id)
   count_queued(id, -1)
   local token = next_token('token', now)
-  local lease_until = now + CTX.lease_ms
+  local lease_until = now + tonumber(cfg.lease_ms)
   redis.call('ZADD', K.active, lease_until, id)
-  if (tonumber(CTX.cadence_max) or 0) > 0 then
+  if (tonumber(cfg.cadence_max) or 0) > 0 then
     redis.call('ZADD', K.starts, now, token)
-    redis.call('PEXPIRE', K.starts, CTX.cadence_ms)  -- gone once no start is in the window
+    redis.call('PEXPIRE', K.starts, cfg.cadence_ms)  -- gone once no start is in the window
   end
   redis.call('HINCRBY', jk, 'attempt', 1)
-  redis.call('HSET', jk, 'state', 'running', 'token', token, 'owner', CTX.replica,
+  redis.call('HSET', jk, 'state', S.running, 'token', token, 'owner', cfg.replica,
     'startedAt', now, 'leaseUntil', lease_until, 'progress', 0)
-  publish_state(CTX.events_prefix, id, 'running', ',"replica":' .. cjson.encode(CTX.replica))
+  publish_state(cfg.events_prefix, id, S.running, ',"replica":' .. cjson.encode(cfg.replica))
   return redis.call('HGETALL', jk)
 end
 
@@ -184,7 +171,7 @@ local function webhook_body(id, job, state, result_raw, err, now, replica)
     ',"botType":' .. json_str(job.botType) ..
     ',"bot":' .. json_str(job.bot) ..
     ',"state":' .. cjson.encode(state) ..
-    ',"success":' .. (state == 'succeeded' and 'true' or 'false') ..
+    ',"success":' .. (state == S.succeeded and 'true' or 'false') ..
     ',"result":' .. result ..
     ',"error":' .. json_str(err) ..
     ',"attempt":' .. json_num(job.attempt) ..
@@ -196,38 +183,47 @@ local function webhook_body(id, job, state, result_raw, err, now, replica)
     ',"group":' .. ((job.group and job.group ~= '') and job.group or 'null') .. '}'
 end
 
+-- A new pending delivery (a job's webhook, a fan-out or dead-letter event, an ad-hoc one),
+-- due now. extra: more field/value pairs (eventType, endpoint).
+local function new_delivery(did, job_id, bot_type, url, body, max_attempts, now, extra)
+  redis.call('HSET', key(KEY.delivery, did), 'id', did, 'jobId', job_id, 'botType', bot_type,
+    'url', url, 'body', body, 'attempt', 0, 'maxAttempts', max_attempts, 'state', S.pending,
+    'createdAt', now, 'nextAt', now, unpack(extra or {}))
+  redis.call('ZADD', K.deliveries, now, did)
+end
+
 -- Schedule the webhook delivery of a finished job (same script as the state change: atomic).
 local function schedule_delivery(id, job, state, result_raw, err, now, replica, max_attempts)
-  local runs = redis.call('HINCRBY', job_key(id), 'deliveryRuns', 1)
+  local runs = redis.call('HINCRBY', key(KEY.job, id), 'deliveryRuns', 1)
   local did = 'msg_' .. id
   if runs > 1 then did = did .. '_' .. runs end
-  redis.call('HSET', delivery_key(did), 'id', did, 'jobId', id, 'botType', job.botType,
-    'url', job.webhookUrl, 'body', webhook_body(id, job, state, result_raw, err, now, replica),
-    'attempt', 0, 'maxAttempts', max_attempts, 'state', 'pending', 'createdAt', now, 'nextAt', now)
-  redis.call('ZADD', K.deliveries, now, did)
-  redis.call('HSET', job_key(id), 'deliveryId', did, 'webhookState', 'pending', 'webhookAttempts', 0)
+  new_delivery(did, id, job.botType, job.webhookUrl,
+    webhook_body(id, job, state, result_raw, err, now, replica), max_attempts, now)
+  redis.call('HSET', key(KEY.job, id), 'deliveryId', did, 'webhookState', S.pending,
+    'webhookAttempts', 0)
   return did
 end
 
--- Fan a finished job's event out to every subscribed endpoint (CTX.endpoints: this bot type's,
--- kept current by the replica, see endpoints.py): one delivery per (event, endpoint), its id
--- derived from the job, the endpoint and the job's run, so it is created once whoever runs it.
-local function fan_out(id, job, state, result_raw, err, now, replica, max_attempts)
+-- The subscribed endpoints (a JSON list, kept current by the replica: endpoints.py).
+local function decode_endpoints(json) return (json and json ~= '') and cjson.decode(json) or {} end
+
+-- Fan a finished job's event out to every subscribed endpoint (cfg.endpoints: this bot type's,
+-- JSON): one delivery per (event, endpoint), its id derived from the job, the endpoint and the
+-- job's run, so it is created once whoever runs it. cfg: endpoints, replica, webhook_attempts.
+local function fan_out(id, job, state, result_raw, err, now, cfg)
+  if cfg.endpoints == '[]' then return false end
   local event = 'job.' .. state
   local body = nil
   local run = nil
-  for _, ep in ipairs(CTX.endpoints or {}) do
+  for _, ep in ipairs(decode_endpoints(cfg.endpoints)) do
     if ep.events[event] then
-      run = run or redis.call('HINCRBY', job_key(id), 'fanoutRuns', 1)
+      run = run or redis.call('HINCRBY', key(KEY.job, id), 'fanoutRuns', 1)
       local did = 'msg_' .. id .. '_' .. ep.id .. (run > 1 and ('_' .. run) or '')
-      local dk = delivery_key(did)
-      if redis.call('EXISTS', dk) == 0 then
-        body = body or webhook_body(id, job, state, result_raw, err, now, replica)
-        redis.call('HSET', dk, 'id', did, 'jobId', id, 'botType', job.botType, 'url', ep.url,
-          'body', body, 'eventType', event, 'endpoint', ep.id, 'attempt', 0,
-          'maxAttempts', max_attempts, 'state', 'pending', 'createdAt', now, 'nextAt', now)
-        redis.call('ZADD', K.deliveries, now, did)
-        redis.call('RPUSH', P .. 'fanout:' .. id, did)
+      if redis.call('EXISTS', key(KEY.delivery, did)) == 0 then
+        body = body or webhook_body(id, job, state, result_raw, err, now, cfg.replica)
+        new_delivery(did, id, job.botType, ep.url, body, cfg.webhook_attempts, now,
+          {'eventType', event, 'endpoint', ep.id})
+        redis.call('RPUSH', key(KEY.fanout, id), did)
       end
     end
   end
@@ -237,20 +233,20 @@ end
 -- Delete a finished job with its log, deliveries and index entries; not if one of its
 -- deliveries is still pending (returns false: its retention period will end it).
 local function forget_job(id)
-  local runs = tonumber(redis.call('HGET', job_key(id), 'deliveryRuns') or 0)
+  local runs = tonumber(redis.call('HGET', key(KEY.job, id), 'deliveryRuns') or 0)
   local dids = {}
   for n = 1, runs do
     local did = 'msg_' .. id
     if n > 1 then did = did .. '_' .. n end
-    if redis.call('HGET', delivery_key(did), 'state') == 'pending' then return false end
+    if redis.call('HGET', key(KEY.delivery, did), 'state') == S.pending then return false end
     table.insert(dids, did)
   end
   for _, did in ipairs(dids) do
-    redis.call('DEL', delivery_key(did), attempts_key(did))
-    redis.call('ZREM', dlv_index_key('delivered'), did)
-    redis.call('ZREM', dlv_index_key('dead'), did)
+    redis.call('DEL', key(KEY.delivery, did), key(KEY.attempts, did))
+    redis.call('ZREM', key(KEY.dlv, S.delivered), did)
+    redis.call('ZREM', key(KEY.dlv, S.dead), did)
   end
-  redis.call('DEL', job_key(id), log_key(id))
+  redis.call('DEL', key(KEY.job, id), key(KEY.log, id))
   redis.call('ZREM', K.jobs, id)
   return true
 end
@@ -266,40 +262,38 @@ local function keep_newest(index, keep)
 end
 
 -- Record a terminal state: fields, counters, listing index, retention TTLs, webhook delivery.
--- opts: the context (see below) plus result, error, now. A cancelled job keeps no payload or
--- result: cancelling frees its memory at once, not after the retention period.
-local function finish_job(id, job, state, opts)
-  local jk = job_key(id)
-  local now = opts.now
-  if state == 'cancelled' then
+-- A cancelled job keeps no payload or result: cancelling frees its memory at once, not after
+-- the retention period. cfg: keep_finished, retention_s, failed_retention_s, replica,
+-- webhook_attempts, endpoints, deliveries_channel, events_prefix. Returns the delivery id.
+local function finish_job(id, job, state, now, result, err, cfg)
+  local jk = key(KEY.job, id)
+  if state == S.cancelled then
     redis.call('HDEL', jk, 'payload', 'result')
-    opts.result = nil
+    result = nil
   end
-  local fields = {'state', state, 'finishedAt', now, 'progress', state == 'succeeded' and 100 or (job.progress or 0)}
-  if opts.result ~= nil and opts.result ~= '' then table.insert(fields, 'result'); table.insert(fields, opts.result) end
-  if opts.error ~= nil and opts.error ~= '' then table.insert(fields, 'error'); table.insert(fields, opts.error) end
+  local fields = {'state', state, 'finishedAt', now, 'progress', state == S.succeeded and 100 or (job.progress or 0)}
+  if result ~= nil and result ~= '' then table.insert(fields, 'result'); table.insert(fields, result) end
+  if err ~= nil and err ~= '' then table.insert(fields, 'error'); table.insert(fields, err) end
   if job.startedAt then
     table.insert(fields, 'durationMs'); table.insert(fields, now - tonumber(job.startedAt))
   end
   redis.call('HSET', jk, unpack(fields))
   redis.call('HDEL', jk, 'token', 'leaseUntil')
   redis.call('HINCRBY', K.meta, state, 1)
-  local index = done_key(state)
+  local index = key(KEY.done, state)
   redis.call('ZADD', index, now, id)
-  keep_newest(index, opts.keep_finished)
-  local ttl = (state == 'succeeded' or state == 'cancelled') and opts.retention_s or opts.failed_retention_s
+  keep_newest(index, cfg.keep_finished)
+  local ttl = (state == S.succeeded or state == S.cancelled) and cfg.retention_s or cfg.failed_retention_s
   redis.call('ZREMRANGEBYSCORE', index, '-inf', now - ttl * 1000)
   redis.call('EXPIRE', jk, ttl)
-  redis.call('EXPIRE', log_key(id), ttl)
+  redis.call('EXPIRE', key(KEY.log, id), ttl)
   local did = nil
-  local fanned = fan_out(id, job, state, opts.result, opts.error, now, opts.replica, opts.webhook_attempts)
+  local fanned = fan_out(id, job, state, result, err, now, cfg)
   if job.webhookUrl and job.webhookUrl ~= '' then
-    did = schedule_delivery(id, job, state, opts.result, opts.error, now, opts.replica, opts.webhook_attempts)
+    did = schedule_delivery(id, job, state, result, err, now, cfg.replica, cfg.webhook_attempts)
   end
-  if (did or fanned) and opts.deliveries_channel and opts.deliveries_channel ~= '' then
-    redis.call('PUBLISH', opts.deliveries_channel, P)
-  end
-  if fanned then redis.call('EXPIRE', P .. 'fanout:' .. id, ttl) end
-  publish_state(opts.events_prefix, id, state)
+  if did or fanned then redis.call('PUBLISH', cfg.deliveries_channel, A.prefix) end
+  if fanned then redis.call('EXPIRE', key(KEY.fanout, id), ttl) end
+  publish_state(cfg.events_prefix, id, state)
   return did
 end

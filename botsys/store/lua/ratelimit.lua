@@ -1,14 +1,16 @@
 -- ratelimit.lua — fixed-window request counter shared by every replica (Redis time).
--- KEYS[1]  the client's rate-limit key prefix (its own slot; no type prefix)
--- ARGV[1]  limit;  ARGV[2] window ms;  ARGV[3] now ('' = TIME)
+-- KEYS: client
+-- ARGV: limit window_ms now
+-- client: the client's rate-limit key; each window counts in client .. ':' .. its start ms,
+-- in the same slot (hash tag {rl}). now: ms ('' = Redis TIME).
 -- Returns  {allowed 1|0, remaining, ms until the window resets}
-local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local limit, window = tonumber(A.limit), tonumber(A.window_ms)
 local now
-if ARGV[3] ~= '' then now = tonumber(ARGV[3]) else
+if A.now ~= '' then now = tonumber(A.now) else
   local t = redis.call('TIME'); now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local start = now - (now % window)
-local key = KEYS[1] .. ':' .. start
+local key = K.client .. ':' .. start
 local count = redis.call('INCR', key)
 if count == 1 then redis.call('PEXPIRE', key, window + 1000) end
 local reset = start + window - now

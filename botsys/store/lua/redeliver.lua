@@ -1,22 +1,23 @@
 -- redeliver.lua — send a delivered or dead-lettered delivery again (same webhook-id), with a
 -- fresh budget of attempts.
--- KEYS[1]  type prefix
--- ARGV[1]  context JSON;  ARGV[2] now ('' = TIME);  ARGV[3] delivery id
--- Returns  {-1} unknown | {0, state} still pending | {1, 'pending'}
-local now = now_ms(ARGV[2])
-local did = ARGV[3]
-local dk = delivery_key(did)
+-- KEYS: deliveries
+-- ARGV: prefix now id webhook_attempts deliveries_channel
+-- now: ms ('' = Redis TIME)
+-- Returns  {R.unknown} | {R.pending, 'pending'}: still pending | {R.redelivered, 'pending'}
+local now = now_ms(A.now)
+local did = A.id
+local dk = key(KEY.delivery, did)
 local d = hgetall(dk)
-if not d.state then return {-1} end
-if d.state == 'pending' then return {0, 'pending'} end
-redis.call('ZREM', dlv_index_key(d.state), did)
-redis.call('HSET', dk, 'state', 'pending', 'maxAttempts', tonumber(d.attempt) + CTX.webhook_attempts,
+if not d.state then return {R.unknown} end
+if d.state == S.pending then return {R.pending, S.pending} end
+redis.call('ZREM', key(KEY.dlv, d.state), did)
+redis.call('HSET', dk, 'state', S.pending, 'maxAttempts', tonumber(d.attempt) + A.webhook_attempts,
   'nextAt', now)
 redis.call('HDEL', dk, 'finishedAt', 'token')
 redis.call('PERSIST', dk)
-redis.call('PERSIST', attempts_key(did))
+redis.call('PERSIST', key(KEY.attempts, did))
 redis.call('ZADD', K.deliveries, now, did)
-local jk = job_key(d.jobId)
-if redis.call('EXISTS', jk) == 1 then redis.call('HSET', jk, 'webhookState', 'pending') end
-redis.call('PUBLISH', CTX.deliveries_channel, P)
-return {1, 'pending'}
+local jk = key(KEY.job, d.jobId)
+if redis.call('EXISTS', jk) == 1 then redis.call('HSET', jk, 'webhookState', S.pending) end
+redis.call('PUBLISH', A.deliveries_channel, A.prefix)
+return {R.redelivered, S.pending}

@@ -1,25 +1,26 @@
 -- retry.lua — run a finished (failed or timed_out) job again, keeping its id. A cancelled job
 -- cannot be: its payload was freed when it was cancelled (finish_job in lib.lua).
--- KEYS[1]  type prefix
--- ARGV[1]  context JSON;  ARGV[2] now ('' = TIME);  ARGV[3] job id
--- Returns  {-1} unknown | {0, state} not retryable | {1, 'queued'}
-local now = now_ms(ARGV[2])
-local id = ARGV[3]
-local jk = job_key(id)
+-- KEYS: meta queue
+-- ARGV: prefix now id wake_channel events_prefix
+-- now: ms ('' = Redis TIME)
+-- Returns  {R.unknown} | {R.not_retryable, state} | {R.queued, 'queued'}
+local now = now_ms(A.now)
+local id = A.id
+local jk = key(KEY.job, id)
 local job = hgetall(jk)
-if not job.state then return {-1} end
-if job.state ~= 'failed' and job.state ~= 'timed_out' then
-  return {0, job.state}
+if not job.state then return {R.unknown} end
+if job.state ~= S.failed and job.state ~= S.timed_out then
+  return {R.not_retryable, job.state}
 end
-redis.call('ZREM', done_key(job.state), id)
-redis.call('HSET', jk, 'state', 'queued', 'failures', 0, 'stalls', 0, 'progress', 0,
+redis.call('ZREM', key(KEY.done, job.state), id)
+redis.call('HSET', jk, 'state', S.queued, 'failures', 0, 'stalls', 0, 'progress', 0,
   'retriedAt', now)
 redis.call('HDEL', jk, 'result', 'error', 'finishedAt', 'durationMs', 'cancelRequested',
   'token', 'leaseUntil')
 redis.call('PERSIST', jk)
-redis.call('PERSIST', log_key(id))
+redis.call('PERSIST', key(KEY.log, id))
 redis.call('ZADD', K.queue, queue_score(job), id)
 count_queued(id, 1)
-redis.call('PUBLISH', CTX.wake_channel, 'enqueue')
-publish_state(CTX.events_prefix, id, 'queued', ',"reason":"retry"')
-return {1, 'queued'}
+redis.call('PUBLISH', A.wake_channel, 'enqueue')
+publish_state(A.events_prefix, id, S.queued, ',"reason":"retry"')
+return {R.queued, S.queued}
