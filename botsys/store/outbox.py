@@ -68,6 +68,8 @@ RunScript = Callable[..., Awaitable[Any]]
 
 
 class Outbox:
+    unavailable = STORE_FAILED  # the DeliveryStore contract: outages and refusals
+
     def __init__(self, store: Store, settings: Settings, run_script: RunScript):
         self.redis, self.keys = store.redis, store.keys
         self.settings = settings

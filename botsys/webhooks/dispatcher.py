@@ -308,13 +308,28 @@ class WebhookDispatcher:
             if gate is not None:  # before the store's call: both go in one pipeline
                 reported, gate = self._judge_endpoint(gate, result.status), None
             await self._record(delivery, result, reported)
-        except Exception:  # the store is unreachable: the lease expires, another try follows
-            log.exception("webhook delivery task crashed", extra={"delivery_id": delivery.id})
+        except Exception as exc:  # the lease expires, another try follows
+            self._log_failure(delivery, exc)
         finally:  # here rather than a done callback: one loop turn less per delivery
             if gate is not None:  # admitted, not sent
                 gate.forgo()
             self._tasks.pop(id(delivery), None)
             self._slot_freed.set()
+
+    def _log_failure(self, delivery: Delivery, exc: Exception) -> None:
+        """A store outage (the store's ``unavailable`` errors) is a WARNING line; anything
+        else is a crash, with its traceback."""
+        extra = {"delivery_id": delivery.id}
+        if not isinstance(exc, getattr(self._store, "unavailable", ())):
+            log.error("webhook delivery task crashed", exc_info=exc, extra=extra)
+            return
+        log.warning(
+            "webhook delivery put off: the store failed (%s: %s); it is tried again when its "
+            "lease expires",
+            type(exc).__name__,
+            exc,
+            extra=extra,
+        )
 
     def _admit_now(self, delivery: Delivery, gate: Gate) -> float | _Undecided:
         """The seconds to wait before sending an endpoint's delivery when that is known

@@ -41,6 +41,11 @@ class AttemptRecord(NamedTuple):
 
 
 class DeliveryStore(Protocol):
+    # What the store (and the endpoint health beside it) raises while it is unreachable or
+    # refusing: a delivery caught by one is logged without a traceback and retried when its
+    # lease expires. A store without this attribute has none.
+    unavailable: tuple[type[BaseException], ...]
+
     async def claim_due(self, limit: int) -> list[Delivery]:
         """Lease up to ``limit`` deliveries whose next attempt is due."""
 

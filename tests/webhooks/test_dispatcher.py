@@ -323,3 +323,31 @@ async def test_an_endpoint_this_replica_does_not_know_yet_is_held_back_once(rece
     assert only(store).state == "delivered" and [a.outcome for a in only(store).attempts] == [
         "delivered"
     ]
+
+
+@pytest.mark.parametrize(
+    ("error", "quiet"), [(ConnectionError("redis down"), True), (RuntimeError("bug"), False)]
+)
+async def test_a_store_outage_mid_delivery_is_a_warning_a_bug_a_traceback(
+    receiver, store, clock, caplog, error, quiet
+):
+    """The store's own outage errors (``unavailable``) mean "tried again when the lease
+    expires": one WARNING line, no traceback; anything else is a crash with its traceback."""
+
+    async def failing_finish(*_args):
+        raise error
+
+    store.unavailable = (ConnectionError,)
+    store.finish_attempt = failing_finish
+    store.add(receiver.url)
+    d = dispatcher(store, clock)
+    with caplog.at_level("WARNING", logger="botsys.webhooks"):
+        await step(d, store, clock)
+        await drain(d)
+    (record,) = [r for r in caplog.records if r.name.startswith("botsys.webhooks")]
+    assert len(receiver.hits) == 1
+    if quiet:
+        assert record.levelname == "WARNING" and record.exc_info is None
+        assert "put off" in record.getMessage() and "redis down" in record.getMessage()
+    else:
+        assert record.levelname == "ERROR" and record.exc_info is not None
