@@ -10,8 +10,9 @@ from botsys.api.delivery_views import delivery_view
 from botsys.store.outbox import ADHOC, delivery_type
 from botsys.webhooks import verify
 from botsys.webhooks.dispatcher import WebhookDispatcher
-from tests.integration.test_deliveries import SECRET, receiver, run_until, settings_for
+from tests.integration.test_deliveries import SECRET, receiver, settings_for
 from tests.support.store import outbox_for, queue_for
+from tests.support.waits import run_dispatcher_until as run_until
 
 __all__ = ["receiver"]  # the fixture
 

@@ -17,7 +17,7 @@ from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.conftest import make_settings
 from tests.support.store import outbox_for, queue_for
 from tests.support.timing import MARGIN_S
-from tests.support.waits import signalled, until
+from tests.support.waits import run_dispatcher_until as run_until
 from tests.webhooks.fakes import Receiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -54,18 +54,6 @@ async def finish_job(q: JobQueue, url: str, status="succeeded") -> str:
     )
     assert done.delivery_id
     return job.job_id
-
-
-async def run_until(dispatcher, predicate, timeout=10.0):
-    """Run ``dispatcher`` until ``predicate()`` holds, checked after each recorded attempt."""
-    with signalled(dispatcher._store, "finish_attempt") as recorded:
-        task = asyncio.create_task(dispatcher.run())
-        try:
-            await until(predicate, recorded, timeout)
-        finally:
-            await dispatcher.stop(grace_s=1)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_delivery_is_signed_recorded_and_reflected_on_the_job(redis_client, receiver):

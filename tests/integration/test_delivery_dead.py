@@ -11,10 +11,10 @@ from collections import Counter
 from botsys.endpoints import EndpointStore
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.conftest import make_settings
-from tests.integration.test_deliveries import run_until
 from tests.integration.test_fan_out import finish_jobs, start_receiver
 from tests.support.requires import require_module
 from tests.support.store import outbox_for, queue_for, store_of
+from tests.support.waits import run_dispatcher_until as run_until
 
 
 async def test_dead_deliveries_are_announced_once_and_never_loop(redis_factory, aiohttp_server):

@@ -13,10 +13,10 @@ import time
 from botsys.endpoints import EndpointStore
 from botsys.webhooks.dispatcher import HELD_MS, WebhookDispatcher
 from tests.conftest import make_settings
-from tests.integration.test_deliveries import run_until
 from tests.integration.test_fan_out import finish_jobs, start_receiver
 from tests.support.requires import require_module
 from tests.support.store import outbox_for, queue_for, store_of
+from tests.support.waits import run_dispatcher_until as run_until
 
 
 async def test_a_failing_endpoint_is_disabled_held_announced_and_replayed(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import replace
 
 from botsys.endpoint_health import SharedHealth, circuit_states
 from botsys.store.connection import Store
@@ -20,16 +19,6 @@ from tests.integration.test_fan_out import start_receiver
 from tests.webhooks.fakes import FakeStore, webhook_settings
 
 ENDPOINT = "ep_01TESTCLUSTERHEALTH0000000"
-
-
-def add(store: FakeStore, url: str, n: int, **kw) -> list[str]:
-    ids = []
-    for _ in range(n):
-        did = store.add(url, **kw)
-        stored = store.items[did]
-        stored.delivery = replace(stored.delivery, endpoint=ENDPOINT)
-        ids.append(did)
-    return ids
 
 
 def replicas(redis_factory, settings, keys: Keys, n: int = 3, **kw):
@@ -69,7 +58,7 @@ async def test_a_throttle_of_10_per_second_holds_across_three_replicas(
     settings = webhook_settings(secret="")
     keys = Keys(f"t-throttle-{time.monotonic_ns()}")
     group = replicas(redis_factory, settings, keys, endpoint_rate=lambda _id: 10.0)
-    ids = [(store, add(store, receiver.url, 15)) for store, _ in group]
+    ids = [(store, store.add_many(receiver.url, 15, endpoint=ENDPOINT)) for store, _ in group]
 
     def all_delivered() -> bool:
         return all(store.items[i].state == "delivered" for store, idl in ids for i in idl)
@@ -93,7 +82,7 @@ async def test_at_200_per_second_slots_are_reserved_in_batches(redis_factory, ai
     settings = webhook_settings(secret="", concurrency=64, per_host=64)
     keys = Keys(f"t-batch-{time.monotonic_ns()}")
     group = replicas(redis_factory, settings, keys, endpoint_rate=lambda _id: 200.0)
-    ids = [(store, add(store, receiver.url, 150)) for store, _ in group]
+    ids = [(store, store.add_many(receiver.url, 150, endpoint=ENDPOINT)) for store, _ in group]
 
     def all_delivered() -> bool:
         return all(store.items[i].state == "delivered" for store, idl in ids for i in idl)
@@ -125,7 +114,10 @@ async def test_a_failing_receiver_opens_the_breaker_for_all_replicas_one_probe_a
     )
     keys = Keys(f"t-breaker-{time.monotonic_ns()}")
     group = replicas(redis_factory, settings, keys)
-    ids = [(store, add(store, receiver.url, 20, max_attempts=200)) for store, _ in group]
+    ids = [
+        (store, store.add_many(receiver.url, 20, max_attempts=200, endpoint=ENDPOINT))
+        for store, _ in group
+    ]
     dispatchers = [d for _, d in group]
 
     def gates_open() -> bool:

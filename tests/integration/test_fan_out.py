@@ -16,9 +16,9 @@ from botsys.queue import JobQueue
 from botsys.store.outbox import delivery_type
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from tests.conftest import make_settings
-from tests.integration.test_deliveries import run_until
 from tests.support.requires import require_module
 from tests.support.store import outbox_for, queue_for, store_of
+from tests.support.waits import run_dispatcher_until as run_until
 from tests.webhooks.fakes import Receiver
 
 STATES = ("succeeded", "failed", "timed_out")

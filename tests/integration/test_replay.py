@@ -11,8 +11,9 @@ from botsys.queue import JobQueue
 from botsys.store.outbox import Outbox
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from botsys.webhooks.types import AttemptRecord
-from tests.integration.test_deliveries import finish_job, receiver, run_until, settings_for
+from tests.integration.test_deliveries import finish_job, receiver, settings_for
 from tests.support.store import outbox_for, queue_for
+from tests.support.waits import run_dispatcher_until as run_until
 
 __all__ = ["receiver"]  # the fixture
 

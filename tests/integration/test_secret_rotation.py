@@ -14,9 +14,10 @@ import pytest
 from botsys.signing_secrets import SecretRing
 from botsys.store.notify import Notifier
 from botsys.webhooks.dispatcher import WebhookDispatcher
-from tests.integration.test_deliveries import SECRET, receiver, run_until, settings_for
+from tests.integration.test_deliveries import SECRET, receiver, settings_for
 from tests.support.requires import require_module
 from tests.support.store import outbox_for, queue_for, store_for, store_of
+from tests.support.waits import run_dispatcher_until as run_until
 from tests.support.waits import signalled, until
 
 __all__ = ["receiver"]  # the fixture

@@ -57,3 +57,16 @@ async def until_published(redis, channel: str, predicate, timeout: float) -> Non
                     return
     finally:
         await pubsub.aclose()
+
+
+async def run_dispatcher_until(dispatcher, predicate, timeout: float = 30.0) -> None:
+    """Run a webhook ``dispatcher`` until ``predicate()`` holds, checked again after each
+    attempt its store records; then stop it."""
+    with signalled(dispatcher._store, "finish_attempt") as recorded:
+        task = asyncio.create_task(dispatcher.run())
+        try:
+            await until(predicate, recorded, timeout)
+        finally:
+            await dispatcher.stop(grace_s=1)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

@@ -69,10 +69,15 @@ class FakeStore:
             attempt=0,
             max_attempts=max_attempts,
             token="",
+            endpoint=kw.get("endpoint", ""),
         )
         self.items[delivery.id] = StoredDelivery(delivery, kw.get("due_ms", self.now_ms()))
         self._wake.set()
         return delivery.id
+
+    def add_many(self, url: str, n: int, **kw) -> list[str]:
+        """``n`` deliveries to ``url`` (``endpoint=`` for a subscribed endpoint's)."""
+        return [self.add(url, **kw) for _ in range(n)]
 
     async def claim_due(self, limit: int) -> list[Delivery]:
         now = self.now_ms()

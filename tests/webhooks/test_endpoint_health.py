@@ -4,35 +4,12 @@ attempts stay fast; a throttle of 10/s holds within 10 %."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from dataclasses import replace
 
 from botsys.webhooks.dispatcher import WebhookDispatcher
 from botsys.webhooks.health import OPEN
-from tests.support.waits import signalled, until
+from tests.support.waits import run_dispatcher_until as run_until
 from tests.webhooks.fakes import FakeStore, webhook_settings
-
-
-def add(store: FakeStore, url: str, endpoint: str, n: int, **kw) -> list[str]:
-    ids = []
-    for _ in range(n):
-        did = store.add(url, **kw)
-        stored = store.items[did]
-        stored.delivery = replace(stored.delivery, endpoint=endpoint)
-        ids.append(did)
-    return ids
-
-
-async def run_until(d: WebhookDispatcher, done, timeout: float = 30.0) -> None:
-    """Run ``d`` until ``done()`` holds, checked after each attempt its store records."""
-    with signalled(d._store, "finish_attempt") as recorded:
-        task = asyncio.create_task(d.run())
-        try:
-            await until(done, recorded, timeout)
-        finally:
-            await d.stop(grace_s=1)
-            await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_failing_endpoint_trips_its_breaker_the_healthy_one_stays_fast(make_receiver):
@@ -42,8 +19,8 @@ async def test_a_failing_endpoint_trips_its_breaker_the_healthy_one_stays_fast(m
     settings = webhook_settings(
         retry_delay_ms=20, max_retries=50, breaker_window=10, breaker_open_s=0.5, secret=""
     )
-    add(store, failing.url, "ep_bad", 100, max_attempts=50)
-    good = add(store, healthy.url, "ep_ok", 300, max_attempts=50)
+    store.add_many(failing.url, 100, max_attempts=50, endpoint="ep_bad")
+    good = store.add_many(healthy.url, 300, max_attempts=50, endpoint="ep_ok")
     d = WebhookDispatcher(store, settings)
 
     def healthy_done():
@@ -66,7 +43,7 @@ async def test_a_failing_endpoint_trips_its_breaker_the_healthy_one_stays_fast(m
 async def test_a_throttle_of_10_per_second_holds_within_10_percent(make_receiver):
     receiver = await make_receiver()
     store = FakeStore(time.time)
-    ids = add(store, receiver.url, "ep_slow", 40)
+    ids = store.add_many(receiver.url, 40, endpoint="ep_slow")
     d = WebhookDispatcher(
         store,
         webhook_settings(secret=""),
