@@ -52,11 +52,13 @@ def request_clock(app: web.Application) -> Callable[[], float]:
 
 async def group_route(app: web.Application, group_id: str, payload: Any, key: str) -> Route:
     store = app[GROUPS]
-    draw = await store.draw(group_id)
+    draw = await store.draw(group_id, key)
     if draw is None:
         detail = f"no bot group {group_id!r} (GET /admin/config/bot-groups lists them)"
         raise Problem(404, detail, errors={"target": [detail]})
     group, check = draw.group, app[MEMBER_CHECK]
+    if draw.remembered is not None:  # a repeat: where the first request went, no new draw
+        return _route(group_id, group, draw.remembered)
     problems = {m: check(m) for m in group.members}
     available = [m for m, problem in problems.items() if problem is None]
     now = request_clock(app)()
@@ -74,6 +76,10 @@ async def group_route(app: web.Application, group_id: str, payload: Any, key: st
         )
     if key:  # a repeat of a keyed request goes where the first went: its job is found there
         member = await store.remembered(group_id, key, member)
+    return _route(group_id, group, member)
+
+
+def _route(group_id: str, group, member: str) -> Route:
     bot_type, bot = split_member(member)
     selection = {"groupId": group_id, "rule": group.rule_type, "member": member}
     return Route(bot_type, bot, "target", selection)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..store import results
 from ..store.connection import Store
-from ..store.results import GroupCode
+from ..store.results import DrawCode, GroupCode
 from .routing import Group
 
 IDEMPOTENCY_TTL_S = 24 * 3600  # as long as a type's idempotency keys
@@ -44,10 +44,12 @@ class StoredGroup:
 
 @dataclass(frozen=True)
 class Draw:
-    """What invoke needs to choose a member: the group and its next sequence number."""
+    """What invoke needs to choose a member: the group and its next sequence number, or the
+    member a repeat of a keyed request goes to (``remembered``; no number was drawn)."""
 
     group: Group
     seq: int
+    remembered: str | None = None
 
 
 class GroupStore:
@@ -107,8 +109,12 @@ class GroupStore:
             raise VersionMismatch(reply.version)
         return reply.version, reply.created
 
-    async def draw(self, group_id: str) -> Draw | None:
-        """The group and its next sequence number, in one round trip (None: no such group)."""
+    async def draw(self, group_id: str, key: str = "") -> Draw | None:
+        """The group and its next sequence number, in one round trip (None: no such group).
+        With an Idempotency-Key whose first request chose a member already: that member, and
+        the counter stays where it is."""
+        if key:
+            return await self._draw_keyed(group_id, key)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hget(self.keys.groups(), group_id)
         pipe.incr(self.keys.group_seq(group_id))
@@ -117,6 +123,19 @@ class GroupStore:
             await self.redis.delete(self.keys.group_seq(group_id))  # not left behind by a typo
             return None
         return Draw(Group.from_json(json.loads(body)), int(seq))
+
+    async def _draw_keyed(self, group_id: str, key: str) -> Draw | None:
+        k = self.keys
+        keys = {
+            "groups": k.groups(),
+            "seq": k.group_seq(group_id),
+            "idem": k.group_idempotency(group_id, key),
+        }
+        reply = results.group_draw(await self.scripts.run("group_draw", keys, {"id": group_id}))
+        if reply.code == DrawCode.MISSING:
+            return None
+        group = Group.from_json(json.loads(reply.body))
+        return Draw(group, reply.seq, reply.member or None)
 
     async def remembered(self, group_id: str, key: str, member: str) -> str:
         """The member first chosen for this Idempotency-Key (``member`` if this is the first):

@@ -90,6 +90,14 @@ class GroupCode(IntEnum):
     VERSION_MISMATCH = -3  # If-Match failed
 
 
+class DrawCode(IntEnum):
+    """group_draw.lua: a keyed request's route through a bot group."""
+
+    DRAWN = 1  # a new selection number
+    REMEMBERED = 2  # a repeat: the member its first request went to
+    MISSING = -1  # no such group
+
+
 class CircuitCode(IntEnum):
     """endpoint_record.lua: an endpoint's circuit as the cluster has it."""
 
@@ -168,6 +176,13 @@ class GroupWritten(NamedTuple):
     code: GroupCode
     version: int  # DONE: the new one (delete: the one deleted); else the current one
     created: bool = False
+
+
+class GroupDrawn(NamedTuple):
+    code: DrawCode
+    body: str = ""  # the group's JSON
+    seq: int = 0  # DRAWN: the group's next selection number
+    member: str = ""  # REMEMBERED: where the first request with this key went
 
 
 class RateCounted(NamedTuple):
@@ -281,6 +296,15 @@ def group_write(r: list[Any]) -> GroupWritten:
     return GroupWritten(_member(GroupCode, r[0]), int(r[1]), len(r) > 2 and int(r[2]) == 1)
 
 
+def group_draw(r: list[Any]) -> GroupDrawn:
+    code = _member(DrawCode, r[0])
+    if code == DrawCode.DRAWN:
+        return GroupDrawn(code, r[1], seq=int(r[2]))
+    if code == DrawCode.REMEMBERED:
+        return GroupDrawn(code, r[1], member=r[2])
+    return GroupDrawn(code)
+
+
 def ratelimit(r: list[Any]) -> RateCounted:
     return RateCounted(int(r[0]) == 1, int(r[1]), int(r[2]))
 
@@ -312,6 +336,7 @@ CODES: dict[str, type[IntEnum]] = {
     "redeliver": RedeliverCode,
     "deliver": DeliverCode,
     "group_write": GroupCode,
+    "group_draw": DrawCode,
     "endpoint_record": CircuitCode,
     "endpoint_probe": ProbeCode,
 }

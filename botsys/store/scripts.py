@@ -37,7 +37,14 @@ from .results import CODES
 LUA_DIR = Path(__file__).with_name("lua")
 # Scripts of no bot type: no lib.lua.
 STANDALONE = frozenset(
-    {"ratelimit", "group_write", "endpoint_throttle", "endpoint_record", "endpoint_probe"}
+    {
+        "ratelimit",
+        "group_write",
+        "group_draw",
+        "endpoint_throttle",
+        "endpoint_record",
+        "endpoint_probe",
+    }
 )
 
 

@@ -194,6 +194,20 @@ async def test_a_repeated_idempotency_key_goes_to_the_first_member(client):
     assert again["group"] == first["group"]
 
 
+async def test_repeats_of_a_keyed_request_do_not_advance_the_round_robin(client):
+    """Only the first request with a key draws a member: after it and two repeats the next
+    request gets the next member, not the one three draws on."""
+    await create(client)
+    key = {"Idempotency-Key": "order-18"}
+    first = await invoke(client, {"target": "groupId:rr"}, headers=key)
+    for _ in range(2):
+        await invoke(client, {"target": "groupId:rr"}, 200, headers=key)
+    following = await invoke(client, {"target": "groupId:rr"})
+    members = RR["members"]
+    after_first = members[(members.index(first["group"]["member"]) + 1) % len(members)]
+    assert following["group"]["member"] == after_first
+
+
 async def test_parameter_and_sticky_rules_through_invoke(client):
     await create(
         client,
