@@ -282,32 +282,25 @@ def _fresh_stdio():
 
 
 def lead(plan, request, fds, zygote):
-    """In the forked leader. Never returns."""
-    try:
-        in_namespace = _set_up_leader(plan, fds, zygote)
-        # Blocked before the fork, so none is lost: the bot unblocks them, we never do.
-        before = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
-        me = os.getpid()
-        if not in_namespace:
-            prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of a killed reaper come here
-        report_r, report_w = os.pipe2(os.O_CLOEXEC)
-        child = os.fork()
-        if child == 0:
-            _in_child(_helper, plan, request, me, before, report_r, report_w, in_namespace)
-        os.close(report_w)
-        status = _wait_for(child)
-        data = os.read(report_r, 4)
-        if len(data) == 4:
-            status = struct.unpack("i", data)[0]
-        elif not in_namespace:
-            _end_children()  # the reaper was killed: its orphans are ours
-        _end_like(status)
-    except Failed as exc:
-        _fail(str(exc))
-    except BaseException as exc:
-        _fail(f"{type(exc).__name__}: {exc}")
-    finally:
-        os._exit(127)
+    """In the forked leader (through _in_child: never returns)."""
+    in_namespace = _set_up_leader(plan, fds, zygote)
+    # Blocked before the fork, so none is lost: the bot unblocks them, we never do.
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
+    me = os.getpid()
+    if not in_namespace:
+        prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of a killed reaper come here
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    child = os.fork()
+    if child == 0:
+        _in_child(_helper, plan, request, me, before, report_r, report_w, in_namespace)
+    os.close(report_w)
+    status = _wait_for(child)
+    data = os.read(report_r, 4)
+    if len(data) == 4:
+        status = struct.unpack("i", data)[0]
+    elif not in_namespace:
+        _end_children()  # the reaper was killed: its orphans are ours
+    _end_like(status)
 
 
 def _set_up_leader(plan, fds, zygote):
@@ -616,7 +609,7 @@ class Zygote:
             elif pid == 0:
                 pid = os.fork()
                 if pid == 0:
-                    lead(self.plan, request, fds, self.me)
+                    _in_child(lead, self.plan, request, fds, self.me)
             try:
                 os.setpgid(pid, pid)  # before the server can signal the group
             except OSError:
