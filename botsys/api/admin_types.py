@@ -179,11 +179,7 @@ async def get_type(request: web.Request) -> web.Response:
 @response_schema(TypeView, 200)
 @admin_only
 async def put_type(request: web.Request) -> web.Response:
-    entry = await _existing(request)
-    catalog = request.app[TYPE_CATALOG]
-    name = entry.definition.name
-    typedef = _checked(lambda: validate_type(request[BODY], name, catalog.runtimes))
-    return _view(request, await _write(request, typedef, expect=entry.version))
+    return await _rewrite(request, patch=False)
 
 
 @docs(
@@ -195,11 +191,17 @@ async def put_type(request: web.Request) -> web.Response:
 @response_schema(TypeView, 200)
 @admin_only
 async def patch_type(request: web.Request) -> web.Response:
+    return await _rewrite(request, patch=True)
+
+
+async def _rewrite(request: web.Request, *, patch: bool) -> web.Response:
+    """PUT (the body is the whole definition) or PATCH (the body's fields over the stored one),
+    guarded by the version read."""
     entry = await _existing(request)
-    catalog = request.app[TYPE_CATALOG]
-    name = entry.definition.name
+    runtimes = request.app[TYPE_CATALOG].runtimes
+    base = entry.definition if patch else None
     typedef = _checked(
-        lambda: validate_type(request[BODY], name, catalog.runtimes, base=entry.definition)
+        lambda: validate_type(request[BODY], entry.definition.name, runtimes, base=base)
     )
     return _view(request, await _write(request, typedef, expect=entry.version))
 
