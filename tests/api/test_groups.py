@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from botsys.api.targets import ROUTING_CLOCK
 from botsys.app import create_app
 from botsys.appkeys import MEMBER_CHECK
@@ -192,6 +194,22 @@ async def test_a_repeated_idempotency_key_goes_to_the_first_member(client):
     again = await invoke(client, {"target": "groupId:rr"}, 200, headers=key)
     assert again["jobId"] == first["jobId"] and not again["created"]
     assert again["group"] == first["group"]
+
+
+async def test_two_hundred_concurrent_repeats_of_one_key_make_one_job(make_client):
+    """Many clients retrying one keyed request at once: the racing first draws settle on one
+    member (the remembered one), so every answer names the same job, created once."""
+    client = await make_client(**{"api.rate_limit": "100000/minute"})
+    await create(client)
+    key = {"Idempotency-Key": "order-race"}
+    answers = await asyncio.gather(
+        *(client.post("/invoke", json={"target": "groupId:rr"}, headers=key) for _ in range(200))
+    )
+    statuses = sorted(r.status for r in answers)
+    assert statuses == [200] * 199 + [202], statuses
+    bodies = [await r.json() for r in answers]
+    assert len({b["jobId"] for b in bodies}) == 1
+    assert len({b["group"]["member"] for b in bodies}) == 1
 
 
 async def test_repeats_of_a_keyed_request_do_not_advance_the_round_robin(client):

@@ -111,6 +111,28 @@ async def test_health_is_degraded_while_a_type_record_is_missing_or_held(
     assert health.status == 200 and (await health.json())["reasons"] == []
 
 
+async def test_invoking_through_a_group_on_a_full_redis_is_a_503_then_works(
+    aiohttp_client, own_redis, backend
+):
+    """Drawing a member writes (the group's counter): refused as a 503, keyed or not, and
+    nothing is stored; once memory is back the same requests route as before."""
+    server, admin = own_redis
+    client = await _client(aiohttp_client, server.url)
+    group = {"groupId": "g", "members": ["python"], "rule": {"type": "ROUND_ROBIN"}}
+    assert (await client.post("/admin/config/bot-groups", json=group)).status == 201
+    keyed = {"Idempotency-Key": "order-oom"}
+    admin.config_set("maxmemory", "1")
+    for headers in ({}, keyed):
+        r = await client.post("/invoke", json={"target": "groupId:g"}, headers=headers)
+        got = await problem(r, 503)
+        assert got["type"].endswith("/store-out-of-memory"), got
+    admin.config_set("maxmemory", "0")
+    for headers in ({}, keyed):
+        r = await client.post("/invoke", json={"target": "groupId:g"}, headers=headers)
+        assert r.status == 202, await r.text()
+        assert (await r.json())["group"]["member"] == "python"
+
+
 async def test_a_full_redis_is_a_503_on_the_control_plane_and_webhook_manager_writes(
     aiohttp_client, own_redis, backend
 ):
