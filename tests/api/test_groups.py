@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+
+import pytest
 
 from botsys.api.targets import ROUTING_CLOCK
 from botsys.app import create_app
@@ -194,6 +197,25 @@ async def test_a_repeated_idempotency_key_goes_to_the_first_member(client):
     again = await invoke(client, {"target": "groupId:rr"}, 200, headers=key)
     assert again["jobId"] == first["jobId"] and not again["created"]
     assert again["group"] == first["group"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "field"),
+    [
+        ('{"target": "groupId:rr\\u0000"}', 422, "target"),
+        ('{"target": "groupId:' + "r" * 65 + '"}', 422, "target"),
+        ('{"target": "groupId:"}', 422, "target"),
+        ('{"target": "groupId:\\ud800"}', 400, "target"),
+        ('{"target": "groupId:rr", "params": {"n": NaN}}', 400, "params.n"),
+    ],
+    ids=["nul", "too-long", "empty", "lone-surrogate", "nan-param"],
+)
+async def test_odd_group_targets_are_refused_naming_the_field(client, raw, status, field):
+    await create(client)
+    r = await client.post("/invoke", data=raw, headers={"Content-Type": "application/json"})
+    body = await problem(r, status)
+    assert field in json.dumps(body), body
+    assert (await (await client.get("/jobs")).json())["jobs"] == [], "nothing was queued"
 
 
 async def test_two_hundred_concurrent_repeats_of_one_key_make_one_job(make_client):
