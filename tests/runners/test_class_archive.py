@@ -34,7 +34,9 @@ public class args {
         System.in.readAllBytes();
         String flags = String.join(" ", ManagementFactory.getRuntimeMXBean().getInputArguments());
         boolean archived = flags.contains("-XX:AOTCache=") || flags.contains("-XX:SharedArchiveFile=");
-        System.out.println("{\\"result\\": {\\"archived\\": " + archived + "}}");
+        String gc = "";
+        for (var bean : ManagementFactory.getGarbageCollectorMXBeans()) gc += "|" + bean.getName();
+        System.out.println("{\\"result\\": {\\"archived\\": " + archived + ", \\"gc\\": \\"" + gc + "\\"}}");
     }
 }
 """
@@ -90,6 +92,44 @@ async def test_damaged_archive_is_ignored_then_rebuilt(feature, bots_dir, tmp_pa
     await fresh.compile_cache.archives.settled()
     assert fresh.compile_cache.archives.built == 1 and intact(archive)
     assert await archived(fresh)
+
+
+# The old generation's MXBean of each collector.
+SERIAL, G1, PARALLEL = "MarkSweepCompact", "G1 Old Generation", "PS MarkSweep"
+
+
+async def collector(runner: ProcessRunner) -> tuple[bool, str]:
+    outcome, _, _ = await run_bot(runner, "java", "args")
+    assert outcome.status == "succeeded", outcome.error
+    names = outcome.result["gc"].split("|")
+    [gc] = [name for name in (SERIAL, G1, PARALLEL) if name in names]
+    return outcome.result["archived"], gc
+
+
+@on_each_jdk
+async def test_the_archive_brings_the_faster_collector_unless_the_command_names_one(
+    feature, bots_dir, tmp_path
+):
+    """JDK 25: with its AOT cache a bot runs the serial collector (it starts sooner); JDK 17
+    keeps G1, whose archived heap only G1 loads; a command's own collector always wins, and
+    still gets an archive."""
+    write_bot(bots_dir, "java", "args", ARGS_BOT)
+    runner = runner_on(feature, bots_dir, tmp_path / "default")
+    assert await collector(runner) == (False, G1)  # no archive yet: the JVM's own choice
+    await runner.compile_cache.archives.settled()
+    assert await collector(runner) == (True, SERIAL if feature >= 25 else G1)
+
+    command = ["{java}", "-XX:+UseParallelGC", "-Xmx256m", "-cp", "{classpath}", "{bot}"]
+    own = ProcessRunner(
+        make_settings(
+            bots_dir,
+            tmp_path / "own",
+            **{"runner.java": str(JDKS[feature]), "bot_types.java.command": command},
+        )
+    )
+    assert await collector(own) == (False, PARALLEL)
+    await own.compile_cache.archives.settled()
+    assert await collector(own) == (True, PARALLEL)
 
 
 async def test_shutdown_stops_a_training_in_progress(bots_dir, tmp_path):
