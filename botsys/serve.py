@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import logging
 
@@ -15,6 +16,8 @@ from .logs import setup_logging
 from .undumpable import make_undumpable
 
 log = logging.getLogger("botsys.serve")
+
+EXIT_AFTER_CLEANUP_S = 5.0
 
 
 def serve(settings: Settings) -> int:
@@ -36,6 +39,7 @@ def serve(settings: Settings) -> int:
     install_http_errors()  # malformed HTTP answered as problem+json, logged at INFO
     app = create_app(settings)
     app.on_startup.append(_settle_heap)  # last: after the store, workers and clients exist
+    app.on_cleanup.append(_bound_the_exit)  # last: after the drain and every cleanup
     url = f"http://{settings.server.host}:{port_of(sockets)}"
     web.run_app(
         app,
@@ -55,3 +59,11 @@ async def _settle_heap(app: web.Application) -> None:
         "heap settled: startup objects frozen, first GC threshold raised",
         extra={"frozen_objects": frozen, "gc_threshold": gc.get_threshold()[0]},
     )
+
+
+async def _bound_the_exit(app: web.Application) -> None:
+    """Drained and cleaned up, the process must end: what is left (cancelling tasks, joining
+    executor threads, interpreter exit) gets EXIT_AFTER_CLEANUP_S. Past that, a thread is
+    stuck: every thread's stack goes to stderr and the process exits 1, instead of a replica
+    that never ends (seen once, after "drained; bye", on a loaded machine)."""
+    faulthandler.dump_traceback_later(EXIT_AFTER_CLEANUP_S, exit=True)

@@ -24,6 +24,7 @@ pid}``, so the server's last killpg of the group can never hit a reused pid. Whe
 the zygote dies (parent-death signal), and every leader with it, which kills its group.
 """
 
+import _signal
 import atexit
 import ctypes
 import errno
@@ -32,7 +33,6 @@ import json
 import os
 import resource
 import selectors
-import signal
 import socket
 import struct
 import sys
@@ -49,14 +49,14 @@ CLONE_NEWNET = 0x40000000
 SIOCGIFFLAGS, SIOCSIFFLAGS = 0x8913, 0x8914
 IFF_UP, IFF_RUNNING = 0x1, 0x40
 # Nobody sends it but the kernel, on the death of the process that forked us (as in launch.c).
-GONE = signal.SIGRTMIN + 1
+GONE = _signal.SIGRTMIN + 1
 GROUP_SIGNALS = {
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
+    _signal.SIGTERM,
+    _signal.SIGINT,
+    _signal.SIGHUP,
+    _signal.SIGQUIT,
+    _signal.SIGUSR1,
+    _signal.SIGUSR2,
 }
 LIMITS = {
     "core": resource.RLIMIT_CORE,
@@ -79,6 +79,12 @@ MAX_MESSAGE = 1 << 20  # an attempt's env and argv; the payload goes through std
 PRELOAD = ("json",)
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+# Every page a forked child writes is copied first (copy-on-write), and running a function for
+# the first time writes to it (3.11's adaptive bytecode) and to every object it touches: the
+# child's cost grows with the Python it runs. So the children here call the C functions behind
+# ``signal`` (``_signal``, plain ints) instead of its enum-converting wrappers, which cost each
+# child ~60 copied pages more (tests/runners: the attempt's page faults).
 
 
 class Failed(Exception):
@@ -139,7 +145,7 @@ def _become_bot(plan, parent, group):
         os.setgid(gid)
         os.setuid(uid)
     # After the uid change, which clears it: die with the process that forked us.
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    prctl(PR_SET_PDEATHSIG, _signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(127)
     prctl(PR_SET_NO_NEW_PRIVS, 1)
@@ -148,9 +154,9 @@ def _become_bot(plan, parent, group):
 def _run(plan, mask, request):
     """The bot's last steps before its script: its name, signals as a fresh python has them."""
     set_name(plan["comm"])
-    signal.signal(GONE, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh python has it
-    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    _signal.signal(GONE, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)  # as a fresh python has it
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
     os._exit(run_script(request, plan.get("args_area")))
 
 
@@ -177,7 +183,7 @@ def run_script(request, args_area=None):
         code = _exit_code(exc)
     except KeyboardInterrupt:
         sys.excepthook(*sys.exc_info())
-        code = -signal.SIGINT
+        code = -_signal.SIGINT
     except BaseException:
         sys.excepthook(*sys.exc_info())
         code = 1
@@ -195,7 +201,7 @@ def run_script(request, args_area=None):
         except Exception:
             code = code or 120  # as python: "Exception ignored ... flushing sys.stdout"
     if code < 0:  # died of SIGINT, as python does for an uncaught KeyboardInterrupt
-        signal.signal(-code, signal.SIG_DFL)
+        _signal.signal(-code, _signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     return code
 
@@ -285,7 +291,7 @@ def lead(plan, request, fds, zygote):
     """In the forked leader (through _in_child: never returns)."""
     in_namespace = _set_up_leader(plan, fds, zygote)
     # Blocked before the fork, so none is lost: the bot unblocks them, we never do.
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
+    before = _signal.pthread_sigmask(_signal.SIG_BLOCK, GROUP_SIGNALS)
     me = os.getpid()
     if not in_namespace:
         prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of a killed reaper come here
@@ -308,7 +314,7 @@ def _set_up_leader(plan, fds, zygote):
     for target, fd in enumerate(fds):
         os.dup2(fd, target)  # from here on, errors go to the bot's stderr
     os.closerange(3, _max_fd())  # the zygote's socket, selector and pidfds
-    signal.signal(GONE, _server_gone)
+    _signal.signal(GONE, _server_gone)
     if os.getpgrp() != os.getpid():
         os.setpgid(0, 0)
     prctl(PR_SET_PDEATHSIG, GONE)
@@ -335,14 +341,14 @@ def run_direct_init(plan, request, fds, report_w, spare=None):
     if spare is not None:
         os.dup2(spare, 4)
     os.closerange(5 if spare is not None else 4, _max_fd())  # the zygote's socket, selector...
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a handler would let the group's ^C in
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # a handler would let the group's ^C in
     os.setpgid(0, 0)
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the zygote: the namespace goes too
+    prctl(PR_SET_PDEATHSIG, _signal.SIGKILL)  # dies with the zygote: the namespace goes too
     for name, soft, hard in plan["limits"]:
         resource.setrlimit(LIMITS[name], (soft, hard))
     if plan.get("net_ns"):
         _loopback_up()
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, ())
     if spare is not None:
         set_name(SPARE)  # the bot is born with it: ps (and tests) tell a spare from a bot
     bot = os.fork()
@@ -363,8 +369,8 @@ def _helper(plan, request, leader, mask, report_r, report_w, in_namespace):
     if not in_namespace:
         _run_reaper(plan, request, leader, mask, report_w)
     # init dies with the leader (only ever SIGKILLed, with the whole group)
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    signal.signal(GONE, signal.SIG_DFL)
+    prctl(PR_SET_PDEATHSIG, _signal.SIGKILL)
+    _signal.signal(GONE, _signal.SIG_DFL)
     me = os.getpid()  # 1
     bot = os.fork()
     if bot == 0:
@@ -379,10 +385,10 @@ def _run_reaper(plan, request, leader, mask, report_w):
 
     def leader_gone(signum, frame):  # the leader died: the bot may have left the group
         if bot_pid[0] > 0:
-            os.kill(bot_pid[0], signal.SIGKILL)
+            os.kill(bot_pid[0], _signal.SIGKILL)
 
-    signal.pthread_sigmask(signal.SIG_BLOCK, {GONE})  # until the bot's pid is known
-    signal.signal(GONE, leader_gone)
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, {GONE})  # until the bot's pid is known
+    _signal.signal(GONE, leader_gone)
     prctl(PR_SET_PDEATHSIG, GONE)
     if os.getppid() != leader:
         os._exit(127)
@@ -393,7 +399,7 @@ def _run_reaper(plan, request, leader, mask, report_w):
     if bot == 0:
         _in_child(run_bot, plan, me, leader, mask, request)
     bot_pid[0] = bot
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {GONE})
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {GONE})
     status = _wait_bot(bot)
     bot_pid[0] = 0
     _end_children()
@@ -417,7 +423,7 @@ def _in_child(func, *args):
 
 
 def _server_gone(signum, frame):
-    os.kill(0, signal.SIGKILL)  # the zygote (so the server) is gone: end the whole group
+    os.kill(0, _signal.SIGKILL)  # the zygote (so the server) is gone: end the whole group
 
 
 def _wait_for(pid):
@@ -439,10 +445,10 @@ def _end_like(status):
     sig = os.WTERMSIG(status)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     try:
-        signal.signal(sig, signal.SIG_DFL)
+        _signal.signal(sig, _signal.SIG_DFL)
     except (OSError, ValueError):
         pass  # SIGKILL, SIGSTOP
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {sig})
     os.kill(os.getpid(), sig)
     os._exit(128 + sig)
 
@@ -485,7 +491,7 @@ def _kill_children(pids):
     for pid in pids:
         for target in (-pid, pid):  # the child and the group it leads, if any
             try:
-                os.kill(target, signal.SIGKILL)
+                os.kill(target, _signal.SIGKILL)
             except OSError:
                 pass
 
@@ -508,7 +514,7 @@ def _enter_namespaces(ns):
 def _kill_now(pid):
     """SIGKILL a child's group (its namespace) and reap it."""
     try:
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(pid, _signal.SIGKILL)
         os.waitpid(pid, 0)
     except OSError:
         pass
@@ -710,7 +716,7 @@ class Zygote:
     def kill_all(self):
         for pid in [*self.pidfds, *(self.spare[:1] if self.spare else ())]:
             try:
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(pid, _signal.SIGKILL)
             except OSError:
                 pass
 
@@ -722,7 +728,7 @@ def main():
     set_name(NAME)  # this process and the leaders, inits and reapers it forks
     plan["args_area"] = args_area()
     sock = socket.socket(fileno=plan["sock"])
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the server, even on kill -9
+    prctl(PR_SET_PDEATHSIG, _signal.SIGKILL)  # die with the server, even on kill -9
     if os.getppid() != plan["server"]:
         sys.exit("botsys-zygote: the server is gone")
     missing = []
