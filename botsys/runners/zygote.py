@@ -155,7 +155,10 @@ class Zygote:
         loop = asyncio.get_running_loop()
         self._next_id += 1
         ident = self._next_id
-        request = {"id": ident, "argv": argv, "env": dict(env), "cwd": str(cwd)}
+        # path0: sys.path[0] as `python script` sets it, computed here, not in the bot (its
+        # copy-on-write pages: see zygote_main.py)
+        path0 = os.path.dirname(os.path.abspath(os.path.join(cwd, argv[0])))
+        request = {"id": ident, "argv": argv, "env": dict(env), "cwd": str(cwd), "path0": path0}
         stdin_r, stdin_w = os.pipe()
         stdout_r, stdout_w = os.pipe()
         stderr_r, stderr_w = os.pipe()

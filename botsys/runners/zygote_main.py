@@ -25,6 +25,7 @@ the zygote dies (parent-death signal), and every leader with it, which kills its
 """
 
 import _signal
+import _socket
 import atexit
 import ctypes
 import errno
@@ -70,6 +71,7 @@ LIMITS = {
 NAME = "botsys-zygote"  # the comm of the zygote and of the processes around each bot
 SPARE = "botsys-spare"  # the comm of a spare's bot until its attempt comes
 END_CHILDREN_S = 1.0  # a fork loop may keep refilling the tree; past this, give up and say so
+FDS_SPACE = _socket.CMSG_LEN(3 * 4)  # an attempt's three descriptors (C ints)
 MAX_MESSAGE = 1 << 20  # an attempt's env and argv; the payload goes through stdin, not here
 # Loaded once here so that no bot pays for it: the protocol's module. Not more by default: every
 # MB the zygote maps costs each attempt's three forks and exits (page tables, copy-on-write
@@ -84,7 +86,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 # the first time writes to it (3.11's adaptive bytecode) and to every object it touches: the
 # child's cost grows with the Python it runs. So the children here call the C functions behind
 # ``signal`` (``_signal``, plain ints) instead of its enum-converting wrappers, which cost each
-# child ~60 copied pages more (tests/runners: the attempt's page faults).
+# child ~60 copied pages more, read their descriptors without socket.recv_fds' wrapper (~20),
+# and get sys.path[0] from the server (os.path.abspath: ~40).
 
 
 class Failed(Exception):
@@ -122,8 +125,11 @@ def run_spare_bot(plan, mask, sock):
     _become_bot(plan, 1, 0)  # named SPARE until _run names it as the interpreter
     os.closerange(3, sock)  # the report pipe, and whatever else came from init
     os.closerange(sock + 1, _max_fd())
-    with socket.socket(fileno=sock) as s:
-        data, fds, _, _ = socket.recv_fds(s, MAX_MESSAGE, 3)
+    s = _socket.socket(fileno=sock)
+    try:
+        data, fds = _recv_fds(s)
+    finally:
+        s.close()
     if not data or len(fds) != 3:
         os._exit(0)  # the zygote let the spare go
     for target, fd in enumerate(fds):
@@ -167,7 +173,7 @@ def run_script(request, args_area=None):
     _set_environ(request["env"])
     sys.argv = list(request["argv"])
     _show_cmdline(args_area, [sys.executable, *sys.argv])
-    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # as `python script` does
+    sys.path.insert(0, request["path0"])  # as `python script` does (the server computed it)
     _fresh_stdio()
     main = types.ModuleType("__main__")
     main.__file__ = script
@@ -543,6 +549,17 @@ def _fail(message):
         pass
 
 
+def _recv_fds(sock):
+    """(data, descriptors): socket.recv_fds without its Python wrapper (see the note on
+    copy-on-write above)."""
+    data, ancillary, _, _ = sock.recvmsg(MAX_MESSAGE, FDS_SPACE)
+    fds = []
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.extend(struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4]))
+    return data, fds
+
+
 def _max_fd():
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
@@ -591,7 +608,7 @@ class Zygote:
 
     def on_message(self):
         try:
-            data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 3)
+            data, fds = _recv_fds(self.sock)
         except InterruptedError:
             return True
         if not data:
