@@ -35,6 +35,7 @@ import os
 import resource
 import selectors
 import socket
+import stat
 import struct
 import sys
 import time
@@ -79,6 +80,13 @@ MAX_MESSAGE = 1 << 20  # an attempt's env and argv; the payload goes through std
 # OpenSSL), 22.1 MB with forty, and fork+exit took 2.1 / 3.5 / 6.8 ms. Types name what their
 # bots use in ``preload``.
 PRELOAD = ("json",)
+# Each script's code, compiled here once per version for every fork to come instead of by each
+# bot (a spawned python compiles its script at every start: ~3.5 us a line here, and more in a
+# fork, whose compiler copies the pages it writes). Only scripts the bot user may read, in
+# folders it may enter, up to CODE_MAX_BYTES; the oldest of CODE_MAX_SCRIPTS goes first.
+CODE = {}  # script path -> (its stat key, code object)
+CODE_MAX_SCRIPTS = 32
+CODE_MAX_BYTES = 1 << 20
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -182,9 +190,12 @@ def run_script(request, args_area=None):
     sys.modules["__main__"] = main  # the zygote's own module is no more reachable by name
     code = 0
     try:
-        with open(script, "rb") as f:
-            source = f.read()
-        exec(compile(source, script, "exec", dont_inherit=True), main.__dict__)
+        compiled = _cached_code(script)
+        if compiled is None:
+            with open(script, "rb") as f:
+                source = f.read()
+            compiled = compile(source, script, "exec", dont_inherit=True)
+        exec(compiled, main.__dict__)
     except SystemExit as exc:
         code = _exit_code(exc)
     except KeyboardInterrupt:
@@ -210,6 +221,24 @@ def run_script(request, args_area=None):
         _signal.signal(-code, _signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     return code
+
+
+def _cached_code(script):
+    """The zygote's compile of ``script``, if the file is still that version and this bot may
+    read it (else it reads and compiles the file itself, with python's errors)."""
+    cached = CODE.get(script)
+    if cached is None or cached[1] is None:
+        return None
+    try:
+        if _stat_key(os.stat(script)) != cached[0] or not os.access(script, os.R_OK):
+            return None
+    except OSError:
+        return None
+    return cached[1]
+
+
+def _stat_key(st):
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _set_environ(env):
@@ -618,6 +647,7 @@ class Zygote:
             self.release(message["release"])
         else:
             self.fork(message, fds, data)
+            self.compile_ahead(message["argv"][0])  # before the next spare: it inherits it
             self.make_spare()  # after the reply: off the attempt's path
         return True
 
@@ -651,6 +681,63 @@ class Zygote:
             self.reports[pid] = report
         self.selector.register(pidfd, selectors.EVENT_READ, pid)
         self.send({"id": request["id"], "pid": pid})
+
+    def compile_ahead(self, script):
+        """Compile ``script`` into CODE for the attempts forked from now on, unless that version
+        is there already. Never runs it; a script that is too big, not the bot user's to read,
+        or does not compile is left to each bot (which reports its errors as python would)."""
+        try:
+            st = os.stat(script)
+        except OSError:
+            return
+        key = _stat_key(st)
+        if CODE.get(script, (None,))[0] == key:
+            return
+        CODE.pop(script, None)
+        compiled = None
+        try:
+            if st.st_size <= CODE_MAX_BYTES and self.bot_may_read(script, st):
+                with open(script, "rb") as f:
+                    source = f.read(CODE_MAX_BYTES + 1)
+                compiled = compile(source, script, "exec", dont_inherit=True)
+            if _stat_key(os.stat(script)) != key:
+                return  # changed meanwhile: the next attempt looks again
+        except Exception:  # OSError, SyntaxError, ValueError (NUL), RecursionError, MemoryError
+            pass
+        while len(CODE) >= CODE_MAX_SCRIPTS:
+            del CODE[next(iter(CODE))]
+        CODE[script] = (key, compiled)  # None: that version is the bots' to compile
+
+    def bot_may_read(self, script, st):
+        """As the bot's user (the server's own when bots run as it): the file readable, each
+        folder above it searchable, judged by their modes (the zygote itself reads as root)."""
+        user = self.plan.get("user")
+        if not user:
+            return True
+        uid, gid = user
+
+        def allowed(mode, owner, group, bits):  # bits: (user, group, other) flags
+            if owner == uid:
+                return bool(mode & bits[0])
+            if group == gid:
+                return bool(mode & bits[1])
+            return bool(mode & bits[2])
+
+        if not allowed(
+            st.st_mode, st.st_uid, st.st_gid, (stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH)
+        ):
+            return False
+        folder = os.path.dirname(script)
+        while True:
+            d = os.stat(folder)
+            if not allowed(
+                d.st_mode, d.st_uid, d.st_gid, (stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH)
+            ):
+                return False
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                return True
+            folder = parent
 
     def make_spare(self):
         """Fork the next attempt's namespace, init and bot ahead of its request (direct mode);

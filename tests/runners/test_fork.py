@@ -138,6 +138,45 @@ async def test_exit_codes_and_uncaught_exceptions_are_reported_as_under_spawn(ru
     assert "ValueError: boom" in outcome.error
 
 
+# Finds the zygote's code cache among the objects it forked with, and says whether the code
+# running this bot is the zygote's compile of this very file.
+FROM_ZYGOTE = """
+import gc, json, sys
+cache = [o["CODE"] for o in gc.get_objects() if isinstance(o, dict) and "CODE_MAX_SCRIPTS" in o]
+entry = cache[0].get(__file__) if cache else None
+mine = entry is not None and entry[1] is sys._getframe().f_code
+print(json.dumps({"result": {"version": VERSION, "fromZygote": mine}}))
+"""
+
+
+async def test_a_script_is_compiled_once_in_the_zygote_and_an_edit_is_seen_at_once(
+    runner, bots_dir
+):
+    path = write_bot(bots_dir, "python", "cached", FROM_ZYGOTE.replace("VERSION", "1"))
+    got = [(await run_bot(runner, "python", "cached"))[0].result for _ in range(3)]
+    # the first attempt compiles it itself; the zygote compiles it then, for the next ones
+    assert got == [{"version": 1, "fromZygote": f} for f in (False, True, True)]
+
+    before = path.stat()
+    path.write_text(FROM_ZYGOTE.replace("VERSION", "2").lstrip())  # same size, same mtime:
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    got = [(await run_bot(runner, "python", "cached"))[0].result for _ in range(2)]
+    assert got == [{"version": 2, "fromZygote": f} for f in (False, True)]
+
+
+async def test_a_script_that_does_not_compile_fails_each_time_as_under_spawn(runner, bots_dir):
+    write_bot(bots_dir, "python", "broken", "def f(:\n    pass\n")
+    write_bot(bots_dir, "python", "nul", "x = 1\0\n")
+    for _ in range(2):  # the second attempt comes after the zygote tried to compile it
+        outcome, _, _ = await run_bot(runner, "python", "broken")
+        assert (outcome.status, outcome.exit_code) == ("failed", 1)
+        assert "SyntaxError" in outcome.error
+        outcome, _, _ = await run_bot(runner, "python", "nul")
+        assert (outcome.status, outcome.exit_code) == ("failed", 1)
+        assert "null bytes" in outcome.error
+
+
 async def test_a_killed_zygote_is_restarted_and_takes_its_attempts_along(runner, bots_dir):
     write_bot(bots_dir, "python", "sleeper", SLEEPER)
     write_bot(bots_dir, "python", "hello", 'print(\'{"result": "hi"}\')\n')
