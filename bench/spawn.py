@@ -10,7 +10,8 @@ bot: the containment of a machine without namespaces); "contained" is the defaul
 PID namespace and, for a root server, the switch to the bot user): their difference is what the
 namespace path costs over that fallback per start (target ≤ 1 ms). Then python's
 ``start = "fork"`` against a bare spawn and a bare ``os.fork()`` of this process in the same
-loop (target ≥ 5x bare spawn), with the runner's own CPU per attempt in each mode. Figures are
+loop (target ≥ 5x bare spawn), with the runner's own CPU per attempt in each mode, and a
+~500-line bot (which fork mode compiles once) against its bare spawn. Figures are
 ratios and differences within one run, never absolute gates (DESIGN §9).
 
 The java rows compare java/hello's start through the runner before class archives and JDK
@@ -28,6 +29,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -262,6 +264,53 @@ async def bench_fork(n: int) -> dict[str, float]:
     return out
 
 
+def big_bot(lines: int) -> str:
+    """A bot of about ``lines`` lines of small functions that reads its envelope and answers:
+    what a spawned python compiles at every start and fork mode compiles once."""
+    out = ["import json, sys"]
+    for i in range(lines // 4):
+        out += [
+            f"def helper_{i}(data, factor={i}):",
+            f"    total = sum(x * factor for x in data if x % {i % 7 + 2})",
+            f"    return {{'n': {i}, 'total': total}}",
+            "",
+        ]
+    out.append('print(json.dumps({"result": {"hello": json.load(sys.stdin)["jobId"]}}))')
+    return "\n".join(out) + "\n"
+
+
+async def bench_fork_big(n: int, lines: int = 500) -> dict[str, float]:
+    """A ~500-line python bot: bare spawn vs the runner in fork mode, interleaved (ms)."""
+    bots = Path(tempfile.mkdtemp(prefix="botsys-bench-bots-"))
+    try:
+        (bots / "python").mkdir()
+        (bots / "python" / "big.py").write_text(big_bot(lines))
+        for path in (bots, bots / "python", bots / "python" / "big.py"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)  # the bot user reads it
+        runner = make_runner(**{"bot_types.python.start": "fork", "runner.bots_dir": str(bots)})
+        await runner.start()
+        spec = AttemptSpec("bench", "python", "big", {"n": 1}, 1, 60.0)
+        ref = runner.registry.resolve("python", "big")
+        bt = runner._settings.bot_types["python"]
+        workdir = runner.sandbox.make_workdir("python")
+        env = runner.sandbox.env("python", workdir)
+        command = runner.command(bt, ref, await runner._build(bt, ref, 60.0), workdir)
+        stdin = encode_envelope(spec)
+        times: dict[str, list[float]] = {"bare spawn": [], "fork": []}
+        try:
+            for _ in range(3):  # the zygote compiles it after the first
+                await through_runner(runner, spec)
+            for _ in range(n):
+                times["bare spawn"].append(await bare(command, stdin, env, workdir))
+                times["fork"].append(await through_runner(runner, spec))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            await runner.aclose()
+    finally:
+        shutil.rmtree(bots, ignore_errors=True)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
 # The java type before class archives and JDK selection: `java` on PATH, a class folder.
 JAVA_BEFORE = {
     "bot_types.java.compile": ["javac", "-d", "{build}", "{script}"],
@@ -386,6 +435,13 @@ async def main(n: int, java_only: bool = False) -> int:
         f"per job {m['fork ns rate']:.0f} ({m['fork ns rate'] / m['spawn rate']:.1f}x): the "
         "ceiling of fork mode before any server work"
     )
+    big = await bench_fork_big(n)
+    print(
+        f"python start = fork, a 500-line bot (median ms): bare spawn {big['bare spawn']:.2f}, "
+        f"runner fork {big['fork']:.2f}: {big['bare spawn'] / big['fork']:.1f}x (compiled once "
+        "by the zygote)"
+    )
+    figures["pythonForkBigBot"] = {"bareSpawnMs": big["bare spawn"], "runnerForkMs": big["fork"]}
     figures["pythonFork"] = {
         "bareSpawnMs": m["bare spawn"],
         "bareForkMs": m["bare fork"],
