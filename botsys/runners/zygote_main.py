@@ -83,10 +83,12 @@ PRELOAD = ("json",)
 # Each script's code, compiled here once per version for every fork to come instead of by each
 # bot (a spawned python compiles its script at every start: ~3.5 us a line here, and more in a
 # fork, whose compiler copies the pages it writes). Only scripts the bot user may read, in
-# folders it may enter, up to CODE_MAX_BYTES; the oldest of CODE_MAX_SCRIPTS goes first.
+# folders it may enter, up to CODE_MAX_BYTES each; the oldest go first past CODE_MAX_SCRIPTS
+# or CODE_MAX_TOTAL bytes of source (their code makes the zygote bigger, and every fork with it).
 CODE = {}  # script path -> (its stat key, code object)
 CODE_MAX_SCRIPTS = 32
 CODE_MAX_BYTES = 1 << 20
+CODE_MAX_TOTAL = 4 << 20
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -235,6 +237,11 @@ def _cached_code(script):
     except OSError:
         return None
     return cached[1]
+
+
+def _code_bytes():
+    """Source bytes behind the code held in CODE (a stat key's size)."""
+    return sum(key[2] for key, compiled in CODE.values() if compiled is not None)
 
 
 def _stat_key(st):
@@ -704,7 +711,8 @@ class Zygote:
                 return  # changed meanwhile: the next attempt looks again
         except Exception:  # OSError, SyntaxError, ValueError (NUL), RecursionError, MemoryError
             pass
-        while len(CODE) >= CODE_MAX_SCRIPTS:
+        size = st.st_size if compiled is not None else 0
+        while CODE and (len(CODE) >= CODE_MAX_SCRIPTS or _code_bytes() + size > CODE_MAX_TOTAL):
             del CODE[next(iter(CODE))]
         CODE[script] = (key, compiled)  # None: that version is the bots' to compile
 

@@ -112,3 +112,8 @@ def test_big_scripts_and_a_full_cache(tmp_path, monkeypatch):
     for s in scripts:
         z.compile_ahead(s)
     assert list(CODE) == scripts[1:]  # the oldest went first
+    monkeypatch.setattr(zygote_main, "CODE_MAX_SCRIPTS", 32)
+    size = os.stat(scripts[0]).st_size
+    monkeypatch.setattr(zygote_main, "CODE_MAX_TOTAL", 2 * size)  # the code of two scripts
+    z.compile_ahead(scripts[0])
+    assert list(CODE) == [scripts[3], scripts[0]]  # the oldest went until two fit
