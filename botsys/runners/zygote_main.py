@@ -735,7 +735,7 @@ class Zygote:
             st.st_mode, st.st_uid, st.st_gid, (stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH)
         ):
             return False
-        folder = os.path.dirname(script)
+        folder = os.path.dirname(os.path.realpath(script))  # a link's target's folders
         while True:
             d = os.stat(folder)
             if not allowed(

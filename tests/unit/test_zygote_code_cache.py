@@ -71,6 +71,14 @@ def test_only_what_the_bot_user_may_read_is_compiled(open_dir, mode, folder_mode
     assert compiled(script_in(open_dir / "bots", mode, folder_mode)) is readable
 
 
+def test_a_link_is_judged_by_its_targets_folders(open_dir):
+    hidden = script_in(open_dir / "hidden", 0o644, 0o700)
+    (open_dir / "bots").mkdir(mode=0o755)
+    link = open_dir / "bots" / "bot.py"
+    link.symlink_to(hidden)
+    assert not compiled(str(link))
+
+
 def test_owner_and_group_modes_count_for_the_bot_user(open_dir):
     script = script_in(open_dir / "bots", 0o600)
     st = os.stat(script)
