@@ -8,7 +8,8 @@
 2. Dispatch latency with idle capacity: enqueue → the bot's first instruction, vs bare spawn →
    the same instruction (a bot that prints its own start time).
    The python bots also run as type "pyfork" (start = "fork"), against a bare spawn and a bare
-   os.fork() of this process (throughput and latency) in the same run.
+   os.fork() of this process (throughput and latency) in the same run. --bot big: the python
+   throughput rows run a ~500-line bot instead of hello (fork mode compiles it once).
 3. Scaling: python throughput with 1, 2 and 3 replicas on one Redis, in interleaved rounds
    (best of each), with the servers' CPU and the Lua scripts run per job beside it.
 """
@@ -34,6 +35,7 @@ from redis.asyncio import Redis  # noqa: E402
 
 from bench.common import free_port, median, pct, record, redis_server  # noqa: E402
 from bench.spawn import bare as bare_spawn  # noqa: E402
+from bench.spawn import big_bot  # noqa: E402
 from botsys.config import load_settings  # noqa: E402
 from botsys.runners.protocol import encode_envelope  # noqa: E402
 from botsys.runners.registry import BotRegistry  # noqa: E402
@@ -308,6 +310,7 @@ async def main(args) -> dict:
             src = ROOT / "bots" / lang / f"hello{ext}"
             (tmp / "bots" / lang / f"hello{ext}").write_text(src.read_text())
         (tmp / "bots" / "python" / "stamp.py").write_text(STAMP)
+        (tmp / "bots" / "python" / "big.py").write_text(big_bot(500))
         shutil.copytree(tmp / "bots" / "python", tmp / "bots" / FORK_TYPE)
         config = config_file(tmp, args.concurrency)
         settings = load_settings(config, environ={})
@@ -318,10 +321,11 @@ async def main(args) -> dict:
             for lang in args.languages:
                 work = tmp / f"work-{lang}"
                 work.mkdir()
-                argv, env = bare_command(settings, lang, "hello", work)
-                stdin = envelope(lang, "hello")
+                bot = args.bot if lang in ("python", FORK_TYPE) else "hello"
+                argv, env = bare_command(settings, lang, bot, work)
+                stdin = envelope(lang, bot)
                 await bare_throughput(argv, env, work, stdin, 4, 2)  # warm caches
-                await botsys_throughput(replicas, lang, "hello", 4)
+                await botsys_throughput(replicas, lang, bot, 4)
                 # Interleaved rounds, best of each: a noisy neighbour hits both ways alike.
                 bare = ours = 0.0
                 cpu_ms: list[float] = []  # the server's own CPU per job (not its bots')
@@ -333,7 +337,7 @@ async def main(args) -> dict:
                     cpu = replicas.cpu_s()
                     ours = max(
                         ours,
-                        await botsys_throughput(replicas, lang, "hello", args.jobs),
+                        await botsys_throughput(replicas, lang, bot, args.jobs),
                     )
                     cpu_ms.append((replicas.cpu_s() - cpu) / args.jobs * 1000)
                 figures[f"{lang}JobsPerS"] = ours
@@ -423,6 +427,12 @@ if __name__ == "__main__":
     p.add_argument("--rounds", type=int, default=40, help="dispatch latency samples")
     p.add_argument("--repeat", type=int, default=2, help="interleaved throughput rounds")
     p.add_argument("--languages", default=f"python,{FORK_TYPE},node,java")
+    p.add_argument(
+        "--bot",
+        choices=("hello", "big"),
+        default="hello",
+        help="python throughput rows: hello, or big (~500 lines, which fork mode compiles once)",
+    )
     p.add_argument("--no-scaling", dest="scaling", action="store_false")
     a = p.parse_args()
     a.languages = [x for x in a.languages.split(",") if x]
