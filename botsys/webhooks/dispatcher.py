@@ -176,6 +176,7 @@ class WebhookDispatcher:
         self._tasks: dict[int, asyncio.Task] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._loop_task: asyncio.Task | None = None  # run()'s, while it runs
         self._session: aiohttp.ClientSession | None = None
         self._sender: Sender | None = None
         self.lease_lost = 0  # attempts whose result another replica now owns
@@ -186,6 +187,7 @@ class WebhookDispatcher:
     async def run(self) -> None:
         """Deliver until ``stop()``."""
         self._stopping.clear()
+        self._loop_task = asyncio.current_task()
         while not self._stopping.is_set():
             try:
                 claimed, asked = await self._fill()
@@ -232,8 +234,15 @@ class WebhookDispatcher:
         for host in self._hosts.values():
             host.wake_all()
         grace = self._settings.timeout_s if grace_s is None else grace_s
+        deadline = time.monotonic() + grace
+        # The loop lands the claim it may have in flight and exits: cancelled mid-claim it
+        # would strand that batch's leases until they expire (a minute), the deliveries unsent.
+        loop_task, self._loop_task = self._loop_task, None
+        if loop_task is not None and loop_task is not asyncio.current_task():
+            await asyncio.wait({loop_task}, timeout=grace)
         if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks.values()), timeout=grace)
+            left = max(0.0, deadline - time.monotonic())
+            _, pending = await asyncio.wait(set(self._tasks.values()), timeout=left)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

@@ -275,6 +275,34 @@ async def test_stop_releases_waiters_and_abandons_slow_sends(receiver):
     assert d.released >= 2
 
 
+async def test_a_claim_in_flight_at_stop_is_handed_back_not_stranded(receiver):
+    """stop() while the loop waits for its claim: the claimed batch goes back due at once
+    (cancelling the loop there would leave its leases to expire, a minute unsent)."""
+    store = FakeStore(time.time)
+    real_claim, claiming, answer = store.claim_due, asyncio.Event(), asyncio.Event()
+
+    async def slow_claim(limit):
+        claimed = await real_claim(limit)
+        claiming.set()
+        await answer.wait()  # the store's reply still on its way
+        return claimed
+
+    store.claim_due = slow_claim
+    ids = store.add_many(receiver.url, 3)
+    d = WebhookDispatcher(store, webhook_settings(concurrency=10))
+    task = asyncio.create_task(d.run())
+    await claiming.wait()
+    stopping = asyncio.create_task(d.stop(grace_s=5))
+    await asyncio.sleep(0)  # stop() has begun: it waits for the loop
+    answer.set()
+    await asyncio.wait_for(stopping, MARGIN_S)
+    assert task.done()  # the loop ended by itself, nothing left to cancel
+    assert not receiver.hits and store.pending() == 3
+    assert all(store.items[i].token is None for i in ids)  # no lease left behind
+    assert sorted(i for i, delay in store.released) == sorted(ids)
+    assert {delay for _, delay in store.released} == {0}  # due again at once
+
+
 async def test_store_outage_does_not_kill_the_loop(receiver):
     store = FakeStore(time.time)
     real_claim, calls = store.claim_due, []
