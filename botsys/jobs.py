@@ -29,10 +29,22 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _JOB_ID = re.compile(r"^([a-z][a-z0-9_]{0,31})-([0-9A-HJKMNP-TV-Z]{26})$")
 
 
+# The last id's (ms, random part): ids made in the same millisecond count up from it, so this
+# process's ids sort in the order they were made (ULID's monotonic mode), and lists that show
+# the newest first by id agree with the order of the requests.
+_last = [0, 0]
+_RANDOM_MAX = (1 << 80) - 1
+
+
 def new_job_id(bot_type: str, now_ms: int | None = None) -> str:
     """``<type>-<ULID>``: sortable by creation time, and any replica derives the type from it."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    if ms == _last[0] and _last[1] < _RANDOM_MAX:
+        rand = _last[1] + 1
+    else:
+        rand = int.from_bytes(os.urandom(10), "big")
+    _last[:] = (ms, rand)
+    value = (ms << 80) | rand
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])

@@ -14,6 +14,12 @@ def test_job_ids_embed_the_type_and_sort_by_time():
         assert bot_type_of(bad) is None
 
 
+def test_ids_made_in_one_millisecond_sort_in_the_order_they_were_made():
+    ids = [new_job_id("python", now_ms=5_000) for _ in range(200)]
+    assert ids == sorted(ids) and len(set(ids)) == 200
+    assert all(i.split("-")[1][:10] == ids[0].split("-")[1][:10] for i in ids)  # the same ms
+
+
 def test_view_has_the_documented_shape():
     job = Job(
         {
