@@ -51,55 +51,56 @@ async def until(predicate, timeout: float = 30.0) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_a_throttle_of_10_per_second_holds_across_three_replicas(
-    redis_factory, aiohttp_server
-):
+async def sends_through_three_replicas(redis_factory, aiohttp_server, per_s: float, n: int, **kw):
+    """n deliveries on each of three replicas to one throttled endpoint, all sent: the
+    receiver's arrival times in order, and the three (store, ids, dispatcher)."""
     receiver = await start_receiver(aiohttp_server)
-    settings = webhook_settings(secret="")
+    settings = webhook_settings(secret="", **kw)
     keys = Keys(f"t-throttle-{time.monotonic_ns()}")
-    group = replicas(redis_factory, settings, keys, endpoint_rate=lambda _id: 10.0)
-    ids = [(store, store.add_many(receiver.url, 15, endpoint=ENDPOINT)) for store, _ in group]
+    group = replicas(redis_factory, settings, keys, endpoint_rate=lambda _id: per_s)
+    ids = [(store, store.add_many(receiver.url, n, endpoint=ENDPOINT), d) for store, d in group]
 
     def all_delivered() -> bool:
-        return all(store.items[i].state == "delivered" for store, idl in ids for i in idl)
+        return all(store.items[i].state == "delivered" for store, idl, _ in ids for i in idl)
 
     async with running([d for _, d in group]):
         await until(all_delivered)
-    at = sorted(h.at for h in receiver.hits)
+    return sorted(h.at for h in receiver.hits), ids
+
+
+def rate_of(at: list[float]) -> float:
+    return (len(at) - 1) / (at[-1] - at[0])
+
+
+async def test_a_throttle_of_10_per_second_holds_across_three_replicas(
+    redis_factory, aiohttp_server
+):
+    at, ids = await sends_through_three_replicas(redis_factory, aiohttp_server, 10.0, 15)
     assert len(at) == 45
-    rate = (len(at) - 1) / (at[-1] - at[0])
+    rate = rate_of(at)
     # The limit is the upper bound (+10 %); below it, only that the throttle does not hold
-    # sends back far past the rate (8.4/s seen once on fakeredis: released deliveries are
-    # picked up again a little late).
+    # sends back far past the rate (8.4/s seen once on fakeredis under CI load: released
+    # deliveries are picked up again a little late; 10.00/s on an idle machine).
     assert 7.5 <= rate <= 11.0, f"{rate:.2f}/s for the three together"
     busiest = max(sum(1 for t in at if a <= t < a + 1.0) for a in at)
     assert busiest <= 11, f"{busiest} arrivals within one second"
-    for store, idl in ids:  # waiting, here or in the store, spent no attempt
+    for store, idl, _ in ids:  # waiting, here or in the store, spent no attempt
         assert all(len(store.items[i].attempts) == 1 for i in idl)
 
 
 async def test_at_200_per_second_slots_are_reserved_in_batches(redis_factory, aiohttp_server):
     """A tenth of a second's slots per reservation: the rate holds and most sends need no
     round trip of their own."""
-    receiver = await start_receiver(aiohttp_server)
-    settings = webhook_settings(secret="", concurrency=64, per_host=64)
-    keys = Keys(f"t-batch-{time.monotonic_ns()}")
-    group = replicas(redis_factory, settings, keys, endpoint_rate=lambda _id: 200.0)
-    ids = [(store, store.add_many(receiver.url, 150, endpoint=ENDPOINT)) for store, _ in group]
-
-    def all_delivered() -> bool:
-        return all(store.items[i].state == "delivered" for store, idl in ids for i in idl)
-
-    async with running([d for _, d in group]):
-        await until(all_delivered)
-    at = sorted(h.at for h in receiver.hits)
-    rate = (len(at) - 1) / (at[-1] - at[0])
+    at, ids = await sends_through_three_replicas(
+        redis_factory, aiohttp_server, 200.0, 150, concurrency=64, per_host=64
+    )
+    rate = rate_of(at)
     # The limit is the upper bound (+10 %). Below, only that the throttle does not hold sends
     # back far past it: a loaded 2-core machine sends slower than 200/s by itself (177/s once,
     # with other tests beside it).
     assert 150 <= rate <= 220, f"{rate:.1f}/s for the three together"
     # throttle reservations and the breaker's success reports (every 100 ms) together
-    trips = sum(d._health.scripts.round_trips for _, d in group)
+    trips = sum(d._health.scripts.round_trips for _, _, d in ids)
     assert trips < len(at) / 2, f"{trips} round trips for {len(at)} sends"
 
 
