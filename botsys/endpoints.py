@@ -230,12 +230,24 @@ class EndpointStore:
         disabled = {e.id for e in endpoints if e.disabled}
         enabled = set(self._keyrings) - disabled
         before, self._disabled = self._disabled, disabled
-        for endpoint_id in (before or set()) & enabled:
-            for listener in self._on_enabled:
-                listener(endpoint_id)
         context = fan_out_context(endpoints, self.queue.bot_types)
         context[ADHOC] = dead_letter_context(endpoints)
         self.queue.set_endpoints(context)
+        for endpoint_id in (before or set()) & enabled:
+            for listener in self._on_enabled:
+                listener(endpoint_id)
+            await self._wake_held(endpoint_id)
+
+    async def _wake_held(self, endpoint_id: str) -> None:
+        """Seen re-enabled here: wake its held deliveries again. Until this reload this
+        replica still held them back, and one it handed back after the re-enabling replica's
+        wake would otherwise wait out the whole hold."""
+        if self.deliveries is None:
+            return
+        try:
+            await self.deliveries.wake_endpoint(endpoint_id)
+        except STORE_FAILED as exc:  # they go when their hold ends
+            log.warning("waking endpoint %s's held deliveries failed (%s)", endpoint_id, exc)
 
 
 def _by_age(e: Endpoint) -> tuple[int, str]:

@@ -105,3 +105,49 @@ async def test_a_failing_endpoint_is_disabled_held_announced_and_replayed(
     assert time.monotonic() - started < 5
     assert sorted(h.headers["X-Bot-Job-Id"] for h in bad.hits[hits_when_disabled:]) == sorted(jobs)
     assert len(watcher.hits) == 1  # announced once
+
+
+async def test_a_replica_that_held_back_after_the_re_enable_wakes_them_on_its_reload(
+    redis_factory, aiohttp_server
+):
+    """Replica B still thinks the endpoint disabled when A re-enables it: B hands the deliveries
+    A just woke back for a whole hold. B's own reload (the endpoints channel) wakes them again,
+    so they go at once instead of after HELD_MS."""
+    receiver = await start_receiver(aiohttp_server)
+    s = make_settings(**{"webhooks.allow": ["127.0.0.1"]})
+    q = queue_for(redis_factory(), s, "r1")
+    await q.seed_limits()
+    outbox = outbox_for(q)
+    eps_a = EndpointStore(store_of(q), q, 3600, outbox)
+    ep, _ = await eps_a.create({"url": receiver.url}, None)
+    await finish_jobs(q, [("python", "succeeded")] * 3)
+    await eps_a.update(ep.id, {"disabled": True})
+    q_b = queue_for(redis_factory(), s, "r2")
+    eps_b = EndpointStore(store_of(q_b), q_b, 3600, outbox_for(q_b))
+    await eps_b.reload()
+    assert eps_b.is_disabled(ep.id)
+
+    await eps_a.update(ep.id, {"disabled": False})  # A wakes them: due now
+    stale = WebhookDispatcher(
+        outbox_for(q_b),
+        s.webhooks,
+        endpoint_keyring=eps_b.keyring_for,
+        endpoint_disabled=eps_b.is_disabled,
+    )
+    await stale.run_once()  # B, not reloaded yet, hands them back for the hold
+    held = await outbox.list(state="pending")
+    assert len(held) == 3 and not receiver.hits
+
+    await eps_b.reload()  # B hears of the re-enable
+    assert not eps_b.is_disabled(ep.id)
+
+    async def all_delivered():
+        return len(await outbox.list(state="delivered")) == 3
+
+    started = time.monotonic()
+    await run_until(
+        WebhookDispatcher(outbox, s.webhooks, endpoint_keyring=eps_a.keyring_for),
+        all_delivered,
+        timeout=HELD_MS / 1000 / 2,
+    )
+    assert time.monotonic() - started < 5 and len(receiver.hits) == 3
