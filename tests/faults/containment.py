@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.timing import MARGIN_S
+
 PROBES = Path(__file__).resolve().parent / "bots"
 BOT_USER = "botsys-bot"
 EXT = {"python": ".py", "node": ".js", "java": ".java"}
@@ -50,8 +52,9 @@ def daemons(token: str) -> list[int]:
     return processes_with(f"sleep\0{token}\0".encode())
 
 
-def left_after(find, within_s: float = 0.1) -> list[int]:
-    """Polls ``find()`` until it is empty or ``within_s`` has passed; what is still there."""
+def left_after(find, within_s: float = MARGIN_S) -> list[int]:
+    """Polls ``find()`` until it is empty or ``within_s`` has passed; what is still there.
+    A loaded machine may take a while to reap; an escaped daemon sleeps 300 s and still fails."""
     deadline = time.monotonic() + within_s
     while (left := find()) and time.monotonic() < deadline:
         time.sleep(0.005)

@@ -57,7 +57,7 @@ def test_redis_restarted_empty_heals_without_a_restart_and_keeps_the_limit(env):
         _restart_empty(env.redis_server)
         t_back = time.monotonic()
         after = env.invoke_many([(t, 100) for t in TYPES for _ in range(2 * LIMITS[t])])
-        jobs = env.wait_terminal(after, LEASE_S + 5 + 10)  # measured below against lease + 5 s
+        jobs = env.wait_terminal(after, LEASE_S + 30)  # measured below against lease + 15 s
         healed_s = time.monotonic() - t_back
         t_end = time.monotonic()
     runs = env.runs()
@@ -75,7 +75,8 @@ def test_redis_restarted_empty_heals_without_a_restart_and_keeps_the_limit(env):
         i: (j.get("state"), j.get("error")) for i, j in jobs.items() if j["state"] != "succeeded"
     }
     assert not bad, f"{len(bad)}/{len(after)} jobs posted after the restart failed: {bad}"
-    assert healed_s <= LEASE_S + 5, f"jobs posted after the restart took {healed_s:.2f}s"
+    # + 15 s, not + 5 s: a loaded CI machine took 8-9 s; a replica that never heals hangs.
+    assert healed_s <= LEASE_S + 15, f"jobs posted after the restart took {healed_s:.2f}s"
     assert [p.pid for p in replicas] == pids and all(p.alive() for p in replicas), "no restart"
     assert old_alive, "jobs were running when Redis lost its state"
     for t in TYPES:

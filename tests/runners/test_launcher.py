@@ -197,7 +197,7 @@ def test_without_a_pid_namespace_nothing_the_bot_started_outlives_it(launcher, t
     bot = start_escape(launcher, token)
     bot.stdin.close()  # the bot exits 0
     assert bot.wait(10) == 0
-    assert left_after(lambda: daemons(token)) == [], "a daemon outlived the launcher by 100 ms"
+    assert left_after(lambda: daemons(token)) == [], "a daemon outlived the launcher"
 
 
 @pytest.mark.parametrize("stop, returncode", [(signal.SIGTERM, -15), (signal.SIGKILL, -9)])
@@ -207,7 +207,7 @@ def test_without_a_pid_namespace_a_stopped_bot_takes_its_daemons(launcher, token
     bot = start_escape(launcher, token)
     os.killpg(bot.pid, stop)
     assert bot.wait(10) == returncode
-    assert left_after(lambda: daemons(token)) == [], "a daemon outlived the launcher by 100 ms"
+    assert left_after(lambda: daemons(token)) == [], "a daemon outlived the launcher"
 
 
 def test_without_a_pid_namespace_a_bot_that_left_its_group_still_dies_with_it(launcher, token):
@@ -216,7 +216,7 @@ def test_without_a_pid_namespace_a_bot_that_left_its_group_still_dies_with_it(la
     bot = start_escape(launcher, token, script=script)
     os.killpg(bot.pid, signal.SIGKILL)
     assert bot.wait(10) == -signal.SIGKILL
-    assert left_after(lambda: daemons(token)) == [], "the bot's daemons outlived it by 100 ms"
+    assert left_after(lambda: daemons(token)) == [], "the bot's daemons outlived it"
     assert left_after(lambda: _bot_shells(token)) == [], "the bot itself escaped the kill"
 
 
@@ -245,7 +245,7 @@ def test_without_a_pid_namespace_a_killed_server_takes_the_daemons_too(launcher,
     while _state(launched) not in ("gone", "Z"):
         assert time.monotonic() < deadline, "the launcher outlived its server"
         time.sleep(0.005)
-    assert left_after(lambda: daemons(token)) == [], "a daemon outlived the launcher by 100 ms"
+    assert left_after(lambda: daemons(token)) == [], "a daemon outlived the launcher"
 
 
 def test_without_a_pid_namespace_the_bot_gets_the_signal_state_it_would_get_alone(launcher):
