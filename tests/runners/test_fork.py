@@ -96,7 +96,7 @@ async def test_the_environment_is_the_attempts_for_the_bot_and_its_children(runn
 async def spare_bot(zygote_pid: int) -> int:
     """The bot of the zygote's spare, once it has one (it is forked after each attempt)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + MARGIN_S
+    deadline = loop.time() + 10  # only bounds a hang: a loaded machine forks a spare late
     while loop.time() < deadline:
         for init in children_of(zygote_pid):
             for bot in children_of(init):
