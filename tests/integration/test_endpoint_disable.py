@@ -102,7 +102,7 @@ async def test_a_failing_endpoint_is_disabled_held_announced_and_replayed(
 
     started = time.monotonic()
     await run_until(dispatcher(), all_delivered, timeout=HELD_MS / 1000 / 2)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # far below the hold (HELD_MS, 60 s) it rules out
     assert sorted(h.headers["X-Bot-Job-Id"] for h in bad.hits[hits_when_disabled:]) == sorted(jobs)
     assert len(watcher.hits) == 1  # announced once
 
@@ -150,4 +150,5 @@ async def test_a_replica_that_held_back_after_the_re_enable_wakes_them_on_its_re
         all_delivered,
         timeout=HELD_MS / 1000 / 2,
     )
-    assert time.monotonic() - started < 5 and len(receiver.hits) == 3
+    # < 20 s: far below the hold (HELD_MS, 60 s) it rules out, with room for a loaded machine.
+    assert time.monotonic() - started < 20 and len(receiver.hits) == 3

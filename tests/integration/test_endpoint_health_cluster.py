@@ -83,7 +83,8 @@ async def test_a_throttle_of_10_per_second_holds_across_three_replicas(
     # deliveries are picked up again a little late; 10.00/s on an idle machine).
     assert 7.5 <= rate <= 11.0, f"{rate:.2f}/s for the three together"
     busiest = max(sum(1 for t in at if a <= t < a + 1.0) for a in at)
-    assert busiest <= 11, f"{busiest} arrivals within one second"
+    # 13: a loop stall bunches delayed slots into one second; a per-replica throttle shows ~30.
+    assert busiest <= 13, f"{busiest} arrivals within one second"
     for store, idl, _ in ids:  # waiting, here or in the store, spent no attempt
         assert all(len(store.items[i].attempts) == 1 for i in idl)
 

@@ -210,8 +210,9 @@ async def test_vanished_replica_jobs_are_reclaimed_after_lease_expiry(redis_fact
 async def test_a_job_longer_than_several_leases_keeps_its_lease_and_runs_once(redis_factory):
     """Heartbeats renew the lease: a job running for three leases is never reaped and re-run
     by the other replica, whose claims (every 50 ms) would reap an expired lease at once."""
-    # Renewed every 0.2 s; self-fenced only after 0.7 s without a renewal (a stalled loop).
-    lease_ms, heartbeat_ms = 800, 200
+    # Renewed every 0.5 s; self-fenced only after 1.75 s without a renewal (a stalled loop).
+    # Not shorter: a loaded machine's event loop stalls longer than 0.7 s (800/200 before).
+    lease_ms, heartbeat_ms = 2000, 500
     settings = make_settings(
         **{
             "bot_types.python.limit": 1,
