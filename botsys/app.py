@@ -199,6 +199,7 @@ def _workers(runner):
             endpoint_failing=lambda endpoint_id, since_ms: _disable_failing(
                 app, endpoint_id, since_ms
             ),
+            endpoint_exists=app[ENDPOINTS].exists,
             health=SharedHealth(app[STORE], settings.webhooks),
         )
         app[ENDPOINTS].on_enabled(dispatcher.forget_endpoint)

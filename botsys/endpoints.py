@@ -74,6 +74,9 @@ class EndpointStore:
         raw = await self.redis.hget(self.keys.endpoints(), endpoint_id)
         return Endpoint.from_json(json.loads(raw)) if raw else None
 
+    async def exists(self, endpoint_id: str) -> bool:
+        return bool(await self.redis.hexists(self.keys.endpoints(), endpoint_id))
+
     async def create(self, fields: dict, secret: str | None) -> tuple[Endpoint, str]:
         now = _now_ms()
         secret = secret or new_secret()

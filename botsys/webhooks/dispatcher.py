@@ -50,6 +50,8 @@ HELD_MS = (
 )
 SessionFactory = Callable[[], aiohttp.ClientSession]
 _ASK = -1  # _hold_ms: the endpoint may have to be disabled (an await decides)
+_GONE = -2  # _hold_ms: still unknown after a reload: deleted? (an await decides)
+ENDPOINT_DELETED = "endpoint_deleted: the endpoint no longer exists; not sent"
 
 
 class _Undecided(NamedTuple):
@@ -142,11 +144,14 @@ class WebhookDispatcher:
         endpoint_rate: Callable[[str], float] | None = None,
         endpoint_disabled: Callable[[str], bool] | None = None,
         endpoint_failing: Callable[[str, int], Awaitable[object]] | None = None,
+        endpoint_exists: Callable[[str], Awaitable[bool]] | None = None,
         health: Health | None = None,
     ) -> None:
         """``endpoint_disabled(id)``: its deliveries are held; ``endpoint_failing(id,
         since_ms)``: called (and awaited) when an endpoint has had no success for
         ``settings.endpoint_disable_after_s``, to disable it (None: it was not);
+        ``endpoint_exists(id)``: asked of an endpoint still unknown here after a reload
+        (False: deleted, its deliveries are dead-lettered unsent; None: they are sent);
         ``health``: the endpoints' breakers and throttles (default: this replica's own)."""
         self._store = store
         self._settings = settings
@@ -162,6 +167,7 @@ class WebhookDispatcher:
         # Endpoint deliveries held back once because this replica did not know the endpoint
         # yet (its pub/sub reload still on the way): sent signed on their next claim.
         self._held_for_endpoint: set[str] = set()
+        self._endpoint_exists = endpoint_exists
         self._endpoint_rate = endpoint_rate  # an endpoint's throttle, deliveries/s (0: none)
         self._health = health or LocalHealth(
             settings.breaker_window, settings.breaker_failure_ratio, settings.breaker_open_s
@@ -354,7 +360,8 @@ class WebhookDispatcher:
 
     async def _admit(self, delivery: Delivery, gate: Gate, known: _Undecided) -> float | None:
         """The seconds to wait before sending, or None when the delivery went back to the
-        store (endpoint disabled or unknown here, circuit open, throttled far ahead)."""
+        store (endpoint disabled or unknown here, circuit open, throttled far ahead) or was
+        dead-lettered (endpoint deleted)."""
         hold_ms, verdict = known.hold_ms, known.verdict
         if hold_ms == _ASK:  # failed long enough to be disabled
             hold_ms = await self._disable_failing(delivery.endpoint, gate)
@@ -363,6 +370,11 @@ class WebhookDispatcher:
                 if not isinstance(known, _Undecided):
                     return known
                 hold_ms, verdict = known.hold_ms, known.verdict
+        if hold_ms == _GONE:
+            if not await self._endpoint_exists(delivery.endpoint):
+                await self._dead_letter(delivery, ENDPOINT_DELETED)
+                return None
+            hold_ms = UNKNOWN_ENDPOINT_WAIT_MS  # it exists: this replica's reload is late
         if hold_ms is not None:
             await self._release(delivery, hold_ms)
             return None
@@ -394,9 +406,7 @@ class WebhookDispatcher:
             and self._clock() * 1000 - since >= self._settings.endpoint_disable_after_s * 1000
         ):
             return _ASK
-        if self._unknown_endpoint(delivery):
-            return UNKNOWN_ENDPOINT_WAIT_MS
-        return None
+        return self._unknown_endpoint(delivery)
 
     async def _disable_failing(self, endpoint: str, gate: Gate) -> int | None:
         """It has had no success on this replica for ``endpoint_disable_after_s``: disable
@@ -417,19 +427,27 @@ class WebhookDispatcher:
         (None: nothing sent to it yet)."""
         return self._health.get(endpoint)
 
-    def _unknown_endpoint(self, delivery: Delivery) -> bool:
-        """True the first time a delivery's endpoint has no keyring here: a just-created
-        endpoint this replica has not reloaded yet. Once held, it goes (a deleted endpoint's
-        pending deliveries are then sent unsigned)."""
+    def _unknown_endpoint(self, delivery: Delivery) -> int | None:
+        """A delivery whose endpoint has no keyring here: held the first time (a just-created
+        endpoint this replica has not reloaded yet; looking it up started the reload), then
+        _GONE: the store says whether it was deleted. None: known (or no endpoints here)."""
         if self._endpoint_keyring is None or self._endpoint_keyring(delivery.endpoint):
-            return False
+            return None
         if delivery.id in self._held_for_endpoint:
             self._held_for_endpoint.discard(delivery.id)
-            return False
+            return None if self._endpoint_exists is None else _GONE
         if len(self._held_for_endpoint) > 10_000:  # deleted endpoints' leftovers: forget
             self._held_for_endpoint.clear()
         self._held_for_endpoint.add(delivery.id)
-        return True
+        return UNKNOWN_ENDPOINT_WAIT_MS
+
+    async def _dead_letter(self, delivery: Delivery, error: str) -> None:
+        """Finish a delivery as dead without sending it: one attempt record that says why."""
+        record = AttemptRecord(int(self._clock() * 1000), 0, None, error, "", "failed")
+        if self._on_attempt is not None:
+            with contextlib.suppress(Exception):  # a metrics hook must never lose a delivery
+                self._on_attempt(record, delivery)
+        await self._store.finish_attempt(delivery, record, None)
 
     async def _wait_for_host(self, host: _Host, delivery: Delivery) -> bool:
         """The host is full: wait locally for a slot (True), or hand the delivery back to

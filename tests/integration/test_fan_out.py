@@ -131,6 +131,33 @@ async def test_a_disabled_or_deleted_endpoint_gets_nothing_new(redis_client, aio
     assert sorted(pending) == sorted([first, failed])
 
 
+async def test_a_deleted_endpoints_pending_deliveries_are_dead_lettered_unsent(
+    redis_factory, aiohttp_server
+):
+    rec = await start_receiver(aiohttp_server)
+    s = make_settings(**{"webhooks.allow": ["127.0.0.1"]})
+    q = queue_for(redis_factory(), s, "r1")
+    await q.seed_limits()
+    store = outbox_for(q)
+    eps = EndpointStore(store_of(q), q, 3600, store)
+    ep, _ = await eps.create({"url": rec.url}, None)
+    jobs = await finish_jobs(q, [("python", "succeeded")] * 3)
+    await eps.delete(ep.id)
+    d = WebhookDispatcher(
+        store, s.webhooks, endpoint_keyring=eps.keyring_for, endpoint_exists=eps.exists
+    )
+
+    async def all_dead():
+        return len(await store.list(state="dead")) == 3
+
+    await run_until(d, all_dead, timeout=20)
+    assert not rec.hits  # nothing went out, signed or not
+    for view in await store.list(state="dead"):
+        assert view["jobId"] in jobs and view["endpoint"] == ep.id
+        [attempt] = (await store.get(view["id"])).attempts
+        assert attempt["statusCode"] is None and attempt["error"].startswith("endpoint_deleted")
+
+
 async def test_a_cancelled_job_fans_out_job_cancelled(redis_client, aiohttp_server):
     rec = await start_receiver(aiohttp_server)
     s = make_settings(**{"webhooks.allow": ["127.0.0.1"]})

@@ -12,6 +12,7 @@ import pytest
 from botsys.webhooks import verify
 from botsys.webhooks.dispatcher import WebhookDispatcher, drain
 from botsys.webhooks.policy import busy_host_release_ms
+from botsys.webhooks.rotation import Keyring
 from tests.support.timing import MARGIN_S
 from tests.webhooks.fakes import FakeStore, webhook_settings
 
@@ -379,3 +380,58 @@ async def test_a_store_outage_mid_delivery_is_a_warning_a_bug_a_traceback(
         assert "put off" in record.getMessage() and "redis down" in record.getMessage()
     else:
         assert record.levelname == "ERROR" and record.exc_info is not None
+
+
+async def test_a_deleted_endpoints_delivery_is_dead_lettered_unsent(receiver, store, clock):
+    """Unknown here at its first claim: held once (a reload may be on the way); unknown again
+    and the store says the endpoint is gone: finished as failed (the Outbox dead-letters it),
+    nothing sent (never unsigned)."""
+    store.add(receiver.url, endpoint="ep_gone")
+    asked = []
+
+    async def exists(endpoint_id: str) -> bool:
+        asked.append(endpoint_id)
+        return False
+
+    d = WebhookDispatcher(
+        store,
+        webhook_settings(),
+        clock=clock,
+        endpoint_keyring=lambda _id: None,
+        endpoint_exists=exists,
+    )
+    assert await step(d, store, clock) == 1  # held: not asked yet
+    assert only(store).state == "pending" and not asked
+    assert await step(d, store, clock) == 1
+    await d.aclose()
+    item = only(store)
+    assert asked == ["ep_gone"] and item.state == "failed" and not receiver.hits
+    [attempt] = item.attempts
+    assert attempt.status_code is None and attempt.error.startswith("endpoint_deleted")
+
+
+async def test_an_endpoint_that_exists_but_is_not_loaded_here_is_held_not_sent_unsigned(
+    receiver, store, clock
+):
+    store.add(receiver.url, endpoint="ep_late")
+    keyring = None
+
+    async def exists(_id: str) -> bool:
+        return True
+
+    d = WebhookDispatcher(
+        store,
+        webhook_settings(),
+        clock=clock,
+        endpoint_keyring=lambda _id: keyring,
+        endpoint_exists=exists,
+    )
+    for _ in range(3):  # held while this replica's reload is late; asked each second time
+        assert await step(d, store, clock) == 1
+        assert only(store).state == "pending" and not receiver.hits
+    keyring = Keyring.single(webhook_settings().secret)  # the reload lands
+    assert await step(d, store, clock) == 1
+    await d.aclose()
+    assert only(store).state == "delivered"
+    [hit] = receiver.hits
+    assert hit.headers["webhook-signature"].startswith("v1,")
