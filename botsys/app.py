@@ -58,6 +58,7 @@ from .signing_secrets import SecretRing
 from .store.connection import make_client, wait_until_ready, warn_on_risky_settings
 from .store.notify import Notifier
 from .store.outbox import Outbox
+from .waiting import cancel_and_wait
 from .webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("botsys.app")
@@ -121,9 +122,7 @@ async def _store(app: web.Application):
     app[GROUPS] = GroupStore(store)
     _install_snapshot(app)
     yield
-    watching.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watching
+    await cancel_and_wait([watching])
     await store.close()
 
 
@@ -211,11 +210,7 @@ def _workers(runner):
         log.info("draining: no new claims; running bots get %.0fs", settings.server.drain_timeout_s)
         await dispatcher.stop()
         await orch.stop()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         if hasattr(bots, "aclose"):  # a test's stand-in runner may have nothing to close
             await bots.aclose()
         with contextlib.suppress(Exception):

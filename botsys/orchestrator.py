@@ -28,7 +28,7 @@ from .runners.types import AttemptOutcome, AttemptSpec, Runner
 from .states import JobState
 from .store.errors import STORE_FAILED
 from .store.notify import Notifier
-from .waiting import wait_event
+from .waiting import cancel_and_wait, wait_event
 
 log = logging.getLogger("botsys.orchestrator")
 
@@ -152,17 +152,14 @@ class Orchestrator:
         # cancelling one mid-claim would strand its lease until it expires.
         if self._dispatchers:
             _, stuck = await asyncio.wait(self._dispatchers, timeout=self.lease_s)
-            for task in stuck:
-                task.cancel()
+            await cancel_and_wait(stuck)
         if self._attempt_tasks:
             await asyncio.wait(set(self._attempt_tasks), timeout=timeout)
         for ra in list(self.inflight.values()):
             ra.stop(DRAIN)
         if self._attempt_tasks:
             await asyncio.wait(set(self._attempt_tasks))
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
 
     def wake(self, bot_type: str | None = None) -> None:
         for t, ev in self._wake.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+import functools
 import gc
 import logging
 
@@ -18,6 +19,8 @@ from .undumpable import make_undumpable
 log = logging.getLogger("botsys.serve")
 
 EXIT_AFTER_CLEANUP_S = 5.0
+SHUTDOWN_TIMEOUT_S = 5.0  # open connections (SSE) get this long; bots drain afterwards
+SHUTDOWN_SLACK_S = 30.0  # the rest of the cleanup: closing clients, zygotes, re-cancels
 
 
 def serve(settings: Settings) -> int:
@@ -39,6 +42,7 @@ def serve(settings: Settings) -> int:
     install_http_errors()  # malformed HTTP answered as problem+json, logged at INFO
     app = create_app(settings)
     app.on_startup.append(_settle_heap)  # last: after the store, workers and clients exist
+    app.on_shutdown.append(functools.partial(_bound_the_shutdown, shutdown_budget_s(settings)))
     app.on_cleanup.append(_bound_the_exit)  # last: after the drain and every cleanup
     url = f"http://{settings.server.host}:{port_of(sockets)}"
     web.run_app(
@@ -47,7 +51,7 @@ def serve(settings: Settings) -> int:
         access_log=None,  # the access-log middleware writes one structured line per request
         # run_app calls `print` once every socket listens: the moment "listening" is true
         print=lambda _banner: log.info("listening on %s", url),
-        shutdown_timeout=5.0,  # open connections (SSE) get this long; bots drain afterwards
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
         handle_signals=True,
     )
     return 0
@@ -59,6 +63,26 @@ async def _settle_heap(app: web.Application) -> None:
         "heap settled: startup objects frozen, first GC threshold raised",
         extra={"frozen_objects": frozen, "gc_threshold": gc.get_threshold()[0]},
     )
+
+
+def shutdown_budget_s(settings: Settings) -> float:
+    """The longest a SIGTERM'd replica may take to end: open requests, the webhook sends'
+    grace, the dispatchers' claims in flight (a lease), the bots' drain, then the slack."""
+    return (
+        SHUTDOWN_TIMEOUT_S
+        + settings.webhooks.timeout_s
+        + settings.engine.lease_ms / 1000
+        + settings.server.drain_timeout_s
+        + SHUTDOWN_SLACK_S
+    )
+
+
+async def _bound_the_shutdown(budget_s: float, app: web.Application) -> None:
+    """The whole shutdown is bounded too, not only what follows the cleanup: a step that
+    waits forever (a task that lost its cancel, a client that never answers) would keep the
+    replica alive and its port bound. Past the budget, every thread's stack goes to stderr and
+    the process exits 1. ``_bound_the_exit`` replaces this timer once the cleanup is done."""
+    faulthandler.dump_traceback_later(budget_s, exit=True)
 
 
 async def _bound_the_exit(app: web.Application) -> None:

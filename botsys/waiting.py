@@ -1,8 +1,15 @@
-"""Waiting for an asyncio.Event with a timeout, in the loops that shutdown cancels."""
+"""Waiting for an asyncio.Event with a timeout, and ending tasks, in the loops shutdown stops."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterable
+
+log = logging.getLogger("botsys.shutdown")
+
+CANCEL_PATIENCE_S = 1.0  # a cancelled loop that still runs after this lost the cancel
+CANCEL_TRIES = 5
 
 
 async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
@@ -15,3 +22,42 @@ async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def cancel_and_wait(
+    tasks: Iterable[asyncio.Task], patience_s: float = CANCEL_PATIENCE_S
+) -> set[asyncio.Task]:
+    """Cancel ``tasks`` and wait for them to end. A background loop can lose its cancel: a
+    library that turns the CancelledError into its own error (a Redis client's retry, a
+    timeout racing the cancel) lets the loop carry on, and a plain ``await task`` then waits
+    forever (a replica that never exits). So a task still running after ``patience_s`` is
+    cancelled again, up to CANCEL_TRIES times. Returns the tasks that never ended (logged);
+    errors of those that did are logged, not raised: shutdown goes on."""
+    pending = {t for t in tasks if not t.done()}
+    for t in pending:
+        t.cancel()
+    ended: set[asyncio.Task] = {t for t in tasks if t.done()}
+    for attempt in range(CANCEL_TRIES):
+        if not pending:
+            break
+        done, pending = await asyncio.wait(pending, timeout=patience_s)
+        ended |= done
+        if pending:
+            names = ", ".join(sorted(t.get_name() for t in pending))
+            log.warning(
+                "task(s) %s still running %.1fs after a cancel; cancelling again",
+                names,
+                patience_s * (attempt + 1),
+            )
+            for t in pending:
+                t.cancel()
+    if pending:
+        log.error(
+            "task(s) %s ignored %d cancels; left running",
+            ", ".join(sorted(t.get_name() for t in pending)),
+            CANCEL_TRIES,
+        )
+    for t in ended:
+        if not t.cancelled() and t.exception() is not None:
+            log.error("task %s ended with an error", t.get_name(), exc_info=t.exception())
+    return pending
