@@ -224,11 +224,23 @@ async def test_two_hundred_concurrent_repeats_of_one_key_make_one_job(make_clien
     client = await make_client(**{"api.rate_limit": "100000/minute"})
     await create(client)
     key = {"Idempotency-Key": "order-race"}
-    answers = await asyncio.gather(
-        *(client.post("/invoke", json={"target": "groupId:rr"}, headers=key) for _ in range(200))
-    )
+
+    async def post():
+        return await client.post("/invoke", json={"target": "groupId:rr"}, headers=key)
+
+    answers = await asyncio.gather(*(post() for _ in range(200)))
+    # A loaded machine misses the store's 1 s deadline now and then (503, nothing stored): such
+    # a client retries with the same key, as the API tells it to.
+    retried = False
+    for i, r in enumerate(answers):
+        while r.status == 503:
+            retried, r = True, await post()
+            answers[i] = r
     statuses = sorted(r.status for r in answers)
-    assert statuses == [200] * 199 + [202], statuses
+    # Exactly one creation; if the creating request's answer was a 503 (its write landed after
+    # the deadline), its retry is a repeat like the others.
+    expected = [[200] * 199 + [202]] + ([[200] * 200] if retried else [])
+    assert statuses in expected, statuses
     bodies = [await r.json() for r in answers]
     assert len({b["jobId"] for b in bodies}) == 1
     assert len({b["group"]["member"] for b in bodies}) == 1
