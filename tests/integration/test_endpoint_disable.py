@@ -13,7 +13,7 @@ import time
 from botsys.endpoints import EndpointStore
 from botsys.webhooks.dispatcher import HELD_MS, WebhookDispatcher
 from tests.conftest import make_settings
-from tests.integration.test_fan_out import finish_jobs, start_receiver
+from tests.integration.test_fan_out import endpoint_with_deliveries, finish_jobs, start_receiver
 from tests.support.requires import require_module
 from tests.support.store import outbox_for, queue_for, store_of
 from tests.support.waits import run_dispatcher_until as run_until
@@ -113,14 +113,8 @@ async def test_a_replica_that_held_back_after_the_re_enable_wakes_them_on_its_re
     """Replica B still thinks the endpoint disabled when A re-enables it: B hands the deliveries
     A just woke back for a whole hold. B's own reload (the endpoints channel) wakes them again,
     so they go at once instead of after HELD_MS."""
-    receiver = await start_receiver(aiohttp_server)
-    s = make_settings(**{"webhooks.allow": ["127.0.0.1"]})
-    q = queue_for(redis_factory(), s, "r1")
-    await q.seed_limits()
-    outbox = outbox_for(q)
-    eps_a = EndpointStore(store_of(q), q, 3600, outbox)
-    ep, _ = await eps_a.create({"url": receiver.url}, None)
-    await finish_jobs(q, [("python", "succeeded")] * 3)
+    e = await endpoint_with_deliveries(redis_factory(), aiohttp_server, 3)
+    receiver, s, outbox, eps_a, ep = e.receiver, e.settings, e.outbox, e.endpoints, e.endpoint
     await eps_a.update(ep.id, {"disabled": True})
     q_b = queue_for(redis_factory(), s, "r2")
     eps_b = EndpointStore(store_of(q_b), q_b, 3600, outbox_for(q_b))

@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
+from dataclasses import dataclass
 
 import pytest
 from aiohttp import web
 
+from botsys.config import Settings
 from botsys.endpoints import EndpointStore
 from botsys.queue import JobQueue
-from botsys.store.outbox import delivery_type
+from botsys.store.outbox import Outbox, delivery_type
 from botsys.webhooks.dispatcher import WebhookDispatcher
+from botsys.webhooks.endpoints import Endpoint
 from tests.conftest import make_settings
 from tests.support.requires import require_module
 from tests.support.store import outbox_for, queue_for, store_of
@@ -131,30 +134,51 @@ async def test_a_disabled_or_deleted_endpoint_gets_nothing_new(redis_client, aio
     assert sorted(pending) == sorted([first, failed])
 
 
+@dataclass
+class EndpointWithDeliveries:
+    receiver: Receiver
+    settings: Settings
+    queue: JobQueue
+    outbox: Outbox
+    endpoints: EndpointStore
+    endpoint: Endpoint
+    jobs: list[str]
+
+
+async def endpoint_with_deliveries(redis, aiohttp_server, n: int) -> EndpointWithDeliveries:
+    """A loopback receiver, one endpoint for it (every job event) and ``n`` finished python
+    jobs: ``n`` pending deliveries to the endpoint."""
+    receiver = await start_receiver(aiohttp_server)
+    s = make_settings(**{"webhooks.allow": ["127.0.0.1"]})
+    q = queue_for(redis, s, "r1")
+    await q.seed_limits()
+    outbox = outbox_for(q)
+    eps = EndpointStore(store_of(q), q, 3600, outbox)
+    ep, _ = await eps.create({"url": receiver.url}, None)
+    jobs = await finish_jobs(q, [("python", "succeeded")] * n)
+    return EndpointWithDeliveries(receiver, s, q, outbox, eps, ep, jobs)
+
+
 async def test_a_deleted_endpoints_pending_deliveries_are_dead_lettered_unsent(
     redis_factory, aiohttp_server
 ):
-    rec = await start_receiver(aiohttp_server)
-    s = make_settings(**{"webhooks.allow": ["127.0.0.1"]})
-    q = queue_for(redis_factory(), s, "r1")
-    await q.seed_limits()
-    store = outbox_for(q)
-    eps = EndpointStore(store_of(q), q, 3600, store)
-    ep, _ = await eps.create({"url": rec.url}, None)
-    jobs = await finish_jobs(q, [("python", "succeeded")] * 3)
-    await eps.delete(ep.id)
+    e = await endpoint_with_deliveries(redis_factory(), aiohttp_server, 3)
+    await e.endpoints.delete(e.endpoint.id)
     d = WebhookDispatcher(
-        store, s.webhooks, endpoint_keyring=eps.keyring_for, endpoint_exists=eps.exists
+        e.outbox,
+        e.settings.webhooks,
+        endpoint_keyring=e.endpoints.keyring_for,
+        endpoint_exists=e.endpoints.exists,
     )
 
     async def all_dead():
-        return len(await store.list(state="dead")) == 3
+        return len(await e.outbox.list(state="dead")) == 3
 
     await run_until(d, all_dead, timeout=20)
-    assert not rec.hits  # nothing went out, signed or not
-    for view in await store.list(state="dead"):
-        assert view["jobId"] in jobs and view["endpoint"] == ep.id
-        [attempt] = (await store.get(view["id"])).attempts
+    assert not e.receiver.hits  # nothing went out, signed or not
+    for view in await e.outbox.list(state="dead"):
+        assert view["jobId"] in e.jobs and view["endpoint"] == e.endpoint.id
+        [attempt] = (await e.outbox.get(view["id"])).attempts
         assert attempt["statusCode"] is None and attempt["error"].startswith("endpoint_deleted")
 
 

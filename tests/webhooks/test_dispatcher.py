@@ -382,6 +382,17 @@ async def test_a_store_outage_mid_delivery_is_a_warning_a_bug_a_traceback(
         assert record.levelname == "ERROR" and record.exc_info is not None
 
 
+def endpoint_dispatcher(store, clock, keyring_for, exists) -> WebhookDispatcher:
+    """A dispatcher that knows endpoints through ``keyring_for`` and asks ``exists``."""
+    return WebhookDispatcher(
+        store,
+        webhook_settings(),
+        clock=clock,
+        endpoint_keyring=keyring_for,
+        endpoint_exists=exists,
+    )
+
+
 async def test_a_deleted_endpoints_delivery_is_dead_lettered_unsent(receiver, store, clock):
     """Unknown here at its first claim: held once (a reload may be on the way); unknown again
     and the store says the endpoint is gone: finished as failed (the Outbox dead-letters it),
@@ -393,13 +404,7 @@ async def test_a_deleted_endpoints_delivery_is_dead_lettered_unsent(receiver, st
         asked.append(endpoint_id)
         return False
 
-    d = WebhookDispatcher(
-        store,
-        webhook_settings(),
-        clock=clock,
-        endpoint_keyring=lambda _id: None,
-        endpoint_exists=exists,
-    )
+    d = endpoint_dispatcher(store, clock, lambda _id: None, exists)
     assert await step(d, store, clock) == 1  # held: not asked yet
     assert only(store).state == "pending" and not asked
     assert await step(d, store, clock) == 1
@@ -419,13 +424,7 @@ async def test_an_endpoint_that_exists_but_is_not_loaded_here_is_held_not_sent_u
     async def exists(_id: str) -> bool:
         return True
 
-    d = WebhookDispatcher(
-        store,
-        webhook_settings(),
-        clock=clock,
-        endpoint_keyring=lambda _id: keyring,
-        endpoint_exists=exists,
-    )
+    d = endpoint_dispatcher(store, clock, lambda _id: keyring, exists)
     for _ in range(3):  # held while this replica's reload is late; asked each second time
         assert await step(d, store, clock) == 1
         assert only(store).state == "pending" and not receiver.hits
