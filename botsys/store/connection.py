@@ -16,6 +16,7 @@ from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..backoff import Backoff
+from .cancel_safe import use_cancel_safe_sends
 from .errors import REDIS_DOWN
 from .event_hub import JobEventHub
 from .keys import Keys
@@ -133,6 +134,7 @@ def make_client(
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     use_hiredis_packing(pool)
+    use_cancel_safe_sends(pool)
     return Store(Redis.from_pool(pool), False, redact_url(url), keys)
 
 
