@@ -101,10 +101,9 @@ class EndpointStore:
             return None
         was_disabled = endpoint.disabled
         endpoint = endpoint.patched(changes, _now_ms())
-        await self._save(endpoint)
-        if was_disabled and not endpoint.disabled and self.deliveries is not None:
-            woken = await self.deliveries.wake_endpoint(endpoint.id)
-            log.info("endpoint %s re-enabled: %d held deliveries go out", endpoint.id, woken)
+        woken = await self._save(endpoint)
+        if was_disabled and not endpoint.disabled and endpoint.id not in woken:
+            await self._wake_held(endpoint.id)  # this replica's cache had not seen it disabled
         return endpoint
 
     async def disable_failing(self, endpoint_id: str, failing_since_ms: int) -> Endpoint | None:
@@ -185,12 +184,13 @@ class EndpointStore:
         await self.reload()
         return bool(gone)
 
-    async def _save(self, endpoint: Endpoint) -> None:
+    async def _save(self, endpoint: Endpoint) -> set[str]:
+        """Returns the endpoints this replica's reload saw re-enabled (and woke)."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.keys.endpoints(), endpoint.id, json.dumps(endpoint.to_json()))
         pipe.publish(self.keys.endpoints_channel(), endpoint.id)
         await pipe.execute()
-        await self.reload()  # this replica at once; the others on the message
+        return await self.reload()  # this replica at once; the others on the message
 
     # -- this replica's cache --------------------------------------------------------------
 
@@ -222,12 +222,13 @@ class EndpointStore:
         if self._reloading is None or self._reloading.done():
             self._reloading = asyncio.create_task(self.reload(), name="endpoints")
 
-    async def reload(self) -> None:
+    async def reload(self) -> set[str]:
+        """Returns the endpoints it saw re-enabled (their held deliveries woken)."""
         try:
             endpoints = await self.all()
         except STORE_FAILED as exc:  # Redis away: keep the last list
             log.warning("reloading the endpoints failed (%s)", exc)
-            return
+            return set()
         self._keyrings = {e.id: e.keyring() for e in endpoints}
         self._rates = {e.id: e.rate_limit for e in endpoints}
         disabled = {e.id for e in endpoints if e.disabled}
@@ -236,10 +237,12 @@ class EndpointStore:
         context = fan_out_context(endpoints, self.queue.bot_types)
         context[ADHOC] = dead_letter_context(endpoints)
         self.queue.set_endpoints(context)
-        for endpoint_id in (before or set()) & enabled:
+        re_enabled = (before or set()) & enabled
+        for endpoint_id in re_enabled:
             for listener in self._on_enabled:
                 listener(endpoint_id)
             await self._wake_held(endpoint_id)
+        return re_enabled
 
     async def _wake_held(self, endpoint_id: str) -> None:
         """Seen re-enabled here: wake its held deliveries again. Until this reload this
@@ -248,9 +251,11 @@ class EndpointStore:
         if self.deliveries is None:
             return
         try:
-            await self.deliveries.wake_endpoint(endpoint_id)
+            woken = await self.deliveries.wake_endpoint(endpoint_id)
         except STORE_FAILED as exc:  # they go when their hold ends
             log.warning("waking endpoint %s's held deliveries failed (%s)", endpoint_id, exc)
+            return
+        log.info("endpoint %s re-enabled: %d held deliveries go out", endpoint_id, woken)
 
 
 def _by_age(e: Endpoint) -> tuple[int, str]:

@@ -27,16 +27,18 @@ async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
 async def cancel_and_wait(
     tasks: Iterable[asyncio.Task], patience_s: float = CANCEL_PATIENCE_S
 ) -> set[asyncio.Task]:
-    """Cancel ``tasks`` and wait for them to end. A background loop can lose its cancel: a
-    library that turns the CancelledError into its own error (a Redis client's retry, a
-    timeout racing the cancel) lets the loop carry on, and a plain ``await task`` then waits
-    forever (a replica that never exits). So a task still running after ``patience_s`` is
-    cancelled again, up to CANCEL_TRIES times. Returns the tasks that never ended (logged);
-    errors of those that did are logged, not raised: shutdown goes on."""
-    pending = {t for t in tasks if not t.done()}
+    """Cancel ``tasks`` and wait for them to end. A loop can lose its cancel (Python 3.11's
+    wait_for returns a result instead of raising a cancel that lands as its inner future
+    completes: store/cancel_safe.py guards redis-py's sends, but not every library's), and a
+    plain ``await task`` then waits forever (a replica that never exits). So a task still
+    running after ``patience_s`` is cancelled again, up to CANCEL_TRIES times. Returns the
+    tasks that never ended (logged); errors of those that did are logged, not raised:
+    shutdown goes on."""
+    tasks = set(tasks)
+    ended = {t for t in tasks if t.done()}
+    pending = tasks - ended
     for t in pending:
         t.cancel()
-    ended: set[asyncio.Task] = {t for t in tasks if t.done()}
     for attempt in range(CANCEL_TRIES):
         if not pending:
             break

@@ -28,6 +28,7 @@ import aiohttp
 from yarl import URL
 
 from botsys.config import WebhookSettings
+from botsys.waiting import cancel_and_wait
 from botsys.webhooks.guard import AllowList, Guard
 from botsys.webhooks.health import Gate, Health, LocalHealth, Verdict
 from botsys.webhooks.policy import (
@@ -249,9 +250,7 @@ class WebhookDispatcher:
         if self._tasks:
             left = max(0.0, deadline - time.monotonic())
             _, pending = await asyncio.wait(set(self._tasks.values()), timeout=left)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await cancel_and_wait(pending)
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -444,10 +443,15 @@ class WebhookDispatcher:
     async def _dead_letter(self, delivery: Delivery, error: str) -> None:
         """Finish a delivery as dead without sending it: one attempt record that says why."""
         record = AttemptRecord(int(self._clock() * 1000), 0, None, error, "", "failed")
-        if self._on_attempt is not None:
-            with contextlib.suppress(Exception):  # a metrics hook must never lose a delivery
-                self._on_attempt(record, delivery)
+        self._observe(record, delivery)
         await self._store.finish_attempt(delivery, record, None)
+
+    def _observe(self, record: AttemptRecord, delivery: Delivery) -> None:
+        if self._on_attempt is not None:
+            try:
+                self._on_attempt(record, delivery)
+            except Exception:  # a metrics hook must never lose a delivery
+                log.exception("on_attempt hook failed")
 
     async def _wait_for_host(self, host: _Host, delivery: Delivery) -> bool:
         """The host is full: wait locally for a slot (True), or hand the delivery back to
@@ -483,11 +487,7 @@ class WebhookDispatcher:
         """Store the attempt; ``reported``: its endpoint's circuit outcome on the way, awaited
         after the store's call (one pipeline), so the circuit is known before the next send."""
         record, next_at = self.judge(delivery, result)
-        if self._on_attempt is not None:
-            try:
-                self._on_attempt(record, delivery)
-            except Exception:  # a metrics hook must never lose a delivery
-                log.exception("on_attempt hook failed")
+        self._observe(record, delivery)
         if not await self._store.finish_attempt(delivery, record, next_at):
             self.lease_lost += 1
             log.warning(
