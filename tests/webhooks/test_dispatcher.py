@@ -434,3 +434,21 @@ async def test_an_endpoint_that_exists_but_is_not_loaded_here_is_held_not_sent_u
     assert only(store).state == "delivered"
     [hit] = receiver.hits
     assert hit.headers["webhook-signature"].startswith("v1,")
+
+
+async def test_a_store_that_cannot_say_whether_the_endpoint_exists_sends_nothing(
+    receiver, store, clock
+):
+    """Redis away when the store is asked: the delivery is neither sent (unsigned) nor
+    dead-lettered on a guess; its lease expires and it is tried again."""
+    store.add(receiver.url, endpoint="ep_unsure")
+
+    async def exists(_id: str) -> bool:
+        raise ConnectionError("redis unreachable")
+
+    d = endpoint_dispatcher(store, clock, lambda _id: None, exists)
+    assert await step(d, store, clock) == 1  # held once
+    assert await step(d, store, clock) == 1  # asked: the store failed
+    await d.aclose()
+    item = only(store)
+    assert item.state == "pending" and not item.attempts and not receiver.hits
