@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from botsys.config import load_settings
+from botsys.serve import shutdown_budget_s
 from tests.support.procs import pid_alive, wait_for
 from tests.support.timing import MARGIN_S
 
@@ -136,3 +138,23 @@ def _sigstop_case(env, replicas, receiver):
         f"{stale_killed_s:.2f}s after SIGCONT, terminal writes {sum(counts.values())}, "
         f"webhook copies {len(got)} with ids {ids}"
     )
+
+
+def test_sigterm_with_redis_gone_still_ends_the_replica(env):
+    """Redis stopped first, then SIGTERM: every store call of the drain fails or retries, and
+    the replica still ends on its own, well inside its shutdown budget, instead of hanging."""
+    drain_s = 2.0
+    [victim] = env.start(replicas=1, overrides={"server": {"drain_timeout_s": drain_s}})
+    env.invoke_many([("python", 4000)] * 2)  # running when Redis goes: the drain has work
+    wait_for(lambda: len(env.running_on(victim.name)) == 2, 20, what="2 bots running")
+    env.redis_server.stop()
+    assert victim.alive()
+    t_sig = time.monotonic()
+    victim.signal(signal.SIGTERM)
+    settings = load_settings(environ={}, overrides={"server.drain_timeout_s": drain_s})
+    budget = shutdown_budget_s(settings)
+    code = victim.proc.wait(budget + 30)
+    took = time.monotonic() - t_sig
+    assert code == 0, f"exit code {code}\n{victim.log()}"
+    assert took < budget, f"ended {took:.1f}s after SIGTERM (budget {budget:.0f}s)"
+    print(f"SIGTERM with Redis gone: exit {code} after {took:.1f}s (budget {budget:.0f}s)")
